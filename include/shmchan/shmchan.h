@@ -1,0 +1,428 @@
+/* shmchan: fast, crash-safe shared-memory channels between processes. MIT licence. */
+
+/*
+ * This is the whole public interface of shmchan. Anything not declared here is
+ * internal and unsupported, including the layout of the shared memory itself
+ * (documented for the curious in docs/layout.md).
+ *
+ * A channel lives in a named region of shared memory: POSIX shared memory or a
+ * named mapping on Windows (a short portable name such as "telemetry"), or a
+ * file that persists (SHMCHAN_FILE, the name is then a path). Two kinds exist:
+ *
+ *   - latest-value channels (shmchan_latest_*): writers publish whole messages,
+ *     readers always get the newest complete one with its sequence number, and
+ *     can sleep until a newer one arrives;
+ *   - queues (shmchan_queue_*): a bounded ring of variable-length messages with
+ *     any number of writers, broadcast subscribers and competing workers.
+ *
+ * Every function returns SHMCHAN_OK (0) or a negative SHMCHAN_E* code; see
+ * shmchan_strerror(). Handles are opaque and owned by the caller until the
+ * matching _close().
+ */
+#ifndef SHMCHAN_H
+#define SHMCHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && !defined(SHMCHAN_STATIC)
+#ifdef SHMCHAN_BUILDING
+#define SHMCHAN_API __declspec(dllexport)
+#else
+#define SHMCHAN_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define SHMCHAN_API __attribute__((visibility("default")))
+#else
+#define SHMCHAN_API
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define SHMCHAN_VERSION_MAJOR 0
+#define SHMCHAN_VERSION_MINOR 1
+#define SHMCHAN_VERSION_PATCH 0
+#define SHMCHAN_VERSION_STRING "0.1.0"
+
+/** Library version as a string; any of the outputs may be NULL. */
+SHMCHAN_API const char *shmchan_version(int *major, int *minor, int *patch);
+
+/** Version of the shared-memory layout this library reads and writes. */
+SHMCHAN_API uint32_t shmchan_layout_version(void);
+
+/* ----------------------------------------------------------------- errors */
+
+/*
+ * One table is the single source of the codes, their names and messages.
+ * Codes are never renumbered or reused.
+ */
+#define SHMCHAN_ERRNO_MAP(X)                                                       \
+    X(EINVAL, -1, "invalid argument")                                              \
+    X(ENAME, -2, "invalid channel name")                                           \
+    X(ENOENT, -3, "no such channel")                                               \
+    X(EEXIST, -4, "channel already exists")                                        \
+    X(EACCES, -5, "permission denied")                                             \
+    X(ETIMEDOUT, -6, "timed out")                                                  \
+    X(EAGAIN, -7, "no message available now")                                     \
+    X(EMSGSIZE, -8, "message larger than the channel or buffer allows")           \
+    X(EBADMAGIC, -9, "not a shmchan channel")                                      \
+    X(ELAYOUT, -10, "channel layout version not supported by this library")        \
+    X(EGEOMETRY, -11, "channel kind or geometry differs from the one requested")   \
+    X(ETRUNCATED, -12, "channel storage is smaller than its header says")         \
+    X(ECORRUPT, -13, "channel header or control data is corrupt")                  \
+    X(ENOSPC, -14, "no space left to create the channel")                          \
+    X(ENOMEM, -15, "out of memory")                                                \
+    X(ELIMIT, -16, "channel has no free reader or writer slot")                    \
+    X(EKIND, -17, "operation does not apply to this channel or handle")            \
+    X(EINTR, -18, "interrupted")                                                   \
+    X(EBUSY, -19, "channel is in use")                                             \
+    X(ERDONLY, -20, "channel was opened read-only")                                \
+    X(ESTALE, -21, "message was overwritten while being looked at")               \
+    X(ENOTSUP, -22, "not supported on this platform")                              \
+    X(EINIT, -23, "channel is still being created by another process")            \
+    X(ESTATE, -24, "call out of order (nothing reserved, or already reserved)")   \
+    X(ESYS, -99, "operating system error")
+
+enum {
+    SHMCHAN_OK = 0,
+#define SHMCHAN_ERRNO_ENUM_(name, code, msg) SHMCHAN_##name = (code),
+    SHMCHAN_ERRNO_MAP(SHMCHAN_ERRNO_ENUM_)
+#undef SHMCHAN_ERRNO_ENUM_
+};
+
+/** Message for a code; never NULL, also for unknown codes. */
+SHMCHAN_API const char *shmchan_strerror(int err);
+
+/** Name of a code such as "SHMCHAN_ETIMEDOUT"; never NULL. */
+SHMCHAN_API const char *shmchan_errname(int err);
+
+/** errno (GetLastError() on Windows) behind this thread's last SHMCHAN_ESYS. */
+SHMCHAN_API int shmchan_last_oserror(void);
+
+/* ---------------------------------------------------------------- options */
+
+/* Timeouts, in milliseconds, of every blocking call. */
+#define SHMCHAN_WAIT_FOREVER (-1)
+#define SHMCHAN_NO_WAIT 0
+
+/* Channel names: 1..SHMCHAN_NAME_MAX bytes of [A-Za-z0-9._-], not starting with
+ * '.', no "..". Short enough for macOS's 31-byte POSIX shm names with our prefix. */
+#define SHMCHAN_NAME_MAX 22
+
+/* shmchan_opts.flags */
+#define SHMCHAN_CREATE 0x0001u    /* create the channel if it does not exist */
+#define SHMCHAN_EXCL 0x0002u      /* with SHMCHAN_CREATE: fail if it exists */
+#define SHMCHAN_FILE 0x0004u      /* the name is a file path (persists) */
+#define SHMCHAN_RDONLY 0x0008u    /* map read-only: read, view and wait only */
+#define SHMCHAN_GLOBAL 0x0010u    /* Windows: Global\ namespace instead of Local\ */
+#define SHMCHAN_SUBSCRIBE 0x0100u /* queue: receive every message (broadcast) */
+#define SHMCHAN_OLDEST 0x0200u    /* subscriber: start at the oldest held message */
+#define SHMCHAN_WORKER 0x0400u    /* queue: compete with other workers for messages */
+
+/* Channel kinds (shmchan_opts.kind, shmchan_info.kind). */
+#define SHMCHAN_KIND_ANY 0u
+#define SHMCHAN_KIND_LATEST 1u
+#define SHMCHAN_KIND_QUEUE 2u
+
+/* What a full queue does (shmchan_opts.policy). */
+#define SHMCHAN_POLICY_ANY 0u       /* create: block; open: accept the creator's */
+#define SHMCHAN_POLICY_BLOCK 1u     /* writers wait for the slowest live reader */
+#define SHMCHAN_POLICY_OVERWRITE 2u /* writers never wait; slow readers lose */
+
+#define SHMCHAN_SPIN_DEFAULT 0u          /* spin_ns: default (20 µs) */
+#define SHMCHAN_SPIN_NONE 0xFFFFFFFFu    /* spin_ns: sleep at once */
+
+/*
+ * Options for opening or creating a channel. Zero means "default" when creating
+ * and "accept whatever the channel has" when opening; a non-zero geometry field
+ * that differs from an existing channel's is SHMCHAN_EGEOMETRY.
+ */
+typedef struct shmchan_opts {
+    uint32_t struct_size; /* set by shmchan_opts_init(); leave alone */
+    uint32_t flags;       /* SHMCHAN_CREATE | SHMCHAN_EXCL | ... ; 0 = open existing */
+    uint32_t mode;        /* permission bits at creation; 0 = 0600 */
+    uint32_t policy;      /* queue: SHMCHAN_POLICY_* */
+    uint64_t max_msg;     /* largest message in bytes; create default 4096 */
+    uint64_t capacity;    /* queue: ring bytes, rounded up to a power of two;
+                             create default 1 MiB */
+    uint32_t max_readers; /* queue: reader slots; create default 64 */
+    uint32_t max_writers; /* queue: writer slots; create default 64 */
+    uint32_t spin_ns;     /* busy-wait before sleeping; SHMCHAN_SPIN_* */
+    uint32_t reserved[5]; /* must be zero */
+} shmchan_opts;
+
+/** Fill opts with defaults (all zero) and its struct_size. */
+SHMCHAN_API void shmchan_opts_init(shmchan_opts *opts);
+
+/* ------------------------------------------------------ region management */
+
+/**
+ * Remove a channel's name (SHMCHAN_FILE in flags: a file path). Processes
+ * that have it open keep using it until they close it.
+ * @return SHMCHAN_OK, SHMCHAN_ENAME, SHMCHAN_ENOENT, SHMCHAN_EACCES, SHMCHAN_ESYS.
+ */
+SHMCHAN_API int shmchan_unlink(const char *name, uint32_t flags);
+
+/** Whether name is a valid channel name (SHMCHAN_OK or SHMCHAN_ENAME). */
+SHMCHAN_API int shmchan_name_check(const char *name);
+
+/*
+ * A snapshot of a channel, readable by any process that may open it, without
+ * disturbing readers or writers. Counters are exact at some instant each, not
+ * all at one instant.
+ */
+typedef struct shmchan_info {
+    uint32_t struct_size;  /* set by the caller: sizeof(shmchan_info) */
+    uint32_t kind;         /* SHMCHAN_KIND_* */
+    uint32_t policy;       /* queue: SHMCHAN_POLICY_* */
+    uint32_t mode;         /* permission bits of the backing object */
+    uint64_t max_msg;
+    uint64_t capacity;     /* queue ring bytes; latest: 0 */
+    uint64_t region_size;  /* bytes of shared memory, header included */
+    uint64_t seq;          /* latest: newest sequence; queue: next sequence */
+    uint64_t messages;     /* messages published / committed */
+    uint64_t bytes;        /* payload bytes published / committed */
+    uint64_t drops;        /* queue overwrite: messages overwritten unread */
+    uint64_t waits;        /* times a writer waited for space / reader slept */
+    uint64_t recovered;    /* dead peers cleaned up (readers, writers, locks) */
+    uint64_t oldest_seq;   /* queue: oldest message still held */
+    uint32_t readers;      /* live readers (queue) */
+    uint32_t writers;      /* live registered writers (queue) */
+    uint32_t dead_readers; /* slots whose process is gone, not yet reclaimed */
+    uint32_t dead_writers;
+    uint32_t max_readers;
+    uint32_t max_writers;
+    uint32_t creator_pid;
+    uint32_t layout_version;
+    int64_t created_unix_ns; /* wall-clock creation time */
+    uint32_t in_use;         /* 1 if some process has the channel open */
+    uint32_t reserved[7];
+} shmchan_info;
+
+/**
+ * Describe the channel called name without joining it (flags: SHMCHAN_FILE).
+ * @return SHMCHAN_OK, the open errors (SHMCHAN_ENOENT, SHMCHAN_EBADMAGIC,
+ *         SHMCHAN_ELAYOUT, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT, SHMCHAN_EACCES).
+ */
+SHMCHAN_API int shmchan_info_get(const char *name, uint32_t flags, shmchan_info *info);
+
+/* Roles of the peers listed by shmchan_peers_get(). */
+#define SHMCHAN_PEER_WRITER 1u
+#define SHMCHAN_PEER_SUBSCRIBER 2u
+#define SHMCHAN_PEER_WORKER 3u
+
+typedef struct shmchan_peer {
+    uint32_t role;     /* SHMCHAN_PEER_* */
+    uint32_t slot;     /* index in the channel's table */
+    uint32_t pid;
+    uint32_t alive;    /* 0 when its process is gone */
+    uint64_t position; /* reader: sequence of the next message it will get */
+    uint64_t lag;      /* reader: messages published that it has not consumed */
+    uint64_t count;    /* messages received (reader) or sent (writer) */
+    uint64_t lost;     /* subscriber: messages overwritten before it read them */
+} shmchan_peer;
+
+/**
+ * List a queue's registered readers and writers, at most cap of them;
+ * *count_out receives how many exist (which may exceed cap).
+ * @return SHMCHAN_OK, SHMCHAN_EKIND for a latest-value channel, the open errors.
+ */
+SHMCHAN_API int shmchan_peers_get(const char *name, uint32_t flags, shmchan_peer *peers,
+                                  size_t cap, size_t *count_out);
+
+/*
+ * Iterate the channels in POSIX shared memory (not files). Unsupported where
+ * the platform cannot enumerate named objects (SHMCHAN_ENOTSUP on Windows).
+ */
+typedef struct shmchan_list shmchan_list;
+SHMCHAN_API int shmchan_list_open(shmchan_list **out);
+/** Next name; SHMCHAN_EAGAIN at the end. The string lives until the next call. */
+SHMCHAN_API int shmchan_list_next(shmchan_list *it, const char **name_out);
+SHMCHAN_API void shmchan_list_close(shmchan_list *it);
+
+/**
+ * Remove the channel if no process has it open (its users all exited or
+ * crashed). With dry_run it only reports. *removed_out (may be NULL) is 1 if
+ * it was (or would be) removed.
+ * @return SHMCHAN_OK, SHMCHAN_EBUSY if some process has it open, open errors.
+ */
+SHMCHAN_API int shmchan_reap(const char *name, uint32_t flags, bool dry_run, int *removed_out);
+
+/* A message as seen in place (zero-copy) or as received. */
+typedef struct shmchan_msg {
+    const void *data; /* in shared memory for views; borrowed, see each call */
+    uint64_t len;     /* payload bytes */
+    uint64_t seq;     /* the channel's sequence number of this message */
+    uint64_t lost;    /* queue overwrite: messages this reader missed before it */
+    uint64_t token;   /* internal; leave alone */
+} shmchan_msg;
+
+/* --------------------------------------------------- latest-value channels */
+
+typedef struct shmchan_latest shmchan_latest;
+
+/**
+ * Open or create a latest-value channel.
+ * @return SHMCHAN_OK, SHMCHAN_EINVAL, SHMCHAN_ENAME, SHMCHAN_ENOENT,
+ *         SHMCHAN_EEXIST, SHMCHAN_EACCES, SHMCHAN_EBADMAGIC, SHMCHAN_ELAYOUT,
+ *         SHMCHAN_EGEOMETRY, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT,
+ *         SHMCHAN_ENOSPC, SHMCHAN_ENOMEM, SHMCHAN_EINIT, SHMCHAN_ESYS.
+ * Thread-safety: any thread. A handle may be shared by threads.
+ */
+SHMCHAN_API int shmchan_latest_open(const char *name, const shmchan_opts *opts,
+                                    shmchan_latest **out);
+/** Close the handle (NULL is a no-op). The channel stays until unlinked. */
+SHMCHAN_API void shmchan_latest_close(shmchan_latest *ch);
+
+/**
+ * Publish len bytes as the newest message. Writers never wait for readers;
+ * concurrent writers are serialised by a lock that survives a dead holder, and
+ * each publish gets the next sequence number (starting at 1).
+ * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_ERDONLY, SHMCHAN_ETRUNCATED.
+ */
+SHMCHAN_API int shmchan_latest_publish(shmchan_latest *ch, const void *data, size_t len,
+                                       uint64_t *seq_out);
+
+/**
+ * Zero-copy publish: *buf_out receives max_msg writable bytes in a buffer no
+ * reader sees yet; shmchan_latest_commit() publishes the first len of them,
+ * shmchan_latest_abort() drops them. Holds the writer lock meanwhile.
+ * @return SHMCHAN_OK, SHMCHAN_ESTATE if already begun, SHMCHAN_ERDONLY.
+ */
+SHMCHAN_API int shmchan_latest_begin(shmchan_latest *ch, void **buf_out);
+SHMCHAN_API int shmchan_latest_commit(shmchan_latest *ch, size_t len, uint64_t *seq_out);
+SHMCHAN_API int shmchan_latest_abort(shmchan_latest *ch);
+
+/**
+ * Copy out the newest complete message. Never torn.
+ * @return SHMCHAN_OK, SHMCHAN_EAGAIN if nothing was published yet,
+ *         SHMCHAN_EMSGSIZE if cap is too small (*len_out still says how much).
+ */
+SHMCHAN_API int shmchan_latest_read(shmchan_latest *ch, void *buf, size_t cap,
+                                    size_t *len_out, uint64_t *seq_out);
+
+/**
+ * Wait until a message newer than after_seq exists; *seq_out receives the
+ * newest sequence. Spins for spin_ns, then sleeps in the kernel.
+ * @return SHMCHAN_OK, SHMCHAN_ETIMEDOUT, SHMCHAN_EAGAIN (timeout 0),
+ *         SHMCHAN_EINTR if a signal interrupted the sleep.
+ */
+SHMCHAN_API int shmchan_latest_wait(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms,
+                                    uint64_t *seq_out);
+
+/** Wait for a message newer than after_seq, then read the newest. */
+SHMCHAN_API int shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf,
+                                         size_t cap, int64_t timeout_ms, size_t *len_out,
+                                         uint64_t *seq_out);
+
+/**
+ * Look at the newest message in place. msg->data stays readable while the
+ * handle is open but may be overwritten by later publishes: whatever was
+ * derived from it is valid only if shmchan_latest_view_check() then says so.
+ * @return SHMCHAN_OK, SHMCHAN_EAGAIN if nothing was published yet.
+ */
+SHMCHAN_API int shmchan_latest_view(shmchan_latest *ch, shmchan_msg *msg);
+/** SHMCHAN_OK if the viewed message was not overwritten since, else SHMCHAN_ESTALE. */
+SHMCHAN_API int shmchan_latest_view_check(shmchan_latest *ch, const shmchan_msg *msg);
+
+/** Newest published sequence (0: none yet), without copying. */
+SHMCHAN_API uint64_t shmchan_latest_seq(shmchan_latest *ch);
+SHMCHAN_API size_t shmchan_latest_max_msg(const shmchan_latest *ch);
+
+/* ----------------------------------------------------------------- queues */
+
+typedef struct shmchan_queue shmchan_queue;
+
+/**
+ * Open or create a queue. Any handle not opened read-only can send. With
+ * SHMCHAN_SUBSCRIBE (optionally | SHMCHAN_OLDEST) or SHMCHAN_WORKER the handle
+ * also takes a reader slot and can receive; in block mode its position then
+ * holds writers back until it consumes or closes (or its process dies).
+ * @return the errors of shmchan_latest_open(), and SHMCHAN_ELIMIT when the
+ *         reader table is full.
+ */
+SHMCHAN_API int shmchan_queue_open(const char *name, const shmchan_opts *opts,
+                                   shmchan_queue **out);
+SHMCHAN_API void shmchan_queue_close(shmchan_queue *q);
+
+/**
+ * Copy len bytes in as one message. In block mode waits up to timeout_ms for
+ * space; in overwrite mode never waits.
+ * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_EAGAIN (no space, timeout 0),
+ *         SHMCHAN_ETIMEDOUT, SHMCHAN_ERDONLY, SHMCHAN_EINTR.
+ */
+SHMCHAN_API int shmchan_queue_send(shmchan_queue *q, const void *data, size_t len,
+                                   int64_t timeout_ms);
+
+/**
+ * Zero-copy send: reserve len bytes in the ring and fill them in place at
+ * *buf_out, then commit (possibly fewer bytes) or abort. One reservation per
+ * handle at a time; readers see messages in reservation order.
+ * @return as shmchan_queue_send(), and SHMCHAN_ESTATE when already reserved.
+ */
+SHMCHAN_API int shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms,
+                                      void **buf_out);
+SHMCHAN_API int shmchan_queue_commit(shmchan_queue *q, size_t len);
+SHMCHAN_API int shmchan_queue_abort(shmchan_queue *q);
+
+/**
+ * Receive the next message into buf. info (may be NULL) receives its length,
+ * sequence and, in overwrite mode, how many messages were lost before it.
+ * @return SHMCHAN_OK, SHMCHAN_EAGAIN (nothing, timeout 0), SHMCHAN_ETIMEDOUT,
+ *         SHMCHAN_EMSGSIZE (cap too small: the message is left in place and
+ *         *len_out says its size), SHMCHAN_EKIND (handle has no reader role),
+ *         SHMCHAN_EINTR.
+ */
+SHMCHAN_API int shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
+                                   size_t *len_out, shmchan_msg *info);
+
+/**
+ * Receive up to max messages packed into buf (each at an 8-byte aligned
+ * offset); msgs[i].data points into buf. Waits only for the first one.
+ * @return as shmchan_queue_recv(); *count_out receives how many were copied.
+ */
+SHMCHAN_API int shmchan_queue_recv_batch(shmchan_queue *q, void *buf, size_t cap, size_t max,
+                                         int64_t timeout_ms, shmchan_msg *msgs,
+                                         size_t *count_out);
+
+/**
+ * Zero-copy receive: msg->data points at the next message in the ring, valid
+ * until shmchan_queue_release() on this handle. In overwrite mode a writer may
+ * lap a slow reader: release then returns SHMCHAN_ESTALE if the bytes were
+ * overwritten meanwhile (discard what was derived from them).
+ * @return as shmchan_queue_recv(), and SHMCHAN_ESTATE if a view is held.
+ */
+SHMCHAN_API int shmchan_queue_peek(shmchan_queue *q, int64_t timeout_ms, shmchan_msg *msg);
+SHMCHAN_API int shmchan_queue_release(shmchan_queue *q);
+
+SHMCHAN_API size_t shmchan_queue_max_msg(const shmchan_queue *q);
+
+/** A snapshot of this queue's counters (as shmchan_info_get(), without reopening). */
+SHMCHAN_API int shmchan_queue_info(shmchan_queue *q, shmchan_info *info);
+
+/* ---------------------------------------------------------------- caveats
+ *
+ * - fork(): a child must not use handles inherited from its parent; open new
+ *   ones. Liveness of readers is tracked per open handle, not per process.
+ * - Crashes: a process that dies mid-operation is detected by the kernel
+ *   resources it held (locks), not by its pid, and cleaned up on the next
+ *   operation that needs it; see docs/recovery.md.
+ * - Network filesystems: file-backed channels need a local filesystem with
+ *   coherent shared mappings and fcntl locks; NFS and SMB are not supported.
+ * - Peers must share one layout: 64-bit processes of the same byte order. The
+ *   header's magic and signature reject anything else.
+ * - Access control is the backing object's permission bits (0600 default).
+ *   A process with write access can lie in its messages, but can never make a
+ *   reader crash, hang for ever or access memory out of bounds.
+ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMCHAN_H */

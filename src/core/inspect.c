@@ -1,0 +1,164 @@
+/*
+ * Looking at channels from outside: info, peers, listing and reaping. These
+ * open the region read-only without joining it, so they never count as a
+ * user of the channel and never disturb one.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const shmchan__kind_ops *
+ops_for(uint32_t kind)
+{
+    switch (kind) {
+    case SHMCHAN_KIND_LATEST:
+        return &shmchan__latest_ops;
+    case SHMCHAN_KIND_QUEUE:
+        return &shmchan__queue_ops;
+    default:
+        return NULL;
+    }
+}
+
+void
+shmchan__info_fill(const shmchan__region *r, shmchan_info *info)
+{
+    uint32_t size = info->struct_size;
+    memset(info, 0, sizeof(*info));
+    info->struct_size = size;
+    const shmchan__hdr *h = r->hdr;
+    info->kind = r->geom.kind;
+    info->policy = r->geom.policy;
+    info->mode = shmchan__shm_mode(r->shm);
+    info->max_msg = r->geom.max_msg;
+    info->capacity = r->geom.capacity;
+    info->region_size = r->size;
+    info->max_readers = r->geom.max_readers;
+    info->max_writers = r->geom.max_writers;
+    info->creator_pid = h->creator_pid;
+    info->created_unix_ns = h->created_unix_ns;
+    info->layout_version = h->layout_version;
+    info->recovered = shmchan__load(&h->recovered, SHMCHAN__RELAXED);
+    info->in_use = shmchan__lock_probe(r->shm, SHMCHAN__LOCK_OPEN) == SHMCHAN_EBUSY;
+    const shmchan__kind_ops *ops = ops_for(r->geom.kind);
+    if (ops != NULL && ops->info != NULL) {
+        ops->info(r, info);
+    }
+}
+
+int
+shmchan_info_get(const char *name, uint32_t flags, shmchan_info *info)
+{
+    if (info == NULL || info->struct_size < sizeof(shmchan_info)) {
+        return SHMCHAN_EINVAL;
+    }
+    shmchan__region r;
+    int rc = shmchan__region_inspect(name, flags, &r);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    if (ops_for(r.geom.kind) == NULL) {
+        rc = SHMCHAN_ECORRUPT;
+    } else {
+        shmchan__info_fill(&r, info);
+    }
+    shmchan__region_close(&r);
+    return rc;
+}
+
+int
+shmchan_peers_get(const char *name, uint32_t flags, shmchan_peer *peers, size_t cap,
+                  size_t *count_out)
+{
+    if (count_out == NULL || (peers == NULL && cap != 0)) {
+        return SHMCHAN_EINVAL;
+    }
+    *count_out = 0;
+    shmchan__region r;
+    int rc = shmchan__region_inspect(name, flags, &r);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    const shmchan__kind_ops *ops = ops_for(r.geom.kind);
+    if (ops == NULL || ops->peers == NULL) {
+        rc = ops == NULL ? SHMCHAN_ECORRUPT : SHMCHAN_EKIND;
+    } else {
+        rc = ops->peers(&r, peers, cap, count_out);
+    }
+    shmchan__region_close(&r);
+    return rc;
+}
+
+struct shmchan_list {
+    shmchan__dir *dir;
+};
+
+int
+shmchan_list_open(shmchan_list **out)
+{
+    if (out == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    *out = NULL;
+    shmchan_list *it = calloc(1, sizeof(*it));
+    if (it == NULL) {
+        return SHMCHAN_ENOMEM;
+    }
+    int rc = shmchan__dir_open(&it->dir);
+    if (rc != SHMCHAN_OK) {
+        free(it);
+        return rc;
+    }
+    *out = it;
+    return SHMCHAN_OK;
+}
+
+int
+shmchan_list_next(shmchan_list *it, const char **name_out)
+{
+    if (it == NULL || name_out == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    return shmchan__dir_next(it->dir, name_out);
+}
+
+void
+shmchan_list_close(shmchan_list *it)
+{
+    if (it != NULL) {
+        shmchan__dir_close(it->dir);
+        free(it);
+    }
+}
+
+int
+shmchan_reap(const char *name, uint32_t flags, bool dry_run, int *removed_out)
+{
+    if (removed_out != NULL) {
+        *removed_out = 0;
+    }
+    shmchan__region r;
+    int rc = shmchan__region_inspect(name, flags, &r);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    /* Nobody holds LOCK_OPEN: no handle is open, so no process uses it. A
+     * racing opener may still join between the probe and the unlink; it keeps
+     * a working (now nameless) channel, as with any unlink. */
+    rc = shmchan__lock_probe(r.shm, SHMCHAN__LOCK_OPEN);
+    shmchan__region_close(&r);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    if (!dry_run) {
+        rc = shmchan__shm_unlink(name, flags);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+    }
+    if (removed_out != NULL) {
+        *removed_out = 1;
+    }
+    return SHMCHAN_OK;
+}

@@ -1,0 +1,105 @@
+/*
+ * Declarations shared by the core modules in src/core. Not installed.
+ */
+#ifndef SHMCHAN_INTERNAL_H
+#define SHMCHAN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "platform/platform.h"
+#include "shmchan/shmchan.h"
+
+#define SHMCHAN__NS_PER_MS INT64_C(1000000)
+#define SHMCHAN__DEFAULT_SPIN_NS 20000u
+#define SHMCHAN__DEFAULT_MAX_MSG 4096u
+
+/* Geometry of a region: what its creator chose, what an opener checks. */
+typedef struct shmchan__geom {
+    uint32_t kind;
+    uint32_t policy;
+    uint32_t nbuf;
+    uint32_t max_readers;
+    uint32_t max_writers;
+    uint64_t max_msg;
+    uint64_t capacity;
+    uint64_t ctl_size;
+    uint64_t data_size;
+} shmchan__geom;
+
+struct shmchan__region;
+
+/* What each channel kind tells the region module. */
+typedef struct shmchan__kind_ops {
+    uint32_t kind;
+    /* Complete g from opts for creation (defaults, limits): OK or EINVAL. */
+    int (*plan)(const shmchan_opts *opts, shmchan__geom *g);
+    /* Compare the request in opts with an existing channel's geometry. */
+    int (*match)(const shmchan_opts *opts, const shmchan__geom *g);
+    /* Initialise the control block and data of a new region. */
+    void (*init)(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom *g);
+    /* Reset process-bound state when the first handle attaches after every
+     * other one is gone (waiter counts, locks left by a reboot). */
+    void (*reset)(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom *g);
+    /* Fill the kind's counters into info (geometry is filled already). */
+    void (*info)(const struct shmchan__region *r, shmchan_info *info);
+    /* List peers (NULL: the kind has none): see shmchan_peers_get(). */
+    int (*peers)(const struct shmchan__region *r, shmchan_peer *peers, size_t cap,
+                 size_t *count_out);
+} shmchan__kind_ops;
+
+/*
+ * A process's view of an open region. The geometry here is the validated
+ * private copy taken at open; the core never trusts the shared header again.
+ */
+typedef struct shmchan__region {
+    shmchan__shm *shm;
+    uint8_t *base;
+    uint64_t size;
+    shmchan__hdr *hdr;
+    uint8_t *ctl;
+    uint8_t *data;
+    shmchan__geom geom;
+    uint32_t flags;   /* the open flags */
+    uint32_t spin_ns; /* 0: no spinning */
+} shmchan__region;
+
+int shmchan__region_open(const char *name, const shmchan_opts *opts,
+                         const shmchan__kind_ops *ops, shmchan__region *r);
+void shmchan__region_close(shmchan__region *r);
+
+/* Open any kind read-only for inspection (info, peers, reap). */
+int shmchan__region_inspect(const char *name, uint32_t flags, shmchan__region *r);
+
+/* Truncated under us (SIGBUS guarded): every operation then fails. */
+static inline bool
+shmchan__region_broken(const shmchan__region *r)
+{
+    return shmchan__shm_faulted(r->shm);
+}
+
+/* Copy opts with the caller's struct_size honoured (older, shorter structs). */
+void shmchan__opts_copy(const shmchan_opts *in, shmchan_opts *out);
+
+/* Busy-wait up to the handle's spin_ns for *word to differ from expected. */
+bool shmchan__spin_on(const shmchan__region *r, shmchan__atomic_u32 *word, uint32_t expected);
+
+/* Sleep in the kernel while *word equals expected. Returns OK (re-check),
+ * ETIMEDOUT or EINTR; deadline_ns is absolute monotonic, 0 = for ever. */
+int shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word,
+                      uint32_t expected, uint64_t deadline_ns);
+
+/* Absolute monotonic deadline for a timeout in ms (0 for WAIT_FOREVER). */
+uint64_t shmchan__deadline(int64_t timeout_ms);
+
+uint32_t shmchan__fnv1a(const void *p, size_t n);
+
+/* Geometry and counters of an open region into info (struct_size kept). */
+void shmchan__info_fill(const shmchan__region *r, shmchan_info *info);
+
+extern const shmchan__kind_ops shmchan__latest_ops;
+extern const shmchan__kind_ops shmchan__queue_ops;
+
+#endif /* SHMCHAN_INTERNAL_H */

@@ -1,0 +1,475 @@
+/*
+ * Latest-value channels: a multi-buffer seqlock (protocol in layout.h above
+ * struct shmchan__latest_ctl, argument in docs/design.md).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A reader gives up a read after this many laps (a hostile or impossibly fast
+ * writer): never spin for ever on shared words nobody is bound to fix. */
+#define READ_RETRIES 1000000
+#define WAITER_RECHECK_NS (1000ull * 1000 * 1000)
+
+struct shmchan_latest {
+    shmchan__region r;
+    shmchan__latest_ctl *ctl;
+    uint64_t stride;     /* bytes from one buffer to the next */
+    bool begun;          /* between begin and commit/abort */
+    uint64_t begun_seq;  /* sequence the open reservation will get */
+};
+
+static uint64_t
+buf_stride(uint64_t max_msg)
+{
+    uint64_t n = sizeof(shmchan__latest_buf) + max_msg;
+    return (n + SHMCHAN__CACHE_LINE - 1) / SHMCHAN__CACHE_LINE * SHMCHAN__CACHE_LINE;
+}
+
+static shmchan__latest_buf *
+buf_of(const shmchan_latest *ch, uint64_t seq)
+{
+    uint64_t i = seq & (ch->r.geom.nbuf - 1);
+    return (shmchan__latest_buf *)(ch->r.data + i * ch->stride);
+}
+
+static uint8_t *
+payload_of(shmchan__latest_buf *b)
+{
+    return (uint8_t *)(b + 1);
+}
+
+/* ------------------------------------------------------- kind operations */
+
+static int
+latest_plan(const shmchan_opts *o, shmchan__geom *g)
+{
+    if (o->capacity != 0 || o->policy != 0 || o->max_readers != 0 || o->max_writers != 0) {
+        return SHMCHAN_EINVAL; /* queue geometry on a latest-value channel */
+    }
+    g->max_msg = o->max_msg != 0 ? o->max_msg : SHMCHAN__DEFAULT_MAX_MSG;
+    if (g->max_msg > (UINT64_C(1) << 40)) {
+        return SHMCHAN_EINVAL;
+    }
+    g->nbuf = SHMCHAN__LATEST_NBUF;
+    g->ctl_size = sizeof(shmchan__latest_ctl);
+    g->data_size = g->nbuf * buf_stride(g->max_msg);
+    return SHMCHAN_OK;
+}
+
+static int
+latest_match(const shmchan_opts *o, const shmchan__geom *g)
+{
+    if (o->max_msg != 0 && o->max_msg != g->max_msg) {
+        return SHMCHAN_EGEOMETRY;
+    }
+    if (o->capacity != 0 || o->policy != 0 || o->max_readers != 0 || o->max_writers != 0) {
+        return SHMCHAN_EGEOMETRY;
+    }
+    bool sane = g->nbuf == SHMCHAN__LATEST_NBUF && g->ctl_size == sizeof(shmchan__latest_ctl) &&
+                g->data_size == (uint64_t)g->nbuf * buf_stride(g->max_msg);
+    return sane ? SHMCHAN_OK : SHMCHAN_ECORRUPT;
+}
+
+static void
+latest_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom *g)
+{
+    (void)data;
+    (void)g;
+    shmchan__latest_ctl *c = (shmchan__latest_ctl *)ctl;
+    shmchan__store(&c->waiters, 0, SHMCHAN__RELAXED);
+    (void)shmchan__mutex_init(shm, c->mutex);
+}
+
+static void
+latest_init(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom *g)
+{
+    memset(ctl, 0, g->ctl_size);
+    memset(data, 0, g->data_size);
+    latest_reset(shm, ctl, data, g);
+}
+
+static void
+latest_info(const shmchan__region *r, shmchan_info *info)
+{
+    shmchan__latest_ctl *c = (shmchan__latest_ctl *)r->ctl;
+    info->seq = shmchan__load(&c->seq, SHMCHAN__ACQUIRE);
+    info->messages = shmchan__load(&c->messages, SHMCHAN__RELAXED);
+    info->bytes = shmchan__load(&c->bytes, SHMCHAN__RELAXED);
+    info->waits = shmchan__load(&c->sleeps, SHMCHAN__RELAXED);
+}
+
+const shmchan__kind_ops shmchan__latest_ops = {
+    SHMCHAN_KIND_LATEST, latest_plan, latest_match, latest_init, latest_reset, latest_info, NULL,
+};
+
+/* ------------------------------------------------------------ lifecycle */
+
+int
+shmchan_latest_open(const char *name, const shmchan_opts *opts, shmchan_latest **out)
+{
+    if (out == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    *out = NULL;
+    shmchan_opts o;
+    shmchan__opts_copy(opts, &o);
+    if (o.flags & (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER)) {
+        return SHMCHAN_EINVAL;
+    }
+    shmchan_latest *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL) {
+        return SHMCHAN_ENOMEM;
+    }
+    int rc = shmchan__region_open(name, &o, &shmchan__latest_ops, &ch->r);
+    if (rc != SHMCHAN_OK) {
+        free(ch);
+        return rc;
+    }
+    ch->ctl = (shmchan__latest_ctl *)ch->r.ctl;
+    ch->stride = buf_stride(ch->r.geom.max_msg);
+    *out = ch;
+    return SHMCHAN_OK;
+}
+
+void
+shmchan_latest_close(shmchan_latest *ch)
+{
+    if (ch == NULL) {
+        return;
+    }
+    if (ch->begun) {
+        (void)shmchan_latest_abort(ch);
+    }
+    shmchan__region_close(&ch->r);
+    free(ch);
+}
+
+size_t
+shmchan_latest_max_msg(const shmchan_latest *ch)
+{
+    return ch == NULL ? 0 : (size_t)ch->r.geom.max_msg;
+}
+
+uint64_t
+shmchan_latest_seq(shmchan_latest *ch)
+{
+    return ch == NULL ? 0 : shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+}
+
+/* --------------------------------------------------------------- writing */
+
+int
+shmchan_latest_begin(shmchan_latest *ch, void **buf_out)
+{
+    if (ch == NULL || buf_out == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    if (ch->r.flags & SHMCHAN_RDONLY) {
+        return SHMCHAN_ERDONLY;
+    }
+    if (shmchan__region_broken(&ch->r)) {
+        return SHMCHAN_ETRUNCATED;
+    }
+    if (ch->begun) {
+        return SHMCHAN_ESTATE; /* this handle already holds the writer lock */
+    }
+    int rc = shmchan__mutex_lock(ch->r.shm, ch->ctl->mutex, -1);
+    if (rc == SHMCHAN__OWNER_DIED) {
+        /* The dead writer touched only the unpublished buffer we reuse now. */
+        shmchan__fetch_add(&ch->r.hdr->recovered, 1, SHMCHAN__RELAXED);
+    } else if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__RELAXED) + 1;
+    shmchan__latest_buf *b = buf_of(ch, s);
+    shmchan__store(&b->tag, 2 * s + 1, SHMCHAN__RELAXED);
+    shmchan__fence(SHMCHAN__RELEASE); /* readers see "being written" before any byte */
+    ch->begun = true;
+    ch->begun_seq = s;
+    *buf_out = payload_of(b);
+    return SHMCHAN_OK;
+}
+
+static void
+wake_readers(shmchan_latest *ch, uint64_t s)
+{
+    shmchan__store(&ch->ctl->wake, (uint32_t)s, SHMCHAN__RELEASE);
+    shmchan__fence(SHMCHAN__SEQ_CST); /* Dekker with the waiter's increment */
+    if (shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED) != 0) {
+        shmchan__wake_all(ch->r.shm, &ch->ctl->wake);
+    }
+}
+
+int
+shmchan_latest_commit(shmchan_latest *ch, size_t len, uint64_t *seq_out)
+{
+    if (ch == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    if (!ch->begun) {
+        return SHMCHAN_ESTATE;
+    }
+    if (len > ch->r.geom.max_msg) {
+        return SHMCHAN_EMSGSIZE;
+    }
+    uint64_t s = ch->begun_seq;
+    shmchan__latest_ctl *c = ch->ctl;
+    shmchan__latest_buf *b = buf_of(ch, s);
+    shmchan__store(&b->len, len, SHMCHAN__RELAXED);
+    shmchan__store(&b->tag, 2 * s, SHMCHAN__RELEASE);
+    shmchan__store(&c->seq, s, SHMCHAN__RELEASE);
+    /* Counters are only written under the mutex: no read-modify-write needed. */
+    shmchan__store(&c->messages, shmchan__load(&c->messages, SHMCHAN__RELAXED) + 1,
+                   SHMCHAN__RELAXED);
+    shmchan__store(&c->bytes, shmchan__load(&c->bytes, SHMCHAN__RELAXED) + len,
+                   SHMCHAN__RELAXED);
+    ch->begun = false;
+    shmchan__mutex_unlock(ch->r.shm, c->mutex);
+    wake_readers(ch, s);
+    if (seq_out != NULL) {
+        *seq_out = s;
+    }
+    return SHMCHAN_OK;
+}
+
+int
+shmchan_latest_abort(shmchan_latest *ch)
+{
+    if (ch == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    if (!ch->begun) {
+        return SHMCHAN_ESTATE;
+    }
+    /* The buffer keeps its odd tag: nobody reads it, the next writer reuses it. */
+    ch->begun = false;
+    shmchan__mutex_unlock(ch->r.shm, ch->ctl->mutex);
+    return SHMCHAN_OK;
+}
+
+int
+shmchan_latest_publish(shmchan_latest *ch, const void *data, size_t len, uint64_t *seq_out)
+{
+    if (ch == NULL || (data == NULL && len != 0)) {
+        return SHMCHAN_EINVAL;
+    }
+    if (len > ch->r.geom.max_msg) {
+        return SHMCHAN_EMSGSIZE;
+    }
+    void *buf = NULL;
+    int rc = shmchan_latest_begin(ch, &buf);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    if (len != 0) {
+        memcpy(buf, data, len);
+    }
+    return shmchan_latest_commit(ch, len, seq_out);
+}
+
+/* --------------------------------------------------------------- reading */
+
+/*
+ * Locate the newest complete message without copying: the buffer, its tag
+ * and length as seen before the copy. OK, EAGAIN (none yet or no stable
+ * look within READ_RETRIES), ETRUNCATED.
+ */
+static int
+locate(shmchan_latest *ch, shmchan__latest_buf **b_out, uint64_t *tag_out, uint64_t *len_out,
+       uint64_t *seq_out)
+{
+    for (int tries = 0; tries < READ_RETRIES; tries++) {
+        if (SHMCHAN__UNLIKELY(shmchan__region_broken(&ch->r))) {
+            return SHMCHAN_ETRUNCATED;
+        }
+        uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+        if (s == 0) {
+            return SHMCHAN_EAGAIN;
+        }
+        shmchan__latest_buf *b = buf_of(ch, s);
+        uint64_t tag = shmchan__load(&b->tag, SHMCHAN__ACQUIRE);
+        uint64_t len = shmchan__load(&b->len, SHMCHAN__RELAXED);
+        if (SHMCHAN__LIKELY(tag == 2 * s && len <= ch->r.geom.max_msg)) {
+            *b_out = b;
+            *tag_out = tag;
+            *len_out = len;
+            *seq_out = s;
+            return SHMCHAN_OK;
+        }
+        shmchan__cpu_relax(); /* lapped by a writer, or a lying one */
+    }
+    return SHMCHAN_EAGAIN;
+}
+
+/* Whether b still holds the message it held when its tag was tag. */
+static bool
+unchanged(shmchan__latest_buf *b, uint64_t tag)
+{
+    shmchan__fence(SHMCHAN__ACQUIRE); /* order the copy before the re-check */
+    return shmchan__load(&b->tag, SHMCHAN__RELAXED) == tag;
+}
+
+int
+shmchan_latest_read(shmchan_latest *ch, void *buf, size_t cap, size_t *len_out,
+                    uint64_t *seq_out)
+{
+    if (ch == NULL || (buf == NULL && cap != 0)) {
+        return SHMCHAN_EINVAL;
+    }
+    for (int tries = 0; tries < READ_RETRIES; tries++) {
+        shmchan__latest_buf *b;
+        uint64_t tag, len, s;
+        int rc = locate(ch, &b, &tag, &len, &s);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+        if (len > cap) {
+            if (!unchanged(b, tag)) {
+                continue;
+            }
+            if (len_out != NULL) {
+                *len_out = (size_t)len;
+            }
+            return SHMCHAN_EMSGSIZE;
+        }
+        if (len != 0) {
+            memcpy(buf, payload_of(b), (size_t)len);
+        }
+        if (unchanged(b, tag) && !shmchan__region_broken(&ch->r)) {
+            if (len_out != NULL) {
+                *len_out = (size_t)len;
+            }
+            if (seq_out != NULL) {
+                *seq_out = s;
+            }
+            return SHMCHAN_OK;
+        }
+    }
+    return SHMCHAN_EAGAIN;
+}
+
+int
+shmchan_latest_view(shmchan_latest *ch, shmchan_msg *msg)
+{
+    if (ch == NULL || msg == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    shmchan__latest_buf *b;
+    uint64_t tag, len, s;
+    int rc = locate(ch, &b, &tag, &len, &s);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    msg->data = payload_of(b);
+    msg->len = len;
+    msg->seq = s;
+    msg->lost = 0;
+    msg->token = tag;
+    return SHMCHAN_OK;
+}
+
+int
+shmchan_latest_view_check(shmchan_latest *ch, const shmchan_msg *msg)
+{
+    if (ch == NULL || msg == NULL || msg->seq == 0) {
+        return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_broken(&ch->r)) {
+        return SHMCHAN_ETRUNCATED;
+    }
+    return unchanged(buf_of(ch, msg->seq), msg->token) ? SHMCHAN_OK : SHMCHAN_ESTALE;
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+static bool
+newer(shmchan_latest *ch, uint64_t after_seq, uint64_t *seq_out)
+{
+    uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+    *seq_out = s;
+    return s > after_seq;
+}
+
+/* Sleep once, registered as a waiter: OK (re-check), ETIMEDOUT or EINTR. */
+static int
+sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
+{
+    shmchan__latest_ctl *c = ch->ctl;
+    uint64_t s;
+    if (ch->r.flags & SHMCHAN_RDONLY) {
+        /* A read-only mapping cannot register as a waiter: poll gently. */
+        uint32_t w = shmchan__load(&c->wake, SHMCHAN__ACQUIRE);
+        if (newer(ch, after_seq, &s)) {
+            return SHMCHAN_OK;
+        }
+        uint64_t cap = shmchan__now_ns() + 1000 * 1000;
+        return shmchan__sleep_on(&ch->r, &c->wake, w,
+                                 deadline != 0 && deadline < cap ? deadline : cap) ==
+                       SHMCHAN_EINTR
+                   ? SHMCHAN_EINTR
+                   : SHMCHAN_OK;
+    }
+    shmchan__fetch_add(&c->waiters, 1, SHMCHAN__SEQ_CST);
+    uint32_t w = shmchan__load(&c->wake, SHMCHAN__SEQ_CST);
+    int rc = SHMCHAN_OK;
+    if (!newer(ch, after_seq, &s)) {
+        shmchan__fetch_add(&c->sleeps, 1, SHMCHAN__RELAXED);
+        /* Bounded sleeps let a waiter notice a truncated region. */
+        uint64_t cap = shmchan__now_ns() + WAITER_RECHECK_NS;
+        rc = shmchan__sleep_on(&ch->r, &c->wake, w,
+                               deadline != 0 && deadline < cap ? deadline : cap);
+        if (rc == SHMCHAN_ETIMEDOUT && (deadline == 0 || shmchan__now_ns() < deadline)) {
+            rc = SHMCHAN_OK;
+        }
+    }
+    shmchan__fetch_sub(&c->waiters, 1, SHMCHAN__RELAXED);
+    return rc;
+}
+
+int
+shmchan_latest_wait(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms,
+                    uint64_t *seq_out)
+{
+    if (ch == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    uint64_t s;
+    if (newer(ch, after_seq, &s)) {
+        goto done;
+    }
+    if (timeout_ms == 0) {
+        return SHMCHAN_EAGAIN;
+    }
+    uint64_t deadline = shmchan__deadline(timeout_ms);
+    uint32_t w = shmchan__load(&ch->ctl->wake, SHMCHAN__ACQUIRE);
+    if (!newer(ch, after_seq, &s)) {
+        (void)shmchan__spin_on(&ch->r, &ch->ctl->wake, w);
+    }
+    while (!newer(ch, after_seq, &s)) {
+        if (shmchan__region_broken(&ch->r)) {
+            return SHMCHAN_ETRUNCATED;
+        }
+        int rc = sleep_once(ch, after_seq, deadline);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+    }
+done:
+    if (seq_out != NULL) {
+        *seq_out = s;
+    }
+    return SHMCHAN_OK;
+}
+
+int
+shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf, size_t cap,
+                         int64_t timeout_ms, size_t *len_out, uint64_t *seq_out)
+{
+    int rc = shmchan_latest_wait(ch, after_seq, timeout_ms, NULL);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    return shmchan_latest_read(ch, buf, cap, len_out, seq_out);
+}

@@ -1,0 +1,431 @@
+/*
+ * Named regions: creation, validation and attachment, shared by every kind.
+ *
+ * Creation protocol (docs/layout.md has the full argument):
+ *   1. Open the backing object, creating it exclusively when asked.
+ *   2. Whoever holds SHMCHAN__LOCK_INIT exclusively and finds the header not
+ *      READY initialises it: reserve storage, map, fill header and control,
+ *      then state = READY (release). Only a caller that asked to create may
+ *      initialise, and only an empty object or one a dead creator left with
+ *      our magic: a foreign file is never overwritten.
+ *   3. Others wait (bounded) for READY, then validate the header completely
+ *      before mapping the size it claims.
+ *   4. Every handle holds SHMCHAN__LOCK_OPEN shared; one that can take it
+ *      exclusively is alone and resets process-bound state first.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define INIT_WAIT_NS (2000 * 1000 * 1000ull) /* how long a creator may take */
+#define EMPTY_GRACE_NS (50 * 1000 * 1000ull) /* an empty object may be brand new */
+#define POLL_NS (200 * 1000ull)
+
+void
+shmchan_opts_init(shmchan_opts *opts)
+{
+    if (opts != NULL) {
+        memset(opts, 0, sizeof(*opts));
+        opts->struct_size = (uint32_t)sizeof(*opts);
+    }
+}
+
+void
+shmchan__opts_copy(const shmchan_opts *in, shmchan_opts *out)
+{
+    shmchan_opts_init(out);
+    if (in != NULL) {
+        size_t n = in->struct_size;
+        if (n == 0 || n > sizeof(*out)) {
+            n = sizeof(*out);
+        }
+        memcpy(out, in, n);
+        out->struct_size = (uint32_t)sizeof(*out);
+    }
+}
+
+int
+shmchan_name_check(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || name[0] == '.') {
+        return SHMCHAN_ENAME;
+    }
+    size_t n = 0;
+    for (const char *p = name; *p != '\0'; p++, n++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok || n >= SHMCHAN_NAME_MAX || (c == '.' && p[1] == '.')) {
+            return SHMCHAN_ENAME;
+        }
+    }
+    return SHMCHAN_OK;
+}
+
+uint32_t
+shmchan__fnv1a(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 16777619u;
+    }
+    return h;
+}
+
+/* The layout version folded with the ABI facts two peers must share. */
+static uint32_t
+layout_signature(void)
+{
+    uint32_t facts[] = {SHMCHAN__LAYOUT_VERSION,      (uint32_t)sizeof(void *),
+                        (uint32_t)sizeof(shmchan__hdr), (uint32_t)sizeof(shmchan__atomic_u64),
+                        (uint32_t)_Alignof(shmchan__atomic_u64), SHMCHAN__CACHE_LINE,
+                        SHMCHAN__MUTEX_SIZE};
+    return shmchan__fnv1a(facts, sizeof(facts));
+}
+
+static uint64_t
+round_up(uint64_t v, uint64_t to)
+{
+    return (v + to - 1) / to * to;
+}
+
+static void
+place(const shmchan__geom *g, uint64_t *ctl_off, uint64_t *data_off, uint64_t *size)
+{
+    *ctl_off = SHMCHAN__HDR_SIZE;
+    *data_off = round_up(*ctl_off + g->ctl_size, SHMCHAN__PAGE);
+    *size = *data_off + round_up(g->data_size, SHMCHAN__PAGE);
+}
+
+static void
+header_fill(shmchan__hdr *h, const shmchan__geom *g)
+{
+    memset(h, 0, sizeof(*h));
+    h->magic = SHMCHAN__MAGIC;
+    h->layout_version = SHMCHAN__LAYOUT_VERSION;
+    h->signature = layout_signature();
+    h->kind = g->kind;
+    h->policy = g->policy;
+    h->hdr_size = SHMCHAN__HDR_SIZE;
+    h->nbuf = g->nbuf;
+    h->max_readers = g->max_readers;
+    h->max_writers = g->max_writers;
+    h->max_msg = g->max_msg;
+    h->capacity = g->capacity;
+    place(g, &h->ctl_off, &h->data_off, &h->region_size);
+    h->ctl_size = g->ctl_size;
+    h->data_size = g->data_size;
+    h->created_unix_ns = shmchan__realtime_ns();
+    h->creator_pid = shmchan__pid();
+    h->checksum = shmchan__fnv1a(h, offsetof(shmchan__hdr, checksum));
+}
+
+/* Map size bytes and point the region's parts at them. */
+static int
+map_parts(shmchan__region *r, uint64_t size)
+{
+    void *base = NULL;
+    int rc = shmchan__shm_map(r->shm, size, &base);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    r->base = base;
+    r->size = size;
+    r->hdr = base;
+    return SHMCHAN_OK;
+}
+
+static void
+point_parts(shmchan__region *r)
+{
+    uint64_t ctl_off, data_off, size;
+    place(&r->geom, &ctl_off, &data_off, &size);
+    r->ctl = r->base + ctl_off;
+    r->data = r->base + data_off;
+}
+
+/* Build a new region in an object we hold SHMCHAN__LOCK_INIT on. */
+static int
+initialise(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops *ops)
+{
+    shmchan__geom g;
+    memset(&g, 0, sizeof(g));
+    g.kind = ops->kind;
+    int rc = ops->plan(opts, &g);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    shmchan__hdr proto;
+    header_fill(&proto, &g);
+    rc = shmchan__shm_reserve(r->shm, proto.region_size);
+    if (rc == SHMCHAN_OK) {
+        rc = map_parts(r, proto.region_size);
+    }
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    memcpy(r->hdr, &proto, offsetof(shmchan__hdr, state));
+    r->geom = g;
+    point_parts(r);
+    ops->init(r->shm, r->ctl, r->data, &g);
+    shmchan__store(&r->hdr->state, SHMCHAN__STATE_READY, SHMCHAN__RELEASE);
+    return SHMCHAN_OK;
+}
+
+static int
+check_header(const shmchan__hdr *h, uint64_t actual_size, shmchan__geom *g)
+{
+    if (h->magic != SHMCHAN__MAGIC) {
+        return SHMCHAN_EBADMAGIC;
+    }
+    if (h->layout_version != SHMCHAN__LAYOUT_VERSION || h->signature != layout_signature()) {
+        return SHMCHAN_ELAYOUT;
+    }
+    if (h->checksum != shmchan__fnv1a(h, offsetof(shmchan__hdr, checksum))) {
+        return SHMCHAN_ECORRUPT;
+    }
+    shmchan__geom got = {h->kind,     h->policy,   h->nbuf,     h->max_readers, h->max_writers,
+                         h->max_msg,  h->capacity, h->ctl_size, h->data_size};
+    uint64_t ctl_off, data_off, size;
+    place(&got, &ctl_off, &data_off, &size);
+    if (h->hdr_size != SHMCHAN__HDR_SIZE || h->ctl_off != ctl_off || h->data_off != data_off ||
+        h->region_size != size || size < data_off) {
+        return SHMCHAN_ECORRUPT;
+    }
+    if (actual_size < h->region_size) {
+        return SHMCHAN_ETRUNCATED;
+    }
+    *g = got;
+    return SHMCHAN_OK;
+}
+
+/* What an object that is not READY means, once nobody is initialising it. */
+static int
+classify_unready(shmchan__region *r, uint64_t size)
+{
+    if (size == 0) {
+        return SHMCHAN_EBADMAGIC; /* empty and nobody building it: not ours */
+    }
+    int rc = map_parts(r, size < SHMCHAN__HDR_SIZE ? size : SHMCHAN__HDR_SIZE);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    if (size < sizeof(uint64_t) || r->hdr->magic != SHMCHAN__MAGIC) {
+        return SHMCHAN_EBADMAGIC;
+    }
+    return size < SHMCHAN__HDR_SIZE ? SHMCHAN_ETRUNCATED : SHMCHAN_EINIT;
+}
+
+/* One look at the object: OK when READY, EAGAIN to look again, or an error. */
+static int
+try_attach_or_build(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops *ops,
+                    bool may_build, uint64_t *size_out)
+{
+    uint64_t size = 0;
+    int rc = shmchan__shm_size(r->shm, &size);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    *size_out = size;
+    if (size >= SHMCHAN__HDR_SIZE) {
+        rc = map_parts(r, SHMCHAN__HDR_SIZE);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+        if (shmchan__load(&r->hdr->state, SHMCHAN__ACQUIRE) == SHMCHAN__STATE_READY) {
+            return SHMCHAN_OK;
+        }
+    }
+    if (shmchan__lock_try(r->shm, SHMCHAN__LOCK_INIT, true) != SHMCHAN_OK) {
+        return SHMCHAN_EAGAIN; /* somebody is building it */
+    }
+    rc = shmchan__shm_size(r->shm, &size);
+    *size_out = size;
+    if (rc == SHMCHAN_OK && size >= SHMCHAN__HDR_SIZE) {
+        rc = map_parts(r, SHMCHAN__HDR_SIZE);
+        if (rc == SHMCHAN_OK &&
+            shmchan__load(&r->hdr->state, SHMCHAN__ACQUIRE) == SHMCHAN__STATE_READY) {
+            shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
+            return SHMCHAN_OK;
+        }
+    }
+    bool ours = size == 0 || (size >= sizeof(uint64_t) && r->hdr != NULL &&
+                              r->hdr->magic == SHMCHAN__MAGIC);
+    if (rc == SHMCHAN_OK) {
+        rc = (may_build && ours) ? initialise(r, opts, ops) : SHMCHAN_EAGAIN;
+    }
+    shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
+    return rc;
+}
+
+/* Wait (bounded) until the object is READY, building it if allowed. */
+static int
+await_ready(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops *ops,
+            bool may_build)
+{
+    uint64_t start = shmchan__now_ns();
+    for (;;) {
+        uint64_t size = 0;
+        int rc = try_attach_or_build(r, opts, ops, may_build, &size);
+        if (rc != SHMCHAN_EAGAIN) {
+            return rc;
+        }
+        uint64_t waited = shmchan__now_ns() - start;
+        bool building = shmchan__lock_probe(r->shm, SHMCHAN__LOCK_INIT) != SHMCHAN_OK;
+        if (!building && (size > 0 || waited > EMPTY_GRACE_NS)) {
+            return classify_unready(r, size);
+        }
+        if (waited > INIT_WAIT_NS) {
+            return SHMCHAN_EINIT;
+        }
+        shmchan__sleep_ns(POLL_NS);
+    }
+}
+
+static int
+validate_and_map(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops *ops)
+{
+    uint64_t size = 0;
+    int rc = shmchan__shm_size(r->shm, &size);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    shmchan__geom g;
+    rc = check_header(r->hdr, size, &g);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    if (ops != NULL) {
+        if (g.kind != ops->kind) {
+            return SHMCHAN_EGEOMETRY;
+        }
+        rc = ops->match(opts, &g);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+    }
+    uint64_t want = r->hdr->region_size;
+    rc = map_parts(r, want);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    r->geom = g;
+    point_parts(r);
+    return SHMCHAN_OK;
+}
+
+/* Hold LOCK_OPEN shared for the handle's life; reset state if we are alone. */
+static int
+join(shmchan__region *r, const shmchan__kind_ops *ops)
+{
+    uint64_t start = shmchan__now_ns();
+    bool rdonly = (r->flags & SHMCHAN_RDONLY) != 0;
+    for (;;) {
+        if (!rdonly && shmchan__lock_try(r->shm, SHMCHAN__LOCK_OPEN, true) == SHMCHAN_OK) {
+            ops->reset(r->shm, r->ctl, r->data, &r->geom);
+        }
+        if (shmchan__lock_try(r->shm, SHMCHAN__LOCK_OPEN, false) == SHMCHAN_OK) {
+            return SHMCHAN_OK;
+        }
+        if (shmchan__now_ns() - start > INIT_WAIT_NS) {
+            return SHMCHAN_EINIT;
+        }
+        shmchan__sleep_ns(POLL_NS); /* a first opener is resetting */
+    }
+}
+
+static int
+open_backing(const char *name, uint32_t flags, uint32_t mode, shmchan__region *r,
+             bool *created)
+{
+    if (name == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    if ((flags & SHMCHAN_FILE) == 0) {
+        int rc = shmchan_name_check(name);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+    } else if (name[0] == '\0') {
+        return SHMCHAN_EINVAL;
+    }
+    if ((flags & SHMCHAN_RDONLY) && (flags & SHMCHAN_CREATE)) {
+        return SHMCHAN_EINVAL;
+    }
+    return shmchan__shm_open(name, flags, mode == 0 ? 0600u : mode, &r->shm, created);
+}
+
+int
+shmchan__region_open(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *ops,
+                     shmchan__region *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->flags = opts->flags;
+    r->spin_ns = opts->spin_ns == SHMCHAN_SPIN_DEFAULT  ? SHMCHAN__DEFAULT_SPIN_NS
+                 : opts->spin_ns == SHMCHAN_SPIN_NONE ? 0
+                                                        : opts->spin_ns;
+    bool created = false;
+    int rc = open_backing(name, opts->flags, opts->mode, r, &created);
+    if (rc == SHMCHAN_OK) {
+        rc = await_ready(r, opts, ops, (opts->flags & SHMCHAN_CREATE) != 0);
+    }
+    if (rc == SHMCHAN_OK) {
+        rc = validate_and_map(r, opts, ops);
+    }
+    if (rc == SHMCHAN_OK) {
+        rc = join(r, ops);
+    }
+    if (rc != SHMCHAN_OK) {
+        bool half_made = created && (r->hdr == NULL || shmchan__load(&r->hdr->state,
+                                                                     SHMCHAN__ACQUIRE) !=
+                                                           SHMCHAN__STATE_READY);
+        shmchan__region_close(r);
+        if (half_made) {
+            (void)shmchan__shm_unlink(name, opts->flags);
+        }
+    }
+    return rc;
+}
+
+int
+shmchan__region_inspect(const char *name, uint32_t flags, shmchan__region *r)
+{
+    memset(r, 0, sizeof(*r));
+    flags = (flags & (SHMCHAN_FILE | SHMCHAN_GLOBAL)) | SHMCHAN_RDONLY;
+    r->flags = flags;
+    bool created = false;
+    int rc = open_backing(name, flags, 0, r, &created);
+    if (rc == SHMCHAN_OK) {
+        rc = await_ready(r, NULL, NULL, false);
+    }
+    if (rc == SHMCHAN_OK) {
+        rc = validate_and_map(r, NULL, NULL);
+    }
+    if (rc != SHMCHAN_OK) {
+        shmchan__region_close(r);
+    }
+    return rc;
+}
+
+void
+shmchan__region_close(shmchan__region *r)
+{
+    shmchan__shm_close(r->shm);
+    memset(r, 0, sizeof(*r));
+}
+
+int
+shmchan_unlink(const char *name, uint32_t flags)
+{
+    if (name == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    if ((flags & SHMCHAN_FILE) == 0) {
+        int rc = shmchan_name_check(name);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+    }
+    return shmchan__shm_unlink(name, flags);
+}

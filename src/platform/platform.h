@@ -1,0 +1,140 @@
+/*
+ * The contract every platform implements (src/platform/posix/, src/platform/win/).
+ *
+ * The core (src/core/) includes no OS header and calls only what is declared
+ * here. Functions return SHMCHAN_OK or a negative SHMCHAN_E* code; OS failures
+ * that map to no specific code return SHMCHAN_ESYS after recording the OS error
+ * with shmchan__oserror_set().
+ */
+#ifndef SHMCHAN_PLATFORM_H
+#define SHMCHAN_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmchan/shmchan.h"
+#include "compat.h"
+
+#if !defined(SHMCHAN_PLATFORM_POSIX) && !defined(SHMCHAN_PLATFORM_WIN)
+#error "no platform selected: define SHMCHAN_PLATFORM_POSIX or SHMCHAN_PLATFORM_WIN"
+#endif
+
+/* ------------------------------------------------------- backing objects */
+
+/*
+ * An open backing object: POSIX shared memory or a file (an fd), a named or
+ * file mapping on Windows (handles). It remembers its one mapping, so that
+ * wait/wake and locks can be keyed by offset where the platform needs names.
+ */
+typedef struct shmchan__shm shmchan__shm;
+
+/*
+ * Open the backing object of a channel. flags: SHMCHAN_CREATE, SHMCHAN_EXCL,
+ * SHMCHAN_FILE (name is a path, taken as given), SHMCHAN_RDONLY,
+ * SHMCHAN_GLOBAL. *created_out says whether this call created it (then its
+ * size is 0 and the caller initialises it). Names are already validated.
+ * Errors: ENOENT, EEXIST, EACCES, ENOSPC, ENOMEM, ESYS.
+ */
+int shmchan__shm_open(const char *name, uint32_t flags, uint32_t mode, shmchan__shm **out,
+                      bool *created_out);
+
+/* Current size of the backing object in bytes. */
+int shmchan__shm_size(shmchan__shm *s, uint64_t *size_out);
+
+/* Grow the object to size and reserve its storage now (posix_fallocate), so
+ * that a full /dev/shm or disk fails here with ENOSPC, never as SIGBUS later. */
+int shmchan__shm_reserve(shmchan__shm *s, uint64_t size);
+
+/* Map the first size bytes shared (read-only with SHMCHAN_RDONLY at open).
+ * The mapping is guarded: if the object shrinks underneath, accesses past the
+ * end read zeros instead of raising SIGBUS, and shmchan__shm_faulted() turns
+ * true. One mapping per object; mapping again replaces the previous one. */
+int shmchan__shm_map(shmchan__shm *s, uint64_t size, void **addr_out);
+
+/* True once an access to the mapping hit storage that was truncated away. */
+bool shmchan__shm_faulted(const shmchan__shm *s);
+
+/* Unmap, drop all locks and close. NULL is a no-op. */
+void shmchan__shm_close(shmchan__shm *s);
+
+/* Remove the name. Errors: ENOENT, EACCES, ESYS. */
+int shmchan__shm_unlink(const char *name, uint32_t flags);
+
+/* Permission bits of the object (0 where the platform has none). */
+uint32_t shmchan__shm_mode(shmchan__shm *s);
+
+/* Enumerate channel names in shared memory; ENOTSUP where impossible. */
+typedef struct shmchan__dir shmchan__dir;
+int shmchan__dir_open(shmchan__dir **out);
+int shmchan__dir_next(shmchan__dir *d, const char **name_out); /* EAGAIN at the end */
+void shmchan__dir_close(shmchan__dir *d);
+
+/* ----------------------------------------------------------------- locks */
+
+/*
+ * Numbered advisory locks on a backing object, held per open object (not per
+ * process) and released by the kernel when the object is closed or its
+ * process dies: the basis of peer liveness that survives pid reuse.
+ * Indices used by the core are in core/layout.h (SHMCHAN__LOCK_*).
+ */
+
+/* Take lock idx (exclusive or shared) without waiting: OK or EBUSY. Taking a
+ * lock this object already holds converts it (upgrade or downgrade). */
+int shmchan__lock_try(shmchan__shm *s, uint32_t idx, bool exclusive);
+
+/* Release lock idx held by this object (no-op if not held). */
+void shmchan__lock_drop(shmchan__shm *s, uint32_t idx);
+
+/* Whether another open object holds lock idx in a way that conflicts with an
+ * exclusive request: OK if free, EBUSY if held. Never takes the lock. */
+int shmchan__lock_probe(shmchan__shm *s, uint32_t idx);
+
+/* ----------------------------------------------------- waiting and waking */
+
+/*
+ * Block while *word == expected, until woken, timeout_ns (< 0: for ever)
+ * elapses or a signal arrives. Works across processes on a word inside the
+ * mapping of s. Returns OK (woken, value changed, or spurious: callers
+ * re-check), ETIMEDOUT or EINTR.
+ */
+int shmchan__wait(shmchan__shm *s, const shmchan__atomic_u32 *word, uint32_t expected,
+                  int64_t timeout_ns);
+
+/* Wake every waiter on word. */
+void shmchan__wake_all(shmchan__shm *s, const shmchan__atomic_u32 *word);
+
+/* ------------------------------------------------------ robust mutexes */
+
+/*
+ * A mutex that lives in the mapping (SHMCHAN__MUTEX_SIZE bytes at m) and
+ * notices a dead holder. Lock returns OK, SHMCHAN__OWNER_DIED (the previous
+ * holder died holding it: the caller now holds it and repairs what it
+ * protects), ETIMEDOUT (timeout_ns >= 0) or ECORRUPT (the bytes are not a
+ * usable mutex: hostile or reinitialised). Init is done once by the creator
+ * and again by a first opener that finds nobody else attached.
+ */
+#define SHMCHAN__MUTEX_SIZE 64
+#define SHMCHAN__OWNER_DIED 1
+int shmchan__mutex_init(shmchan__shm *s, void *m);
+int shmchan__mutex_lock(shmchan__shm *s, void *m, int64_t timeout_ns);
+void shmchan__mutex_unlock(shmchan__shm *s, void *m);
+
+/* ------------------------------------------------ processes and time */
+
+uint32_t shmchan__pid(void);
+/* Start time of a process in platform units, 0 if unknown or gone: pairs
+ * with a pid to name one process for display and diagnosis. */
+uint64_t shmchan__proc_start(uint32_t pid);
+/* Whether process pid exists now (for display only: pids are reused). */
+bool shmchan__proc_exists(uint32_t pid);
+uint64_t shmchan__now_ns(void);      /* monotonic */
+int64_t shmchan__realtime_ns(void);  /* wall clock, Unix epoch */
+void shmchan__sleep_ns(uint64_t ns);
+
+/* ------------------------------------------------------------ OS errors */
+
+void shmchan__oserror_set(int err);
+int shmchan__oserror_get(void);
+
+#endif /* SHMCHAN_PLATFORM_H */

@@ -1,0 +1,118 @@
+/* Processes, clocks and OS error mapping on POSIX. */
+#include "platform/posix/posix.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local int last_oserror;
+
+void
+shmchan__oserror_set(int err)
+{
+    last_oserror = err;
+}
+
+int
+shmchan__oserror_get(void)
+{
+    return last_oserror;
+}
+
+int
+shmchan__posix_err(int e)
+{
+    shmchan__oserror_set(e);
+    switch (e) {
+    case ENOENT:
+        return SHMCHAN_ENOENT;
+    case EEXIST:
+        return SHMCHAN_EEXIST;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return SHMCHAN_EACCES;
+    case ENOSPC:
+    case EFBIG:
+    case EDQUOT:
+        return SHMCHAN_ENOSPC;
+    case ENOMEM:
+        return SHMCHAN_ENOMEM;
+    case ENAMETOOLONG:
+        return SHMCHAN_ENAME;
+    case EINVAL:
+        return SHMCHAN_EINVAL;
+    case EINTR:
+        return SHMCHAN_EINTR;
+    case EMFILE:
+    case ENFILE:
+        return SHMCHAN_ELIMIT;
+    default:
+        return SHMCHAN_ESYS;
+    }
+}
+
+uint32_t
+shmchan__pid(void)
+{
+    return (uint32_t)getpid();
+}
+
+bool
+shmchan__proc_exists(uint32_t pid)
+{
+    return pid != 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+uint64_t
+shmchan__proc_start(uint32_t pid)
+{
+#ifdef __linux__
+    char path[64], buf[1024];
+    (void)snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return 0;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Field 22 (starttime) counts from the ')' closing field 2, which may hold spaces. */
+    char *p = strrchr(buf, ')');
+    for (int field = 2; p != NULL && field < 22; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    unsigned long long t = 0;
+    return (p != NULL && sscanf(p + 1, "%llu", &t) == 1) ? (uint64_t)t : 0;
+#else
+    (void)pid;
+    return 0;
+#endif
+}
+
+uint64_t
+shmchan__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t
+shmchan__realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void
+shmchan__sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}

@@ -286,7 +286,8 @@ locate(shmchan_latest *ch, shmchan__latest_buf **b_out, uint64_t *tag_out, uint6
         }
         uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
         if (s == 0) {
-            return SHMCHAN_EAGAIN;
+            /* Zeros may be the guard's replacement of truncated storage. */
+            return shmchan__region_broken(&ch->r) ? SHMCHAN_ETRUNCATED : SHMCHAN_EAGAIN;
         }
         shmchan__latest_buf *b = buf_of(ch, s);
         uint64_t tag = shmchan__load(&b->tag, SHMCHAN__ACQUIRE);
@@ -300,7 +301,7 @@ locate(shmchan_latest *ch, shmchan__latest_buf **b_out, uint64_t *tag_out, uint6
         }
         shmchan__cpu_relax(); /* lapped by a writer, or a lying one */
     }
-    return SHMCHAN_EAGAIN;
+    return shmchan__region_broken(&ch->r) ? SHMCHAN_ETRUNCATED : SHMCHAN_EAGAIN;
 }
 
 /* Whether b still holds the message it held when its tag was tag. */

@@ -1,0 +1,106 @@
+/* Portable parts of the harness: failures, names, options, helper processes. */
+#include <stdarg.h>
+
+#include "t.h"
+
+void
+t_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    fflush(NULL);
+    _Exit(1);
+}
+
+#define MAX_CLEANUP 256
+static char names[MAX_CLEANUP][64];
+static char paths[MAX_CLEANUP][512];
+static int nnames, npaths, owner;
+
+static void
+cleanup(void)
+{
+    if (t_pid() != owner) {
+        return;
+    }
+    for (int i = 0; i < nnames; i++) {
+        (void)shmchan_unlink(names[i], 0);
+    }
+    for (int i = 0; i < npaths; i++) {
+        (void)remove(paths[i]);
+    }
+}
+
+static void
+register_cleanup(void)
+{
+    if (owner == 0) {
+        owner = t_pid();
+        atexit(cleanup);
+    }
+}
+
+const char *
+t_name(void)
+{
+    static int counter;
+    register_cleanup();
+    if (nnames >= MAX_CLEANUP) {
+        t_fail(__FILE__, __LINE__, "too many test names");
+    }
+    snprintf(names[nnames], sizeof(names[0]), "t%d-%d", t_pid(), counter++);
+    return names[nnames++];
+}
+
+const char *
+t_path(void)
+{
+    static int counter;
+    register_cleanup();
+    if (npaths >= MAX_CLEANUP) {
+        t_fail(__FILE__, __LINE__, "too many test paths");
+    }
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL) {
+        dir = getenv("TEMP");
+    }
+    if (dir == NULL) {
+        dir = "/tmp";
+    }
+    snprintf(paths[npaths], sizeof(paths[0]), "%s/shmchan-t%d-%d.chan", dir, t_pid(),
+             counter++);
+    (void)remove(paths[npaths]);
+    return paths[npaths++];
+}
+
+shmchan_opts
+t_opts(uint32_t flags)
+{
+    shmchan_opts o;
+    shmchan_opts_init(&o);
+    o.flags = flags;
+    return o;
+}
+
+t_proc
+t_spawn(const char *helper, const char *arg)
+{
+    const char *argv[] = {t_self(), "--helper", helper, arg != NULL ? arg : "", NULL};
+    return t_exec(argv);
+}
+
+int
+t_wait_bounded(t_proc p, int ms)
+{
+    int st = t_wait_timeout(p, ms);
+    if (st < 0) {
+        t_kill(p);
+        (void)t_wait(p);
+        t_fail(__FILE__, __LINE__, "helper still running after %d ms", ms);
+    }
+    return st;
+}

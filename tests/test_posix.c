@@ -1,0 +1,193 @@
+/* POSIX-only checks: permission bits, other users, seccomp, signals, shm truncation. */
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "t.h"
+
+shmchan_latest *t_latest_create(const char *name, uint64_t max_msg);
+shmchan_latest *t_latest_join(const char *name);
+
+static void
+make_file_channel(const char *path)
+{
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE);
+    shmchan_latest *ch = NULL;
+    T_OK(shmchan_latest_open(path, &o, &ch));
+    T_OK(shmchan_latest_publish(ch, "hello", 5, NULL));
+    shmchan_latest_close(ch);
+}
+
+static int
+open_file(const char *path, shmchan_latest **ch)
+{
+    shmchan_opts o = t_opts(SHMCHAN_FILE);
+    return shmchan_latest_open(path, &o, ch);
+}
+
+static uint32_t
+mode_of_shm(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/dev/shm/shmchan.%s", name);
+    struct stat st;
+    T_TRUE(stat(path, &st) == 0);
+    return st.st_mode & 07777;
+}
+
+TEST(region_mode_default_0600)
+{
+    const char *n = t_name();
+    mode_t old = umask(0);
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    shmchan_latest *ch = NULL;
+    T_OK(shmchan_latest_open(n, &o, &ch));
+    umask(old);
+    T_EQ_U64(mode_of_shm(n), 0600);
+    shmchan_info info = {.struct_size = sizeof(info)};
+    T_OK(shmchan_info_get(n, 0, &info));
+    T_EQ_U64(info.mode, 0600);
+    shmchan_latest_close(ch);
+}
+
+TEST(region_mode_configurable)
+{
+    const char *n = t_name();
+    mode_t old = umask(077); /* the requested mode wins over the umask */
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    o.mode = 0640;
+    shmchan_latest *ch = NULL;
+    T_OK(shmchan_latest_open(n, &o, &ch));
+    umask(old);
+    T_EQ_U64(mode_of_shm(n), 0640);
+    shmchan_latest_close(ch);
+}
+
+HELPER(open_as_nobody)
+{
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) {
+        return 3;
+    }
+    shmchan_latest *ch = NULL;
+    return shmchan_latest_open(arg, NULL, &ch) == SHMCHAN_EACCES ? 0 : 1;
+}
+
+TEST(region_permission_denied)
+{
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    if (geteuid() != 0) {
+        o.mode = 0200; /* not readable even by its owner */
+    }
+    shmchan_latest *ch = NULL;
+    T_OK(shmchan_latest_open(n, &o, &ch));
+    T_EQ_U64(t_wait(t_spawn("open_as_nobody", n)), 0);
+    shmchan_latest_close(ch);
+}
+
+TEST(region_truncated_under_reader)
+{
+    const char *p = t_path();
+    make_file_channel(p);
+    shmchan_latest *ch = NULL;
+    T_OK(open_file(p, &ch));
+    char buf[64];
+    size_t len = 0;
+    T_OK(shmchan_latest_read(ch, buf, sizeof(buf), &len, NULL));
+    T_TRUE(t_truncate(p, 0) == 0); /* as a careless or hostile process would */
+    T_ERR(shmchan_latest_read(ch, buf, sizeof(buf), &len, NULL), SHMCHAN_ETRUNCATED);
+    T_ERR(shmchan_latest_publish(ch, "x", 1, NULL), SHMCHAN_ETRUNCATED);
+    T_ERR(shmchan_latest_wait(ch, 5, 10, NULL), SHMCHAN_ETRUNCATED);
+    shmchan_latest_close(ch);
+
+    /* The same on POSIX shared memory. */
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    T_OK(shmchan_latest_open(n, &o, &ch));
+    T_OK(shmchan_latest_publish(ch, "y", 1, NULL));
+    char path[64];
+    snprintf(path, sizeof(path), "/shmchan.%s", n);
+    int fd = shm_open(path, O_RDWR, 0);
+    T_TRUE(fd >= 0 && ftruncate(fd, 0) == 0);
+    close(fd);
+    T_ERR(shmchan_latest_read(ch, buf, sizeof(buf), &len, NULL), SHMCHAN_ETRUNCATED);
+    shmchan_latest_close(ch);
+}
+
+/* Allow only exit_group: any other system call kills the process (SIGSYS). */
+static void
+forbid_syscalls(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit_group, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    };
+    struct sock_fprog prog = {(unsigned short)(sizeof(f) / sizeof(f[0])), f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        _exit(3);
+    }
+}
+
+HELPER(latest_hot_path_no_syscalls)
+{
+    shmchan_latest *w = t_latest_join(arg), *r = t_latest_join(arg);
+    char buf[64];
+    forbid_syscalls();
+    for (int i = 0; i < 100000; i++) {
+        size_t len = 0;
+        uint64_t seq = 0;
+        if (shmchan_latest_publish(w, "payload", 7, NULL) != SHMCHAN_OK ||
+            shmchan_latest_read(r, buf, sizeof(buf), &len, &seq) != SHMCHAN_OK ||
+            seq != (uint64_t)i + 1 || shmchan_latest_wait(r, seq - 1, 0, NULL) != SHMCHAN_OK) {
+            return 1;
+        }
+    }
+    return 0; /* exit_group only */
+}
+
+TEST(latest_publish_no_syscall_without_waiters)
+{
+    const char *n = t_name();
+    shmchan_latest *ch = t_latest_create(n, 64);
+    T_EQ_U64(t_wait(t_spawn("latest_hot_path_no_syscalls", n)), 0);
+    T_EQ_U64(shmchan_latest_seq(ch), 100000);
+    shmchan_latest_close(ch);
+}
+
+HELPER(latest_scribble_on_view)
+{
+    shmchan_opts o = t_opts(SHMCHAN_RDONLY);
+    shmchan_latest *ch = NULL;
+    if (shmchan_latest_open(arg, &o, &ch) != SHMCHAN_OK) {
+        return 3;
+    }
+    shmchan_msg m;
+    if (shmchan_latest_view(ch, &m) != SHMCHAN_OK) {
+        return 1;
+    }
+    *(volatile char *)m.data = 'Z'; /* must fault: the mapping is read-only */
+    return 2;
+}
+
+TEST(latest_rdonly_mapping_protected)
+{
+    const char *n = t_name();
+    shmchan_latest *w = t_latest_create(n, 64);
+    T_OK(shmchan_latest_publish(w, "ro", 2, NULL));
+    T_EQ_U64(t_wait(t_spawn("latest_scribble_on_view", n)), 128 + SIGSEGV);
+    char buf[8];
+    size_t len = 0;
+    T_OK(shmchan_latest_read(w, buf, sizeof(buf), &len, NULL));
+    T_MEMEQ(buf, "ro", 2);
+    shmchan_latest_close(w);
+}

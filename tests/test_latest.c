@@ -191,6 +191,7 @@ HELPER(latest_ordered_writer)
     for (int i = 0; i < PER_WRITER; i++) {
         uint64_t seq = 0;
         if (shmchan_latest_publish(ch, &i, sizeof(i), &seq) != SHMCHAN_OK || seq <= last) {
+            shmchan_latest_close(ch);
             return 1;
         }
         last = seq;
@@ -266,7 +267,9 @@ TEST(latest_rdonly_reader)
     void *p = NULL;
     T_ERR(shmchan_latest_begin(r, &p), SHMCHAN_ERDONLY);
     o.flags = SHMCHAN_RDONLY | SHMCHAN_CREATE;
-    T_ERR(shmchan_latest_open(t_name(), &o, &r), SHMCHAN_EINVAL);
+    shmchan_latest *bad = NULL;
+    T_ERR(shmchan_latest_open(t_name(), &o, &bad), SHMCHAN_EINVAL);
+    T_TRUE(bad == NULL);
     shmchan_latest_close(r);
     shmchan_latest_close(w);
 }
@@ -372,6 +375,7 @@ HELPER(latest_stress_reader)
             }
         }
     }
+    shmchan_latest_close(ch);
     FILE *f = fopen(path, "w");
     if (f == NULL) {
         return 3;

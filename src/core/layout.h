@@ -123,14 +123,17 @@ typedef struct shmchan__latest_ctl {
 
 _Static_assert(sizeof(shmchan__latest_ctl) == 3 * SHMCHAN__CACHE_LINE, "latest ctl pinned");
 
-/* One buffer: a header line, then max_msg payload bytes, padded to a line. */
+/*
+ * One buffer: tag and length, then the payload right behind them, the whole
+ * padded to a cache line multiple. Keeping the payload on the tag's line means
+ * a small message costs a reader one cache-line transfer, not two.
+ */
 typedef struct shmchan__latest_buf {
     shmchan__atomic_u64 tag; /* 2s+1 while sequence s is written, 2s when complete */
     shmchan__atomic_u64 len; /* payload length of the message in this buffer */
-    uint8_t pad[SHMCHAN__CACHE_LINE - 16];
     /* payload follows */
 } shmchan__latest_buf;
 
-_Static_assert(sizeof(shmchan__latest_buf) == SHMCHAN__CACHE_LINE, "latest buf pinned");
+_Static_assert(sizeof(shmchan__latest_buf) == 16, "latest buf pinned");
 
 #endif /* SHMCHAN_LAYOUT_H */

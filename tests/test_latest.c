@@ -187,7 +187,7 @@ TEST(latest_wait_wakes_other_process)
 HELPER(latest_ordered_writer)
 {
     shmchan_latest *ch = t_latest_join(arg);
-    uint64_t last = 0;
+    uint64_t last = 0, iter = 0;
     for (int i = 0; i < PER_WRITER; i++) {
         uint64_t seq = 0;
         if (shmchan_latest_publish(ch, &i, sizeof(i), &seq) != SHMCHAN_OK || seq <= last) {
@@ -353,11 +353,16 @@ HELPER(latest_stress_reader)
     shmchan_latest *ch = t_latest_join(name);
     stress_counts c = {0, 0, 0};
     uint8_t buf[STRESS_MAX];
+    uint64_t last = 0, iter = 0;
     uint64_t end = t_now_ns() + (uint64_t)(stress_seconds() * 1e9) + 200000000u;
     while (t_now_ns() < end) {
         size_t len = 0;
         uint64_t seq = 0;
-        int rc = shmchan_latest_read(ch, buf, sizeof(buf), &len, &seq);
+        /* Alternate the general read and read_next's successor fast path. */
+        int rc = (iter++ & 1) ? shmchan_latest_read(ch, buf, sizeof(buf), &len, &seq)
+                               : shmchan_latest_read_next(ch, last, buf, sizeof(buf), 0, &len,
+                                                          &seq);
+        last = rc == SHMCHAN_OK ? seq : last;
         if (rc == SHMCHAN_EAGAIN) {
             continue;
         }

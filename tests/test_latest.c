@@ -187,7 +187,7 @@ TEST(latest_wait_wakes_other_process)
 HELPER(latest_ordered_writer)
 {
     shmchan_latest *ch = t_latest_join(arg);
-    uint64_t last = 0, iter = 0;
+    uint64_t last = 0;
     for (int i = 0; i < PER_WRITER; i++) {
         uint64_t seq = 0;
         if (shmchan_latest_publish(ch, &i, sizeof(i), &seq) != SHMCHAN_OK || seq <= last) {

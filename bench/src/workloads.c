@@ -18,7 +18,10 @@
  *              arrived.  Fan-in is this with M writers on one channel.
  *
  * Messages move through out_begin/out_end and in_begin/in_end, which use the
- * transport's zero-copy calls when it has them and send/recv otherwise.
+ * transport's zero-copy calls when it has them and send/recv otherwise.  A
+ * writer always produces the whole message (with zero copy it copies its
+ * message body into the loaned buffer); a reader checks header and trailer
+ * (with copy transports the whole message has been copied to it).
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -81,6 +84,8 @@ static int send_msg(struct proc_ctx *pc, struct endpoint *ep, uint64_t seq, uint
     void *m = out_begin(ep, pc->rp->op_timeout_ns, &err);
     if (!m)
         return fail(pc, err ? err : -EIO, "reserve");
+    if (m != ep->scratch)
+        memcpy(m, ep->scratch, size); /* zero copy: the writer still produces every byte */
     msg_write(m, size, seq, stamp, writer, flags);
     err = out_end(ep, m, pc->rp->op_timeout_ns);
     return err ? fail(pc, err, "send") : 0;

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "../src/bench.h"
 
+#include <iceoryx_binding_c/log.h>
 #include <iceoryx_binding_c/publisher.h>
 #include <iceoryx_binding_c/runtime.h>
 #include <iceoryx_binding_c/subscriber.h>
@@ -129,6 +130,7 @@ static int open_common(struct chan *ch, bool use_waitset)
     if (runtime_users++ == 0) {
         char name[64];
         snprintf(name, sizeof name, "shmbench_%d", (int)getpid());
+        iox_set_loglevel(Iceoryx_LogLevel_Warn);
         iox_runtime_init(name);
     }
     char event[32];
@@ -202,15 +204,22 @@ static const void *iox_acquire_wait(struct chan *ch, int64_t timeout_ns, int *er
 {
     struct iox_local *l = ch->local;
     const void *chunk = NULL;
+    uint64_t deadline = 0;
     int got;
     while ((got = try_take(l, &chunk)) == 0) {
-        struct timespec ts = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000)};
-        iox_notification_info_t info[1];
-        uint64_t missed = 0;
-        if (iox_ws_timed_wait(l->ws, ts, info, 1, &missed) == 0) {
+        /* the wait may return early with nothing; only the deadline counts */
+        uint64_t t = now_ns();
+        if (deadline == 0)
+            deadline = t + (uint64_t)timeout_ns;
+        else if (t > deadline) {
             *err = -ETIMEDOUT;
             return NULL;
         }
+        uint64_t left = deadline - t;
+        struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+        iox_notification_info_t info[1];
+        uint64_t missed = 0;
+        iox_ws_timed_wait(l->ws, ts, info, 1, &missed);
     }
     *err = got < 0 ? got : 0;
     return got > 0 ? chunk : NULL;

@@ -133,8 +133,22 @@ roudi_stop() {
     ROUDI_PID=""
 }
 
-trap 'roudi_stop' EXIT
-trap 'roudi_stop; exit 130' INT TERM
+# Names left behind by shmbench processes that were killed outright (their
+# own cleanup runs on errors, timeouts and Ctrl-C): Boost shm objects, ZeroMQ
+# socket files, iceoryx runtime sockets.  POSIX message queues cannot be
+# listed without mounting mqueue; shmbench unlinks its own.
+cleanup_leftovers() {
+    local f pid
+    for f in /dev/shm/shmbench-* /tmp/shmbench-*.zmq /tmp/shmbench_*; do
+        [ -e "$f" ] || continue
+        pid=${f##*/shmbench[-_]}
+        pid=${pid%%[!0-9]*}
+        [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && rm -f "$f"
+    done
+}
+
+trap 'roudi_stop; cleanup_leftovers' EXIT
+trap 'roudi_stop; cleanup_leftovers; exit 130' INT TERM
 
 # --------------------------------------------------------------- the suite --
 

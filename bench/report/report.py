@@ -521,11 +521,13 @@ def main():
     os.makedirs(args.outdir, exist_ok=True)
     res = Results(read_csv(args.results), read_csv(args.dist), read_transports(args.transports))
     plotter = Plotter(res, args.outdir)
-    plotter.latency("pingpong", "latency_pingpong.png", "round trip, µs")
-    plotter.latency("wakeup", "latency_wakeup.png", "one-way latency, µs")
-    plotter.throughput("throughput.png")
-    plotter.fanout("fanout.png")
-    plotter.cleanup()
+    try:
+        plotter.latency("pingpong", "latency_pingpong.png", "round trip, µs")
+        plotter.latency("wakeup", "latency_wakeup.png", "one-way latency, µs")
+        plotter.throughput("throughput.png")
+        plotter.fanout("fanout.png")
+    finally:
+        plotter.cleanup()
     with open(os.path.join(args.outdir, "RESULTS.md"), "w") as f:
         f.write(build_report(res, args, plotter))
 

@@ -37,6 +37,7 @@ struct run {
     struct proc procs[MAX_PROCS];
     pid_t pids[MAX_PROCS];
     int wstatus[MAX_PROCS];
+    bool killed[MAX_PROCS];       /* SIGKILLed by the parent */
 };
 
 static const char *const workload_names[] = {"pingpong", "wakeup", "throughput", "fanout", "fanin",
@@ -351,13 +352,14 @@ static void child_main(struct run *r, unsigned p, const sigset_t *old_mask)
     if (err) {
         res->status = err;
         atomic_store(&r->ctl->abort, 1);
-        _exit(1);
+        exit(1);
     }
     err = start_barrier(r);
     if (err) {
         snprintf(res->where, sizeof res->where, "start barrier");
         res->status = err;
-        _exit(1);
+        close_endpoints(self);
+        exit(1);
     }
     struct proc_ctx pc = {r->rp, r->ctl, self, res, r->readers_total, r->writers_total};
     err = workload_child(&pc);
@@ -367,7 +369,7 @@ static void child_main(struct run *r, unsigned p, const sigset_t *old_mask)
         wait_counter(r->ctl, done_counter(r->ctl), 2 * r->nproc, r->rp->op_timeout_ns);
     }
     close_endpoints(self);
-    _exit(err ? 1 : 0);
+    exit(err ? 1 : 0); /* exit, not _exit: libraries (iceoryx) clean up in atexit handlers */
 }
 
 /* ---- the parent ---- */
@@ -377,8 +379,8 @@ volatile int harness_interrupted;
 static void kill_children(struct run *r)
 {
     for (unsigned p = 0; p < r->nproc; p++)
-        if (r->pids[p] > 0)
-            kill(r->pids[p], SIGKILL);
+        if (r->pids[p] > 0 && kill(r->pids[p], SIGKILL) == 0)
+            r->killed[p] = true;
 }
 
 static bool child_failed(int wstatus)
@@ -440,6 +442,7 @@ static int wait_children(struct run *r, const sigset_t *wait_set)
 
 static int fork_children(struct run *r, const sigset_t *old_mask)
 {
+    fflush(NULL); /* children leave through exit(), which flushes stdio */
     for (unsigned p = 0; p < r->nproc; p++) {
         pid_t pid = fork();
         if (pid < 0)
@@ -457,29 +460,37 @@ static const char *kind_name(enum proc_kind k)
     return names[k];
 }
 
-/* The most telling failure: a process's own error before one that only
- * noticed the abort, before a death by signal. */
+/* Describes process p's failure into rr if it matches this pass: 0 its own
+ * error, 1 an error after noticing another's failure, 2 death by a signal it
+ * got elsewhere (crash, watchdog), 3 killed by us.  Returns true if it did. */
+static bool describe_process(struct run *r, unsigned p, int pass, struct run_result *rr)
+{
+    struct proc_result *res = &r->ctl->res[p];
+    int ws = r->wstatus[p];
+    char note[200];
+    const char *who = kind_name(r->procs[p].kind);
+    if (pass <= 1 && res->status && (pass == 1 || res->status != -ECANCELED)) {
+        snprintf(note, sizeof note, "%s %u: %s: %s", who, p, res->where, strerror(-res->status));
+        set_result(rr, res->status == -ETIMEDOUT ? "timeout" : "error", note);
+        return true;
+    }
+    if (pass >= 2 && WIFSIGNALED(ws) && r->killed[p] == (pass == 3)) {
+        bool watchdog = WTERMSIG(ws) == SIGALRM;
+        snprintf(note, sizeof note, "%s %u %s by signal %d%s", who, p, pass == 3 ? "stopped" : "killed",
+                 WTERMSIG(ws), watchdog ? " (watchdog)" : "");
+        set_result(rr, watchdog || pass == 3 ? "timeout" : "error", note);
+        return true;
+    }
+    return false;
+}
+
+/* The most telling failure of the run. */
 static void describe_failure(struct run *r, struct run_result *rr)
 {
-    for (int pass = 0; pass < 3; pass++)
-        for (unsigned p = 0; p < r->nproc; p++) {
-            struct proc_result *res = &r->ctl->res[p];
-            int ws = r->wstatus[p];
-            char note[200];
-            if (pass < 2 && res->status && (pass == 1 || res->status != -ECANCELED)) {
-                snprintf(note, sizeof note, "%s %u: %s: %s", kind_name(r->procs[p].kind), p, res->where,
-                         strerror(-res->status));
-                set_result(rr, res->status == -ETIMEDOUT ? "timeout" : "error", note);
+    for (int pass = 0; pass < 4; pass++)
+        for (unsigned p = 0; p < r->nproc; p++)
+            if (describe_process(r, p, pass, rr))
                 return;
-            }
-            if (pass == 2 && WIFSIGNALED(ws)) {
-                bool alarm_hit = WTERMSIG(ws) == SIGALRM;
-                snprintf(note, sizeof note, "%s %u killed by signal %d%s", kind_name(r->procs[p].kind), p,
-                         WTERMSIG(ws), alarm_hit ? " (watchdog)" : "");
-                set_result(rr, alarm_hit || WTERMSIG(ws) == SIGKILL ? "timeout" : "error", note);
-                return;
-            }
-        }
     set_result(rr, "error", "a child failed");
 }
 

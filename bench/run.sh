@@ -3,7 +3,7 @@
 # writes bench/RESULTS.md, bench/results.csv, bench/results_dist.csv and the
 # bench/*.png plots.
 #
-#   bench/run.sh            full run (about 6-8 minutes on a 2-core machine)
+#   bench/run.sh            full run (about 6 minutes on a 2-core machine)
 #   bench/run.sh --quick    short runs of everything (under a minute)
 #
 # Options: --build-dir DIR (default <repo>/build-bench), --no-install (do not

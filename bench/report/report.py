@@ -189,7 +189,9 @@ def machine_section(res, args):
     if held_missing:
         qos_note = "**held: unavailable** (/dev/cpu_dma_latency could not be opened)"
     if qos_values:
-        qos_note += "; not held = effective request %s us" % ", ".join(sorted(qos_values))
+        shown = ["none (kernel default)" if v == "2000000000" else "%s us held by another process" % v
+                 for v in sorted(qos_values)]
+        qos_note += "; not held: effective request %s" % ", ".join(shown)
     rows = [
         ("CPU", cpu_model()),
         ("Cores", "%d online (%s)" % (os.cpu_count() or 0,
@@ -362,8 +364,9 @@ class Plotter:
                 parts.append("'%s' using 1:2 with linespoints pt 7 ps 0.5 %s title '%s'" %
                              (f, self.style(t), t))
         if not parts:
-            return cmds + ["set label 1 'no data' at graph 0.5,0.5 center",
-                           "plot NaN notitle", "unset label 1"]
+            return cmds + ["unset logscale", "set xrange [0:1]", "set yrange [0:1]",
+                           "set label 1 'no data' at graph 0.5,0.5 center",
+                           "plot -1 notitle", "unset label 1", "set autoscale"]
         return cmds + ["plot " + ", \\\n     ".join(parts)]
 
     def render(self, png, panels, width=1500, height=620):
@@ -465,10 +468,21 @@ kept open) and without.
 """
 
 
+def unavailable_note(res, workload, qos):
+    """Why a configuration has no figures at all, e.g. PM-QoS not available."""
+    notes = {r["note"] for r in res.rows
+             if r["workload"] == workload and r["pmqos"] == qos and r["status"] == "unavailable"}
+    if notes and not any(r["status"] == "ok" for r in res.rows
+                         if r["workload"] == workload and r["pmqos"] == qos):
+        return "**Unavailable:** " + "; ".join(sorted(notes))
+    return None
+
+
 def section_latency(res, plotter, workload, title, text, png):
     out = ["## %s" % title, "", text]
     for qos in res.configs(workload):
-        out += ["### %s" % QOS_LABEL[qos], "", latency_table(res, workload, qos), ""]
+        body = unavailable_note(res, workload, qos) or latency_table(res, workload, qos)
+        out += ["### %s" % QOS_LABEL[qos], "", body, ""]
     out += [image(plotter, png, title), ""]
     return "\n".join(out)
 
@@ -476,7 +490,8 @@ def section_latency(res, plotter, workload, title, text, png):
 def section_simple(res, plotter, workload, title, text, make_table, png=None):
     out = ["## %s" % title, "", text]
     for qos in res.configs(workload):
-        out += ["### %s" % QOS_LABEL[qos], "", make_table(res, qos), ""]
+        body = unavailable_note(res, workload, qos) or make_table(res, qos)
+        out += ["### %s" % QOS_LABEL[qos], "", body, ""]
     if png:
         out += [image(plotter, png, title), ""]
     return "\n".join(out)

@@ -318,6 +318,7 @@ int main(int argc, char **argv)
     hist_init(rr.lat);
     rr.msg_size = o.rp.msg_size;
     rr.writers = rr.readers = 1;
+    snprintf(rr.mode, sizeof rr.mode, "native");
     int rc = 0;
     if (o.pmqos_held && (rc = pmqos_hold()) < 0) {
         snprintf(rr.status, sizeof rr.status, "unavailable");

@@ -1,0 +1,567 @@
+#!/usr/bin/env python3
+"""report.py - turns the CSV files written by shmbench into bench/RESULTS.md
+and gnuplot PNG plots (standard library only; gnuplot is optional).
+
+Inputs: results.csv (one summary row per experiment), results_dist.csv
+(latency percentiles per experiment) and the `shmbench --list` output.
+Every figure is shown with two ratios: against the hardware limit
+(limit-line for latency, limit-memcpy for throughput) and against the Unix
+socket, taken from the same workload, size, width and PM-QoS configuration.
+"""
+import argparse
+import csv
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+
+TP_LIMIT = "limit-memcpy"
+UNIX = "unix"
+QOS_LABEL = {"held": "PM-QoS held (0 us request)", "off": "PM-QoS not held"}
+COLORS = ["#000000", "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628",
+          "#f781bf", "#999999", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e",
+          "#e6ab02", "#17becf", "#bcbd22", "#8c564b"]
+
+
+# ---------------------------------------------------------------- loading --
+
+def read_csv(path):
+    if not path or not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_transports(path):
+    """name -> (group, caps, summary), in display order."""
+    out = {TP_LIMIT: ("0", "stream", "hardware limit: memcpy in one process, one copy per message")}
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) >= 5:
+                    out[parts[0]] = (parts[1], parts[2], parts[4])
+    return out
+
+
+class Results:
+    def __init__(self, rows, dist, transports):
+        self.rows = rows
+        self.dist = dist
+        self.transports = transports
+        self.order = list(transports)
+        for r in rows:
+            if r["transport"] not in self.order:
+                self.order.append(r["transport"])
+
+    def find(self, transport, workload, qos, size=None, writers=1, readers=1):
+        for r in self.rows:
+            if (r["transport"] == transport and r["workload"] == workload and r["pmqos"] == qos
+                    and (size is None or int(r["msg_size"]) == size)
+                    and int(r["writers"]) == writers and int(r["readers"]) == readers):
+                return r
+        return None
+
+    def ok(self, transport, workload, qos, size=None, writers=1, readers=1):
+        r = self.find(transport, workload, qos, size, writers, readers)
+        return r if r and r["status"] == "ok" else None
+
+    def configs(self, workload):
+        return [q for q in ("held", "off") if any(r["workload"] == workload and r["pmqos"] == q
+                                                 for r in self.rows)]
+
+    def values(self, key, workload):
+        return sorted({int(r[key]) for r in self.rows if r["workload"] == workload})
+
+    def kind(self, transport):
+        group, caps, _ = self.transports.get(transport, ("", "", ""))
+        if group == "0":
+            return "limit"
+        caps = caps.split(",")
+        return "blocking" if "blocking" in caps else "busy-poll"
+
+
+# ------------------------------------------------------------- formatting --
+
+def fmt_us(ns):
+    v = number(ns)
+    if v is None:
+        return "–"
+    us = v / 1000.0
+    if us < 10:
+        return "%.2f" % us
+    return "%.1f" % us if us < 100 else "%.0f" % us
+
+
+def fmt_rate(v):
+    v = number(v)
+    if v is None or v <= 0:
+        return "–"
+    for div, unit in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if v >= div:
+            return "%.3g%s" % (v / div, unit)
+    return "%.3g" % v
+
+
+def fmt_bytes(v):
+    v = number(v)
+    if v is None or v <= 0:
+        return "–"
+    for div, unit in ((1e9, " GB/s"), (1e6, " MB/s"), (1e3, " kB/s")):
+        if v >= div:
+            return "%.3g%s" % (v / div, unit)
+    return "%.3g B/s" % v
+
+
+def fmt_ratio(a, b):
+    a, b = number(a), number(b)
+    if a is None or b is None or b == 0:
+        return "–"
+    r = a / b
+    return "%.2g" % r if r < 10 else "%.0f" % r
+
+
+def fmt_size(n):
+    n = int(n)
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return "%d MiB" % (n >> 20)
+    if n >= 1024 and n % 1024 == 0:
+        return "%d KiB" % (n >> 10)
+    return "%d B" % n
+
+
+def table(header, rows, text_columns=1):
+    """Markdown table; columns from text_columns on are right-aligned."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < text_columns else "---:"
+                            for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- machine --
+
+def read_first(path, default="unknown"):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def virtualization():
+    found = []
+    if shutil.which("systemd-detect-virt"):
+        for kind in ("vm", "container"):
+            p = subprocess.run(["systemd-detect-virt", "--" + kind], capture_output=True, text=True)
+            if p.returncode == 0 and p.stdout.strip():
+                found.append("%s (%s)" % (p.stdout.strip(), kind))
+    if not found and "hypervisor" in read_first("/proc/cpuinfo", ""):
+        found.append("a hypervisor (cpuinfo flag)")
+    return ", ".join(found) or "none detected"
+
+
+def machine_section(res, args):
+    qos_values = {r["qos_us"] for r in res.rows if r["pmqos"] == "off" and r["qos_us"]}
+    held_missing = any(r["status"] == "unavailable" and r["pmqos"] == "held" and
+                       "PM-QoS" in r["note"] for r in res.rows)
+    qos_note = "held = this process wrote 0 to /dev/cpu_dma_latency and kept it open"
+    if held_missing:
+        qos_note = "**held: unavailable** (/dev/cpu_dma_latency could not be opened)"
+    if qos_values:
+        shown = ["none (kernel default)" if v == "2000000000" else "%s us held by another process" % v
+                 for v in sorted(qos_values)]
+        qos_note += "; not held: effective request %s" % ", ".join(shown)
+    rows = [
+        ("CPU", cpu_model()),
+        ("Cores", "%d online (%s)" % (os.cpu_count() or 0,
+                                      read_first("/sys/devices/system/cpu/online"))),
+        ("Kernel", "%s %s" % (platform.system(), platform.release())),
+        ("Virtualization", virtualization()),
+        ("Clock source", read_first(
+            "/sys/devices/system/clocksource/clocksource0/current_clocksource")),
+        ("PM-QoS", qos_note),
+        ("Date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("Mode", "%s (suite took %s s)" % (args.mode, args.seconds or "?")),
+        ("Load average at report time", "%.2f %.2f %.2f" % os.getloadavg()),
+    ]
+    return "## Machine\n\n" + table(["", ""], rows, text_columns=2)
+
+
+def transports_section(res):
+    rows = []
+    for name in res.order:
+        if name in res.transports and any(r["transport"] == name for r in res.rows):
+            rows.append(["`%s`" % name, res.kind(name), res.transports[name][2]])
+    return "## Transports\n\n" + table(["transport", "waiting", "what"], rows, text_columns=3)
+
+
+# ----------------------------------------------------------------- tables --
+
+def oversubscribed(res, transport, readers):
+    """More spinning processes (writer + readers) than cores."""
+    return res.kind(transport) != "blocking" and readers + 1 > (os.cpu_count() or 1)
+
+
+def best_limit(res, workload, qos, readers=1):
+    """The lowest median among the latency limits (limit-line, spin-seq) for
+    this configuration, skipping oversubscribed runs; None if there is none."""
+    rows = [res.ok(t, workload, qos, readers=readers) for t in res.order
+            if res.kind(t) == "limit" and t != TP_LIMIT and not oversubscribed(res, t, readers)]
+    rows = [r for r in rows if r and number(r["median_ns"])]
+    return min(rows, key=lambda r: number(r["median_ns"])) if rows else None
+
+
+def limit_note(lim):
+    if not lim:
+        return "_x limit: no hardware-limit figure for this configuration._"
+    return "_x limit relative to `%s` (median %s µs)._" % (lim["transport"], fmt_us(lim["median_ns"]))
+
+
+def latency_table(res, workload, qos, readers=1):
+    ref_lim = best_limit(res, workload, qos, readers)
+    ref_unix = res.ok(UNIX, workload, qos, readers=readers)
+    rows = []
+    for t in res.order:
+        r = res.ok(t, workload, qos, readers=readers)
+        if not r:
+            continue
+        rows.append([t, res.kind(t), fmt_us(r["median_ns"]), fmt_us(r["p99_ns"]),
+                     fmt_us(r["p999_ns"]),
+                     fmt_us(r["max_ns"]),
+                     fmt_ratio(r["median_ns"], ref_lim and ref_lim["median_ns"]),
+                     fmt_ratio(r["median_ns"], ref_unix and ref_unix["median_ns"]),
+                     r["samples"]])
+    header = ["transport", "waiting", "median µs", "p99 µs", "p99.9 µs", "max µs", "x limit",
+              "vs unix socket", "samples"]
+    if not rows:
+        return "_no results_"
+    return table(header, rows, text_columns=2) + "\n\n" + limit_note(ref_lim)
+
+
+def throughput_table(res, qos):
+    rows = []
+    for size in res.values("msg_size", "throughput"):
+        lim = res.ok(TP_LIMIT, "throughput", qos, size)
+        ux = res.ok(UNIX, "throughput", qos, size)
+        for t in res.order:
+            r = res.ok(t, "throughput", qos, size)
+            if not r:
+                continue
+            rows.append([fmt_size(size), t, fmt_rate(r["msgs_per_s"]), fmt_bytes(r["bytes_per_s"]),
+                         fmt_ratio(r["msgs_per_s"], lim and lim["msgs_per_s"]),
+                         fmt_ratio(r["msgs_per_s"], ux and ux["msgs_per_s"]),
+                         r["lost"]])
+    header = ["size", "transport", "msgs/s", "bytes/s", "x limit", "vs unix socket", "lost"]
+    return table(header, rows, text_columns=2) if rows else "_no results_"
+
+
+def fanout_table(res, qos):
+    rows = []
+    for n in res.values("readers", "fanout"):
+        lim = best_limit(res, "fanout", qos, n)
+        ux = res.ok(UNIX, "fanout", qos, readers=n)
+        for t in res.order:
+            r = res.ok(t, "fanout", qos, readers=n)
+            if not r:
+                continue
+            mark = " *" if oversubscribed(res, t, n) else ""
+            rows.append([n, t, r["mode"], fmt_us(r["median_ns"]) + mark, fmt_us(r["p99_ns"]),
+                         fmt_us(r["p999_ns"]), fmt_rate(r["msgs_per_s"]),
+                         fmt_ratio(r["median_ns"], lim and lim["median_ns"]),
+                         fmt_ratio(r["median_ns"], ux and ux["median_ns"]), r["samples"]])
+    header = ["readers", "transport", "mode", "median µs", "p99 µs", "p99.9 µs", "deliveries/s",
+              "x limit", "vs unix socket", "samples"]
+    return table(header, rows, text_columns=3) if rows else "_no results_"
+
+
+def fanin_table(res, qos):
+    lim = res.ok(TP_LIMIT, "throughput", qos, 64)
+    ux = res.ok(UNIX, "throughput", qos, 64)
+    rows = []
+    for m in res.values("writers", "fanin"):
+        for t in res.order:
+            r = res.ok(t, "fanin", qos, 64, writers=m)
+            if not r:
+                continue
+            one = res.ok(t, "throughput", qos, 64)
+            rows.append([m, t, fmt_rate(r["msgs_per_s"]),
+                         fmt_ratio(r["msgs_per_s"], lim and lim["msgs_per_s"]),
+                         fmt_ratio(r["msgs_per_s"], ux and ux["msgs_per_s"]),
+                         fmt_ratio(r["msgs_per_s"], one and one["msgs_per_s"])])
+    header = ["writers", "transport", "msgs/s (all writers)", "x limit", "vs unix socket",
+              "vs 1 writer"]
+    return table(header, rows, text_columns=2) if rows else "_no results_"
+
+
+def problems_table(res):
+    rows = []
+    for r in res.rows:
+        if r["status"] == "ok":
+            continue
+        width = r["writers"] if r["workload"] == "fanin" else r["readers"]
+        rows.append([r["transport"], r["workload"], r["pmqos"], fmt_size(r["msg_size"]), width,
+                     r["status"], r["note"]])
+    if not rows:
+        return "Every experiment produced a figure."
+    return table(["transport", "workload", "PM-QoS", "size", "width", "status", "note"], rows,
+                 text_columns=7)
+
+
+# ------------------------------------------------------------------ plots --
+
+class Plotter:
+    """Writes data files and one gnuplot script per PNG."""
+
+    def __init__(self, res, outdir):
+        self.res = res
+        self.outdir = outdir
+        self.tmp = tempfile.mkdtemp(prefix="shmbench-plots-")
+        self.made = []
+        self.files = 0
+        self.error = None if shutil.which("gnuplot") else "gnuplot is not installed"
+
+    def style(self, transport):
+        i = self.res.order.index(transport) if transport in self.res.order else 0
+        dash = 2 if self.res.kind(transport) == "blocking" else 1
+        return "lc rgb '%s' dt %d lw 2" % (COLORS[i % len(COLORS)], dash)
+
+    def datafile(self, name, points):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            for p in points:
+                f.write("%s %s\n" % p)
+        return path
+
+    def panel(self, title, series, extra):
+        """series: list of (transport, [(x, y)]) -> gnuplot commands for one panel."""
+        cmds = ["set title '%s'" % title] + extra
+        parts = []
+        for t, pts in series:
+            if pts:
+                self.files += 1
+                f = self.datafile("series-%d.dat" % self.files, pts)
+                parts.append("'%s' using 1:2 with linespoints pt 7 ps 0.5 %s title '%s'" %
+                             (f, self.style(t), t))
+        if not parts:
+            return cmds + ["unset logscale", "set xrange [0:1]", "set yrange [0:1]",
+                           "set label 1 'no data' at graph 0.5,0.5 center",
+                           "plot -1 notitle", "unset label 1", "set autoscale"]
+        return cmds + ["plot " + ", \\\n     ".join(parts)]
+
+    def render(self, png, panels, width=1500, height=620):
+        if self.error:
+            return
+        script = ["set terminal pngcairo size %d,%d font 'Sans,10'" % (width, height),
+                  "set output '%s'" % os.path.join(self.outdir, png),
+                  "set key outside right top", "set grid",
+                  "set multiplot layout 1,%d" % len(panels)]
+        for p in panels:
+            script += p
+        script.append("unset multiplot")
+        proc = subprocess.run(["gnuplot"], input=("\n".join(script) + "\n").encode(),
+                              capture_output=True)
+        if proc.returncode != 0:
+            self.error = proc.stderr.decode(errors="replace").strip()[:300]
+        else:
+            self.made.append(png)
+
+    # -- the individual plots --
+
+    def latency(self, workload, png, ylabel):
+        panels = []
+        xtics = "set xtics ('50%%' 2, '90%%' 10, '99%%' 100, '99.9%%' 1000, " \
+                "'99.99%%' 10000, '99.999%%' 100000)"
+        for qos in self.res.configs(workload):
+            series = []
+            for t in self.res.order:
+                pts = [(100.0 / (100.0 - float(d["percentile"])), float(d["value_ns"]) / 1000.0)
+                       for d in self.res.dist
+                       if d["transport"] == t and d["workload"] == workload and d["pmqos"] == qos
+                       and d["readers"] == "1" and float(d["percentile"]) < 100]
+                series.append((t, pts))
+            extra = ["set logscale xy", xtics, "set xlabel 'percentile'", "set xrange [1:*]",
+                     "set ylabel '%s'" % ylabel]
+            panels.append(self.panel("%s, %s" % (workload, QOS_LABEL[qos]), series, extra))
+        self.render(png, panels)
+
+    def throughput(self, png):
+        panels = []
+        for qos in self.res.configs("throughput"):
+            series = []
+            for t in self.res.order:
+                pts = [(int(r["msg_size"]), float(r["bytes_per_s"]) / 1e9) for r in self.res.rows
+                       if r["transport"] == t and r["workload"] == "throughput"
+                       and r["pmqos"] == qos and r["status"] == "ok"]
+                series.append((t, sorted(pts)))
+            extra = ["set logscale xy", "set xlabel 'message size'", "set ylabel 'GB/s'",
+                     "set xtics ('64 B' 64, '4 KiB' 4096, '64 KiB' 65536, '1 MiB' 1048576)",
+                     "set xrange [32:2097152]"]
+            panels.append(self.panel("one-way throughput, " + QOS_LABEL[qos], series, extra))
+        self.render(png, panels)
+
+    def fanout(self, png):
+        panels = []
+        for qos in self.res.configs("fanout"):
+            series = []
+            for t in self.res.order:
+                pts = [(int(r["readers"]), float(r["median_ns"]) / 1000.0) for r in self.res.rows
+                       if r["transport"] == t and r["workload"] == "fanout"
+                       and r["pmqos"] == qos and r["status"] == "ok"]
+                series.append((t, sorted(pts)))
+            extra = ["set logscale y", "set logscale x 2", "set xlabel 'readers'",
+                     "set ylabel 'median latency to each reader, µs'", "set xtics (1, 2, 4, 8)",
+                     "set xrange [0.8:10]"]
+            panels.append(self.panel("fan-out 64 B, " + QOS_LABEL[qos], series, extra))
+        self.render(png, panels)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def image(plotter, png, alt):
+    return "![%s](%s)" % (alt, png) if png in plotter.made else ""
+
+
+# ----------------------------------------------------------------- report --
+
+INTRO = """\
+How to read this: every process is pinned to its own core where there are
+enough (process i on core i mod cores).  Latency figures are in
+microseconds.  **x limit** is the transport's figure divided by the hardware
+limit's figure for the same workload, size, width and PM-QoS configuration
+(latency: the faster of `limit-line`, one 8-byte word bounced on one cache
+line, and `spin-seq`, payload lines plus a sequence-word line, named under
+each table; lower is better, 1 = as fast as bare cache lines; throughput:
+`limit-memcpy`, the fraction of one in-cache memcpy per message).  **vs unix socket** is the same ratio against the AF_UNIX socket
+(latency: below 1 is faster than a Unix socket; throughput: above 1 is
+faster).  Latency ratios use the medians.  Busy-poll transports keep a core
+spinning; blocking ones sleep in the kernel while waiting and pay a wake-up.
+Failed, timed-out and not-applicable runs are listed at the end.
+"""
+
+PMQOS_TEXT = """\
+These machines are KVM guests that halt idle vCPUs; without a PM-QoS request
+each kernel wake-up of a halted vCPU costs tens of microseconds.  Latency
+workloads run twice: with a PM-QoS request of 0 held (/dev/cpu_dma_latency
+kept open) and without.
+"""
+
+
+def unavailable_note(res, workload, qos):
+    """Why a configuration has no figures at all, e.g. PM-QoS not available."""
+    notes = {r["note"] for r in res.rows
+             if r["workload"] == workload and r["pmqos"] == qos and r["status"] == "unavailable"}
+    if notes and not any(r["status"] == "ok" for r in res.rows
+                         if r["workload"] == workload and r["pmqos"] == qos):
+        return "**Unavailable:** " + "; ".join(sorted(notes))
+    return None
+
+
+def section_latency(res, plotter, workload, title, text, png):
+    out = ["## %s" % title, "", text]
+    for qos in res.configs(workload):
+        body = unavailable_note(res, workload, qos) or latency_table(res, workload, qos)
+        out += ["### %s" % QOS_LABEL[qos], "", body, ""]
+    out += [image(plotter, png, title), ""]
+    return "\n".join(out)
+
+
+def section_simple(res, plotter, workload, title, text, make_table, png=None):
+    out = ["## %s" % title, "", text]
+    for qos in res.configs(workload):
+        body = unavailable_note(res, workload, qos) or make_table(res, qos)
+        out += ["### %s" % QOS_LABEL[qos], "", body, ""]
+    if png:
+        out += [image(plotter, png, title), ""]
+    return "\n".join(out)
+
+
+def build_report(res, args, plotter):
+    parts = ["# shmchan IPC benchmark results", "",
+             "Written by `bench/run.sh%s`; raw data in `results.csv` (summary) and "
+             "`results_dist.csv` (latency percentiles)." % (" --quick" if args.mode == "quick" else ""),
+             "", INTRO, PMQOS_TEXT, machine_section(res, args), "", transports_section(res), ""]
+    parts.append(section_latency(
+        res, plotter, "pingpong", "Ping-pong round trip, 64 B",
+        "Process A sends 64 bytes to B over one channel, B echoes them over a second "
+        "channel; the figure is A's round-trip time (`limit-line` moves only its 8-byte "
+        "word).\n", "latency_pingpong.png"))
+    parts.append(section_latency(
+        res, plotter, "wakeup", "Wake-up latency, one way, 64 B",
+        "The writer waits until the reader has taken the previous message, sleeps 50-100 µs "
+        "so that the reader is waiting again (asleep, for blocking transports), then stamps "
+        "the time into the message; the reader records now - stamp. Busy-poll readers never "
+        "sleep, so for them this is the one-way latency of a message that arrives while they "
+        "spin.\n", "latency_wakeup.png"))
+    parts.append(section_simple(
+        res, plotter, "throughput", "One-way throughput",
+        "One writer sends back to back, one reader checks the sequence number and check words "
+        "of every message. Zero-copy writers copy the message body into the loaned buffer "
+        "(so every transport's writer produces every byte); the `limit-memcpy` figure is one "
+        "memcpy per message in a single process.\n", throughput_table, "throughput.png"))
+    parts.append(section_simple(
+        res, plotter, "fanout", "Fan-out to N readers, 64 B",
+        "The writer stamps one message for N readers and waits until all have taken it. "
+        "*native*: one channel that delivers every message to every reader; *emulated*: the "
+        "writer sends on N one-to-one channels in turn (same stamp), as one would with sockets. "
+        "\\* marks busy-polling runs with more spinning processes than cores: readers then wait "
+        "for the scheduler's time slice, so the figure says nothing about the transport and is "
+        "not used as the limit (x limit shows – there).\n",
+        fanout_table, "fanout.png"))
+    parts.append(section_simple(
+        res, plotter, "fanin", "Fan-in: M writers into one queue, 64 B",
+        "M writers send back to back into one channel; the reader checks every writer's "
+        "sequence. Neither the hardware limit nor the Unix socket takes several writers, so "
+        "the ratios compare with their one-writer 64 B throughput.\n", fanin_table))
+    parts += ["## Runs without a figure", "", problems_table(res), ""]
+    if plotter.error:
+        parts += ["_Plots not made: %s_" % plotter.error, ""]
+    return "\n".join(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--dist", default=None)
+    ap.add_argument("--transports", default=None)
+    ap.add_argument("--outdir", required=True)
+    ap.add_argument("--mode", default="full")
+    ap.add_argument("--seconds", default=None)
+    args = ap.parse_args()
+    os.makedirs(args.outdir, exist_ok=True)
+    res = Results(read_csv(args.results), read_csv(args.dist), read_transports(args.transports))
+    plotter = Plotter(res, args.outdir)
+    try:
+        plotter.latency("pingpong", "latency_pingpong.png", "round trip, µs")
+        plotter.latency("wakeup", "latency_wakeup.png", "one-way latency, µs")
+        plotter.throughput("throughput.png")
+        plotter.fanout("fanout.png")
+    finally:
+        plotter.cleanup()
+    with open(os.path.join(args.outdir, "RESULTS.md"), "w") as f:
+        f.write(build_report(res, args, plotter))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# bench/run.sh - builds shmbench and runs the whole IPC benchmark suite, then
+# writes bench/RESULTS.md, bench/results.csv, bench/results_dist.csv and the
+# bench/*.png plots.
+#
+#   bench/run.sh            full run (about 6 minutes on a 2-core machine)
+#   bench/run.sh --quick    short runs of everything (under a minute)
+#
+# Options: --build-dir DIR (default <repo>/build-bench), --no-install (do not
+# apt-get missing packages), --only a,b,c (only these transports).
+#
+# Every experiment is one shmbench process under `timeout`, so one broken
+# transport cannot stop the suite.  Latency workloads run with a PM-QoS
+# request of 0 held and not held.  The iceoryx transports run while this
+# script's own RouDi daemon (iox-roudi) is up; it is stopped afterwards.
+set -u
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_DIR")
+BUILD_DIR=$REPO_DIR/build-bench
+MODE=full
+INSTALL=1
+ONLY=""
+
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) MODE=quick ;;
+        --build-dir) BUILD_DIR=$2; shift ;;
+        --no-install) INSTALL=0 ;;
+        --only) ONLY=$2; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+LOG_DIR=$BUILD_DIR/logs
+CSV=$BENCH_DIR/results.csv
+DIST=$BENCH_DIR/results_dist.csv
+ROUDI_PID=""
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- packages --
+
+PACKAGES="cmake gcc g++ make pkg-config python3 libzmq3-dev libboost-dev
+          libiceoryx-binding-c-dev iceoryx gnuplot-nox"
+
+missing_packages() {
+    local p
+    for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || printf '%s ' "$p"
+    done
+}
+
+install_packages() {
+    command -v dpkg-query >/dev/null || { log "not a Debian system: skipping package check"; return; }
+    local missing; missing=$(missing_packages)
+    [ -z "$missing" ] && return
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+            log "missing packages ($missing) and no root: continuing without them"; return
+        fi
+    fi
+    log "installing: $missing"
+    $sudo apt-get update -qq >"$LOG_DIR/apt.log" 2>&1
+    # one by one, so that one unavailable package does not block the others
+    for p in $missing; do
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$p" \
+            >>"$LOG_DIR/apt.log" 2>&1 || log "could not install $p (see $LOG_DIR/apt.log)"
+    done
+}
+
+# ------------------------------------------------------------------- build --
+
+BIN=""
+
+configure_and_build() { # $1 = source dir, $2 = build dir
+    cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >"$LOG_DIR/cmake.log" 2>&1 &&
+        cmake --build "$2" --target shmbench -j "$(nproc)" >"$LOG_DIR/build.log" 2>&1
+}
+
+build() {
+    # Through the top-level project when it includes bench/ (so the shmchan
+    # transports get the library), else bench/ alone.
+    if grep -Eq '^[^#]*add_subdirectory\(\s*bench' "$REPO_DIR/CMakeLists.txt" 2>/dev/null &&
+        configure_and_build "$REPO_DIR" "$BUILD_DIR/project"; then
+        BIN=$BUILD_DIR/project/bench/shmbench
+    elif configure_and_build "$BENCH_DIR" "$BUILD_DIR/standalone"; then
+        BIN=$BUILD_DIR/standalone/shmbench
+    else
+        log "build failed, see $LOG_DIR/cmake.log and $LOG_DIR/build.log"
+        tail -20 "$LOG_DIR/build.log" >&2
+        exit 1
+    fi
+    grep -h 'optional transports' "$LOG_DIR/cmake.log" >&2
+}
+
+# ------------------------------------------------------------------- RouDi --
+
+roudi_start() {
+    [ -n "$ROUDI_PID" ] && return 0
+    command -v iox-roudi >/dev/null || { log "iox-roudi not installed"; return 1; }
+    if pgrep -x iox-roudi >/dev/null; then
+        log "using the iox-roudi that is already running"; return 0
+    fi
+    iox-roudi -m off -l warning -c "$BENCH_DIR/iceoryx/roudi.toml" >"$LOG_DIR/roudi.log" 2>&1 &
+    ROUDI_PID=$!
+    local i
+    for i in $(seq 100); do
+        grep -q 'RouDi is ready' "$LOG_DIR/roudi.log" 2>/dev/null && return 0
+        kill -0 "$ROUDI_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "iox-roudi did not come up (see $LOG_DIR/roudi.log)"
+    roudi_stop
+    return 1
+}
+
+roudi_stop() {
+    [ -z "$ROUDI_PID" ] && return 0
+    kill -TERM "$ROUDI_PID" 2>/dev/null
+    local i
+    for i in $(seq 50); do
+        kill -0 "$ROUDI_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$ROUDI_PID" 2>/dev/null
+    wait "$ROUDI_PID" 2>/dev/null
+    ROUDI_PID=""
+}
+
+# Names left behind by shmbench processes that were killed outright (their
+# own cleanup runs on errors, timeouts and Ctrl-C): Boost shm objects, ZeroMQ
+# socket files, iceoryx runtime sockets.  POSIX message queues cannot be
+# listed without mounting mqueue; shmbench unlinks its own.
+cleanup_leftovers() {
+    local f pid
+    for f in /dev/shm/shmbench-* /tmp/shmbench-*.zmq /tmp/shmbench_*; do
+        [ -e "$f" ] || continue
+        pid=${f##*/shmbench[-_]}
+        pid=${pid%%[!0-9]*}
+        [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && rm -f "$f"
+    done
+}
+
+trap 'roudi_stop; cleanup_leftovers' EXIT
+trap 'roudi_stop; cleanup_leftovers; exit 130' INT TERM
+
+# --------------------------------------------------------------- the suite --
+
+if [ "$MODE" = quick ]; then
+    PP_D=0.15 PP_W=200 WU_D=0.1 WU_W=20 FO_D=0.1 FO_W=10 TP_D=0.1 FI_D=0.1 MC_D=0.05
+    LAT_QOS="held off" TP_QOS="held" FO_QOS="held" FI_QOS="held"
+else
+    PP_D=1.5 PP_W=2000 WU_D=1 WU_W=100 FO_D=1 FO_W=20 TP_D=1 FI_D=1 MC_D=0.3
+    LAT_QOS="held off" TP_QOS="held off" FO_QOS="held off" FI_QOS="held off"
+fi
+SIZES="64 4K 64K 1M"
+FANOUT="1 2 4 8"
+FANIN="2 4"
+
+CSV_HEADER="transport,workload,pmqos,msg_size,writers,readers,mode,status,samples,lost,min_ns,median_ns,p99_ns,p999_ns,max_ns,mean_ns,msgs_per_s,bytes_per_s,seconds,qos_us,note"
+
+# A row for an experiment that did not report.
+fallback_row() { # transport workload pmqos bytes fan status note
+    local w=1 r=1
+    [ "$2" = fanin ] && w=$5
+    [ "$2" = fanout ] && r=$5
+    printf '%s,%s,%s,%s,%s,%s,native,%s,0,0,,,,,,,,,,,"%s"\n' "$1" "$2" "$3" "$4" "$w" "$r" "$6" "$7" >>"$CSV"
+}
+
+bytes_of() { case "$1" in *K) echo $(( ${1%K} * 1024 ));; *M) echo $(( ${1%M} * 1048576 ));; *) echo "$1";; esac; }
+
+# one experiment: transport workload pmqos size fan duration warmup
+experiment() {
+    local limit before rc status
+    limit=$(awk -v d="$6" 'BEGIN { printf "%d", d * 3 + 45 }')
+    before=$(cat "$CSV" 2>/dev/null | wc -l)
+    timeout -k 5 "$limit" "$BIN" -t "$1" -w "$2" -q "$3" -s "$4" -n "$5" -d "$6" -W "$7" \
+        -o "$CSV" -D "$DIST" 2>>"$LOG_DIR/runs.log"
+    rc=$?
+    if [ "$(cat "$CSV" 2>/dev/null | wc -l)" -le "$before" ]; then
+        # it did not report: killed by `timeout` or crashed
+        status=error
+        { [ "$rc" = 124 ] || [ "$rc" = 137 ]; } && status=timeout
+        [ "$before" = 0 ] && echo "$CSV_HEADER" >"$CSV"
+        fallback_row "$1" "$2" "$3" "$(bytes_of "$4")" "$5" "$status" "exit status $rc, limit ${limit}s"
+    fi
+    tail -n 1 "$CSV" | awk -F, '{ printf "  %-13s %-10s %-4s %8s B  x%-2s %s\n", $1, $2, $3, $4, ($2=="fanin" ? $5 : $6), $8 }' >&2
+}
+
+has_cap() { case ",$1," in *",$2,"*) return 0;; *) return 1;; esac; }
+
+run_transport() { # name caps
+    local t=$1 caps=$2 q s n
+    if has_cap "$caps" latency; then
+        for q in $LAT_QOS; do
+            experiment "$t" pingpong "$q" 64 1 "$PP_D" "$PP_W"
+            experiment "$t" wakeup "$q" 64 1 "$WU_D" "$WU_W"
+        done
+        for q in $FO_QOS; do
+            for n in $FANOUT; do experiment "$t" fanout "$q" 64 "$n" "$FO_D" "$FO_W"; done
+        done
+    fi
+    if has_cap "$caps" stream; then
+        for q in $TP_QOS; do
+            for s in $SIZES; do experiment "$t" throughput "$q" "$s" 1 "$TP_D" 0; done
+        done
+        if has_cap "$caps" multi-writer; then
+            for q in $FI_QOS; do
+                for n in $FANIN; do experiment "$t" fanin "$q" 64 "$n" "$FI_D" 0; done
+            done
+        fi
+    fi
+}
+
+run_memcpy_limit() {
+    local q s
+    for q in $TP_QOS; do
+        for s in $SIZES; do
+            "$BIN" -w memcpy -q "$q" -s "$s" -d "$MC_D" -o "$CSV" 2>>"$LOG_DIR/runs.log"
+        done
+    done
+}
+
+selected() { [ -z "$ONLY" ] || case ",$ONLY," in *",$1,"*) return 0;; *) return 1;; esac; }
+
+run_suite() {
+    local name group caps rest
+    run_memcpy_limit
+    while IFS=$'\t' read -r name group caps rest; do
+        selected "$name" || continue
+        case "$name" in
+            iceoryx*) roudi_start || { log "skipping $name: no RouDi"; continue; } ;;
+            *) roudi_stop ;;
+        esac
+        log "$name"
+        run_transport "$name" "$caps"
+    done <"$BUILD_DIR/transports.tsv"
+    roudi_stop
+}
+
+# -------------------------------------------------------------------- main --
+
+mkdir -p "$LOG_DIR"
+[ "$INSTALL" = 1 ] && install_packages
+log "building in $BUILD_DIR"
+build
+"$BIN" --list >"$BUILD_DIR/transports.tsv"
+rm -f "$CSV" "$DIST" "$LOG_DIR/runs.log"
+START=$(date +%s)
+log "running the $MODE suite"
+run_suite
+log "suite took $(( $(date +%s) - START )) s"
+python3 "$BENCH_DIR/report/report.py" --results "$CSV" --dist "$DIST" \
+    --transports "$BUILD_DIR/transports.tsv" --outdir "$BENCH_DIR" --mode "$MODE" \
+    --seconds "$(( $(date +%s) - START ))"
+log "wrote $BENCH_DIR/RESULTS.md"

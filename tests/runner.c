@@ -94,7 +94,7 @@ int
 main(int argc, char **argv)
 {
     t_set_self(argv[0]);
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    setvbuf(stdout, NULL, _IOLBF, BUFSIZ); /* Windows rejects a size of 0 */
     if (argc > 1 && strcmp(argv[1], "--list") == 0) {
         for (size_t i = 0; i < NTESTS; i++) {
             printf("%s\n", tests[i].name);

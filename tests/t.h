@@ -20,8 +20,18 @@
     void test_##name(void);   \
     void test_##name(void)
 
-void t_fail(const char *file, int line, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 3, 4)));
+#if defined(__GNUC__)
+#define T_NORETURN __attribute__((noreturn))
+#define T_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#elif defined(_MSC_VER)
+#define T_NORETURN __declspec(noreturn)
+#define T_PRINTF(f, a)
+#else
+#define T_NORETURN
+#define T_PRINTF(f, a)
+#endif
+
+T_NORETURN T_PRINTF(3, 4) void t_fail(const char *file, int line, const char *fmt, ...);
 
 #define T_TRUE(x)                                              \
     do {                                                       \

@@ -14,6 +14,7 @@
 
 shmchan_latest *t_latest_create(const char *name, uint64_t max_msg);
 shmchan_latest *t_latest_join(const char *name);
+void t_check_info_and_reap(const char *n, uint32_t flags);
 
 static void
 make_file_channel(const char *path)
@@ -68,6 +69,23 @@ TEST(region_mode_configurable)
     umask(old);
     T_EQ_U64(mode_of_shm(n), 0640);
     shmchan_latest_close(ch);
+}
+
+TEST(region_info_and_reap_named)
+{
+    t_check_info_and_reap(t_name(), 0);
+}
+
+TEST(region_unlink_removes_name)
+{
+    const char *n = t_name();
+    shmchan_latest *a = t_latest_create(n, 16), *b = NULL;
+    T_OK(shmchan_unlink(n, 0));
+    T_ERR(shmchan_latest_open(n, NULL, &b), SHMCHAN_ENOENT); /* the name is gone... */
+    T_OK(shmchan_latest_publish(a, "still", 5, NULL));      /* ...the channel is not */
+    T_EQ_U64(shmchan_latest_seq(a), 1);
+    T_ERR(shmchan_unlink(n, 0), SHMCHAN_ENOENT);
+    shmchan_latest_close(a);
 }
 
 HELPER(open_as_nobody)

@@ -11,7 +11,6 @@
 #endif
 #include <windows.h>
 
-#include <io.h>
 #include <stdio.h>
 
 #include "t.h"

@@ -52,11 +52,18 @@ echo "test-windows: starting Wine in $prefix"
 wineserver -p </dev/null >/dev/null 2>&1
 wineboot -u </dev/null >/dev/null 2>&1
 
+log=$(mktemp)
 status=0
-(cd "$build" && ctest --output-on-failure --timeout 300) || status=$?
-if [ "$status" -ne 0 ]; then
-    echo "test-windows: FAILED (ctest exit status $status)"
+(cd "$build" && ctest --output-on-failure --timeout 300) 2>&1 | tee "$log" || status=$?
+# One summary line in the form scripts/test.sh collects: "windows: N passed, M failed".
+summary=$(grep -E '[0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
+rm -f "$log"
+if [ -n "$summary" ]; then
+    failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary")
+    total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$summary")
+    echo "windows: $((total - failed)) passed, $failed failed (under Wine)"
 else
-    echo "test-windows: all tests passed under Wine"
+    echo "windows: 0 passed, 1 failed (ctest produced no summary)"
+    status=1
 fi
 exit "$status"

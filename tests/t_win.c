@@ -106,10 +106,20 @@ t_exec(const char *const argv[])
     si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
     si.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
     si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
-    if (!CreateProcessA(argv[0], cmd.buf, NULL, NULL, TRUE, CREATE_SUSPENDED, NULL, NULL, &si,
-                        &pi)) {
-        t_fail(__FILE__, __LINE__, "CreateProcess %s: error %lu", argv[0],
-               (unsigned long)GetLastError());
+    /* Wine now and then fails a process start under load with
+     * ERROR_INTERNAL_ERROR (the new process died while starting): retry. */
+    DWORD err = ERROR_SUCCESS;
+    for (int tries = 0;; tries++) {
+        if (CreateProcessA(argv[0], cmd.buf, NULL, NULL, TRUE, CREATE_SUSPENDED, NULL, NULL, &si,
+                           &pi)) {
+            break;
+        }
+        err = GetLastError();
+        if (err != ERROR_INTERNAL_ERROR || tries == 5) {
+            t_fail(__FILE__, __LINE__, "CreateProcess %s: error %lu", argv[0],
+                   (unsigned long)err);
+        }
+        Sleep(50);
     }
     win_proc *wp = calloc(1, sizeof(*wp));
     if (wp == NULL) {

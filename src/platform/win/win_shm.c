@@ -130,9 +130,9 @@ static int
 open_named(shmchan__shm *s, const char *name, uint32_t flags, bool *created)
 {
     bool global = (flags & SHMCHAN_GLOBAL) != 0;
+    bool create = (flags & SHMCHAN_CREATE) != 0;
     set_prefix(s, global, name);
-    int rc = meta_open(s, (flags & SHMCHAN_CREATE) != 0, (flags & SHMCHAN_EXCL) != 0, global,
-                       created);
+    int rc = meta_open(s, create, create && (flags & SHMCHAN_EXCL) != 0, global, created);
     if (rc == SHMCHAN_OK) {
         rc = shmchan__win_lockfile_open(s, name, global);
     }

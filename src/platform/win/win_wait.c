@@ -17,8 +17,10 @@
  * No lost wake-up: the sleeper's CAS, fence and load of the word, and the
  * waker's store of the word, fence and load of state, are ordered by
  * sequentially consistent fences, so (Dekker) either the sleeper sees the
- * new word and does not
- * block, or the waker sees its registration and releases a count for it.
+ * new word and does not block, or the waker sees its registration and
+ * releases a count for it. The slot's key is covered by the same argument:
+ * a waker that finds no slot ran before the sleeper's claim, hence before
+ * its look at the word.
  * Counts persist in the semaphore, so one released before the sleeper
  * reaches WaitForSingleObject is not lost; and a count can only be taken by
  * a sleeper of the same generation, all of which the waker counted, so a

@@ -130,6 +130,51 @@ TEST(win_global_namespace)
     shmchan_latest_close(g);
 }
 
+HELPER(win_join_and_die)
+{
+    char name[512];
+    unsigned flags = 0;
+    if (sscanf(arg, "%511s %u", name, &flags) != 2) {
+        return 3;
+    }
+    shmchan_opts o = t_opts(flags);
+    shmchan_latest *ch = NULL;
+    if (shmchan_latest_open(name, &o, &ch) != SHMCHAN_OK) {
+        return 1;
+    }
+    t_die(); /* holding its locks, the lock file and the mappings */
+    return 2;
+}
+
+TEST(win_killed_peer_leaves_nothing)
+{
+    /* Named channel: the dead peer's handles and locks go with it, so the
+     * last live user still removes the lock file when it leaves. */
+    const char *n = t_name();
+    char arg[600];
+    shmchan_latest *ch = t_latest_create(n, 16);
+    snprintf(arg, sizeof(arg), "%s 0", n);
+    T_EQ_U64(t_wait(t_spawn("win_join_and_die", arg)), t_killed_status());
+    T_OK(shmchan_latest_publish(ch, "alive", 5, NULL));
+    shmchan_latest_close(ch);
+    T_TRUE(!lock_file_exists(n));
+    T_ERR(shmchan_latest_open(n, NULL, &ch), SHMCHAN_ENOENT);
+
+    /* File channel: its byte-range locks die with it: not in use, reapable. */
+    const char *p = t_path();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_FILE);
+    T_OK(shmchan_latest_open(p, &o, &ch));
+    shmchan_latest_close(ch);
+    snprintf(arg, sizeof(arg), "%s %u", p, (unsigned)SHMCHAN_FILE);
+    T_EQ_U64(t_wait(t_spawn("win_join_and_die", arg)), t_killed_status());
+    shmchan_info info = {.struct_size = sizeof(info)};
+    T_OK(shmchan_info_get(p, SHMCHAN_FILE, &info));
+    T_EQ_U64(info.in_use, 0);
+    int removed = 0;
+    T_OK(shmchan_reap(p, SHMCHAN_FILE, false, &removed));
+    T_EQ_U64(removed, 1);
+}
+
 /* The same file by two spellings of its path. */
 static void
 other_spelling(const char *path, char *out, size_t cap)

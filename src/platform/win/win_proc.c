@@ -68,7 +68,8 @@ shmchan__win_widen(const char *s, int *rc)
 {
     int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
     if (n <= 0) {
-        *rc = shmchan__win_err(GetLastError()) == SHMCHAN_EINVAL ? SHMCHAN_ENAME : SHMCHAN_ESYS;
+        shmchan__oserror_set((int)GetLastError());
+        *rc = SHMCHAN_ENAME; /* not valid UTF-8 */
         return NULL;
     }
     wchar_t *w = malloc((size_t)n * sizeof(wchar_t));

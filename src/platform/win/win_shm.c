@@ -101,6 +101,7 @@ meta_open(shmchan__shm *s, bool create, bool excl, bool global, bool *created)
         }
     }
     if (h == NULL) {
+        SetLastError(ERROR_SUCCESS); /* ERROR_ALREADY_EXISTS is reported through it */
         h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0,
                                SHMCHAN__WIN_META_SIZE, s->prefix);
         DWORD e = GetLastError();
@@ -319,6 +320,7 @@ reserve_named(shmchan__shm *s, uint64_t size)
         gen = (gen + 1) & GEN_MASK;
         wchar_t name[SHMCHAN__WIN_OBJ_NAME];
         data_name(s, gen, name);
+        SetLastError(ERROR_SUCCESS);
         HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
                                       (DWORD)(size >> 32), (DWORD)size, name);
         DWORD e = GetLastError();

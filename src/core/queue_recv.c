@@ -154,6 +154,12 @@ work_locate(shmchan_queue *q, found_t *f, uint64_t *claimed)
             work_catch_up(v, w);
             continue;
         }
+        /* Another worker moved on meanwhile: what we read may already be
+         * overwritten (only positions from work_pos on are protected). */
+        shmchan__fence(SHMCHAN__ACQUIRE);
+        if (shmchan__load(&c->work_pos, SHMCHAN__RELAXED) != w) {
+            continue;
+        }
         if (tag == 0) {
             return SHMCHAN_EAGAIN;
         }
@@ -225,6 +231,19 @@ stuck(shmchan_queue *q, uint64_t pos, uint64_t tag)
     }
 }
 
+/* Whether the claimed record we are stuck at is still the one we expect:
+ * lapped (overwrite mode) or taken by another worker, it is not. */
+static bool
+still_current(shmchan_queue *q, uint64_t pos)
+{
+    const shmchan__qview *v = &q->v;
+    if (v->overwrite && overtaken(v, pos)) {
+        return false;
+    }
+    return q->role == SHMCHAN_PEER_SUBSCRIBER ||
+           shmchan__load(&v->ctl->work_pos, SHMCHAN__ACQUIRE) == pos;
+}
+
 static int
 locate(shmchan_queue *q, found_t *f, uint64_t *claimed)
 {
@@ -232,7 +251,9 @@ locate(shmchan_queue *q, found_t *f, uint64_t *claimed)
     int rc = q->role == SHMCHAN_PEER_SUBSCRIBER ? sub_locate(q, f, claimed, true)
                                                 : work_locate(q, f, claimed);
     if (SHMCHAN__UNLIKELY(rc == SHMCHAN_EAGAIN && *claimed != 0)) {
-        stuck(q, f->pos, *claimed);
+        if (still_current(q, f->pos)) {
+            stuck(q, f->pos, *claimed);
+        }
     }
     return rc;
 }

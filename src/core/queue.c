@@ -429,6 +429,10 @@ join_reader(shmchan_queue *q, uint32_t role, bool from_oldest)
     }
     uint64_t tail = shmchan__load(&c->tail, SHMCHAN__RELAXED);
     uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__RELAXED);
+    if (tail % SHMCHAN__QREC_ALIGN != 0 || oldest % SHMCHAN__QREC_ALIGN != 0 || oldest > tail) {
+        shmchan__qunlock(v);
+        return SHMCHAN_ECORRUPT;
+    }
     if (role == SHMCHAN_PEER_SUBSCRIBER) {
         q->pos = from_oldest ? oldest : tail;
         q->seq = seq_at(v, q->pos);

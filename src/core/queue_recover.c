@@ -147,7 +147,9 @@ shmchan__qrepair(const shmchan__qview *v)
     } else if (sane && tail == p + span) {
         shmchan__store(&c->next_seq, seq + 1, SHMCHAN__RELEASE);
     } else {
-        shmchan__store(&shmchan__qrec_at(v, tail)->tag, 0, SHMCHAN__RELEASE);
+        if (tail % SHMCHAN__QREC_ALIGN == 0) {
+            shmchan__store(&shmchan__qrec_at(v, tail)->tag, 0, SHMCHAN__RELEASE);
+        }
         return;
     }
     uint64_t claimed = shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED);
@@ -226,6 +228,9 @@ shmchan__qoldest(const shmchan__qview *v, uint64_t *pos_out, uint64_t *seq_out)
     shmchan__queue_ctl *c = v->ctl;
     for (int i = 0; i < OLDEST_TRIES; i++) {
         uint64_t o = shmchan__load(&c->oldest, SHMCHAN__ACQUIRE);
+        if (o % SHMCHAN__QREC_ALIGN != 0) {
+            return SHMCHAN_ECORRUPT;
+        }
         uint64_t tag = shmchan__load(&shmchan__qrec_at(v, o)->tag, SHMCHAN__ACQUIRE);
         shmchan__fence(SHMCHAN__ACQUIRE);
         if (shmchan__load(&c->oldest, SHMCHAN__RELAXED) != o) {

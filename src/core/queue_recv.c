@@ -14,6 +14,7 @@
 #include "queue_int.h"
 
 #define SKIP_MAX 4096     /* pads and dropped records skipped per look */
+#define RETRY_MAX 100000  /* races lost (or lies met) per call before giving up */
 #define CATCH_UP_SPINS 1000
 
 typedef struct found_t {
@@ -48,11 +49,9 @@ static int
 resync(shmchan_queue *q)
 {
     uint64_t pos, seq;
-    if (shmchan__qoldest(&q->v, &pos, &seq) != SHMCHAN_OK) {
-        return SHMCHAN_EAGAIN;
-    }
-    if (pos % SHMCHAN__QREC_ALIGN != 0) {
-        return SHMCHAN_ECORRUPT;
+    int rc = shmchan__qoldest(&q->v, &pos, &seq);
+    if (rc != SHMCHAN_OK) {
+        return rc;
     }
     add_lost(q, seq > q->seq ? seq - q->seq : 0);
     q->pos = pos;
@@ -267,11 +266,14 @@ await_msg(shmchan_queue *q, int64_t timeout_ms, found_t *f)
     shmchan__queue_ctl *c = v->ctl;
     uint64_t claimed;
     int rc = locate(q, f, &claimed);
-    if (SHMCHAN__LIKELY(rc != SHMCHAN_EAGAIN)) {
+    if (SHMCHAN__LIKELY(rc == SHMCHAN_OK)) {
         return rc;
     }
     if (shmchan__region_broken(&q->r)) {
         return SHMCHAN_ETRUNCATED;
+    }
+    if (rc != SHMCHAN_EAGAIN) {
+        return rc;
     }
     if (timeout_ms == 0) {
         return SHMCHAN_EAGAIN;
@@ -384,7 +386,7 @@ shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
         return rc;
     }
     const shmchan__qview *v = &q->v;
-    for (;;) {
+    for (int tries = 0; tries < RETRY_MAX; tries++) {
         found_t f;
         rc = await_msg(q, timeout_ms, &f);
         if (rc != SHMCHAN_OK) {
@@ -405,6 +407,9 @@ shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
         }
         if (f.len != 0) {
             memcpy(buf, shmchan__qpayload(f.h), (size_t)f.len);
+        }
+        if (SHMCHAN__UNLIKELY(shmchan__region_broken(&q->r))) {
+            return SHMCHAN_ETRUNCATED; /* the bytes may be the guard's zeros */
         }
         if (v->overwrite && overtaken(v, f.pos)) {
             if (worker) {
@@ -436,6 +441,7 @@ shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
         q->lost_pending = 0;
         return SHMCHAN_OK;
     }
+    return SHMCHAN_EAGAIN;
 }
 
 /* ------------------------------------------------------------ batches */
@@ -504,8 +510,10 @@ work_batch(shmchan_queue *q, batch_t *b, found_t f)
 {
     const shmchan__qview *v = &q->v;
     found_t taken[64];
-    size_t n = 0, off = 0, limit = b->max < 64 ? b->max : 64;
-    uint64_t end = f.pos;
+    size_t n = 1, off = align8((size_t)f.len), limit = b->max < 64 ? b->max : 64;
+    taken[0] = f; /* checked by work_locate */
+    off = off < b->cap ? off : b->cap;
+    uint64_t end = f.pos + shmchan__qspan(f.len);
     uint64_t tail = shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE);
     while (n < limit && end < tail) {
         shmchan__qrec *h = shmchan__qrec_at(v, end);
@@ -525,8 +533,8 @@ work_batch(shmchan_queue *q, batch_t *b, found_t f)
         }
         end += shmchan__qspan(len);
     }
-    if (n == 0 || (v->overwrite && overtaken(v, f.pos))) {
-        return SHMCHAN_EAGAIN; /* taken by another worker, or headers read stale */
+    if (v->overwrite && overtaken(v, f.pos)) {
+        return SHMCHAN_EAGAIN; /* the headers read may be stale */
     }
     if (!work_take(q, f.pos, end)) {
         return SHMCHAN_EAGAIN;
@@ -563,7 +571,7 @@ shmchan_queue_recv_batch(shmchan_queue *q, void *buf, size_t cap, size_t max,
         return rc;
     }
     batch_t b = {buf, cap, max, msgs, 0, 0};
-    for (;;) {
+    for (int tries = 0; tries < RETRY_MAX; tries++) {
         found_t f;
         rc = await_msg(q, timeout_ms, &f);
         if (rc != SHMCHAN_OK) {
@@ -593,11 +601,15 @@ shmchan_queue_recv_batch(shmchan_queue *q, void *buf, size_t cap, size_t max,
             q->received += b.n;
             sub_publish(q);
         }
+        if (SHMCHAN__UNLIKELY(shmchan__region_broken(&q->r))) {
+            return SHMCHAN_ETRUNCATED;
+        }
         msgs[0].lost = q->lost_pending;
         q->lost_pending = 0;
         *count_out = b.n;
         return SHMCHAN_OK;
     }
+    return SHMCHAN_EAGAIN;
 }
 
 /* ------------------------------------------------------------ zero-copy */
@@ -613,7 +625,7 @@ shmchan_queue_peek(shmchan_queue *q, int64_t timeout_ms, shmchan_msg *msg)
         return rc;
     }
     const shmchan__qview *v = &q->v;
-    for (;;) {
+    for (int tries = 0; tries < RETRY_MAX; tries++) {
         found_t f;
         rc = await_msg(q, timeout_ms, &f);
         if (rc != SHMCHAN_OK) {
@@ -639,6 +651,7 @@ shmchan_queue_peek(shmchan_queue *q, int64_t timeout_ms, shmchan_msg *msg)
         q->lost_pending = 0;
         return SHMCHAN_OK;
     }
+    return SHMCHAN_EAGAIN;
 }
 
 void

@@ -310,6 +310,9 @@ shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms, void **b
     }
     claim_t cl;
     int rc = claim(q, len, timeout_ms, &cl);
+    if (SHMCHAN__UNLIKELY(shmchan__region_broken(&q->r))) {
+        return SHMCHAN_ETRUNCATED; /* what we saw were zeros standing in for it */
+    }
     if (rc != SHMCHAN_OK) {
         return rc;
     }

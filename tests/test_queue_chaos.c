@@ -22,6 +22,7 @@ int tq_verify(const uint8_t *buf, size_t len, tq_head *out);
 #define CH_MAX_INC 4096 /* writer incarnations */
 #define CH_PROGRESS_EVERY 8
 #define CH_STOP UINT32_MAX
+#define CH_ORPHAN_NS (60ull * 1000 * 1000 * 1000) /* outlive a dead test by at most this */
 
 static uint64_t
 rnd(uint64_t *s)
@@ -76,7 +77,8 @@ HELPER(queue_chaos_writer)
     uint64_t seed = 0x9E3779B97F4A7C15ull * (inc + 1);
     uint32_t stop_at = mode == 1 ? (uint32_t)(rnd(&seed) % 50) : UINT32_MAX;
     uint8_t buf[CH_MAXMSG];
-    for (uint32_t c = 0;; c++) {
+    uint64_t give_up = t_now_ns() + (uint64_t)(tq_seconds() * 1e9) + CH_ORPHAN_NS;
+    for (uint32_t c = 0; t_now_ns() < give_up; c++) { /* the test kills us long before */
         if (c == stop_at) {
             void *p = NULL;
             if (shmchan_queue_reserve(q, CH_MAXMSG, 2000, &p) == SHMCHAN_OK) {
@@ -100,6 +102,7 @@ HELPER(queue_chaos_writer)
             }
         }
     }
+    return 7;
 }
 
 /* arg: "name flags": receive and check until killed; pause now and then so
@@ -115,7 +118,8 @@ HELPER(queue_chaos_reader)
     }
     uint64_t seed = (uint64_t)t_pid() * 0x2545F4914F6CDD1Dull | 1;
     uint8_t buf[4 * CH_MAXMSG];
-    for (uint64_t call = 0;; call++) {
+    uint64_t give_up = t_now_ns() + (uint64_t)(tq_seconds() * 1e9) + CH_ORPHAN_NS;
+    for (uint64_t call = 0; t_now_ns() < give_up; call++) {
         shmchan_msg msgs[4];
         size_t got = 0, len = 0;
         int rc;
@@ -142,6 +146,7 @@ HELPER(queue_chaos_reader)
             t_sleep_ms((int)(rnd(&seed) % 20));
         }
     }
+    return 7;
 }
 
 /*

@@ -526,7 +526,7 @@ shmchan_queue_close(shmchan_queue *q)
             q->role == SHMCHAN_PEER_WORKER) {
             shmchan__fetch_sub(&v->ctl->nworkers, 1, SHMCHAN__RELAXED);
         }
-        shmchan__qwake_writers(v); /* our cursor no longer holds them back */
+        shmchan__qwake_writers(v, true); /* our cursor no longer holds them back */
     }
     if (q->has_wslot) {
         shmchan__qwriter *w = &v->writers[q->wslot];

@@ -18,6 +18,7 @@
  * writer, and how long a waiter sleeps at most before looking again. */
 #define SHMCHAN__QSTUCK_NS (1000ull * 1000)
 #define SHMCHAN__QSLICE_NS (20ull * 1000 * 1000)
+#define SHMCHAN__QFIRST_SLICE_NS (1000ull * 1000) /* a writer's first sleep for space */
 
 /*
  * Everything about a queue's memory that does not depend on the handle: the
@@ -161,9 +162,11 @@ bool shmchan__qdrop_reader(const shmchan__qview *v, uint32_t i);
 /* Oldest intact record and its sequence, read without the lock. */
 int shmchan__qoldest(const shmchan__qview *v, uint64_t *pos_out, uint64_t *seq_out);
 
-/* Waking: after a commit (readers) or after a reader moved (writers), a
- * seq_cst fence and a look at the sleepers count; a system call only when
- * somebody sleeps. */
+/*
+ * Waking readers after a commit: a seq_cst fence and a look at the sleepers
+ * count (Dekker with the reader's increment and re-check); a system call
+ * only when somebody sleeps.
+ */
 static inline void
 shmchan__qwake_readers(const shmchan__qview *v)
 {
@@ -174,10 +177,20 @@ shmchan__qwake_readers(const shmchan__qview *v)
     }
 }
 
+/*
+ * Waking writers that wait for space after a reader moved. Per message the
+ * look at sp_waiters is a plain load (fenced == false): a fence there would
+ * stall the reader whenever a writer polls its slot. A writer that registered
+ * in the instant before our position became visible is then woken by our
+ * next call, by our fenced look when we run out of messages or leave, or by
+ * the end of its first (short) sleep slice; see docs/queue.md.
+ */
 static inline void
-shmchan__qwake_writers(const shmchan__qview *v)
+shmchan__qwake_writers(const shmchan__qview *v, bool fenced)
 {
-    shmchan__fence(SHMCHAN__SEQ_CST);
+    if (fenced) {
+        shmchan__fence(SHMCHAN__SEQ_CST);
+    }
     if (SHMCHAN__UNLIKELY(shmchan__load(&v->ctl->sp_waiters, SHMCHAN__RELAXED) != 0)) {
         shmchan__fetch_add(&v->ctl->space, 1, SHMCHAN__RELEASE);
         shmchan__wake_all(v->shm, &v->ctl->space);

@@ -15,6 +15,7 @@
 
 #define SKIP_MAX 4096     /* pads and dropped records skipped per look */
 #define RETRY_MAX 100000  /* races lost (or lies met) per call before giving up */
+#define CLAIMED_POLLS 16  /* looks at a record being filled before EAGAIN */
 #define CATCH_UP_SPINS 1000
 
 typedef struct found_t {
@@ -202,7 +203,7 @@ work_done(shmchan_queue *q)
 {
     shmchan__store(&q->v.readers[q->rslot].pos, SHMCHAN__QPOS_NONE, SHMCHAN__RELEASE);
     if (!q->v.overwrite) {
-        shmchan__qwake_writers(&q->v);
+        shmchan__qwake_writers(&q->v, false);
     }
 }
 
@@ -275,6 +276,20 @@ await_msg(shmchan_queue *q, int64_t timeout_ms, found_t *f)
     if (rc != SHMCHAN_EAGAIN) {
         return rc;
     }
+    if (!v->overwrite) {
+        shmchan__qwake_writers(v, true); /* we ran dry: our position is final for now */
+    }
+    for (int i = 0; claimed != 0 && i < CLAIMED_POLLS; i++) {
+        /* A writer is filling it: wait a moment rather than pull its cache
+         * line away again and again (also without a timeout). */
+        for (int k = 0; k < 4; k++) {
+            shmchan__cpu_relax();
+        }
+        rc = locate(q, f, &claimed);
+        if (rc != SHMCHAN_EAGAIN) {
+            return rc;
+        }
+    }
     if (timeout_ms == 0) {
         return SHMCHAN_EAGAIN;
     }
@@ -325,7 +340,7 @@ sub_publish(shmchan_queue *q)
     shmchan__store(&rd->received, q->received, SHMCHAN__RELAXED);
     shmchan__store(&rd->pos, q->pos, SHMCHAN__RELEASE);
     if (!q->v.overwrite) {
-        shmchan__qwake_writers(&q->v);
+        shmchan__qwake_writers(&q->v, false);
     }
 }
 

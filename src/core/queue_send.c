@@ -14,6 +14,9 @@
 
 #define NOWAIT_LOCK_NS (10ll * 1000 * 1000) /* a NO_WAIT call still waits out a claim */
 #define BUSY_NAP_NS (50ull * 1000)
+#define SPACE_BATCH 4096u /* room a spinning writer waits for beyond its need */
+#define SPACE_PAUSES 8    /* pauses between two looks at the readers' slots */
+#define SPACE_MORE_NS (5ull * 1000) /* how long a spinning writer asks for the batch */
 
 typedef struct claim_t {
     uint64_t pos;  /* record position */
@@ -198,27 +201,39 @@ claim_locked(shmchan_queue *q, uint64_t len, claim_t *cl)
  * back are dropped before each sleep that follows no progress.
  */
 static int
-wait_space(shmchan_queue *q, uint64_t need, uint64_t deadline, bool *spun)
+wait_space(shmchan_queue *q, uint64_t need, uint64_t deadline, bool *spun, uint64_t *slice)
 {
     const shmchan__qview *v = &q->v;
     shmchan__queue_ctl *c = v->ctl;
     if (!*spun && q->r.spin_ns != 0) {
+        /* Spin, looking at the readers' slots only now and then (each look
+         * pulls a line a reader writes), and for the first part of the spin
+         * wait for a little more room than this claim needs: the next claims
+         * then fit without a look, and readers and writer stop taking turns
+         * message by message. */
         *spun = true;
-        uint64_t end = shmchan__now_ns() + q->r.spin_ns;
+        uint64_t now = shmchan__now_ns();
+        uint64_t half = now + (q->r.spin_ns / 2 < SPACE_MORE_NS ? q->r.spin_ns / 2 : SPACE_MORE_NS);
+        uint64_t end = now + q->r.spin_ns;
+        uint64_t more = need + (v->cap / 16 < SPACE_BATCH ? v->cap / 16 : SPACE_BATCH);
         do {
-            for (int i = 0; i < 16; i++) {
-                if (!blocks(v, shmchan__qgate_scan(v, need, false), need)) {
+            for (int i = 0; i < 4; i++) {
+                if (!blocks(v, shmchan__qgate_scan(v, need, false), now < half ? more : need)) {
                     return SHMCHAN_OK;
                 }
-                shmchan__cpu_relax();
+                for (int k = 0; k < SPACE_PAUSES; k++) {
+                    shmchan__cpu_relax();
+                }
             }
-        } while (shmchan__now_ns() < end);
+            now = shmchan__now_ns();
+        } while (now < end);
     }
     shmchan__fetch_add(&c->sp_waiters, 1, SHMCHAN__SEQ_CST);
     uint32_t w = shmchan__load(&c->space, SHMCHAN__SEQ_CST);
     int rc = SHMCHAN_OK;
     if (blocks(v, shmchan__qgate_scan(v, need, true), need)) {
-        uint64_t until = shmchan__now_ns() + SHMCHAN__QSLICE_NS;
+        uint64_t until = shmchan__now_ns() + *slice;
+        *slice = SHMCHAN__QSLICE_NS;
         rc = shmchan__sleep_on(&q->r, &c->space, w,
                                deadline != 0 && deadline < until ? deadline : until);
         if (rc == SHMCHAN_ETIMEDOUT && (deadline == 0 || shmchan__now_ns() < deadline)) {
@@ -248,7 +263,7 @@ claim(shmchan_queue *q, uint64_t len, int64_t timeout_ms, claim_t *cl)
     int64_t lock_ns = timeout_ms < 0    ? -1
                       : timeout_ms == 0 ? NOWAIT_LOCK_NS
                                         : timeout_ms * SHMCHAN__NS_PER_MS;
-    uint64_t deadline = 0;
+    uint64_t deadline = 0, slice = SHMCHAN__QFIRST_SLICE_NS;
     bool spun = false, counted = false;
     for (;;) {
         int rc = shmchan__qlock(v, q->wowner, lock_ns);
@@ -270,7 +285,7 @@ claim(shmchan_queue *q, uint64_t len, int64_t timeout_ms, claim_t *cl)
             counted = true;
             shmchan__fetch_add(&v->ctl->waits, 1, SHMCHAN__RELAXED);
         }
-        rc = rc == SHMCHAN_EAGAIN ? wait_space(q, cl->need, deadline, &spun)
+        rc = rc == SHMCHAN_EAGAIN ? wait_space(q, cl->need, deadline, &spun, &slice)
                                   : wait_busy(deadline);
         if (rc != SHMCHAN_OK) {
             return rc;

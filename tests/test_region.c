@@ -193,10 +193,14 @@ HELPER(race_open_publish)
     shmchan_opts o = t_opts(SHMCHAN_CREATE);
     o.max_msg = 64;
     shmchan_latest *ch = NULL;
-    if (shmchan_latest_open(arg, &o, &ch) != SHMCHAN_OK) {
+    int rc = shmchan_latest_open(arg, &o, &ch);
+    if (rc != SHMCHAN_OK) {
+        fprintf(stderr, "race: open %s: %s\n", arg, shmchan_errname(rc));
         return 1;
     }
-    if (shmchan_latest_publish(ch, "r", 1, NULL) != SHMCHAN_OK) {
+    rc = shmchan_latest_publish(ch, "r", 1, NULL);
+    if (rc != SHMCHAN_OK) {
+        fprintf(stderr, "race: publish %s: %s\n", arg, shmchan_errname(rc));
         return 2;
     }
     /* Stay until every racer has published: each must see all the publishes
@@ -204,7 +208,10 @@ HELPER(race_open_publish)
      * also keeps a Windows named channel alive, which ends with its last user.) */
     uint64_t seq = 0;
     while (seq < RACERS) {
-        if (shmchan_latest_wait(ch, seq, 10000, &seq) != SHMCHAN_OK) {
+        rc = shmchan_latest_wait(ch, seq, 10000, &seq);
+        if (rc != SHMCHAN_OK) {
+            fprintf(stderr, "race: wait %s after %llu: %s\n", arg, (unsigned long long)seq,
+                    shmchan_errname(rc));
             return 3;
         }
     }

@@ -136,4 +136,169 @@ typedef struct shmchan__latest_buf {
 
 _Static_assert(sizeof(shmchan__latest_buf) == 16, "latest buf pinned");
 
+/* ------------------------------------------------------------------ queue */
+
+/*
+ * A queue is a ring of `capacity` bytes (a power of two) of variable-length
+ * records, addressed by 64-bit positions that only grow: position p lives at
+ * ring offset p & (capacity - 1). A record is a 16-byte header and its
+ * payload, padded to 16 bytes, and never crosses the ring's end: a PAD record
+ * fills the tail end instead. Every message gets the next 64-bit sequence
+ * number (from 1); the record's tag carries it with the record's kind, so a
+ * reader at position p expecting sequence s learns from the tag alone whether
+ * message s is there, without reading any writer-owned index:
+ *
+ *   tag == s<<2 | MSG      committed message s: copy len bytes, then expect s+1
+ *   tag == s<<2 | DROPPED  sequence s was claimed but never committed (its
+ *                          writer aborted or died): skip len bytes, expect s+1
+ *   tag == s<<2 | PAD      filler (the ring's tail end, or the unused rest of a
+ *                          reservation committed shorter): skip len bytes and
+ *                          keep expecting s
+ *   tag == s<<2 | CLAIMED  claimed by writer `writer`, payload being copied
+ *   seq(tag) < s, or 0     nothing there yet (stale bytes of an older lap)
+ *
+ * The header at the tail (the position the next claim starts at) is always 0:
+ * every claim writes a zero header right behind its record before it moves the
+ * tail, so old payload bytes there can never pass for a message.
+ */
+#define SHMCHAN__QREC_ALIGN 16u
+#define SHMCHAN__QTAG_CLAIMED 0u
+#define SHMCHAN__QTAG_MSG 1u
+#define SHMCHAN__QTAG_PAD 2u
+#define SHMCHAN__QTAG_DROPPED 3u
+#define SHMCHAN__QTAG_KINDS 3u
+#define SHMCHAN__QPOS_NONE UINT64_MAX
+
+/*
+ * A record header. The claimant writes len and writer, then tag = CLAIMED
+ * with release order, inside the claim critical section; the payload follows
+ * outside it and the commit is one release store of tag = MSG. Readers load
+ * tag with acquire order, then len, and bound len by max_msg and by the ring's
+ * end before any use.
+ */
+typedef struct shmchan__qrec {
+    shmchan__atomic_u64 tag;    /* seq << 2 | SHMCHAN__QTAG_* */
+    shmchan__atomic_u32 len;    /* payload bytes (PAD: bytes skipped after the header) */
+    shmchan__atomic_u32 writer; /* writer slot that claimed it */
+} shmchan__qrec;
+
+_Static_assert(sizeof(shmchan__qrec) == SHMCHAN__QREC_ALIGN, "queue record header pinned");
+
+/*
+ * Queue control block, at hdr.ctl_off, one cache line per group of words
+ * with one writer pattern, so that the hot paths own their lines:
+ *
+ * Line 0, claim state, written only by the holder of `lock` (0 free, else
+ * gen << 32 | (slot + 1), slot numbering readers 0..R-1 then writers R..):
+ * a writer takes the lock with a CAS, claims [tail, tail + span) for the next
+ * sequence, and releases it with a release store. Inside it first writes the
+ * journal {j_pos, j_len, j_oldest} and then j_seq (release), and only then
+ * touches the ring; a contender that finds the owner dead (its slot's
+ * generation changed, or its liveness lock is free) steals the lock with a
+ * CAS and, if j_seq == next_seq and j_pos == tail, rolls the claim forward as
+ * a DROPPED record: every step is idempotent. `gate` caches min(reader
+ * position) + capacity: a claim that ends at or below it needs no look at
+ * the reader table (the Disruptor's cached gating sequence).
+ *
+ * Line 2, `oldest`: position of the oldest record still intact. A claim moves
+ * it past every record it is about to overwrite, then issues a release fence,
+ * before its first store into them; the header at `oldest` is always intact
+ * and carries the oldest sequence. A reader that may be overtaken copies,
+ * issues an acquire fence and reloads `oldest`: at or below its record's
+ * position means no writer had started to overwrite it.
+ *
+ * Line 3, workers: `work_pos` is the next record to hand to a worker,
+ * advanced by CAS; a worker first announces the position in its slot
+ * (seq_cst), and block-mode writers read work_pos before the slots, so a
+ * record a worker still copies is never overwritten.
+ *
+ * Line 4, sleepers (the Dekker pattern of the latest-value channel): readers
+ * going to sleep increment rd_waiters (seq_cst), re-check their record and
+ * futex-wait on `wake`; a writer after committing issues a seq_cst fence and
+ * bumps `wake` and wakes only if rd_waiters is non-zero. Writers waiting for
+ * space do the same with sp_waiters and `space`, which readers bump after
+ * publishing their position.
+ */
+typedef struct shmchan__queue_ctl {
+    /* Line 0: claim state. */
+    shmchan__atomic_u64 lock;
+    shmchan__atomic_u64 tail;     /* where the next claim starts; its header is 0 */
+    shmchan__atomic_u64 next_seq; /* sequence of the next claim (from 1) */
+    shmchan__atomic_u64 gate;     /* claims ending at or below this fit (block mode) */
+    shmchan__atomic_u64 j_seq;    /* journal: sequence of the claim in progress */
+    shmchan__atomic_u64 j_pos;    /* journal: tail when it started */
+    shmchan__atomic_u64 j_len;    /* journal: payload length claimed */
+    shmchan__atomic_u64 j_oldest; /* journal: oldest after it */
+    /* Line 1: table extents and the worker count (atomic updates). */
+    shmchan__atomic_u32 readers_used; /* reader slots ever used: scan bound */
+    shmchan__atomic_u32 writers_used; /* writer slots ever used: scan bound */
+    shmchan__atomic_u32 nworkers;     /* live worker slots */
+    uint8_t pad1[SHMCHAN__CACHE_LINE - 12];
+    /* Line 2: oldest intact record. */
+    shmchan__atomic_u64 oldest;
+    uint8_t pad2[SHMCHAN__CACHE_LINE - 8];
+    /* Line 3: workers. */
+    shmchan__atomic_u64 work_pos;  /* next record for a worker */
+    shmchan__atomic_u64 work_lost; /* overwrite mode: lost by workers, not yet reported */
+    uint8_t pad3[SHMCHAN__CACHE_LINE - 16];
+    /* Line 4: sleepers. */
+    shmchan__atomic_u32 rd_waiters; /* readers inside a futex wait */
+    shmchan__atomic_u32 wake;       /* readers' futex word */
+    shmchan__atomic_u32 sp_waiters; /* writers waiting for space */
+    shmchan__atomic_u32 space;      /* writers' futex word */
+    uint8_t pad4[SHMCHAN__CACHE_LINE - 16];
+    /* Line 5: slow-path counters (atomic read-modify-write). Messages and
+     * bytes are counted per writer slot, on lines their writers own. */
+    shmchan__atomic_u64 drops; /* messages readers lost to overwriting */
+    shmchan__atomic_u64 waits; /* writer waits for space, reader sleeps */
+    uint8_t pad5[SHMCHAN__CACHE_LINE - 16];
+} shmchan__queue_ctl;
+
+_Static_assert(sizeof(shmchan__queue_ctl) == 6 * SHMCHAN__CACHE_LINE, "queue ctl pinned");
+
+/*
+ * The data area: max_readers reader slots, max_writers writer slots, padding
+ * to a page, then the ring. A slot belongs to the handle that holds its
+ * liveness lock (SHMCHAN__LOCK_SLOTS + slot) exclusively; `state` is
+ * gen << 32 | role, and the generation grows each time the slot is taken, so
+ * that a stale claim-lock owner or a stale CAS from a peer that dropped a
+ * dead slot never matches a new owner.
+ *
+ * A subscriber publishes {pos, seq, received} with release stores once per
+ * receive call (not per message of a batch), then issues a seq_cst fence and
+ * reads sp_waiters. A worker stores pos = the position it is about to claim
+ * (seq_cst) and QPOS_NONE when it is done with the record.
+ */
+typedef struct shmchan__qreader {
+    shmchan__atomic_u64 state;    /* gen << 32 | SHMCHAN_PEER_SUBSCRIBER / _WORKER, 0 free */
+    shmchan__atomic_u64 pos;      /* subscriber: next record; worker: record being taken */
+    shmchan__atomic_u64 seq;      /* next sequence it expects */
+    shmchan__atomic_u64 received; /* messages received */
+    shmchan__atomic_u64 lost;     /* messages lost to overwriting */
+    shmchan__atomic_u64 start;    /* process start time (display) */
+    shmchan__atomic_u32 pid;
+    uint8_t pad[SHMCHAN__CACHE_LINE - 52];
+} shmchan__qreader;
+
+/*
+ * A writer slot. `resv` is the position of the record its owner has claimed
+ * and not yet committed (QPOS_NONE otherwise): set before the record's
+ * CLAIMED tag is stored, cleared after the commit. A reader stuck at a CLAIMED
+ * record names its writer dead when resv no longer points at the record (the
+ * slot was taken over or freed) or the slot's liveness lock is free.
+ */
+typedef struct shmchan__qwriter {
+    shmchan__atomic_u64 state;       /* gen << 32 | 1 while in use */
+    shmchan__atomic_u64 resv;        /* claimed, uncommitted record, or QPOS_NONE */
+    shmchan__atomic_u64 sent;        /* messages committed by this owner */
+    shmchan__atomic_u64 total;       /* messages committed through this slot, ever */
+    shmchan__atomic_u64 total_bytes; /* their payload bytes */
+    shmchan__atomic_u64 start;       /* process start time (display) */
+    shmchan__atomic_u32 pid;
+    uint8_t pad[SHMCHAN__CACHE_LINE - 52];
+} shmchan__qwriter;
+
+_Static_assert(sizeof(shmchan__qreader) == SHMCHAN__CACHE_LINE, "queue reader slot pinned");
+_Static_assert(sizeof(shmchan__qwriter) == SHMCHAN__CACHE_LINE, "queue writer slot pinned");
+
 #endif /* SHMCHAN_LAYOUT_H */

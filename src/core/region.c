@@ -265,6 +265,7 @@ await_ready(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_op
             bool may_build)
 {
     uint64_t start = shmchan__now_ns();
+    int idle = 0; /* consecutive looks at an unready object nobody builds */
     for (;;) {
         uint64_t size = 0;
         int rc = try_attach_or_build(r, opts, ops, may_build, &size);
@@ -273,7 +274,10 @@ await_ready(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_op
         }
         uint64_t waited = shmchan__now_ns() - start;
         bool building = shmchan__lock_probe(r->shm, SHMCHAN__LOCK_INIT) != SHMCHAN_OK;
-        if (!building && (size > 0 || waited > EMPTY_GRACE_NS)) {
+        /* A builder may finish between our look and the probe: only a second
+         * look, after the probe, can tell "finished" from "died". */
+        idle = (!building && (size > 0 || waited > EMPTY_GRACE_NS)) ? idle + 1 : 0;
+        if (idle >= 2) {
             return classify_unready(r, size);
         }
         if (waited > INIT_WAIT_NS) {

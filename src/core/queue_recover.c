@@ -1,0 +1,248 @@
+/*
+ * Queues: the claim lock, the claim itself (shared with its roll-forward),
+ * and recovery from peers that died: a claim-lock holder, a writer between
+ * claim and commit, a reader whose cursor holds writers back.
+ *
+ * Liveness is never judged from a pid: a slot's owner holds the slot's
+ * kernel lock (SHMCHAN__LOCK_SLOTS + slot) for the life of its handle, and a
+ * lock that can be taken means the owner is gone. Slot generations make sure
+ * that a decision taken about one owner never applies to the next one.
+ */
+#include "queue_int.h"
+
+#define LOCK_SPINS 256u
+#define LOCK_NAP_NS (20ull * 1000)
+#define OLDEST_TRIES 1000
+
+/* Whether the owner named by a claim-lock word is gone. */
+static bool
+owner_gone(const shmchan__qview *v, uint64_t word)
+{
+    uint32_t lo = (uint32_t)word;
+    if (lo == 0 || lo > v->nreaders + v->nwriters) {
+        return true; /* no such slot: a scribbled word, take it */
+    }
+    uint32_t idx = lo - 1;
+    uint64_t st = idx < v->nreaders
+                      ? shmchan__load(&v->readers[idx].state, SHMCHAN__ACQUIRE)
+                      : shmchan__load(&v->writers[idx - v->nreaders].state, SHMCHAN__ACQUIRE);
+    if ((st >> 32) != (word >> 32) || (uint32_t)st == 0) {
+        return true; /* the slot was freed or taken over since */
+    }
+    return shmchan__lock_probe(v->shm, SHMCHAN__LOCK_SLOTS + idx) == SHMCHAN_OK;
+}
+
+int
+shmchan__qlock_slow(const shmchan__qview *v, uint64_t me, int64_t wait_ns)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t until = 0;
+    for (uint32_t i = 1;; i++) {
+        uint64_t cur = shmchan__load(&c->lock, SHMCHAN__RELAXED);
+        if (cur == 0) {
+            if (shmchan__cas(&c->lock, &cur, me)) {
+                return SHMCHAN_OK;
+            }
+            continue;
+        }
+        if (i % LOCK_SPINS != 0) {
+            shmchan__cpu_relax();
+            continue;
+        }
+        if (owner_gone(v, cur)) {
+            if (shmchan__cas(&c->lock, &cur, me)) {
+                shmchan__qrepair(v);
+                shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
+                return SHMCHAN_OK;
+            }
+            continue;
+        }
+        if (shmchan__shm_faulted(v->shm)) {
+            return SHMCHAN_ETRUNCATED;
+        }
+        if (wait_ns >= 0) {
+            uint64_t now = shmchan__now_ns();
+            if (until == 0) {
+                until = now + (uint64_t)wait_ns;
+            } else if (now >= until) {
+                return SHMCHAN_ETIMEDOUT;
+            }
+        }
+        shmchan__sleep_ns(LOCK_NAP_NS); /* the holder may be descheduled */
+    }
+}
+
+static void
+put_header(shmchan__qrec *h, uint64_t tag, uint64_t len, uint32_t writer)
+{
+    shmchan__store(&h->len, (uint32_t)len, SHMCHAN__RELAXED);
+    shmchan__store(&h->writer, writer, SHMCHAN__RELAXED);
+    shmchan__store(&h->tag, tag, SHMCHAN__RELEASE);
+}
+
+/*
+ * The ring part of a claim of len bytes for sequence seq starting at p0 (the
+ * tail). Order matters, see layout.h: the header at p0 is the zero header
+ * nobody owns, so it is written first, before `oldest` may name it; then
+ * `oldest` moves and a release fence orders it before every store into the
+ * records it gave up; then the zero header behind the new record; then, when
+ * the record had to go to the ring's start, its header, and only then is the
+ * header at p0 turned into the PAD readers skip; finally tail and next_seq.
+ * Re-running it with the same arguments writes the same words.
+ */
+void
+shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t len, uint64_t seq,
+                uint64_t oldest, uint32_t writer)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t span = shmchan__qspan(len);
+    uint64_t off = p0 & v->mask;
+    uint64_t pad = off + span > v->cap ? v->cap - off : 0;
+    uint64_t p = p0 + pad;
+    shmchan__qrec *h0 = shmchan__qrec_at(v, p0);
+    put_header(h0, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED),
+               pad != 0 ? pad - sizeof(shmchan__qrec) : len, writer);
+    shmchan__store(&c->oldest, oldest, SHMCHAN__RELEASE);
+    shmchan__fence(SHMCHAN__RELEASE);
+    shmchan__qrec *z = shmchan__qrec_at(v, p + span);
+    shmchan__store(&z->len, 0, SHMCHAN__RELAXED);
+    shmchan__store(&z->writer, 0, SHMCHAN__RELAXED);
+    shmchan__store(&z->tag, 0, SHMCHAN__RELAXED);
+    if (pad != 0) {
+        put_header(shmchan__qrec_at(v, p), shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED), len,
+                   writer);
+        shmchan__store(&h0->tag, shmchan__qtag(seq, SHMCHAN__QTAG_PAD), SHMCHAN__RELEASE);
+    }
+    shmchan__store(&c->tail, p + span, SHMCHAN__RELEASE);
+    shmchan__store(&c->next_seq, seq + 1, SHMCHAN__RELEASE);
+}
+
+/*
+ * Roll forward a claim whose owner died inside the critical section. The
+ * journal's sequence equals next_seq exactly while a claim is between its
+ * journal and its final store of next_seq; the tail then still equals the
+ * journal's position (re-apply the claim) or already its end (only next_seq
+ * is missing). Either way the record is dropped: its writer is dead. A
+ * journal that does not make sense (a scribbled one) only restores the zero
+ * header at the tail.
+ */
+void
+shmchan__qrepair(const shmchan__qview *v)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t seq = shmchan__load(&c->next_seq, SHMCHAN__ACQUIRE);
+    uint64_t tail = shmchan__load(&c->tail, SHMCHAN__ACQUIRE);
+    if (shmchan__load(&c->j_seq, SHMCHAN__ACQUIRE) != seq) {
+        return;
+    }
+    uint64_t p0 = shmchan__load(&c->j_pos, SHMCHAN__RELAXED);
+    uint64_t len = shmchan__load(&c->j_len, SHMCHAN__RELAXED);
+    uint64_t oldest = shmchan__load(&c->j_oldest, SHMCHAN__RELAXED);
+    uint64_t span = shmchan__qspan(len);
+    uint64_t off = p0 & v->mask;
+    uint64_t p = p0 + (off + span > v->cap ? v->cap - off : 0);
+    bool sane = len <= v->max_msg && oldest <= p0 && p0 - oldest <= v->cap && p0 % 16 == 0;
+    if (sane && tail == p0) {
+        shmchan__qapply(v, p0, len, seq, oldest, 0);
+    } else if (sane && tail == p + span) {
+        shmchan__store(&c->next_seq, seq + 1, SHMCHAN__RELEASE);
+    } else {
+        if (tail % SHMCHAN__QREC_ALIGN == 0) {
+            shmchan__store(&shmchan__qrec_at(v, tail)->tag, 0, SHMCHAN__RELEASE);
+        }
+        return;
+    }
+    uint64_t claimed = shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED);
+    (void)shmchan__cas(&shmchan__qrec_at(v, p)->tag, &claimed,
+                       shmchan__qtag(seq, SHMCHAN__QTAG_DROPPED));
+}
+
+bool
+shmchan__qwriter_gone(const shmchan__qview *v, uint32_t writer, uint64_t pos)
+{
+    if (writer >= v->nwriters) {
+        return true;
+    }
+    /* The writer clears resv (release) after committing: if it no longer
+     * names this record, the tag has moved on or the slot changed owner. */
+    if (shmchan__load(&v->writers[writer].resv, SHMCHAN__ACQUIRE) != pos) {
+        return true;
+    }
+    return shmchan__lock_probe(v->shm, SHMCHAN__LOCK_SLOTS + v->nreaders + writer) ==
+           SHMCHAN_OK;
+}
+
+bool
+shmchan__qrecover_record(const shmchan__qview *v, uint64_t me, uint64_t pos, uint64_t tag)
+{
+    shmchan__qrec *h = shmchan__qrec_at(v, pos);
+    if (shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE) <= pos) {
+        /* Its claim is still inside the critical section: taking the lock
+         * waits for it, or steals it from a dead claimant and completes it. */
+        if (shmchan__qlock(v, me, (int64_t)SHMCHAN__QSLICE_NS) == SHMCHAN_OK) {
+            shmchan__qunlock(v);
+        }
+        return true;
+    }
+    uint32_t writer = shmchan__load(&h->writer, SHMCHAN__RELAXED);
+    if (!shmchan__qwriter_gone(v, writer, pos)) {
+        return false;
+    }
+    uint64_t expect = tag;
+    if (shmchan__cas(&h->tag, &expect, (tag & ~(uint64_t)SHMCHAN__QTAG_KINDS) |
+                                           SHMCHAN__QTAG_DROPPED)) {
+        shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
+        shmchan__qwake_readers(v);
+    }
+    return true;
+}
+
+bool
+shmchan__qdrop_reader(const shmchan__qview *v, uint32_t i)
+{
+    shmchan__qreader *rd = &v->readers[i];
+    uint64_t st = shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
+    uint32_t role = (uint32_t)st;
+    if (role == 0 || shmchan__lock_probe(v->shm, SHMCHAN__LOCK_SLOTS + i) != SHMCHAN_OK) {
+        return false;
+    }
+    /* The generation in the CAS makes sure a new owner is never dropped. */
+    if (!shmchan__cas(&rd->state, &st, st & ~(uint64_t)UINT32_MAX)) {
+        return false;
+    }
+    if (role == SHMCHAN_PEER_WORKER) {
+        shmchan__fetch_sub(&v->ctl->nworkers, 1, SHMCHAN__RELAXED);
+    }
+    shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
+    return true;
+}
+
+/*
+ * The oldest record and its sequence, without the lock: the header at
+ * `oldest` is intact while oldest names it, so a tag read between two equal
+ * loads of oldest (the second after an acquire fence) is that record's.
+ */
+int
+shmchan__qoldest(const shmchan__qview *v, uint64_t *pos_out, uint64_t *seq_out)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    for (int i = 0; i < OLDEST_TRIES; i++) {
+        uint64_t o = shmchan__load(&c->oldest, SHMCHAN__ACQUIRE);
+        if (o % SHMCHAN__QREC_ALIGN != 0) {
+            return SHMCHAN_ECORRUPT;
+        }
+        uint64_t tag = shmchan__load(&shmchan__qrec_at(v, o)->tag, SHMCHAN__ACQUIRE);
+        shmchan__fence(SHMCHAN__ACQUIRE);
+        if (shmchan__load(&c->oldest, SHMCHAN__RELAXED) != o) {
+            continue;
+        }
+        uint64_t seq = tag >> 2;
+        if (seq == 0) {
+            seq = shmchan__load(&c->next_seq, SHMCHAN__ACQUIRE); /* nothing claimed yet */
+        }
+        *pos_out = o;
+        *seq_out = seq;
+        return SHMCHAN_OK;
+    }
+    return SHMCHAN_EAGAIN;
+}

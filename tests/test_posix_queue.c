@@ -1,0 +1,333 @@
+/*
+ * Queues, POSIX-only checks: no system call on the fast paths (seccomp), a
+ * claim-lock holder killed inside the critical section (driven through the
+ * internals), truncation underneath, and a hostile process scribbling over
+ * the control block and the ring.
+ */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHMCHAN_PLATFORM_POSIX 1
+#include "core/queue_int.h"
+#include "t.h"
+#include "test_queue_util.h"
+
+void t_forbid_syscalls(void);
+
+/* -------------------------------------------------------- no syscalls */
+
+/* arg: "block overwrite": send and receive in every way, forbidden to make
+ * any system call (the handles are opened before). */
+HELPER(queue_hot_path_no_syscalls)
+{
+    char bn[64], on[64];
+    if (sscanf(arg, "%63s %63s", bn, on) != 2) {
+        return 5;
+    }
+    shmchan_queue *w = tq_open(bn, 0), *s = tq_open(bn, SHMCHAN_SUBSCRIBE);
+    shmchan_queue *k = tq_open(bn, SHMCHAN_WORKER);
+    shmchan_queue *ow = tq_open(on, 0), *os = tq_open(on, SHMCHAN_SUBSCRIBE);
+    uint8_t msg[64], buf[256];
+    t_forbid_syscalls();
+    uint64_t lost = 0;
+    for (uint64_t i = 0; i < 100000; i++) {
+        tq_fill(msg, 64, i);
+        if (i % 3 == 0) {
+            void *p = NULL;
+            if (shmchan_queue_reserve(w, 64, 0, &p) != SHMCHAN_OK) {
+                return 1;
+            }
+            memcpy(p, msg, 64);
+            if (shmchan_queue_commit(w, 64) != SHMCHAN_OK) {
+                return 1;
+            }
+        } else if (shmchan_queue_send(w, msg, 64, 0) != SHMCHAN_OK) {
+            return 1;
+        }
+        size_t len = 0;
+        shmchan_msg m;
+        if (shmchan_queue_recv(s, buf, sizeof(buf), 0, &len, &m) != SHMCHAN_OK ||
+            m.seq != i + 1 || !tq_check(buf, len, i)) {
+            return 2;
+        }
+        if (i % 3 == 0) {
+            if (shmchan_queue_peek(k, 0, &m) != SHMCHAN_OK || m.seq != i + 1 ||
+                shmchan_queue_release(k) != SHMCHAN_OK) {
+                return 3;
+            }
+        } else {
+            size_t got = 0;
+            if (shmchan_queue_recv_batch(k, buf, sizeof(buf), 4, 0, &m, &got) != SHMCHAN_OK ||
+                got != 1 || m.seq != i + 1) {
+                return 3;
+            }
+        }
+        /* Overwrite mode: writers lap the subscriber, which catches up. */
+        if (shmchan_queue_send(ow, msg, 64, 0) != SHMCHAN_OK) {
+            return 4;
+        }
+        if (i % 100 == 99) {
+            if (shmchan_queue_recv(os, buf, sizeof(buf), 0, &len, &m) != SHMCHAN_OK) {
+                return 4;
+            }
+            lost += m.lost;
+        }
+    }
+    if (lost == 0) {
+        return 6;
+    }
+    _exit(0); /* exit_group only: no atexit handlers */
+}
+
+TEST(queue_fast_path_no_syscalls)
+{
+    const char *bn = t_name(), *on = t_name();
+    shmchan_queue *b = tq_create(bn, 0, 64, 0);
+    shmchan_queue *o = tq_create(on, 4096, 64, SHMCHAN_POLICY_OVERWRITE);
+    char arg[160];
+    snprintf(arg, sizeof(arg), "%s %s", bn, on);
+    T_EQ_U64(t_wait(t_spawn("queue_hot_path_no_syscalls", arg)), 0);
+    shmchan_info info;
+    tq_info(bn, &info);
+    T_EQ_U64(info.messages, 100000);
+    T_EQ_U64(info.waits, 0);
+    shmchan_queue_close(o);
+    shmchan_queue_close(b);
+}
+
+/* --------------------------------------------- claim-lock holder dies */
+
+/*
+ * arg: "name stage": take the claim lock as a real writer would and die at
+ * a point of the critical section: 0 after the journal, 1 after the first
+ * header, 2 after everything but next_seq, 3 before the journal.
+ */
+HELPER(queue_die_in_claim)
+{
+    char name[64];
+    unsigned stage = 0;
+    if (sscanf(arg, "%63s %u", name, &stage) != 2) {
+        return 5;
+    }
+    shmchan_queue *q = tq_open(name, 0);
+    if (shmchan_queue_send(q, "before", 6, 0) != SHMCHAN_OK) {
+        return 1;
+    }
+    const shmchan__qview *v = &q->v;
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t free_word = 0;
+    if (!shmchan__cas(&c->lock, &free_word, q->wowner)) {
+        return 2;
+    }
+    uint64_t p0 = shmchan__load(&c->tail, SHMCHAN__RELAXED);
+    uint64_t seq = shmchan__load(&c->next_seq, SHMCHAN__RELAXED);
+    uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__RELAXED);
+    if (stage == 3) {
+        t_die();
+    }
+    shmchan__store(&c->j_pos, p0, SHMCHAN__RELAXED);
+    shmchan__store(&c->j_len, 100, SHMCHAN__RELAXED);
+    shmchan__store(&c->j_oldest, oldest, SHMCHAN__RELAXED);
+    shmchan__store(&c->j_seq, seq, SHMCHAN__RELEASE);
+    shmchan__store(&v->writers[q->wslot].resv, p0, SHMCHAN__RELEASE);
+    if (stage == 1) {
+        shmchan__qrec *h = shmchan__qrec_at(v, p0);
+        shmchan__store(&h->len, 100, SHMCHAN__RELAXED);
+        shmchan__store(&h->writer, q->wslot, SHMCHAN__RELAXED);
+        shmchan__store(&h->tag, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED), SHMCHAN__RELEASE);
+    } else if (stage == 2) {
+        shmchan__qapply(v, p0, 100, seq, oldest, q->wslot);
+        shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
+    }
+    t_die();
+    return 3;
+}
+
+TEST(queue_claim_holder_dies)
+{
+    for (unsigned stage = 0; stage < 4; stage++) {
+        const char *n = t_name();
+        shmchan_queue *w = tq_create(n, 4096, 128, 0);
+        shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+        char arg[96], buf[128];
+        snprintf(arg, sizeof(arg), "%s %u", n, stage);
+        T_EQ_U64(t_wait(t_spawn("queue_die_in_claim", arg)), t_killed_status());
+        size_t len = 0;
+        shmchan_msg m;
+        T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 5000, &len, &m));
+        T_MEMEQ(buf, "before", 6);
+        shmchan_info info;
+        if (stage == 1) {
+            /* The reader finds the half-made claim and completes it itself. */
+            T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 200, &len, &m), SHMCHAN_ETIMEDOUT);
+            tq_info(n, &info);
+            T_EQ_U64(info.seq, 3);
+            T_EQ_U64(info.recovered, 1);
+        }
+        T_OK(shmchan_queue_send(w, "after", 5, 5000)); /* steals the lock */
+        T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 5000, &len, &m));
+        T_EQ_U64(len, 5);
+        T_MEMEQ(buf, "after", 5);
+        T_EQ_U64(m.seq, stage == 3 ? 2 : 3);
+        T_EQ_U64(m.lost, 0);
+        T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m), SHMCHAN_EAGAIN);
+        tq_info(n, &info);
+        T_TRUE(info.recovered >= 1);
+        T_EQ_U64(info.messages, 2);
+        shmchan_queue_close(r);
+        shmchan_queue_close(w);
+    }
+}
+
+/* ------------------------------------------------------- truncation */
+
+TEST(queue_truncated_underneath)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 64, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    char buf[64];
+    size_t len = 0;
+    T_OK(shmchan_queue_send(w, "x", 1, 0));
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL));
+    char path[64];
+    snprintf(path, sizeof(path), "/shmchan.%s", n);
+    int fd = shm_open(path, O_RDWR, 0);
+    T_TRUE(fd >= 0 && ftruncate(fd, 0) == 0);
+    close(fd);
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_ETRUNCATED);
+    T_ERR(shmchan_queue_send(w, "y", 1, 0), SHMCHAN_ETRUNCATED);
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 10, &len, NULL), SHMCHAN_ETRUNCATED);
+    shmchan_info info = {.struct_size = sizeof(info)};
+    T_ERR(shmchan_queue_info(w, &info), SHMCHAN_ETRUNCATED);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+/* ------------------------------------------------------ hostile peer */
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static bool
+allowed(int rc)
+{
+    return rc == SHMCHAN_OK || rc == SHMCHAN_EAGAIN || rc == SHMCHAN_ECORRUPT ||
+           rc == SHMCHAN_EMSGSIZE || rc == SHMCHAN_ETIMEDOUT;
+}
+
+/*
+ * Words a confused or hostile writer could leave anywhere after the header:
+ * random, small, near the real positions and sequences, misaligned. Every
+ * call must return one of its documented codes, within bounds, promptly.
+ */
+TEST(queue_hostile_scribbles)
+{
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    o.capacity = 8192;
+    o.max_msg = 256;
+    o.max_readers = 4;
+    o.max_writers = 4;
+    shmchan_queue *w = NULL;
+    T_OK(shmchan_queue_open(n, &o, &w));
+    shmchan_queue *s = tq_open(n, SHMCHAN_SUBSCRIBE), *k = tq_open(n, SHMCHAN_WORKER);
+    char path[64];
+    snprintf(path, sizeof(path), "/shmchan.%s", n);
+    int fd = shm_open(path, O_RDWR, 0);
+    struct stat st;
+    T_TRUE(fd >= 0 && fstat(fd, &st) == 0);
+    size_t size = (size_t)st.st_size;
+    uint8_t *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    T_TRUE(base != MAP_FAILED);
+    close(fd);
+    uint64_t seed = 0x1234567 ^ (uint64_t)t_pid();
+    uint8_t msg[256], buf[600];
+    uint64_t iterations = (uint64_t)(tq_seconds() * 20000), oks = 0;
+    uint64_t t0 = t_now_ns();
+    for (uint64_t i = 0; i < iterations; i++) {
+        if (i % 500 == 499) {
+            /* Everybody leaves and comes back: the first opener resets what
+             * it can (a scribbled tail, stale slots), so the lies go on
+             * meeting a working queue. */
+            shmchan_queue_close(k);
+            shmchan_queue_close(s);
+            shmchan_queue_close(w);
+            w = tq_open(n, 0);
+            s = tq_open(n, SHMCHAN_SUBSCRIBE);
+            k = tq_open(n, SHMCHAN_WORKER);
+        }
+        for (int j = 0; j < (int)(xorshift(&seed) % 3); j++) {
+            size_t off = SHMCHAN__HDR_SIZE + (size_t)(xorshift(&seed) % (size - 256 - 8));
+            if (xorshift(&seed) % 4 != 0) {
+                off &= ~(size_t)7;
+            }
+            uint64_t val = xorshift(&seed);
+            switch (val % 5) {
+            case 0:
+                val >>= 40; /* small */
+                break;
+            case 1:
+                val = (i + val % 64) << 2 | (val & 3); /* tag-like */
+                break;
+            case 2:
+                val = (val % 65536) & ~(uint64_t)15; /* position-like */
+                break;
+            default:
+                break;
+            }
+            memcpy(base + off, &val, sizeof(val));
+        }
+        size_t len = (size_t)(xorshift(&seed) % 257);
+        tq_fill(msg, len, i);
+        int rc = shmchan_queue_send(w, msg, len, 0);
+        T_TRUE(allowed(rc));
+        size_t got = 0, count = 0;
+        shmchan_msg m, msgs[4];
+        rc = shmchan_queue_recv(s, buf, 300, 0, &got, &m);
+        T_TRUE(allowed(rc));
+        T_TRUE(rc != SHMCHAN_OK || got <= 256);
+        oks += rc == SHMCHAN_OK;
+        rc = shmchan_queue_recv_batch(k, buf, sizeof(buf), 4, 0, msgs, &count);
+        T_TRUE(allowed(rc));
+        for (size_t c = 0; rc == SHMCHAN_OK && c < count; c++) {
+            T_TRUE(msgs[c].len <= 256);
+            T_TRUE((const uint8_t *)msgs[c].data + msgs[c].len <= buf + sizeof(buf));
+        }
+        rc = shmchan_queue_peek(s, 0, &m);
+        T_TRUE(allowed(rc));
+        if (rc == SHMCHAN_OK) {
+            T_TRUE(m.len <= 256);
+            volatile uint8_t sum = 0;
+            for (uint64_t b = 0; b < m.len; b++) {
+                sum ^= ((const uint8_t *)m.data)[b]; /* inside the mapping */
+            }
+            rc = shmchan_queue_release(s);
+            T_TRUE(rc == SHMCHAN_OK || rc == SHMCHAN_ESTALE);
+        }
+        void *p = NULL;
+        rc = shmchan_queue_reserve(w, 100, 0, &p);
+        T_TRUE(allowed(rc));
+        if (rc == SHMCHAN_OK) {
+            memset(p, 1, 100);
+            T_OK(xorshift(&seed) % 2 ? shmchan_queue_commit(w, 50) : shmchan_queue_abort(w));
+        }
+    }
+    printf("%llu iterations in %.1f s, %llu messages received\n",
+           (unsigned long long)iterations, (double)(t_now_ns() - t0) / 1e9,
+           (unsigned long long)oks);
+    munmap(base, size);
+    shmchan_info info = {.struct_size = sizeof(info)};
+    T_OK(shmchan_queue_info(w, &info));
+    shmchan_queue_close(k);
+    shmchan_queue_close(s);
+    shmchan_queue_close(w);
+}

@@ -1,0 +1,712 @@
+/* Queues, in one process: the API's semantics, errors, sizes and wrap-around. */
+#include "t.h"
+#include "test_queue_util.h"
+
+/* ------------------------------------------------ helpers (shared) */
+
+shmchan_queue *
+tq_create(const char *name, uint64_t capacity, uint64_t max_msg, uint32_t policy)
+{
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    o.capacity = capacity;
+    o.max_msg = max_msg;
+    o.policy = policy;
+    shmchan_queue *q = NULL;
+    T_OK(shmchan_queue_open(name, &o, &q));
+    return q;
+}
+
+shmchan_queue *
+tq_open(const char *name, uint32_t flags)
+{
+    shmchan_opts o = t_opts(flags);
+    shmchan_queue *q = NULL;
+    T_OK(shmchan_queue_open(name, &o, &q));
+    return q;
+}
+
+uint8_t
+tq_byte(uint64_t key, size_t i)
+{
+    return (uint8_t)((key * 131u) ^ (i * 7u) ^ (key >> 8) ^ (i >> 8));
+}
+
+void
+tq_fill(uint8_t *p, size_t len, uint64_t key)
+{
+    for (size_t i = 0; i < len; i++) {
+        p[i] = tq_byte(key, i);
+    }
+}
+
+bool
+tq_check(const uint8_t *p, size_t len, uint64_t key)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != tq_byte(key, i)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void
+tq_info(const char *name, shmchan_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+    T_OK(shmchan_info_get(name, 0, info));
+}
+
+double
+tq_seconds(void)
+{
+    const char *s = getenv("SHMCHAN_STRESS_SECONDS");
+    return s != NULL ? atof(s) : 3.0;
+}
+
+/* ------------------------------------------------------------ basics */
+
+TEST(queue_send_recv)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 0, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    T_EQ_U64(shmchan_queue_max_msg(w), 4096);
+    char buf[64];
+    for (int i = 1; i <= 200; i++) {
+        char msg[32];
+        int k = snprintf(msg, sizeof(msg), "message %d", i);
+        T_OK(shmchan_queue_send(w, msg, (size_t)k, 0));
+        size_t len = 0;
+        shmchan_msg m;
+        memset(&m, 0xff, sizeof(m));
+        T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+        T_EQ_U64(len, k);
+        T_MEMEQ(buf, msg, len);
+        T_EQ_U64(m.seq, i);
+        T_EQ_U64(m.len, k);
+        T_EQ_U64(m.lost, 0);
+        T_TRUE(m.data == buf);
+    }
+    size_t len = 0;
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    /* A second subscriber joining now starts at the newest: nothing for it. */
+    shmchan_queue *late = tq_open(n, SHMCHAN_SUBSCRIBE);
+    T_ERR(shmchan_queue_recv(late, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    T_OK(shmchan_queue_send(w, "x", 1, 0));
+    T_OK(shmchan_queue_recv(late, buf, sizeof(buf), 0, &len, NULL));
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL));
+    T_EQ_U64(len, 1);
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.kind, SHMCHAN_KIND_QUEUE);
+    T_EQ_U64(info.policy, SHMCHAN_POLICY_BLOCK);
+    T_EQ_U64(info.capacity, 1u << 20);
+    T_EQ_U64(info.messages, 201);
+    T_EQ_U64(info.seq, 202);
+    T_EQ_U64(info.readers, 2);
+    T_EQ_U64(info.writers, 1);
+    T_EQ_U64(info.max_readers, 64);
+    T_EQ_U64(info.max_writers, 64);
+    shmchan_queue_close(late);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+TEST(queue_oldest_and_newest)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 64, 0);
+    for (int i = 0; i < 5; i++) {
+        T_OK(shmchan_queue_send(w, &i, sizeof(i), 0));
+    }
+    shmchan_queue *newest = tq_open(n, SHMCHAN_SUBSCRIBE);
+    shmchan_queue *oldest = tq_open(n, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+    int v = -1;
+    size_t len = 0;
+    shmchan_msg m;
+    for (int i = 0; i < 5; i++) {
+        T_OK(shmchan_queue_recv(oldest, &v, sizeof(v), 0, &len, &m));
+        T_EQ_U64(v, i);
+        T_EQ_U64(m.seq, i + 1);
+    }
+    T_ERR(shmchan_queue_recv(oldest, &v, sizeof(v), 0, &len, NULL), SHMCHAN_EAGAIN);
+    T_ERR(shmchan_queue_recv(newest, &v, sizeof(v), 0, &len, NULL), SHMCHAN_EAGAIN);
+    shmchan_queue_close(newest);
+    shmchan_queue_close(oldest);
+    shmchan_queue_close(w);
+}
+
+TEST(queue_sizes)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 300, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    uint8_t big[301], out[301];
+    tq_fill(big, sizeof(big), 9);
+    size_t len = 0;
+    T_ERR(shmchan_queue_send(w, big, 301, 0), SHMCHAN_EMSGSIZE); /* too big for the queue */
+    void *p = NULL;
+    T_ERR(shmchan_queue_reserve(w, 301, 0, &p), SHMCHAN_EMSGSIZE);
+    T_OK(shmchan_queue_send(w, big, 300, 0));                      /* exactly max_msg */
+    T_OK(shmchan_queue_send(w, NULL, 0, 0));                       /* zero-length */
+    T_OK(shmchan_queue_send(w, big, 1, 0));
+    /* Buffer too small: the message stays, its size is reported. */
+    T_ERR(shmchan_queue_recv(r, out, 299, 0, &len, NULL), SHMCHAN_EMSGSIZE);
+    T_EQ_U64(len, 300);
+    T_ERR(shmchan_queue_recv(r, NULL, 0, 0, &len, NULL), SHMCHAN_EMSGSIZE);
+    T_EQ_U64(len, 300);
+    shmchan_msg m;
+    T_OK(shmchan_queue_recv(r, out, sizeof(out), 0, &len, &m));
+    T_EQ_U64(len, 300);
+    T_EQ_U64(m.seq, 1);
+    T_TRUE(tq_check(out, 300, 9));
+    T_OK(shmchan_queue_recv(r, NULL, 0, 0, &len, &m)); /* zero-length needs no buffer */
+    T_EQ_U64(len, 0);
+    T_EQ_U64(m.seq, 2);
+    T_OK(shmchan_queue_recv(r, out, 1, 0, &len, &m));
+    T_EQ_U64(len, 1);
+    T_EQ_U64(out[0], big[0]);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+TEST(queue_timeouts)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 64, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    char buf[64];
+    size_t len = 0;
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    uint64_t t0 = t_now_ns();
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 50, &len, NULL), SHMCHAN_ETIMEDOUT);
+    T_TRUE(t_now_ns() - t0 >= 50u * 1000000u);
+    shmchan_msg m;
+    T_ERR(shmchan_queue_peek(r, 0, &m), SHMCHAN_EAGAIN);
+    T_ERR(shmchan_queue_peek(r, 20, &m), SHMCHAN_ETIMEDOUT);
+    /* Fill the ring (block mode): the subscriber holds writers back. */
+    int sent = 0;
+    while (shmchan_queue_send(w, buf, 64, 0) == SHMCHAN_OK) {
+        sent++;
+        T_TRUE(sent < 4096 / 80 + 2);
+    }
+    T_TRUE(sent >= 4096 / 80 - 2);
+    T_ERR(shmchan_queue_send(w, buf, 64, 0), SHMCHAN_EAGAIN);
+    t0 = t_now_ns();
+    T_ERR(shmchan_queue_send(w, buf, 64, 50), SHMCHAN_ETIMEDOUT);
+    T_TRUE(t_now_ns() - t0 >= 50u * 1000000u);
+    void *p = NULL;
+    T_ERR(shmchan_queue_reserve(w, 8, 0, &p), SHMCHAN_EAGAIN);
+    T_TRUE(p == NULL);
+    /* Two out make room for one in, even with a pad at the ring's end. */
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL));
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL));
+    T_OK(shmchan_queue_send(w, buf, 64, 0));
+    shmchan_info info;
+    tq_info(n, &info);
+    T_TRUE(info.waits >= 1);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+TEST(queue_bad_arguments)
+{
+    const char *n = t_name();
+    shmchan_queue *q = NULL;
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    T_ERR(shmchan_queue_open(n, &o, NULL), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_open(NULL, &o, &q), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_open("bad/name", &o, &q), SHMCHAN_ENAME);
+    o.flags = SHMCHAN_CREATE | SHMCHAN_SUBSCRIBE | SHMCHAN_WORKER;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    o.flags = SHMCHAN_CREATE | SHMCHAN_OLDEST;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    o.flags = SHMCHAN_CREATE;
+    o.policy = 7;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    o.policy = 0;
+    o.capacity = 1024; /* cannot hold two 4096-byte messages */
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    o.capacity = 0;
+    o.max_msg = (uint64_t)1 << 40;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    T_TRUE(q == NULL);
+    T_ERR(shmchan_queue_open(n, NULL, &q), SHMCHAN_ENOENT);
+
+    shmchan_queue *w = tq_create(n, 8192, 100, SHMCHAN_POLICY_BLOCK);
+    T_EQ_U64(shmchan_queue_max_msg(w), 100);
+    T_EQ_U64(shmchan_queue_max_msg(NULL), 0);
+    /* Geometry that differs from the channel's. */
+    o = t_opts(0);
+    o.max_msg = 99;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EGEOMETRY);
+    o = t_opts(0);
+    o.policy = SHMCHAN_POLICY_OVERWRITE;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EGEOMETRY);
+    o = t_opts(0);
+    o.capacity = 5000; /* rounds to 8192: the same */
+    T_OK(shmchan_queue_open(n, &o, &q));
+    shmchan_queue_close(q);
+    shmchan_latest *l = NULL;
+    T_ERR(shmchan_latest_open(n, NULL, &l), SHMCHAN_EGEOMETRY);
+
+    /* Calls that need a role the handle does not have. */
+    char buf[128];
+    size_t len = 0, count = 0;
+    shmchan_msg m, msgs[4];
+    T_ERR(shmchan_queue_recv(w, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EKIND);
+    T_ERR(shmchan_queue_peek(w, 0, &m), SHMCHAN_EKIND);
+    T_ERR(shmchan_queue_recv_batch(w, buf, sizeof(buf), 4, 0, msgs, &count), SHMCHAN_EKIND);
+    T_ERR(shmchan_queue_release(w), SHMCHAN_ESTATE);
+    o = t_opts(SHMCHAN_RDONLY);
+    shmchan_queue *ro = NULL;
+    T_OK(shmchan_queue_open(n, &o, &ro));
+    T_ERR(shmchan_queue_send(ro, "x", 1, 0), SHMCHAN_ERDONLY);
+    void *p = NULL;
+    T_ERR(shmchan_queue_reserve(ro, 1, 0, &p), SHMCHAN_ERDONLY);
+    T_ERR(shmchan_queue_recv(ro, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EKIND);
+    shmchan_info info = {.struct_size = sizeof(info)};
+    T_OK(shmchan_queue_info(ro, &info));
+    shmchan_queue_close(ro);
+    o.flags = SHMCHAN_RDONLY | SHMCHAN_SUBSCRIBE; /* a reader must publish its cursor */
+    T_ERR(shmchan_queue_open(n, &o, &ro), SHMCHAN_EINVAL);
+
+    /* NULL and out-of-order calls. */
+    T_ERR(shmchan_queue_send(NULL, "x", 1, 0), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_send(w, NULL, 1, 0), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_reserve(w, 1, 0, NULL), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_commit(NULL, 0), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_commit(w, 0), SHMCHAN_ESTATE);
+    T_ERR(shmchan_queue_abort(w), SHMCHAN_ESTATE);
+    T_OK(shmchan_queue_reserve(w, 10, 0, &p));
+    T_ERR(shmchan_queue_reserve(w, 10, 0, &p), SHMCHAN_ESTATE);
+    T_ERR(shmchan_queue_send(w, "x", 1, 0), SHMCHAN_ESTATE);
+    T_ERR(shmchan_queue_commit(w, 11), SHMCHAN_EMSGSIZE); /* more than reserved */
+    T_OK(shmchan_queue_abort(w));
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    T_ERR(shmchan_queue_recv(r, NULL, 5, 0, &len, NULL), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_recv(NULL, buf, 5, 0, &len, NULL), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_peek(r, 0, NULL), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_recv_batch(r, buf, sizeof(buf), 0, 0, msgs, &count), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_recv_batch(r, buf, sizeof(buf), 4, 0, NULL, &count), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_recv_batch(r, buf, sizeof(buf), 4, 0, msgs, NULL), SHMCHAN_EINVAL);
+    T_OK(shmchan_queue_send(w, "abc", 3, 0));
+    T_OK(shmchan_queue_peek(r, 0, &m));
+    T_ERR(shmchan_queue_peek(r, 0, &m), SHMCHAN_ESTATE);
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_ESTATE);
+    T_OK(shmchan_queue_release(r));
+    T_ERR(shmchan_queue_release(r), SHMCHAN_ESTATE);
+    info.struct_size = 8;
+    T_ERR(shmchan_queue_info(w, &info), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_info(NULL, &info), SHMCHAN_EINVAL);
+    shmchan_queue_close(NULL);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+
+    /* peers on a latest-value channel is not a thing. */
+    const char *ln = t_name();
+    o = t_opts(SHMCHAN_CREATE);
+    T_OK(shmchan_latest_open(ln, &o, &l));
+    shmchan_peer peers[2];
+    T_ERR(shmchan_peers_get(ln, 0, peers, 2, &count), SHMCHAN_EKIND);
+    T_ERR(shmchan_queue_open(ln, NULL, &q), SHMCHAN_EGEOMETRY);
+    shmchan_latest_close(l);
+}
+
+TEST(queue_slot_limits)
+{
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    o.max_readers = 2;
+    o.max_writers = 1;
+    shmchan_queue *w = NULL, *q = NULL;
+    T_OK(shmchan_queue_open(n, &o, &w)); /* takes the only writer slot */
+    T_ERR(shmchan_queue_open(n, NULL, &q), SHMCHAN_ELIMIT);
+    shmchan_queue *r1 = tq_open(n, SHMCHAN_SUBSCRIBE), *r2 = tq_open(n, SHMCHAN_WORKER);
+    o = t_opts(SHMCHAN_SUBSCRIBE);
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_ELIMIT);
+    /* A reader takes a writer slot at its first send only. */
+    T_ERR(shmchan_queue_send(r1, "x", 1, 0), SHMCHAN_ELIMIT);
+    shmchan_queue_close(w);
+    T_OK(shmchan_queue_send(r1, "x", 1, 0));
+    char c = 0;
+    size_t len = 0;
+    T_OK(shmchan_queue_recv(r1, &c, 1, 0, &len, NULL));
+    T_EQ_U64(c, 'x');
+    shmchan_queue_close(r2);
+    T_OK(shmchan_queue_open(n, &o, &q)); /* the closed worker's slot is free again */
+    shmchan_queue_close(q);
+    shmchan_queue_close(r1);
+}
+
+/* --------------------------------------------------------- zero-copy */
+
+TEST(queue_reserve_commit_abort)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 256, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    void *p = NULL;
+    char buf[256];
+    size_t len = 0;
+    shmchan_msg m;
+    T_OK(shmchan_queue_reserve(w, 200, 0, &p));
+    memcpy(p, "in place", 8);
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    T_OK(shmchan_queue_commit(w, 8)); /* fewer bytes than reserved */
+    T_OK(shmchan_queue_reserve(w, 50, 0, &p));
+    memcpy(p, "dropped", 7);
+    T_OK(shmchan_queue_abort(w));
+    T_OK(shmchan_queue_reserve(w, 0, 0, &p)); /* an empty reservation */
+    T_OK(shmchan_queue_commit(w, 0));
+    T_OK(shmchan_queue_send(w, "after", 5, 0));
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+    T_EQ_U64(len, 8);
+    T_MEMEQ(buf, "in place", 8);
+    T_EQ_U64(m.seq, 1);
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+    T_EQ_U64(len, 0);
+    T_EQ_U64(m.seq, 3); /* sequence 2 was aborted: skipped, not lost */
+    T_EQ_U64(m.lost, 0);
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+    T_MEMEQ(buf, "after", 5);
+    T_EQ_U64(m.seq, 4);
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    /* Closing with an open reservation aborts it. */
+    T_OK(shmchan_queue_reserve(w, 10, 0, &p));
+    shmchan_queue_close(w);
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.messages, 3);
+    T_EQ_U64(info.bytes, 13);
+    shmchan_queue_close(r);
+}
+
+TEST(queue_peek_release)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 64, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    shmchan_queue *k = tq_open(n, SHMCHAN_WORKER);
+    T_OK(shmchan_queue_send(w, "first", 5, 0));
+    T_OK(shmchan_queue_send(w, "second", 6, 0));
+    shmchan_msg m;
+    T_OK(shmchan_queue_peek(r, 0, &m));
+    T_EQ_U64(m.len, 5);
+    T_MEMEQ(m.data, "first", 5);
+    T_EQ_U64(m.seq, 1);
+    T_OK(shmchan_queue_release(r));
+    T_OK(shmchan_queue_peek(r, 0, &m));
+    T_MEMEQ(m.data, "second", 6);
+    T_EQ_U64(m.seq, 2);
+    T_OK(shmchan_queue_release(r));
+    T_ERR(shmchan_queue_peek(r, 0, &m), SHMCHAN_EAGAIN);
+    /* A worker's peek takes the message: a second worker gets the next. */
+    shmchan_queue *k2 = tq_open(n, SHMCHAN_WORKER);
+    T_OK(shmchan_queue_peek(k, 0, &m));
+    T_MEMEQ(m.data, "first", 5);
+    char buf[16];
+    size_t len = 0;
+    T_OK(shmchan_queue_recv(k2, buf, sizeof(buf), 0, &len, &m));
+    T_MEMEQ(buf, "second", 6);
+    T_EQ_U64(m.seq, 2);
+    T_OK(shmchan_queue_release(k));
+    T_ERR(shmchan_queue_recv(k, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    T_ERR(shmchan_queue_recv(k2, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    /* Closing with a view releases it. */
+    T_OK(shmchan_queue_send(w, "third", 5, 0));
+    T_OK(shmchan_queue_peek(r, 0, &m));
+    shmchan_queue_close(r);
+    shmchan_queue_close(k2);
+    shmchan_queue_close(k);
+    shmchan_queue_close(w);
+}
+
+TEST(queue_recv_batch)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 100, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    shmchan_queue *k = tq_open(n, SHMCHAN_WORKER);
+    uint8_t msg[100];
+    for (uint64_t i = 0; i < 10; i++) {
+        tq_fill(msg, (size_t)(i * 9 + 1), i);
+        T_OK(shmchan_queue_send(w, msg, (size_t)(i * 9 + 1), 0));
+    }
+    for (int who = 0; who < 2; who++) {
+        shmchan_queue *q = who == 0 ? r : k;
+        uint8_t buf[256];
+        shmchan_msg msgs[4];
+        size_t count = 0;
+        uint64_t next = 0;
+        while (next < 10) {
+            T_OK(shmchan_queue_recv_batch(q, buf, sizeof(buf), 4, 0, msgs, &count));
+            T_TRUE(count >= 1 && count <= 4);
+            for (size_t j = 0; j < count; j++, next++) {
+                T_EQ_U64(msgs[j].seq, next + 1);
+                T_EQ_U64(msgs[j].len, next * 9 + 1);
+                T_TRUE(((const uint8_t *)msgs[j].data - buf) % 8 == 0);
+                T_TRUE((const uint8_t *)msgs[j].data + msgs[j].len <= buf + sizeof(buf));
+                T_TRUE(tq_check(msgs[j].data, (size_t)msgs[j].len, next));
+            }
+        }
+        T_EQ_U64(next, 10);
+        T_ERR(shmchan_queue_recv_batch(q, buf, sizeof(buf), 4, 0, msgs, &count),
+              SHMCHAN_EAGAIN);
+        T_EQ_U64(count, 0);
+    }
+    /* A first message larger than the buffer: EMSGSIZE, its size in msgs[0]. */
+    T_OK(shmchan_queue_send(w, msg, 100, 0));
+    uint8_t small[50];
+    shmchan_msg msgs[2];
+    size_t count = 9;
+    T_ERR(shmchan_queue_recv_batch(r, small, sizeof(small), 2, 0, msgs, &count),
+          SHMCHAN_EMSGSIZE);
+    T_EQ_U64(count, 0);
+    T_EQ_U64(msgs[0].len, 100);
+    shmchan_queue_close(k);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+TEST(queue_large_messages)
+{
+    const char *n = t_name();
+    const size_t big = 8u << 20;
+    shmchan_queue *w = tq_create(n, 0, big, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    shmchan_info info;
+    tq_info(n, &info);
+    T_TRUE(info.capacity >= 2 * (uint64_t)big);
+    uint8_t *src = malloc(big), *dst = malloc(big);
+    T_TRUE(src != NULL && dst != NULL);
+    for (uint64_t i = 0; i < 5; i++) {
+        size_t len = big - (size_t)i * 1000003u;
+        tq_fill(src, len, i);
+        if (i % 2 == 0) {
+            T_OK(shmchan_queue_send(w, src, len, 1000));
+        } else {
+            void *p = NULL;
+            T_OK(shmchan_queue_reserve(w, big, 1000, &p));
+            memcpy(p, src, len);
+            T_OK(shmchan_queue_commit(w, len));
+        }
+        size_t got = 0;
+        T_OK(shmchan_queue_recv(r, dst, big, 1000, &got, NULL));
+        T_EQ_U64(got, len);
+        T_TRUE(tq_check(dst, got, i));
+    }
+    free(src);
+    free(dst);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+/* -------------------------------------------------------- wrap-around */
+
+static const size_t odd_sizes[] = {1, 7, 13, 4093, 0, 64, 1000, 4096, 15, 17, 31, 33, 2049};
+#define NODD (sizeof(odd_sizes) / sizeof(odd_sizes[0]))
+
+static size_t
+odd_len(uint64_t seq)
+{
+    return odd_sizes[(seq * 7) % NODD];
+}
+
+/* Fill a small ring over many laps with lengths that never line up with it,
+ * through every send and receive call, and check every byte. */
+TEST(queue_wraparound_odd_sizes)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 16384, 4096, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    uint8_t msg[4096], buf[8192];
+    uint64_t sent = 0, got = 0, target = 20000;
+    while (got < target) {
+        /* Write until full (sometimes zero-copy, sometimes committing less). */
+        while (sent < target) {
+            size_t len = odd_len(sent);
+            int rc;
+            if (sent % 3 == 0) {
+                void *p = NULL;
+                size_t want = sent % 2 == 1 && len + 40 <= 4096 ? len + 40 : len;
+                rc = shmchan_queue_reserve(w, want, 0, &p);
+                if (rc == SHMCHAN_OK) {
+                    tq_fill(p, len, sent);
+                    T_OK(shmchan_queue_commit(w, len));
+                }
+            } else {
+                tq_fill(msg, len, sent);
+                rc = shmchan_queue_send(w, msg, len, 0);
+            }
+            if (rc == SHMCHAN_EAGAIN) {
+                break;
+            }
+            T_OK(rc);
+            sent++;
+        }
+        /* Drain in the three ways. */
+        int how = (int)(got % 3);
+        do {
+            if (how == 0) {
+                size_t len = 0;
+                shmchan_msg m;
+                int rc = shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m);
+                if (rc == SHMCHAN_EAGAIN) {
+                    break;
+                }
+                T_OK(rc);
+                T_EQ_U64(m.seq, got + 1);
+                T_EQ_U64(len, odd_len(got));
+                T_TRUE(tq_check(buf, len, got));
+                got++;
+            } else if (how == 1) {
+                shmchan_msg m;
+                int rc = shmchan_queue_peek(r, 0, &m);
+                if (rc == SHMCHAN_EAGAIN) {
+                    break;
+                }
+                T_OK(rc);
+                T_EQ_U64(m.seq, got + 1);
+                T_EQ_U64(m.len, odd_len(got));
+                T_TRUE(tq_check(m.data, (size_t)m.len, got));
+                T_OK(shmchan_queue_release(r));
+                got++;
+            } else {
+                shmchan_msg msgs[5];
+                size_t count = 0;
+                int rc = shmchan_queue_recv_batch(r, buf, sizeof(buf), 5, 0, msgs, &count);
+                if (rc == SHMCHAN_EAGAIN) {
+                    break;
+                }
+                T_OK(rc);
+                for (size_t j = 0; j < count; j++, got++) {
+                    T_EQ_U64(msgs[j].seq, got + 1);
+                    T_EQ_U64(msgs[j].len, odd_len(got));
+                    T_TRUE(tq_check(msgs[j].data, (size_t)msgs[j].len, got));
+                }
+            }
+        } while (got < sent && (got % 11) != 0);
+    }
+    T_EQ_U64(got, target);
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.messages, target);
+    T_TRUE(info.oldest_seq > 1); /* it really wrapped */
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+/* ----------------------------------------------------------- overwrite */
+
+TEST(queue_overwrite_exact_loss)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 64, SHMCHAN_POLICY_OVERWRITE);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    shmchan_queue *r2 = tq_open(n, SHMCHAN_SUBSCRIBE);
+    uint8_t msg[64], buf[64];
+    /* 1000 messages into a ring of 51: writers never wait. */
+    for (uint64_t i = 0; i < 1000; i++) {
+        tq_fill(msg, 64, i);
+        T_OK(shmchan_queue_send(w, msg, 64, 0));
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    uint64_t oldest = info.oldest_seq;
+    T_TRUE(oldest > 900 && oldest < 1000);
+    size_t len = 0;
+    shmchan_msg m;
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+    T_EQ_U64(m.seq, oldest);
+    T_EQ_U64(m.lost, oldest - 1); /* exactly the ones overwritten */
+    T_TRUE(tq_check(buf, len, m.seq - 1));
+    for (uint64_t s = oldest + 1; s <= 1000; s++) {
+        T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+        T_EQ_U64(m.seq, s);
+        T_EQ_U64(m.lost, 0);
+        T_TRUE(tq_check(buf, len, s - 1));
+    }
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m), SHMCHAN_EAGAIN);
+    /* Zero-copy: a view overwritten before release says so. */
+    T_OK(shmchan_queue_peek(r2, 0, &m));
+    T_EQ_U64(m.lost, oldest - 1);
+    for (int i = 0; i < 60; i++) {
+        T_OK(shmchan_queue_send(w, msg, 64, 0));
+    }
+    T_ERR(shmchan_queue_release(r2), SHMCHAN_ESTALE);
+    T_OK(shmchan_queue_recv(r2, buf, sizeof(buf), 0, &len, &m));
+    T_TRUE(m.lost > 0);
+    tq_info(n, &info);
+    T_TRUE(info.drops >= oldest - 1);
+    shmchan_peer peers[4];
+    size_t count = 0;
+    T_OK(shmchan_peers_get(n, 0, peers, 4, &count));
+    T_EQ_U64(count, 3);
+    T_EQ_U64(peers[0].role, SHMCHAN_PEER_SUBSCRIBER);
+    T_EQ_U64(peers[0].lost, oldest - 1);
+    T_EQ_U64(peers[0].count, 1000 - oldest + 1);
+    T_EQ_U64(peers[0].position, 1001);
+    T_EQ_U64(peers[0].lag, 60);
+    T_EQ_U64(peers[2].role, SHMCHAN_PEER_WRITER);
+    T_EQ_U64(peers[2].count, 1060);
+    T_EQ_U64(peers[2].alive, 1);
+    shmchan_queue_close(r2);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+TEST(queue_overwrite_workers)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 64, SHMCHAN_POLICY_OVERWRITE);
+    shmchan_queue *k = tq_open(n, SHMCHAN_WORKER);
+    uint8_t msg[64], buf[64];
+    for (uint64_t i = 0; i < 500; i++) {
+        tq_fill(msg, 64, i);
+        T_OK(shmchan_queue_send(w, msg, 64, 0));
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    size_t len = 0;
+    shmchan_msg m;
+    T_OK(shmchan_queue_recv(k, buf, sizeof(buf), 0, &len, &m));
+    T_EQ_U64(m.seq, info.oldest_seq);
+    T_EQ_U64(m.lost, info.oldest_seq - 1);
+    T_TRUE(tq_check(buf, len, m.seq - 1));
+    shmchan_queue_close(k);
+    shmchan_queue_close(w);
+}
+
+/* ---------------------------------------------------------- block mode */
+
+TEST(queue_block_closing_reader_frees_writers)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 64, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    shmchan_queue *k = tq_open(n, SHMCHAN_WORKER);
+    uint8_t msg[64];
+    int sent = 0;
+    while (shmchan_queue_send(w, msg, 64, 0) == SHMCHAN_OK) {
+        sent++;
+    }
+    shmchan_queue_close(r);
+    T_ERR(shmchan_queue_send(w, msg, 64, 0), SHMCHAN_EAGAIN); /* the worker still holds it */
+    uint8_t buf[64];
+    size_t len = 0;
+    for (int i = 0; i < 10; i++) {
+        T_OK(shmchan_queue_recv(k, buf, sizeof(buf), 0, &len, NULL));
+    }
+    for (int i = 0; i < 8; i++) { /* 10 out make room for 8 in, pads included */
+        T_OK(shmchan_queue_send(w, msg, 64, 0));
+    }
+    shmchan_queue_close(k);
+    for (int i = 0; i < 3 * sent; i++) {
+        T_OK(shmchan_queue_send(w, msg, 64, 0)); /* nobody left to wait for */
+    }
+    shmchan_queue_close(w);
+}

@@ -1,0 +1,677 @@
+/* Queues across processes: many writers, subscribers and workers, crashes, replay. */
+#include "t.h"
+#include "test_queue_util.h"
+
+/*
+ * Messages of the multi-process tests: a header naming the writer and its
+ * counter, the length and a checksum, then bytes derived from both.
+ */
+typedef struct tq_head {
+    uint32_t writer;
+    uint32_t counter;
+    uint32_t len;
+    uint32_t sum;
+} tq_head;
+
+#define TQ_STOP UINT32_MAX
+#define TQ_MAXMSG 512
+#define TQ_TIMEOUT_MS 20000
+
+static uint64_t
+key_of(uint32_t writer, uint32_t counter)
+{
+    return (uint64_t)writer << 32 | counter;
+}
+
+static size_t
+tq_len(uint32_t writer, uint32_t counter)
+{
+    return sizeof(tq_head) + (counter * 37u + writer * 11u) % (TQ_MAXMSG - sizeof(tq_head));
+}
+
+size_t tq_make(uint8_t *buf, uint32_t writer, uint32_t counter);
+int tq_verify(const uint8_t *buf, size_t len, tq_head *out);
+
+size_t
+tq_make(uint8_t *buf, uint32_t writer, uint32_t counter)
+{
+    size_t len = tq_len(writer, counter);
+    tq_fill(buf + sizeof(tq_head), len - sizeof(tq_head), key_of(writer, counter));
+    tq_head h = {writer, counter, (uint32_t)len, 0};
+    h.sum = (uint32_t)(key_of(writer, counter) * 2654435761u) ^ (uint32_t)len;
+    memcpy(buf, &h, sizeof(h));
+    return len;
+}
+
+/* 0: intact; 1: not a message of ours. */
+int
+tq_verify(const uint8_t *buf, size_t len, tq_head *out)
+{
+    if (len < sizeof(tq_head)) {
+        return 1;
+    }
+    memcpy(out, buf, sizeof(*out));
+    if (out->writer == TQ_STOP) {
+        return 0;
+    }
+    uint64_t key = key_of(out->writer, out->counter);
+    if (out->len != len || len != tq_len(out->writer, out->counter) ||
+        out->sum != ((uint32_t)(key * 2654435761u) ^ (uint32_t)len) ||
+        !tq_check(buf + sizeof(tq_head), len - sizeof(tq_head), key)) {
+        return 1;
+    }
+    return 0;
+}
+
+static void
+send_stop(shmchan_queue *q)
+{
+    tq_head h = {TQ_STOP, 0, sizeof(tq_head), 0};
+    T_OK(shmchan_queue_send(q, &h, sizeof(h), TQ_TIMEOUT_MS));
+}
+
+/* Poll the channel until `want` readers are attached (bounded). */
+static void
+await_readers(const char *name, uint32_t want)
+{
+    for (int i = 0; i < 20000; i++) {
+        shmchan_info info;
+        tq_info(name, &info);
+        if (info.readers == want) {
+            return;
+        }
+        t_sleep_ms(1);
+    }
+    t_fail(__FILE__, __LINE__, "readers did not attach");
+}
+
+static uint32_t
+arg_u32(const char *arg, int index)
+{
+    const char *p = arg;
+    for (int i = 0; i < index && p != NULL; i++) {
+        p = strchr(p, ' ');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    return p != NULL ? (uint32_t)strtoul(p, NULL, 10) : 0;
+}
+
+static void
+arg_word(const char *arg, int index, char *out, size_t cap)
+{
+    const char *p = arg;
+    for (int i = 0; i < index && p != NULL; i++) {
+        p = strchr(p, ' ');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    size_t n = 0;
+    while (p != NULL && p[n] != '\0' && p[n] != ' ' && n + 1 < cap) {
+        out[n] = p[n];
+        n++;
+    }
+    out[n] = '\0';
+}
+
+/* ------------------------------------------------ N writers x M readers */
+
+/* arg: "name writer count" */
+HELPER(queue_mp_writer)
+{
+    char name[64];
+    arg_word(arg, 0, name, sizeof(name));
+    uint32_t id = arg_u32(arg, 1), count = arg_u32(arg, 2);
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(name, NULL, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    uint8_t buf[TQ_MAXMSG];
+    for (uint32_t c = 0; c < count; c++) {
+        size_t len = tq_make(buf, id, c);
+        int rc;
+        if (c % 4 == 3) { /* some zero-copy, reserving more than needed */
+            void *p = NULL;
+            rc = shmchan_queue_reserve(q, TQ_MAXMSG, TQ_TIMEOUT_MS, &p);
+            if (rc == SHMCHAN_OK) {
+                memcpy(p, buf, len);
+                rc = shmchan_queue_commit(q, len);
+            }
+        } else {
+            rc = shmchan_queue_send(q, buf, len, TQ_TIMEOUT_MS);
+        }
+        if (rc != SHMCHAN_OK) {
+            fprintf(stderr, "writer %u: %s at %u\n", id, shmchan_errname(rc), c);
+            return 1;
+        }
+    }
+    shmchan_queue_close(q);
+    return 0;
+}
+
+/*
+ * arg: "name writers count out": receive count messages from each writer,
+ * each writer's in its order, each once, intact; then a stop message. Uses
+ * the three receive calls in turn. Writes "received" to out.
+ */
+HELPER(queue_mp_subscriber)
+{
+    char name[64], out[512];
+    arg_word(arg, 0, name, sizeof(name));
+    uint32_t writers = arg_u32(arg, 1), count = arg_u32(arg, 2);
+    arg_word(arg, 3, out, sizeof(out));
+    shmchan_opts o = t_opts(SHMCHAN_SUBSCRIBE);
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    uint32_t next[16] = {0};
+    uint64_t received = 0, last_seq = 0;
+    uint8_t buf[8 * TQ_MAXMSG];
+    bool stop = false;
+    for (uint64_t call = 0; !stop; call++) {
+        shmchan_msg msgs[8];
+        size_t count_got = 0, len = 0;
+        int rc;
+        if (call % 3 == 0) {
+            rc = shmchan_queue_recv(q, buf, sizeof(buf), TQ_TIMEOUT_MS, &len, &msgs[0]);
+            msgs[0].data = buf;
+            count_got = 1;
+        } else if (call % 3 == 1) {
+            rc = shmchan_queue_recv_batch(q, buf, sizeof(buf), 8, TQ_TIMEOUT_MS, msgs,
+                                          &count_got);
+        } else {
+            rc = shmchan_queue_peek(q, TQ_TIMEOUT_MS, &msgs[0]);
+            count_got = 1;
+        }
+        if (rc != SHMCHAN_OK) {
+            fprintf(stderr, "subscriber: %s\n", shmchan_errname(rc));
+            return 1;
+        }
+        for (size_t i = 0; i < count_got; i++) {
+            tq_head h;
+            if (tq_verify(msgs[i].data, (size_t)msgs[i].len, &h) != 0 ||
+                msgs[i].seq <= last_seq || msgs[i].lost != 0) {
+                fprintf(stderr, "subscriber: bad message seq %llu\n",
+                        (unsigned long long)msgs[i].seq);
+                return 2;
+            }
+            last_seq = msgs[i].seq;
+            if (h.writer == TQ_STOP) {
+                stop = true;
+                continue;
+            }
+            if (h.writer >= writers || h.counter != next[h.writer]) {
+                fprintf(stderr, "subscriber: writer %u counter %u, want %u\n", h.writer,
+                        h.counter, h.writer < 16 ? next[h.writer] : 0);
+                return 2;
+            }
+            next[h.writer]++;
+            received++;
+        }
+        if (call % 3 == 2 && shmchan_queue_release(q) != SHMCHAN_OK) {
+            return 4;
+        }
+    }
+    for (uint32_t w = 0; w < writers; w++) {
+        if (next[w] != count) {
+            return 5;
+        }
+    }
+    shmchan_queue_close(q);
+    FILE *f = fopen(out, "w");
+    if (f == NULL) {
+        return 6;
+    }
+    fprintf(f, "%llu\n", (unsigned long long)received);
+    fclose(f);
+    return 0;
+}
+
+static uint64_t
+read_u64_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    T_TRUE(f != NULL && fscanf(f, "%llu", &v) == 1);
+    fclose(f);
+    return v;
+}
+
+TEST(queue_4_writers_4_subscribers)
+{
+    enum { NW = 4, NS = 4, COUNT = 5000 };
+    const char *n = t_name();
+    shmchan_queue *q = tq_create(n, 32768, TQ_MAXMSG, 0); /* small: writers wait a lot */
+    const char *out[NS];
+    t_proc subs[NS], writers[NW];
+    char arg[700];
+    for (int i = 0; i < NS; i++) {
+        out[i] = t_path();
+        snprintf(arg, sizeof(arg), "%s %d %d %s", n, NW, COUNT, out[i]);
+        subs[i] = t_spawn("queue_mp_subscriber", arg);
+    }
+    await_readers(n, NS);
+    for (int i = 0; i < NW; i++) {
+        snprintf(arg, sizeof(arg), "%s %d %d", n, i, COUNT);
+        writers[i] = t_spawn("queue_mp_writer", arg);
+    }
+    for (int i = 0; i < NW; i++) {
+        T_EQ_U64(t_wait_bounded(writers[i], 120000), 0);
+    }
+    send_stop(q);
+    for (int i = 0; i < NS; i++) {
+        T_EQ_U64(t_wait_bounded(subs[i], 120000), 0);
+        T_EQ_U64(read_u64_file(out[i]), NW * COUNT);
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.messages, NW * COUNT + 1);
+    T_EQ_U64(info.drops, 0);
+    shmchan_queue_close(q);
+}
+
+/* arg: "name out": take messages until a stop; write "writer counter" lines. */
+HELPER(queue_mp_worker)
+{
+    char name[64], out[512];
+    arg_word(arg, 0, name, sizeof(name));
+    arg_word(arg, 1, out, sizeof(out));
+    shmchan_opts o = t_opts(SHMCHAN_WORKER);
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    FILE *f = fopen(out, "w");
+    if (f == NULL) {
+        return 6;
+    }
+    uint8_t buf[4 * TQ_MAXMSG];
+    for (uint64_t call = 0;; call++) {
+        shmchan_msg msgs[4];
+        size_t got = 0, len = 0;
+        int rc;
+        if (call % 3 == 0) {
+            rc = shmchan_queue_recv(q, buf, sizeof(buf), TQ_TIMEOUT_MS, &len, &msgs[0]);
+            msgs[0].data = buf;
+            got = 1;
+        } else if (call % 3 == 1) {
+            rc = shmchan_queue_recv_batch(q, buf, sizeof(buf), 4, TQ_TIMEOUT_MS, msgs, &got);
+        } else {
+            rc = shmchan_queue_peek(q, TQ_TIMEOUT_MS, &msgs[0]);
+            got = 1;
+        }
+        if (rc != SHMCHAN_OK) {
+            fprintf(stderr, "worker: %s\n", shmchan_errname(rc));
+            return 1;
+        }
+        bool stop = false;
+        for (size_t i = 0; i < got; i++) {
+            tq_head h;
+            if (tq_verify(msgs[i].data, (size_t)msgs[i].len, &h) != 0) {
+                return 2;
+            }
+            if (h.writer == TQ_STOP) {
+                stop = true;
+            } else {
+                fprintf(f, "%u %u\n", h.writer, h.counter);
+            }
+        }
+        if (call % 3 == 2 && shmchan_queue_release(q) != SHMCHAN_OK) {
+            return 4;
+        }
+        if (stop) {
+            break;
+        }
+    }
+    fclose(f);
+    shmchan_queue_close(q);
+    return 0;
+}
+
+TEST(queue_4_workers_share)
+{
+    enum { NW = 3, NK = 4, COUNT = 4000 };
+    const char *n = t_name();
+    shmchan_queue *q = tq_create(n, 32768, TQ_MAXMSG, 0);
+    const char *out[NK];
+    t_proc workers[NK], writers[NW];
+    char arg[700];
+    for (int i = 0; i < NK; i++) {
+        out[i] = t_path();
+        snprintf(arg, sizeof(arg), "%s %s", n, out[i]);
+        workers[i] = t_spawn("queue_mp_worker", arg);
+    }
+    await_readers(n, NK);
+    for (int i = 0; i < NW; i++) {
+        snprintf(arg, sizeof(arg), "%s %d %d", n, i, COUNT);
+        writers[i] = t_spawn("queue_mp_writer", arg);
+    }
+    for (int i = 0; i < NW; i++) {
+        T_EQ_U64(t_wait_bounded(writers[i], 120000), 0);
+    }
+    /* One stop at a time (a batch could take two): each worker leaves at its
+     * first, and the next stop goes out once somebody left. */
+    bool done[NK] = {false};
+    for (int left = 0; left < NK; left++) {
+        send_stop(q);
+        for (int tries = 0;; tries++) {
+            T_TRUE(tries < 100000);
+            int i = tries % NK;
+            int st = done[i] ? -1 : t_wait_timeout(workers[i], 1);
+            if (st >= 0) {
+                T_EQ_U64(st, 0);
+                done[i] = true;
+                break;
+            }
+        }
+    }
+    static uint8_t seen[NW][COUNT];
+    int busy = 0;
+    for (int i = 0; i < NK; i++) {
+        FILE *f = fopen(out[i], "r");
+        T_TRUE(f != NULL);
+        unsigned w, c;
+        int mine = 0;
+        while (fscanf(f, "%u %u", &w, &c) == 2) {
+            T_TRUE(w < NW && c < COUNT);
+            T_EQ_U64(seen[w][c], 0); /* never twice */
+            seen[w][c] = 1;
+            mine++;
+        }
+        fclose(f);
+        busy += mine > 0;
+    }
+    for (int w = 0; w < NW; w++) {
+        for (int c = 0; c < COUNT; c++) {
+            T_EQ_U64(seen[w][c], 1); /* never lost */
+        }
+    }
+    printf("%d of %d workers got messages\n", busy, NK);
+    T_TRUE(busy >= 2);
+    shmchan_queue_close(q);
+}
+
+/* ------------------------------------------------------- overwrite mode */
+
+/* arg: "name count": one writer, message i carries key i (its sequence - 1). */
+HELPER(queue_ow_writer)
+{
+    char name[64];
+    arg_word(arg, 0, name, sizeof(name));
+    uint32_t count = arg_u32(arg, 1);
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(name, NULL, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    uint8_t buf[TQ_MAXMSG];
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len = 1 + (i * 13u) % (TQ_MAXMSG - 1);
+        tq_fill(buf, len, i);
+        if (shmchan_queue_send(q, buf, len, 0) != SHMCHAN_OK) {
+            return 1;
+        }
+        if (i % 1024 == 0) {
+            t_sleep_ms(1); /* let the reader run now and then */
+        }
+    }
+    shmchan_queue_close(q);
+    return 0;
+}
+
+/* arg: "name count out": read until the last message; every message intact,
+ * every gap announced as lost. Writes "received lost". */
+HELPER(queue_ow_subscriber)
+{
+    char name[64], out[512];
+    arg_word(arg, 0, name, sizeof(name));
+    uint32_t count = arg_u32(arg, 1);
+    arg_word(arg, 2, out, sizeof(out));
+    shmchan_opts o = t_opts(SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    uint64_t expect = 1, received = 0, lost = 0;
+    uint8_t buf[4 * TQ_MAXMSG];
+    for (uint64_t call = 0; expect <= count; call++) {
+        shmchan_msg msgs[4];
+        size_t got = 0, len = 0;
+        int rc;
+        if (call % 2 == 0) {
+            rc = shmchan_queue_recv(q, buf, sizeof(buf), TQ_TIMEOUT_MS, &len, &msgs[0]);
+            msgs[0].data = buf;
+            got = 1;
+        } else {
+            rc = shmchan_queue_recv_batch(q, buf, sizeof(buf), 4, TQ_TIMEOUT_MS, msgs, &got);
+        }
+        if (rc != SHMCHAN_OK) {
+            return 1;
+        }
+        for (size_t i = 0; i < got; i++) {
+            shmchan_msg *m = &msgs[i];
+            uint64_t key = m->seq - 1;
+            if (m->seq != expect + m->lost || m->len != 1 + (key * 13u) % (TQ_MAXMSG - 1) ||
+                !tq_check(m->data, (size_t)m->len, key)) {
+                fprintf(stderr, "seq %llu expect %llu lost %llu\n",
+                        (unsigned long long)m->seq, (unsigned long long)expect,
+                        (unsigned long long)m->lost);
+                return 2;
+            }
+            lost += m->lost;
+            received++;
+            expect = m->seq + 1;
+        }
+        if (call % 64 == 0) {
+            t_sleep_ms(2); /* fall behind */
+        }
+    }
+    shmchan_queue_close(q);
+    FILE *f = fopen(out, "w");
+    if (f == NULL) {
+        return 6;
+    }
+    fprintf(f, "%llu %llu\n", (unsigned long long)received, (unsigned long long)lost);
+    fclose(f);
+    return 0;
+}
+
+TEST(queue_overwrite_slow_subscriber)
+{
+    enum { COUNT = 200000 };
+    const char *n = t_name();
+    shmchan_queue *q = tq_create(n, 16384, TQ_MAXMSG, SHMCHAN_POLICY_OVERWRITE);
+    const char *out = t_path();
+    char arg[700];
+    snprintf(arg, sizeof(arg), "%s %d %s", n, COUNT, out);
+    t_proc sub = t_spawn("queue_ow_subscriber", arg);
+    await_readers(n, 1);
+    snprintf(arg, sizeof(arg), "%s %d", n, COUNT);
+    T_EQ_U64(t_wait_bounded(t_spawn("queue_ow_writer", arg), 120000), 0);
+    T_EQ_U64(t_wait_bounded(sub, 120000), 0);
+    FILE *f = fopen(out, "r");
+    unsigned long long received = 0, lost = 0;
+    T_TRUE(f != NULL && fscanf(f, "%llu %llu", &received, &lost) == 2);
+    fclose(f);
+    printf("received %llu, lost %llu of %d\n", received, lost, COUNT);
+    T_EQ_U64(received + lost, COUNT); /* every message received or counted lost */
+    T_TRUE(lost > 0);
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.drops, lost);
+    shmchan_queue_close(q);
+}
+
+/* ------------------------------------------------------------- crashes */
+
+/* arg: "name": commit one message, then reserve and die before committing. */
+HELPER(queue_die_reserved)
+{
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(arg, NULL, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    if (shmchan_queue_send(q, "before", 6, 0) != SHMCHAN_OK) {
+        return 1;
+    }
+    void *p = NULL;
+    if (shmchan_queue_reserve(q, 100, 0, &p) != SHMCHAN_OK) {
+        return 2;
+    }
+    memset(p, 'X', 50);
+    t_die();
+    return 4;
+}
+
+TEST(queue_writer_dies_reserved)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 128, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    shmchan_queue *k = tq_open(n, SHMCHAN_WORKER);
+    T_EQ_U64(t_wait(t_spawn("queue_die_reserved", n)), t_killed_status());
+    T_OK(shmchan_queue_send(w, "after", 5, 0));
+    char buf[128];
+    size_t len = 0;
+    shmchan_msg m;
+    for (int who = 0; who < 2; who++) {
+        shmchan_queue *q = who == 0 ? r : k;
+        T_OK(shmchan_queue_recv(q, buf, sizeof(buf), 5000, &len, &m));
+        T_MEMEQ(buf, "before", 6);
+        T_EQ_U64(m.seq, 1);
+        /* Stuck at the dead writer's record until its death is known. */
+        T_OK(shmchan_queue_recv(q, buf, sizeof(buf), 5000, &len, &m));
+        T_EQ_U64(len, 5);
+        T_MEMEQ(buf, "after", 5);
+        T_EQ_U64(m.seq, 3);
+        T_EQ_U64(m.lost, 0);
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    T_TRUE(info.recovered >= 1);
+    T_EQ_U64(info.messages, 2);
+    T_EQ_U64(info.dead_writers, 1); /* its slot until somebody takes it */
+    /* A new writer takes the dead one's slot. */
+    shmchan_queue *w2 = tq_open(n, 0);
+    shmchan_queue *w3 = tq_open(n, 0);
+    tq_info(n, &info);
+    T_EQ_U64(info.dead_writers, 0);
+    T_EQ_U64(info.writers, 3);
+    shmchan_queue_close(w3);
+    shmchan_queue_close(w2);
+    shmchan_queue_close(k);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+/* arg: "name flags": join as a reader, say so on stdout, then wait to be killed. */
+HELPER(queue_reader_sleeps)
+{
+    char name[64];
+    arg_word(arg, 0, name, sizeof(name));
+    shmchan_opts o = t_opts(arg_u32(arg, 1));
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    for (int i = 0; i < 120; i++) { /* the test kills us long before */
+        t_sleep_ms(1000);
+    }
+    return 7;
+}
+
+TEST(queue_dead_reader_frees_writers)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 64, 0);
+    char arg[128];
+    for (int role = 0; role < 2; role++) {
+        snprintf(arg, sizeof(arg), "%s %u", n, role == 0 ? SHMCHAN_SUBSCRIBE : SHMCHAN_WORKER);
+        t_proc p = t_spawn("queue_reader_sleeps", arg);
+        await_readers(n, 1);
+        uint8_t msg[64] = {0};
+        while (shmchan_queue_send(w, msg, 64, 0) == SHMCHAN_OK) {
+        }
+        T_ERR(shmchan_queue_send(w, msg, 64, 20), SHMCHAN_ETIMEDOUT); /* alive: it waits */
+        t_kill(p);
+        T_EQ_U64(t_wait(p), t_killed_status());
+        for (int i = 0; i < 200; i++) {
+            T_OK(shmchan_queue_send(w, msg, 64, 10000)); /* its death frees us */
+        }
+        shmchan_info info;
+        tq_info(n, &info);
+        T_EQ_U64(info.readers, 0);
+        T_EQ_U64(info.dead_readers, 0); /* dropped */
+        T_TRUE(info.recovered >= (uint64_t)role + 1);
+    }
+    shmchan_queue_close(w);
+}
+
+/* --------------------------------------------------------------- replay */
+
+/* arg: "path count die": a file-backed queue written by a process that ends
+ * (closing, or killed with a reservation open). */
+HELPER(queue_file_writer)
+{
+    char path[512];
+    arg_word(arg, 0, path, sizeof(path));
+    uint32_t count = arg_u32(arg, 1), die = arg_u32(arg, 2);
+    shmchan_opts o = t_opts(SHMCHAN_FILE);
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(path, &o, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    uint8_t buf[TQ_MAXMSG];
+    for (uint32_t i = 0; i < count; i++) {
+        size_t len = 1 + (i * 29u) % (TQ_MAXMSG - 1);
+        tq_fill(buf, len, i);
+        if (shmchan_queue_send(q, buf, len, 0) != SHMCHAN_OK) {
+            return 1;
+        }
+    }
+    if (die) {
+        void *p = NULL;
+        if (shmchan_queue_reserve(q, 10, 0, &p) != SHMCHAN_OK) {
+            return 2;
+        }
+        t_die();
+    }
+    shmchan_queue_close(q);
+    return 0;
+}
+
+TEST(queue_file_replay)
+{
+    const char *path = t_path();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE);
+    o.max_msg = TQ_MAXMSG;
+    o.capacity = 65536;
+    shmchan_queue *q = NULL;
+    T_OK(shmchan_queue_open(path, &o, &q));
+    shmchan_queue_close(q); /* nobody has it open now */
+    char arg[700];
+    snprintf(arg, sizeof(arg), "%s 100 0", path);
+    T_EQ_U64(t_wait(t_spawn("queue_file_writer", arg)), 0);
+    snprintf(arg, sizeof(arg), "%s 50 1", path);
+    T_EQ_U64(t_wait(t_spawn("queue_file_writer", arg)), t_killed_status());
+    /* Every process is gone: a late subscriber replays what the file holds. */
+    o = t_opts(SHMCHAN_FILE | SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+    T_OK(shmchan_queue_open(path, &o, &q));
+    uint8_t buf[TQ_MAXMSG];
+    for (uint32_t i = 0; i < 150; i++) {
+        size_t len = 0;
+        shmchan_msg m;
+        T_OK(shmchan_queue_recv(q, buf, sizeof(buf), 1000, &len, &m));
+        uint32_t key = i < 100 ? i : i - 100;
+        T_EQ_U64(m.seq, i + 1);
+        T_EQ_U64(len, 1 + (key * 29u) % (TQ_MAXMSG - 1));
+        T_TRUE(tq_check(buf, len, key));
+    }
+    size_t len = 0;
+    T_ERR(shmchan_queue_recv(q, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    /* The dead writer's reservation was dropped: the next message follows it. */
+    T_OK(shmchan_queue_send(q, "new", 3, 0));
+    shmchan_msg m;
+    T_OK(shmchan_queue_recv(q, buf, sizeof(buf), 1000, &len, &m));
+    T_EQ_U64(m.seq, 152);
+    T_MEMEQ(buf, "new", 3);
+    shmchan_queue_close(q);
+}

@@ -15,6 +15,15 @@
 
 #include "shmchan/shmchan.h"
 
+/* Temporary, until the queue module lands (see CMakeLists.txt). */
+#ifndef SHMCHAN_CLI_HAVE_QUEUE
+#define shmchan_queue_close(q) ((void)(q))
+#define shmchan_queue_send(q, d, l, t) ((void)(q), (void)(d), (void)(l), (void)(t), SHMCHAN_ENOTSUP)
+#define shmchan_queue_recv(q, b, c, t, l, i) \
+    ((void)(q), (void)(b), (void)(c), (void)(t), (void)(l), (void)(i), SHMCHAN_ENOTSUP)
+#define shmchan_queue_max_msg(q) ((void)(q), (size_t)0)
+#endif
+
 #if defined(__GNUC__)
 #define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -78,6 +87,7 @@ typedef struct cli_args {
 
 typedef struct cli_cmd {
     const char *name;
+    const char *summary; /* one line for `shmchan --help` */
     int (*run)(const cli_args *a);
     uint64_t opts; /* O() of the accepted options; --help always */
     int min_pos;

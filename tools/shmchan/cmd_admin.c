@@ -97,7 +97,7 @@ run_create(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_create = {
-    "create", run_create,
+    "create", "create a latest-value channel or a queue", run_create,
     O(OPT_GLOBAL) | O(OPT_LATEST) | O(OPT_QUEUE) | O(OPT_MAX_MSG) | O(OPT_MODE) | O(OPT_EXCL) |
         QUEUE_ONLY,
     1, 1, 1,
@@ -223,59 +223,73 @@ typedef struct ls_state {
     const cli_args *a;
     cli_json *arr;
     size_t hidden;
+    int status;
 } ls_state;
 
+/* A channel found by listing that cannot be read is shown with --all only; a
+ * channel named on the command line that cannot be read is an error. */
 static void
 ls_one(ls_state *st, const char *name, bool listed)
 {
     uint32_t flags = cli_flags(st->a, name);
+    bool json = st->a->fmt == FMT_JSON;
     shmchan_info in;
     int rc = info_get(name, flags, &in);
-    bool json = st->a->fmt == FMT_JSON;
-    if (rc == SHMCHAN_ENOENT && listed) {
-        return; /* removed since it was listed */
-    }
-    if (rc != SHMCHAN_OK && listed && !cli_has(st->a, OPT_ALL)) {
-        st->hidden++;
-    } else if (rc != SHMCHAN_OK) {
-        json ? json_push(st->arr, error_json(name, rc))
-             : (void)printf("%-22s error: %s (%s)\n", name, shmchan_strerror(rc),
-                            shmchan_errname(rc));
-    } else {
+    if (rc == SHMCHAN_OK) {
         json ? json_push(st->arr, info_json(name, flags, &in)) : ls_row(name, &in);
+    } else if (!listed) {
+        st->status = cli_error("ls", name, rc);
+    } else if (rc == SHMCHAN_ENOENT) {
+        /* removed since it was listed */
+    } else if (!cli_has(st->a, OPT_ALL)) {
+        st->hidden++;
+    } else if (json) {
+        json_push(st->arr, error_json(name, rc));
+    } else {
+        printf("%-22s error: %s (%s)\n", name, shmchan_strerror(rc), shmchan_errname(rc));
     }
+}
+
+static int
+ls_finish(ls_state *st)
+{
+    if (st->a->fmt == FMT_JSON) {
+        cli_json *o = json_obj();
+        json_set(o, "channels", st->arr);
+        json_set_u64(o, "hidden", st->hidden);
+        return json_print(o, true) == 0 ? st->status : CLI_ERR;
+    }
+    if (st->hidden != 0) {
+        fprintf(stderr, "shmchan: ls: %zu channels cannot be read; 'shmchan ls --all' shows "
+                "them\n", st->hidden);
+    }
+    return st->status;
 }
 
 static int
 run_ls(const cli_args *a)
 {
-    ls_state st = {a, NULL, 0};
+    ls_state st = {a, NULL, 0, CLI_OK};
     name_list nm;
     int rc = a->npos > 0 ? names_from_args(&nm, a->pos, a->npos) : names_from_shm(&nm);
     if (rc != SHMCHAN_OK) {
         return cli_errorf("ls", NULL, "listing shared memory: %s (%s)", shmchan_strerror(rc),
                           shmchan_errname(rc));
     }
-    a->fmt == FMT_JSON ? (void)(st.arr = json_arr()) : ls_header();
+    if (a->fmt == FMT_JSON) {
+        st.arr = json_arr();
+    } else {
+        ls_header();
+    }
     for (size_t i = 0; i < nm.n; i++) {
         ls_one(&st, nm.v[i], a->npos == 0);
     }
     names_free(&nm);
-    if (a->fmt == FMT_JSON) {
-        cli_json *o = json_obj();
-        json_set(o, "channels", st.arr);
-        json_set_u64(o, "unreadable_hidden", st.hidden);
-        return json_print(o, true) == 0 ? CLI_OK : CLI_ERR;
-    }
-    if (st.hidden != 0) {
-        fprintf(stderr, "shmchan: ls: %zu channels not shown: they cannot be read (see ls --all)\n",
-                st.hidden);
-    }
-    return CLI_OK;
+    return ls_finish(&st);
 }
 
 const cli_cmd cli_cmd_ls = {
-    "ls", run_ls, O(OPT_GLOBAL) | O(OPT_JSON) | O(OPT_ALL), 0, -1, -1,
+    "ls", "list channels", run_ls, O(OPT_GLOBAL) | O(OPT_JSON) | O(OPT_ALL), 0, -1, -1,
     "[NAME...] [--json] [--all]",
     "List the channels in POSIX shared memory (or just the NAMEs given, which may be\n"
     "file paths): kind, largest message, queue capacity and policy, sequence number,\n"
@@ -283,8 +297,10 @@ const cli_cmd cli_cmd_ls = {
     "(queues; a latest-value channel does not track its readers) and whether any\n"
     "process has it open.\n\n"
     "  -a, --all   also list channels that cannot be read (permission, corruption,\n"
-    "              being created), with the error\n"
-    "  --json      {\"channels\": [objects with the fields of `info --json`]}\n"
+    "              being created), with the error; without it they are only counted\n"
+    "              (on stderr). A NAME given that cannot be read is an error (status 1)\n"
+    "  --json      {\"channels\": [objects with the fields of `info --json`, or name,\n"
+    "              error and message], \"hidden\": unreadable channels not shown}\n"
     "  --global    Windows: the Global\\ namespace\n",
 };
 
@@ -441,7 +457,7 @@ run_info(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_info = {
-    "info", run_info, O(OPT_GLOBAL) | O(OPT_JSON), 1, 1, 1,
+    "info", "show a channel's counters and peers", run_info, O(OPT_GLOBAL) | O(OPT_JSON), 1, 1, 1,
     "NAME [--json]",
     "Show a channel's geometry and counters without joining it: sequence, messages\n"
     "and bytes published, waits (times a reader slept until woken, or a writer\n"
@@ -490,7 +506,7 @@ run_rm(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_rm = {
-    "rm", run_rm, O(OPT_GLOBAL) | O(OPT_FORCE), 1, -1, -1,
+    "rm", "remove channels", run_rm, O(OPT_GLOBAL) | O(OPT_FORCE), 1, -1, -1,
     "NAME... [--force]",
     "Remove channels by name. Processes that have one open keep using it until they\n"
     "close it; new opens no longer find it. A file path is removed only if the file\n"
@@ -540,13 +556,14 @@ run_gc(const cli_args *a)
     }
     names_free(&nm);
     if (found != 0 && !cli_has(a, OPT_FORCE)) {
-        printf("dry run: %zu unused channels; 'shmchan gc --force' removes them\n", found);
+        fprintf(stderr, "shmchan: gc: dry run: %zu unused; 'shmchan gc --force' removes them\n",
+                found);
     }
     return status;
 }
 
 const cli_cmd cli_cmd_gc = {
-    "gc", run_gc, O(OPT_GLOBAL) | O(OPT_FORCE), 0, -1, -1,
+    "gc", "find (and with --force remove) channels nobody has open", run_gc, O(OPT_GLOBAL) | O(OPT_FORCE), 0, -1, -1,
     "[NAME...] [--force]",
     "Find channels that no process has open (their users all exited or crashed):\n"
     "every channel in shared memory, or the NAMEs given (file paths too). Prints\n"

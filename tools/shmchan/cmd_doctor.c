@@ -138,7 +138,8 @@ print_text(const sys_check *c, size_t n, const survey *s)
         printf("warn  channel     %s: %s (%s)\n      fix: %s\n", p->name,
                shmchan_strerror(p->rc), shmchan_errname(p->rc), channel_fix(p->rc));
     }
-    size_t fails = count_status(c, n, SYS_FAIL), warns = count_status(c, n, SYS_WARN);
+    size_t fails = count_status(c, n, SYS_FAIL);
+    size_t warns = count_status(c, n, SYS_WARN) + s->nproblems;
     printf("%zu failed, %zu warnings\n", fails, warns);
 }
 
@@ -210,7 +211,7 @@ run_doctor(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_doctor = {
-    "doctor", run_doctor, O(OPT_JSON), 0, 0, 0,
+    "doctor", "check the environment and the channels", run_doctor, O(OPT_JSON), 0, 0, 0,
     "[--json]",
     "Check what shmchan depends on and say what to fix: the shared-memory directory\n"
     "(/dev/shm: present, a tmpfs, writable), its size and free space, the limit on\n"

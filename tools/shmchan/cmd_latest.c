@@ -80,7 +80,7 @@ run_put(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_put = {
-    "put", run_put, O(OPT_GLOBAL), 1, 2, 1,
+    "put", "publish a message on a latest-value channel", run_put, O(OPT_GLOBAL), 1, 2, 1,
     "NAME [MSG | -]",
     "Publish one message on a latest-value channel: MSG as given, or all of standard\n"
     "input (binary-safe, exact length) when MSG is '-' or missing. Readers see it at\n"
@@ -125,7 +125,7 @@ run_get(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_get = {
-    "get", run_get, O(OPT_GLOBAL) | O(OPT_SEQ) | O(OPT_JSON), 1, 1, 1,
+    "get", "print the newest message", run_get, O(OPT_GLOBAL) | O(OPT_SEQ) | O(OPT_JSON), 1, 1, 1,
     "NAME [--seq] [--json]",
     "Write the newest message of a latest-value channel to standard output: its\n"
     "exact bytes, nothing added. Fails (status 1) if nothing was published yet.\n"
@@ -220,7 +220,7 @@ run_watch(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_watch = {
-    "watch", run_watch,
+    "watch", "print each new message as it is published", run_watch,
     O(OPT_GLOBAL) | O(OPT_COUNT) | O(OPT_TIMEOUT) | O(OPT_FROM_NOW) | O(OPT_SEQ) | O(OPT_JSON) |
         O(OPT_NULL) | O(OPT_FRAMES) | O(OPT_LINES),
     1, 1, 1,

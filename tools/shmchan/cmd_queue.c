@@ -126,7 +126,7 @@ run_send(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_send = {
-    "send", run_send, O(OPT_GLOBAL) | O(OPT_LINES) | O(OPT_FRAMES) | O(OPT_TIMEOUT), 1, -1, 1,
+    "send", "send messages to a queue", run_send, O(OPT_GLOBAL) | O(OPT_LINES) | O(OPT_FRAMES) | O(OPT_TIMEOUT), 1, -1, 1,
     "NAME [MSG... | -] [--lines | --frames] [--timeout SEC]",
     "Send messages to a queue: each MSG argument is one message; without MSG (or\n"
     "with '-') standard input is read until its end.\n\n"
@@ -277,7 +277,7 @@ run_follow(const cli_args *a)
     "end it cleanly with status 128+signal, releasing its reader slot.\n"
 
 const cli_cmd cli_cmd_recv = {
-    "recv", run_recv, RECV_OPTS, 1, 1, 1,
+    "recv", "receive messages from a queue", run_recv, RECV_OPTS, 1, 1, 1,
     "NAME [--count N] [--timeout SEC] [--oldest | --worker] [--seq] [--json | --null | --frames]",
     "Receive messages from a queue and write them to standard output, then exit.\n\n"
     "  -n, --count N      how many messages to receive (default 1; 0: until the\n"
@@ -288,7 +288,7 @@ const cli_cmd cli_cmd_recv = {
 };
 
 const cli_cmd cli_cmd_follow = {
-    "follow", run_follow, RECV_OPTS, 1, 1, 1,
+    "follow", "print a queue's messages as they arrive (tail -f)", run_follow, RECV_OPTS, 1, 1, 1,
     "NAME [--oldest | --worker] [--count N] [--timeout SEC] [--seq] [--json | --null | --frames]",
     "Like tail -f: print each message of a queue as it arrives, until Ctrl-C. The\n"
     "same as `recv --count 0`.\n\n"

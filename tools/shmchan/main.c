@@ -408,7 +408,7 @@ print_help(FILE *f)
           "Shared-memory channels between processes on one machine.\n\nCommands:\n",
           f);
     for (size_t i = 0; i < NCOMMANDS; i++) {
-        fprintf(f, "  %-8s %s\n", commands[i]->name, commands[i]->usage);
+        fprintf(f, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
     }
     fputs("\nNAME is a channel in shared memory (1-22 of A-Z a-z 0-9 . _ -), or a file\n"
           "path if it contains a '/' (use ./x for a file in the current directory).\n"

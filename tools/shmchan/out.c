@@ -10,7 +10,7 @@
 #include "sys.h"
 
 /* Longest single wait; see cli_wait(). */
-#define WAIT_SLICE_MS 200
+#define WAIT_SLICE_MS 500
 
 bool
 buf_reserve(cli_buf *b, size_t n)

@@ -124,6 +124,18 @@ check_shm_dir(sys_check *c)
     }
 }
 
+static double
+human(double bytes)
+{
+    return bytes >= 1024 * MIB ? bytes / (1024 * MIB) : bytes / MIB;
+}
+
+static const char *
+unit(double bytes)
+{
+    return bytes >= 1024 * MIB ? "GiB" : "MiB";
+}
+
 static void
 check_shm_space(sys_check *c)
 {
@@ -138,8 +150,8 @@ check_shm_space(sys_check *c)
     bool full = avail < 1 * MIB;
     bool small = total < 256 * MIB || avail < total / 10;
     check_new(c, "shm-space", full ? SYS_FAIL : small ? SYS_WARN : SYS_OK);
-    snprintf(c->detail, sizeof(c->detail), "%s: %.1f MiB total, %.1f MiB free", SHM_DIR,
-             total / MIB, avail / MIB);
+    snprintf(c->detail, sizeof(c->detail), "%s: %.1f %s total, %.1f %s free", SHM_DIR,
+             human(total), unit(total), human(avail), unit(avail));
     if (full || small) {
         snprintf(c->fix, sizeof(c->fix), "remove unused channels (shmchan gc), or give %s more "
                  "room: containers often get 64 MiB (docker run --shm-size=1g; Kubernetes: an "

@@ -24,10 +24,19 @@
 #define shmchan_queue_max_msg(q) ((void)(q), (size_t)0)
 #endif
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+#define CLI_PRINTF(f, a) __attribute__((format(gnu_printf, f, a))) /* __USE_MINGW_ANSI_STDIO */
+#elif defined(__GNUC__)
 #define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define CLI_PRINTF(f, a)
+#endif
+
+/* A NAME holding one of these is a file path (SHMCHAN_FILE). */
+#ifdef _WIN32
+#define CLI_PATH_SEPS "/\\:"
+#else
+#define CLI_PATH_SEPS "/"
 #endif
 
 /* Exit statuses. An interrupted wait exits with 128 + the signal number. */

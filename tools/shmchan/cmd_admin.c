@@ -97,29 +97,34 @@ run_create(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_create = {
-    "create", "create a latest-value channel or a queue", run_create,
-    O(OPT_GLOBAL) | O(OPT_LATEST) | O(OPT_QUEUE) | O(OPT_MAX_MSG) | O(OPT_MODE) | O(OPT_EXCL) |
-        QUEUE_ONLY,
-    1, 1, 1,
-    "NAME [--latest | --queue] [--max-msg N] [--capacity N] [--policy block|overwrite]\n"
-    "              [--readers N] [--writers N] [--mode 0640] [--excl]",
-    "Create a channel, or check that an existing one has the kind and sizes given.\n"
-    "Sizes take a binary suffix: 512, 64k, 1M, 2G (k = 1024).\n\n"
-    "  --latest           a latest-value channel: readers get the newest message\n"
-    "                     (the default)\n"
-    "  --queue            a queue: a bounded ring of messages, every one delivered\n"
-    "  --max-msg N        largest message in bytes (default 4k)\n"
-    "  --capacity N       queue: ring size in bytes, rounded up to a power of two\n"
-    "                     (default 1M)\n"
-    "  --policy P         queue, when full: block (writers wait for the slowest live\n"
-    "                     reader; the default) or overwrite (writers never wait, slow\n"
-    "                     readers lose the oldest messages and are told how many)\n"
-    "  --readers N        queue: reader slots (default 64)\n"
-    "  --writers N        queue: writer slots (default 64)\n"
-    "  --mode MODE        permission bits in octal (default 0600: owner only)\n"
-    "  --excl             fail if the channel exists (default: accept an existing one\n"
-    "                     if its kind and the sizes given match)\n"
-    "  --global           Windows: the Global\\ namespace\n",
+    .name = "create",
+    .summary = "create a latest-value channel or a queue",
+    .run = run_create,
+    .opts = O(OPT_GLOBAL) | O(OPT_LATEST) | O(OPT_QUEUE) | O(OPT_MAX_MSG) | O(OPT_MODE) |
+            O(OPT_EXCL) | QUEUE_ONLY,
+    .min_pos = 1,
+    .max_pos = 1,
+    .names = 1,
+    .usage = "NAME [--latest | --queue] [--max-msg N] [--capacity N] [--policy block|overwrite]\n"
+             "              [--readers N] [--writers N] [--mode 0640] [--excl]",
+    .help =
+        "Create a channel, or check that an existing one has the kind and sizes given.\n"
+        "Sizes take a binary suffix: 512, 64k, 1M, 2G (k = 1024).\n\n"
+        "  --latest           a latest-value channel: readers get the newest message\n"
+        "                     (the default)\n"
+        "  --queue            a queue: a bounded ring of messages, every one delivered\n"
+        "  --max-msg N        largest message in bytes (default 4k)\n"
+        "  --capacity N       queue: ring size in bytes, rounded up to a power of two\n"
+        "                     (default 1M)\n"
+        "  --policy P         queue, when full: block (writers wait for the slowest live\n"
+        "                     reader; the default) or overwrite (writers never wait, slow\n"
+        "                     readers lose the oldest messages and are told how many)\n"
+        "  --readers N        queue: reader slots (default 64)\n"
+        "  --writers N        queue: writer slots (default 64)\n"
+        "  --mode MODE        permission bits in octal (default 0600: owner only)\n"
+        "  --excl             fail if the channel exists (default: accept an existing one\n"
+        "                     if its kind and the sizes given match)\n"
+        "  --global           Windows: the Global\\ namespace\n",
 };
 
 /* --------------------------------------------------------- info to JSON */
@@ -289,19 +294,26 @@ run_ls(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_ls = {
-    "ls", "list channels", run_ls, O(OPT_GLOBAL) | O(OPT_JSON) | O(OPT_ALL), 0, -1, -1,
-    "[NAME...] [--json] [--all]",
-    "List the channels in POSIX shared memory (or just the NAMEs given, which may be\n"
-    "file paths): kind, largest message, queue capacity and policy, sequence number,\n"
-    "messages published, live readers and writers, dead ones not yet reclaimed\n"
-    "(queues; a latest-value channel does not track its readers) and whether any\n"
-    "process has it open.\n\n"
-    "  -a, --all   also list channels that cannot be read (permission, corruption,\n"
-    "              being created), with the error; without it they are only counted\n"
-    "              (on stderr). A NAME given that cannot be read is an error (status 1)\n"
-    "  --json      {\"channels\": [objects with the fields of `info --json`, or name,\n"
-    "              error and message], \"hidden\": unreadable channels not shown}\n"
-    "  --global    Windows: the Global\\ namespace\n",
+    .name = "ls",
+    .summary = "list channels",
+    .run = run_ls,
+    .opts = O(OPT_GLOBAL) | O(OPT_JSON) | O(OPT_ALL),
+    .min_pos = 0,
+    .max_pos = -1,
+    .names = -1,
+    .usage = "[NAME...] [--json] [--all]",
+    .help =
+        "List the channels in POSIX shared memory (or just the NAMEs given, which may be\n"
+        "file paths): kind, largest message, queue capacity and policy, sequence number,\n"
+        "messages published, live readers and writers, dead ones not yet reclaimed\n"
+        "(queues; a latest-value channel does not track its readers) and whether any\n"
+        "process has it open.\n\n"
+        "  -a, --all   also list channels that cannot be read (permission, corruption,\n"
+        "              being created), with the error; without it they are only counted\n"
+        "              (on stderr). A NAME given that cannot be read is an error (status 1)\n"
+        "  --json      {\"channels\": [objects with the fields of `info --json`, or name,\n"
+        "              error and message], \"hidden\": unreadable channels not shown}\n"
+        "  --global    Windows: the Global\\ namespace\n",
 };
 
 /* --------------------------------------------------------------- info */
@@ -457,16 +469,23 @@ run_info(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_info = {
-    "info", "show a channel's counters and peers", run_info, O(OPT_GLOBAL) | O(OPT_JSON), 1, 1, 1,
-    "NAME [--json]",
-    "Show a channel's geometry and counters without joining it: sequence, messages\n"
-    "and bytes published, waits (times a reader slept until woken, or a writer\n"
-    "waited for space), dead peers recovered, whether it is in use; for queues also\n"
-    "the drops, and each reader (position, lag, messages lost) and writer, with\n"
-    "those whose process is gone marked dead.\n\n"
-    "  --json     one JSON object; queues add \"peers\": [{role, slot, pid, alive,\n"
-    "             position, lag, lost, count}]\n"
-    "  --global   Windows: the Global\\ namespace\n",
+    .name = "info",
+    .summary = "show a channel's counters and peers",
+    .run = run_info,
+    .opts = O(OPT_GLOBAL) | O(OPT_JSON),
+    .min_pos = 1,
+    .max_pos = 1,
+    .names = 1,
+    .usage = "NAME [--json]",
+    .help =
+        "Show a channel's geometry and counters without joining it: sequence, messages\n"
+        "and bytes published, waits (times a reader slept until woken, or a writer\n"
+        "waited for space), dead peers recovered, whether it is in use; for queues also\n"
+        "the drops, and each reader (position, lag, messages lost) and writer, with\n"
+        "those whose process is gone marked dead.\n\n"
+        "  --json     one JSON object; queues add \"peers\": [{role, slot, pid, alive,\n"
+        "             position, lag, lost, count}]\n"
+        "  --global   Windows: the Global\\ namespace\n",
 };
 
 /* ----------------------------------------------------------------- rm */
@@ -506,14 +525,21 @@ run_rm(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_rm = {
-    "rm", "remove channels", run_rm, O(OPT_GLOBAL) | O(OPT_FORCE), 1, -1, -1,
-    "NAME... [--force]",
-    "Remove channels by name. Processes that have one open keep using it until they\n"
-    "close it; new opens no longer find it. A file path is removed only if the file\n"
-    "is recognisably a channel. Continues past errors; status 1 if any failed.\n\n"
-    "  -f, --force   ignore missing channels; remove files that do not look like\n"
-    "                channels too\n"
-    "  --global      Windows: the Global\\ namespace\n",
+    .name = "rm",
+    .summary = "remove channels",
+    .run = run_rm,
+    .opts = O(OPT_GLOBAL) | O(OPT_FORCE),
+    .min_pos = 1,
+    .max_pos = -1,
+    .names = -1,
+    .usage = "NAME... [--force]",
+    .help =
+        "Remove channels by name. Processes that have one open keep using it until they\n"
+        "close it; new opens no longer find it. A file path is removed only if the file\n"
+        "is recognisably a channel. Continues past errors; status 1 if any failed.\n\n"
+        "  -f, --force   ignore missing channels; remove files that do not look like\n"
+        "                channels too\n"
+        "  --global      Windows: the Global\\ namespace\n",
 };
 
 /* ----------------------------------------------------------------- gc */
@@ -563,13 +589,20 @@ run_gc(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_gc = {
-    "gc", "find (and with --force remove) channels nobody has open", run_gc, O(OPT_GLOBAL) | O(OPT_FORCE), 0, -1, -1,
-    "[NAME...] [--force]",
-    "Find channels that no process has open (their users all exited or crashed):\n"
-    "every channel in shared memory, or the NAMEs given (file paths too). Prints\n"
-    "'unused NAME' for each and removes nothing, unless --force: then it removes\n"
-    "them and prints 'removed NAME'. A channel in use is never removed. Safe to run\n"
-    "at any time. Channels that cannot be inspected are reported on stderr.\n\n"
-    "  -f, --force   remove the unused channels (status 1 if a removal failed)\n"
-    "  --global      Windows: the Global\\ namespace\n",
+    .name = "gc",
+    .summary = "find (and with --force remove) channels nobody has open",
+    .run = run_gc,
+    .opts = O(OPT_GLOBAL) | O(OPT_FORCE),
+    .min_pos = 0,
+    .max_pos = -1,
+    .names = -1,
+    .usage = "[NAME...] [--force]",
+    .help =
+        "Find channels that no process has open (their users all exited or crashed):\n"
+        "every channel in shared memory, or the NAMEs given (file paths too). Prints\n"
+        "'unused NAME' for each and removes nothing, unless --force: then it removes\n"
+        "them and prints 'removed NAME'. A channel in use is never removed. Safe to run\n"
+        "at any time. Channels that cannot be inspected are reported on stderr.\n\n"
+        "  -f, --force   remove the unused channels (status 1 if a removal failed)\n"
+        "  --global      Windows: the Global\\ namespace\n",
 };

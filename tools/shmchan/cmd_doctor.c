@@ -211,15 +211,22 @@ run_doctor(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_doctor = {
-    "doctor", "check the environment and the channels", run_doctor, O(OPT_JSON), 0, 0, 0,
-    "[--json]",
-    "Check what shmchan depends on and say what to fix: the shared-memory directory\n"
-    "(/dev/shm: present, a tmpfs, writable), its size and free space, the limit on\n"
-    "open files, systemd-logind's RemoveIPC (which deletes a user's shared memory\n"
-    "when they log out), support for the file locks that track live peers, and\n"
-    "whether every channel in shared memory can be opened. Each line is ok, info,\n"
-    "warn or fail, with a fix where one applies. Status 1 if any check failed;\n"
-    "warnings alone leave it 0.\n\n"
-    "  --json   {ok, version, layout_version, checks: [{name, status, detail, fix}],\n"
-    "            channels: {total, unreadable, unused, dead_peers, problems: [...]}}\n",
+    .name = "doctor",
+    .summary = "check the environment and the channels",
+    .run = run_doctor,
+    .opts = O(OPT_JSON),
+    .min_pos = 0,
+    .max_pos = 0,
+    .names = 0,
+    .usage = "[--json]",
+    .help =
+        "Check what shmchan depends on and say what to fix: the shared-memory directory\n"
+        "(/dev/shm: present, a tmpfs, writable), its size and free space, the limit on\n"
+        "open files, systemd-logind's RemoveIPC (which deletes a user's shared memory\n"
+        "when they log out), support for the file locks that track live peers, and\n"
+        "whether every channel in shared memory can be opened. Each line is ok, info,\n"
+        "warn or fail, with a fix where one applies. Status 1 if any check failed;\n"
+        "warnings alone leave it 0.\n\n"
+        "  --json   {ok, version, layout_version, checks: [{name, status, detail, fix}],\n"
+        "            channels: {total, unreadable, unused, dead_peers, problems: [...]}}\n",
 };

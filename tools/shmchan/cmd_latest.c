@@ -80,12 +80,19 @@ run_put(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_put = {
-    "put", "publish a message on a latest-value channel", run_put, O(OPT_GLOBAL), 1, 2, 1,
-    "NAME [MSG | -]",
-    "Publish one message on a latest-value channel: MSG as given, or all of standard\n"
-    "input (binary-safe, exact length) when MSG is '-' or missing. Readers see it at\n"
-    "once; watchers are woken.\n\n"
-    "  --global   Windows: the Global\\ namespace\n",
+    .name = "put",
+    .summary = "publish a message on a latest-value channel",
+    .run = run_put,
+    .opts = O(OPT_GLOBAL),
+    .min_pos = 1,
+    .max_pos = 2,
+    .names = 1,
+    .usage = "NAME [MSG | -]",
+    .help =
+        "Publish one message on a latest-value channel: MSG as given, or all of standard\n"
+        "input (binary-safe, exact length) when MSG is '-' or missing. Readers see it at\n"
+        "once; watchers are woken.\n\n"
+        "  --global   Windows: the Global\\ namespace\n",
 };
 
 /* ---------------------------------------------------------------- get */
@@ -125,14 +132,21 @@ run_get(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_get = {
-    "get", "print the newest message", run_get, O(OPT_GLOBAL) | O(OPT_SEQ) | O(OPT_JSON), 1, 1, 1,
-    "NAME [--seq] [--json]",
-    "Write the newest message of a latest-value channel to standard output: its\n"
-    "exact bytes, nothing added. Fails (status 1) if nothing was published yet.\n"
-    "Opens the channel read-only: read permission is enough.\n\n"
-    "  --seq      precede the message with its sequence number and a space\n"
-    "  --json     one JSON object: name, seq, len, encoding (utf-8 or base64), data\n"
-    "  --global   Windows: the Global\\ namespace\n",
+    .name = "get",
+    .summary = "print the newest message",
+    .run = run_get,
+    .opts = O(OPT_GLOBAL) | O(OPT_SEQ) | O(OPT_JSON),
+    .min_pos = 1,
+    .max_pos = 1,
+    .names = 1,
+    .usage = "NAME [--seq] [--json]",
+    .help =
+        "Write the newest message of a latest-value channel to standard output: its\n"
+        "exact bytes, nothing added. Fails (status 1) if nothing was published yet.\n"
+        "Opens the channel read-only: read permission is enough.\n\n"
+        "  --seq      precede the message with its sequence number and a space\n"
+        "  --json     one JSON object: name, seq, len, encoding (utf-8 or base64), data\n"
+        "  --global   Windows: the Global\\ namespace\n",
 };
 
 /* -------------------------------------------------------------- watch */
@@ -220,26 +234,31 @@ run_watch(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_watch = {
-    "watch", "print each new message as it is published", run_watch,
-    O(OPT_GLOBAL) | O(OPT_COUNT) | O(OPT_TIMEOUT) | O(OPT_FROM_NOW) | O(OPT_SEQ) | O(OPT_JSON) |
-        O(OPT_NULL) | O(OPT_FRAMES) | O(OPT_LINES),
-    1, 1, 1,
-    "NAME [--count N] [--timeout SEC] [--from-now] [--seq] [--json | --null | --frames]",
-    "Print the newest message of a latest-value channel, then each newer one as it is\n"
-    "published. The process sleeps in the kernel until a publish wakes it (no\n"
-    "polling). A latest-value channel keeps only the newest message: when several\n"
-    "are published faster than they are printed, the ones in between are skipped\n"
-    "(the sequence numbers from --seq show the gaps).\n\n"
-    "  -n, --count N      exit 0 after N messages (0: no limit, the default)\n"
-    "  -t, --timeout SEC  stop after SEC seconds (fractions allowed): exit 0 without\n"
-    "                     --count; with --count, exit 1 if fewer than N arrived\n"
-    "  --from-now         skip the message already there; print only newer ones\n"
-    "  --seq              precede each message with its sequence number and a space\n"
-    "  --lines            each message as raw bytes and a newline (the default; a\n"
-    "                     message that contains newlines is ambiguous)\n"
-    "  --null             each message as raw bytes and a NUL byte\n"
-    "  --frames           each message as a 4-byte little-endian length and the bytes\n"
-    "  --json             one JSON object per line: seq, len, encoding, data\n"
-    "  --global           Windows: the Global\\ namespace\n\n"
-    "Ctrl-C (SIGINT), SIGTERM and SIGHUP end it cleanly with status 128+signal.\n",
+    .name = "watch",
+    .summary = "print each new message as it is published",
+    .run = run_watch,
+    .opts = O(OPT_GLOBAL) | O(OPT_COUNT) | O(OPT_TIMEOUT) | O(OPT_FROM_NOW) | O(OPT_SEQ) |
+            O(OPT_JSON) | O(OPT_NULL) | O(OPT_FRAMES) | O(OPT_LINES),
+    .min_pos = 1,
+    .max_pos = 1,
+    .names = 1,
+    .usage = "NAME [--count N] [--timeout SEC] [--from-now] [--seq] [--json | --null | --frames]",
+    .help =
+        "Print the newest message of a latest-value channel, then each newer one as it is\n"
+        "published. The process sleeps in the kernel until a publish wakes it (no\n"
+        "polling). A latest-value channel keeps only the newest message: when several\n"
+        "are published faster than they are printed, the ones in between are skipped\n"
+        "(the sequence numbers from --seq show the gaps).\n\n"
+        "  -n, --count N      exit 0 after N messages (0: no limit, the default)\n"
+        "  -t, --timeout SEC  stop after SEC seconds (fractions allowed): exit 0 without\n"
+        "                     --count; with --count, exit 1 if fewer than N arrived\n"
+        "  --from-now         skip the message already there; print only newer ones\n"
+        "  --seq              precede each message with its sequence number and a space\n"
+        "  --lines            each message as raw bytes and a newline (the default; a\n"
+        "                     message that contains newlines is ambiguous)\n"
+        "  --null             each message as raw bytes and a NUL byte\n"
+        "  --frames           each message as a 4-byte little-endian length and the bytes\n"
+        "  --json             one JSON object per line: seq, len, encoding, data\n"
+        "  --global           Windows: the Global\\ namespace\n\n"
+        "Ctrl-C (SIGINT), SIGTERM and SIGHUP end it cleanly with status 128+signal.\n",
 };

@@ -126,19 +126,26 @@ run_send(const cli_args *a)
 }
 
 const cli_cmd cli_cmd_send = {
-    "send", "send messages to a queue", run_send, O(OPT_GLOBAL) | O(OPT_LINES) | O(OPT_FRAMES) | O(OPT_TIMEOUT), 1, -1, 1,
-    "NAME [MSG... | -] [--lines | --frames] [--timeout SEC]",
-    "Send messages to a queue: each MSG argument is one message; without MSG (or\n"
-    "with '-') standard input is read until its end.\n\n"
-    "  --lines            each input line is one message, without its newline (the\n"
-    "                     default; a last line without a newline counts too)\n"
-    "  --frames           input is frames: a 4-byte little-endian length, then that\n"
-    "                     many bytes (binary-safe; `recv --frames` writes the same)\n"
-    "  -t, --timeout SEC  in block mode, how long each message may wait for space\n"
-    "                     (default: for ever; 0: fail at once when the queue is full)\n"
-    "  --global           Windows: the Global\\ namespace\n\n"
-    "Stops at the first message that cannot be sent (status 1, saying how many were\n"
-    "sent). Ctrl-C ends it with status 128+signal.\n",
+    .name = "send",
+    .summary = "send messages to a queue",
+    .run = run_send,
+    .opts = O(OPT_GLOBAL) | O(OPT_LINES) | O(OPT_FRAMES) | O(OPT_TIMEOUT),
+    .min_pos = 1,
+    .max_pos = -1,
+    .names = 1,
+    .usage = "NAME [MSG... | -] [--lines | --frames] [--timeout SEC]",
+    .help =
+        "Send messages to a queue: each MSG argument is one message; without MSG (or\n"
+        "with '-') standard input is read until its end.\n\n"
+        "  --lines            each input line is one message, without its newline (the\n"
+        "                     default; a last line without a newline counts too)\n"
+        "  --frames           input is frames: a 4-byte little-endian length, then that\n"
+        "                     many bytes (binary-safe; `recv --frames` writes the same)\n"
+        "  -t, --timeout SEC  in block mode, how long each message may wait for space\n"
+        "                     (default: for ever; 0: fail at once when the queue is full)\n"
+        "  --global           Windows: the Global\\ namespace\n\n"
+        "Stops at the first message that cannot be sent (status 1, saying how many were\n"
+        "sent). Ctrl-C ends it with status 128+signal.\n",
 };
 
 /* ----------------------------------------------------------- recv/follow */
@@ -277,22 +284,38 @@ run_follow(const cli_args *a)
     "end it cleanly with status 128+signal, releasing its reader slot.\n"
 
 const cli_cmd cli_cmd_recv = {
-    "recv", "receive messages from a queue", run_recv, RECV_OPTS, 1, 1, 1,
-    "NAME [--count N] [--timeout SEC] [--oldest | --worker] [--seq] [--json | --null | --frames]",
-    "Receive messages from a queue and write them to standard output, then exit.\n\n"
-    "  -n, --count N      how many messages to receive (default 1; 0: until the\n"
-    "                     timeout or Ctrl-C)\n"
-    "  -t, --timeout SEC  give up SEC seconds after starting: status 1 if fewer than\n"
-    "                     --count messages arrived (0 with --count 0); default: wait\n"
-    "                     for ever; 0: take only what is there now\n" RECV_OPTIONS_HELP,
+    .name = "recv",
+    .summary = "receive messages from a queue",
+    .run = run_recv,
+    .opts = RECV_OPTS,
+    .min_pos = 1,
+    .max_pos = 1,
+    .names = 1,
+    .usage = "NAME [--count N] [--timeout SEC] [--oldest | --worker] [--seq]\n"
+             "              [--json | --null | --frames]",
+    .help =
+        "Receive messages from a queue and write them to standard output, then exit.\n\n"
+        "  -n, --count N      how many messages to receive (default 1; 0: until the\n"
+        "                     timeout or Ctrl-C)\n"
+        "  -t, --timeout SEC  give up SEC seconds after starting: status 1 if fewer than\n"
+        "                     --count messages arrived (0 with --count 0); default: wait\n"
+        "                     for ever; 0: take only what is there now\n" RECV_OPTIONS_HELP,
 };
 
 const cli_cmd cli_cmd_follow = {
-    "follow", "print a queue's messages as they arrive (tail -f)", run_follow, RECV_OPTS, 1, 1, 1,
-    "NAME [--oldest | --worker] [--count N] [--timeout SEC] [--seq] [--json | --null | --frames]",
-    "Like tail -f: print each message of a queue as it arrives, until Ctrl-C. The\n"
-    "same as `recv --count 0`.\n\n"
-    "  -n, --count N      exit 0 after N messages (default 0: no limit)\n"
-    "  -t, --timeout SEC  stop after SEC seconds (status 0 without --count)\n"
-    RECV_OPTIONS_HELP,
+    .name = "follow",
+    .summary = "print a queue's messages as they arrive (tail -f)",
+    .run = run_follow,
+    .opts = RECV_OPTS,
+    .min_pos = 1,
+    .max_pos = 1,
+    .names = 1,
+    .usage = "NAME [--oldest | --worker] [--count N] [--timeout SEC] [--seq]\n"
+             "              [--json | --null | --frames]",
+    .help =
+        "Like tail -f: print each message of a queue as it arrives, until Ctrl-C. The\n"
+        "same as `recv --count 0`.\n\n"
+        "  -n, --count N      exit 0 after N messages (default 0: no limit)\n"
+        "  -t, --timeout SEC  stop after SEC seconds (status 0 without --count)\n"
+        RECV_OPTIONS_HELP,
 };

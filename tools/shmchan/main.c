@@ -104,7 +104,7 @@ uint32_t
 cli_flags(const cli_args *a, const char *name)
 {
     uint32_t flags = 0;
-    if (strchr(name, '/') != NULL) {
+    if (strpbrk(name, CLI_PATH_SEPS) != NULL) {
         flags |= SHMCHAN_FILE;
     }
     if (cli_has(a, OPT_GLOBAL)) {
@@ -116,7 +116,7 @@ cli_flags(const cli_args *a, const char *name)
 int
 cli_check_name(const char *verb, const char *name)
 {
-    if (strchr(name, '/') != NULL || shmchan_name_check(name) == SHMCHAN_OK) {
+    if (strpbrk(name, CLI_PATH_SEPS) != NULL || shmchan_name_check(name) == SHMCHAN_OK) {
         return CLI_OK;
     }
     return cli_usage(verb,

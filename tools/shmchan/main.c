@@ -147,7 +147,7 @@ parse_size(const char *s, uint64_t *out)
     if (shift != 0 && *end == 'i') {
         end++;
     }
-    if (*end == 'B' || *end == 'b') {
+    if (*end == 'B') {
         end++;
     }
     if (errno != 0 || *end != '\0' || v > (UINT64_MAX >> shift)) {

@@ -16,7 +16,7 @@ FAILS=0
 
 cleanup() {
     for p in $PIDS; do
-        kill "$p" 2>/dev/null
+        kill "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null # a stopped one too
     done
     for c in $CHANNELS; do
         "$S" rm -f "$c" >/dev/null 2>&1

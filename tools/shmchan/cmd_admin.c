@@ -394,6 +394,10 @@ peers_get(const char *name, uint32_t flags, shmchan_peer **out, size_t *n)
 static void
 peers_text(const shmchan_peer *p, size_t n)
 {
+    if (n == 0) {
+        printf("\nno readers or writers registered\n");
+        return;
+    }
     printf("\n%-10s %5s %8s %-5s %12s %10s %12s %10s\n", "ROLE", "SLOT", "PID", "STATE",
            "POSITION", "LAG", "COUNT", "LOST");
     for (size_t i = 0; i < n; i++) {

@@ -68,12 +68,12 @@ send_args(sender *s, const cli_args *a)
 }
 
 static int
-input_error(sender *s, int rc, size_t len, size_t max)
+input_error(sender *s, int rc, size_t max)
 {
     if (rc == SHMCHAN_EMSGSIZE) {
         return cli_errorf("send", s->name, "input message %" PRIu64 " is larger than the "
-                          "channel's maximum of %zu bytes (%zu or more; SHMCHAN_EMSGSIZE)",
-                          s->sent + 1, max, len);
+                          "channel's maximum of %zu bytes (SHMCHAN_EMSGSIZE)",
+                          s->sent + 1, max);
     }
     if (rc == SHMCHAN_ETRUNCATED) {
         return cli_errorf("send", s->name, "input ends inside frame %" PRIu64
@@ -100,7 +100,7 @@ send_stdin(sender *s, bool frames)
         if (r == SHMCHAN_EAGAIN) {
             break;
         }
-        rc = r != SHMCHAN_OK ? input_error(s, r, len, max) : send_one(s, b.p, len);
+        rc = r != SHMCHAN_OK ? input_error(s, r, max) : send_one(s, b.p, len);
         if (rc != CLI_OK) {
             break;
         }

@@ -1,0 +1,400 @@
+/*
+ * POSIX (Linux) services of the CLI: signals, the monotonic clock and the
+ * environment checks of `shmchan doctor`. See sys.h.
+ */
+#define _GNU_SOURCE /* F_OFD_SETLK, F_OFD_GETLK */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+#define SHM_DIR "/dev/shm"
+#define MIB (1024.0 * 1024.0)
+
+static volatile sig_atomic_t caught;
+
+void
+sys_init(void)
+{
+}
+
+static void
+on_signal(int sig)
+{
+    caught = sig;
+}
+
+void
+sys_catch_interrupts(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: the library's wait returns SHMCHAN_EINTR at once. */
+    sa.sa_flags = SA_RESETHAND;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        (void)sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+int
+sys_interrupted(void)
+{
+    return (int)caught;
+}
+
+uint64_t
+sys_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ----------------------------------------------------------- checks */
+
+static sys_check *
+check_new(sys_check *c, const char *name, sys_status st)
+{
+    memset(c, 0, sizeof(*c));
+    c->name = name;
+    c->status = st;
+    return c;
+}
+
+/* The type of the file system mounted at path, or NULL if none is. */
+static bool
+mount_type(const char *path, char *type, size_t cap)
+{
+    FILE *f = fopen("/proc/self/mounts", "r");
+    char dev[256], dir[256], fs[64];
+    bool found = false;
+    if (f == NULL) {
+        return false;
+    }
+    while (fscanf(f, "%255s %255s %63s %*[^\n]", dev, dir, fs) == 3) {
+        if (strcmp(dir, path) == 0) {
+            snprintf(type, cap, "%s", fs); /* the last mount there wins */
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static void
+check_shm_dir(sys_check *c)
+{
+    struct stat st;
+    char type[64];
+    if (stat(SHM_DIR, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        check_new(c, "shm-dir", SYS_FAIL);
+        snprintf(c->detail, sizeof(c->detail), "%s is missing: %s", SHM_DIR, strerror(errno));
+        snprintf(c->fix, sizeof(c->fix), "mount a tmpfs there: mount -t tmpfs -o "
+                 "mode=1777,nosuid,nodev tmpfs %s (containers: it is normally provided)", SHM_DIR);
+        return;
+    }
+    bool mounted = mount_type(SHM_DIR, type, sizeof(type));
+    bool writable = access(SHM_DIR, W_OK | X_OK) == 0;
+    check_new(c, "shm-dir", !writable ? SYS_FAIL : mounted ? SYS_OK : SYS_WARN);
+    snprintf(c->detail, sizeof(c->detail), "%s is %s%s, %s", SHM_DIR,
+             mounted ? "a mount of type " : "not a separate mount", mounted ? type : "",
+             writable ? "writable" : "not writable by this user");
+    if (!writable) {
+        snprintf(c->fix, sizeof(c->fix), "make it world-writable with the sticky bit: "
+                 "chmod 1777 %s", SHM_DIR);
+    } else if (!mounted) {
+        snprintf(c->fix, sizeof(c->fix), "mount a tmpfs on %s so that shared memory stays in "
+                 "memory", SHM_DIR);
+    }
+}
+
+static double
+human(double bytes)
+{
+    return bytes >= 1024 * MIB ? bytes / (1024 * MIB) : bytes / MIB;
+}
+
+static const char *
+unit(double bytes)
+{
+    return bytes >= 1024 * MIB ? "GiB" : "MiB";
+}
+
+static void
+check_shm_space(sys_check *c)
+{
+    struct statvfs vfs;
+    if (statvfs(SHM_DIR, &vfs) != 0) {
+        check_new(c, "shm-space", SYS_WARN);
+        snprintf(c->detail, sizeof(c->detail), "statvfs(%s): %s", SHM_DIR, strerror(errno));
+        return;
+    }
+    double total = (double)vfs.f_blocks * (double)vfs.f_frsize;
+    double avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
+    bool full = avail < 1 * MIB;
+    bool small = total < 256 * MIB || avail < total / 10;
+    check_new(c, "shm-space", full ? SYS_FAIL : small ? SYS_WARN : SYS_OK);
+    snprintf(c->detail, sizeof(c->detail), "%s: %.1f %s total, %.1f %s free", SHM_DIR,
+             human(total), unit(total), human(avail), unit(avail));
+    if (full || small) {
+        snprintf(c->fix, sizeof(c->fix), "remove unused channels (shmchan gc), or give %s more "
+                 "room: containers often get 64 MiB (docker run --shm-size=1g; Kubernetes: an "
+                 "emptyDir volume with medium: Memory), hosts: mount -o remount,size=2G %s",
+                 SHM_DIR, SHM_DIR);
+    }
+}
+
+static void
+limit_text(rlim_t v, char *buf, size_t cap)
+{
+    if (v == RLIM_INFINITY) {
+        snprintf(buf, cap, "unlimited");
+    } else {
+        snprintf(buf, cap, "%llu", (unsigned long long)v);
+    }
+}
+
+static void
+check_nofile(sys_check *c)
+{
+    struct rlimit rl;
+    char soft[32], hard[32];
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        check_new(c, "open-files", SYS_WARN);
+        snprintf(c->detail, sizeof(c->detail), "getrlimit: %s", strerror(errno));
+        return;
+    }
+    limit_text(rl.rlim_cur, soft, sizeof(soft));
+    limit_text(rl.rlim_max, hard, sizeof(hard));
+    bool low = rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024;
+    check_new(c, "open-files", low ? SYS_WARN : SYS_OK);
+    snprintf(c->detail, sizeof(c->detail), "RLIMIT_NOFILE soft %s, hard %s (each open channel "
+             "handle holds one descriptor)", soft, hard);
+    if (low) {
+        snprintf(c->fix, sizeof(c->fix), "raise it: ulimit -n %s, or LimitNOFILE= in the "
+                 "systemd unit", hard);
+    }
+}
+
+/* Locks on open file descriptions are how peers' liveness is tracked. */
+static void
+check_ofd_locks(sys_check *c)
+{
+    char path[] = SHM_DIR "/.shmchan-doctor-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        check_new(c, "ofd-locks", SYS_WARN);
+        snprintf(c->detail, sizeof(c->detail), "could not test: %s: %s", path, strerror(errno));
+        return;
+    }
+    unlink(path);
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 1;
+    fl.l_len = 1;
+    int ok = fcntl(fd, F_OFD_SETLK, &fl) == 0;
+    int err = errno;
+    close(fd);
+    check_new(c, "ofd-locks", ok ? SYS_OK : SYS_FAIL);
+    if (ok) {
+        snprintf(c->detail, sizeof(c->detail), "open file description locks work on %s",
+                 SHM_DIR);
+    } else {
+        snprintf(c->detail, sizeof(c->detail), "F_OFD_SETLK failed: %s", strerror(err));
+        snprintf(c->fix, sizeof(c->fix), "shmchan needs Linux 3.15 or later (OFD locks) to "
+                 "tell live peers from dead ones; under gVisor or similar sandboxes use a "
+                 "kernel that supports them");
+    }
+}
+
+/* ------------------------------------------------- systemd RemoveIPC */
+
+typedef struct removeipc {
+    int value; /* -1 unset, 0 no, 1 yes */
+    char where[200];
+} removeipc;
+
+static int
+parse_bool(const char *v)
+{
+    static const char *const yes[] = {"1", "yes", "y", "true", "t", "on"};
+    static const char *const no[] = {"0", "no", "n", "false", "f", "off"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            return 1;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static char *
+trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' ||
+                     s[n - 1] == '\r')) {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+/* Apply one logind.conf file: the last RemoveIPC= in [Login] wins. */
+static void
+removeipc_file(removeipc *r, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    bool login = false;
+    if (f == NULL) {
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *s = trim(line);
+        if (*s == '[') {
+            login = strcmp(s, "[Login]") == 0;
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!login || *s == '#' || *s == ';' || eq == NULL) {
+            continue;
+        }
+        *eq = '\0';
+        int v = parse_bool(trim(eq + 1));
+        if (strcmp(trim(s), "RemoveIPC") == 0 && v >= 0) {
+            r->value = v;
+            snprintf(r->where, sizeof(r->where), "%s", path);
+        }
+    }
+    fclose(f);
+}
+
+static const char *const dropin_dirs[] = {
+    "/usr/lib/systemd/logind.conf.d", "/usr/local/lib/systemd/logind.conf.d",
+    "/run/systemd/logind.conf.d", "/etc/systemd/logind.conf.d",
+};
+#define NDIRS (sizeof(dropin_dirs) / sizeof(dropin_dirs[0]))
+#define MAX_DROPINS 64
+
+typedef struct dropin {
+    char name[128];
+    int dir; /* index in dropin_dirs: a later directory shadows the same name */
+} dropin;
+
+static void
+dropin_add(dropin *d, size_t *n, const char *name, int dir)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(d[i].name, name) == 0) {
+            d[i].dir = dir;
+            return;
+        }
+    }
+    if (*n < MAX_DROPINS && strlen(name) < sizeof(d[0].name)) {
+        snprintf(d[*n].name, sizeof(d[0].name), "%s", name);
+        d[(*n)++].dir = dir;
+    }
+}
+
+static int
+dropin_cmp(const void *a, const void *b)
+{
+    return strcmp(((const dropin *)a)->name, ((const dropin *)b)->name);
+}
+
+/* Drop-ins are applied in file-name order, whatever their directory. */
+static void
+removeipc_dropins(removeipc *r)
+{
+    dropin d[MAX_DROPINS];
+    size_t n = 0;
+    for (size_t i = 0; i < NDIRS; i++) {
+        DIR *dir = opendir(dropin_dirs[i]);
+        struct dirent *e;
+        while (dir != NULL && (e = readdir(dir)) != NULL) {
+            size_t len = strlen(e->d_name);
+            if (len > 5 && strcmp(e->d_name + len - 5, ".conf") == 0) {
+                dropin_add(d, &n, e->d_name, (int)i);
+            }
+        }
+        if (dir != NULL) {
+            closedir(dir);
+        }
+    }
+    qsort(d, n, sizeof(d[0]), dropin_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char path[512];
+        if (snprintf(path, sizeof(path), "%s/%s", dropin_dirs[d[i].dir], d[i].name) <
+            (int)sizeof(path)) {
+            removeipc_file(r, path);
+        }
+    }
+}
+
+static const char removeipc_fix[] =
+    "put 'RemoveIPC=no' under [Login] in /etc/systemd/logind.conf.d/shmchan.conf and run "
+    "'systemctl restart systemd-logind'; or run the processes as a system user or a "
+    "lingering user (loginctl enable-linger), or use file-backed channels (NAME with a '/')";
+
+static void
+check_removeipc(sys_check *c)
+{
+    removeipc r = {-1, ""};
+    uid_t uid = getuid();
+    removeipc_file(&r, "/usr/lib/systemd/logind.conf");
+    removeipc_file(&r, "/etc/systemd/logind.conf");
+    removeipc_dropins(&r);
+    bool systemd = access("/run/systemd/system", F_OK) == 0;
+    bool exempt = uid < 1000; /* root and system users (systemd's SYS_UID_MAX is 999) */
+    bool risky = systemd && !exempt && r.value != 0;
+    check_new(c, "remove-ipc", risky ? SYS_WARN : systemd ? SYS_OK : SYS_INFO);
+    char setting[240];
+    if (r.value < 0) {
+        snprintf(setting, sizeof(setting), "RemoveIPC is not set (systemd's default is yes)");
+    } else {
+        snprintf(setting, sizeof(setting), "RemoveIPC=%s in %s", r.value ? "yes" : "no", r.where);
+    }
+    snprintf(c->detail, sizeof(c->detail), "%s; %s", setting,
+             !systemd ? "systemd is not running here, so it does not apply"
+             : exempt ? "does not apply to root and system users"
+             : r.value == 0 ? "channels survive logout"
+                            : "logind deletes this user's channels when their last session ends");
+    if (risky) {
+        snprintf(c->fix, sizeof(c->fix), "%s", removeipc_fix);
+    }
+}
+
+size_t
+sys_env_checks(sys_check *out, size_t cap)
+{
+    void (*const checks[])(sys_check *) = {check_shm_dir, check_shm_space, check_nofile,
+                                           check_removeipc, check_ofd_locks};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && n < cap; i++) {
+        checks[i](&out[n++]);
+    }
+    return n;
+}

@@ -1,0 +1,499 @@
+"""Queues: shmchan.Queue."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from ctypes import byref, c_size_t, c_void_p
+from typing import Iterator, NamedTuple, Optional
+
+from . import _errors, _ffi
+from ._common import (
+    BytesLike,
+    Channel,
+    Info,
+    Mapped,
+    Name,
+    Peer,
+    Timeout,
+    as_buffer,
+    encode_name,
+    peers_by_name,
+    spin_value,
+    writable_buffer,
+)
+
+_lib = _ffi.lib
+_send = _lib.shmchan_queue_send
+_recv = _lib.shmchan_queue_recv
+_string_at = ctypes.string_at
+
+_ROLES = {None: 0, "subscriber": _ffi.SUBSCRIBE, "worker": _ffi.WORKER}
+_POLICIES = {None: _ffi.POLICY_ANY, "block": _ffi.POLICY_BLOCK,
+             "overwrite": _ffi.POLICY_OVERWRITE}
+_BATCH_BYTES = 256 * 1024
+
+
+class Message(NamedTuple):
+    """A received message."""
+
+    data: bytes
+    seq: int  #: the queue's sequence number of the message
+    lost: int  #: overwrite mode: messages this reader missed just before it
+
+
+def _align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+class Queue(Channel):
+    """A queue: a bounded ring of variable-length messages with any number
+    of writers, broadcast subscribers and competing workers.
+
+    Every handle not opened read-only can send. A handle opened with
+    role="subscriber" receives every message (from the newest on, or with
+    start="oldest" from the oldest still held); role="worker" competes with
+    the other workers, each message going to exactly one of them. In block
+    policy a reader's position holds writers back until it consumes or
+    closes; in overwrite policy writers never wait and slow readers learn
+    how many messages they lost (Message.lost).
+
+    Calls on one Queue object are serialised, so it may be shared by
+    threads; open one handle per thread for parallel receiving.
+    """
+
+    _kind = "queue"
+
+    def __init__(
+        self,
+        name: Name,
+        *,
+        create: bool = False,
+        exclusive: bool = False,
+        readonly: bool = False,
+        file: Optional[bool] = None,
+        role: Optional[str] = None,
+        start: str = "newest",
+        max_msg: int = 0,
+        capacity: int = 0,
+        policy: Optional[str] = None,
+        max_readers: int = 0,
+        max_writers: int = 0,
+        mode: int = 0,
+        spin_ns: Optional[int] = None,
+        global_namespace: bool = False,
+    ) -> None:
+        """Open (create=True: or create) the queue called name.
+
+        Args:
+            name: channel name, or a path for a file-backed queue (persists;
+                a ``pathlib.Path`` implies file=True).
+            create, exclusive, readonly, file, mode, spin_ns, global_namespace:
+                as for :class:`shmchan.Latest`.
+            role: None (send only), "subscriber" or "worker".
+            start: subscribers: "newest" (only messages sent from now on) or
+                "oldest" (replay what the ring still holds).
+            max_msg: largest message (create default 4096; 0 on open: any).
+            capacity: ring bytes, rounded up to a power of two (default 1 MiB).
+            policy: "block" (default) or "overwrite"; None on open: any.
+            max_readers, max_writers: slot counts (default 64 each).
+        """
+        path, sname, is_file = encode_name(name, file)
+        super().__init__(sname, path, is_file)
+        if role not in _ROLES:
+            raise ValueError("role must be None, 'subscriber' or 'worker'")
+        if start not in ("newest", "oldest"):
+            raise ValueError("start must be 'newest' or 'oldest'")
+        if start == "oldest" and role != "subscriber":
+            raise ValueError("start='oldest' applies to subscribers")
+        if policy not in _POLICIES:
+            raise ValueError("policy must be None, 'block' or 'overwrite'")
+        if exclusive and not create:
+            raise ValueError("exclusive=True needs create=True")
+        o = _ffi.new_opts()
+        o.flags = (
+            (_ffi.CREATE if create else 0)
+            | (_ffi.EXCL if exclusive else 0)
+            | (_ffi.RDONLY if readonly else 0)
+            | (_ffi.FILE if is_file else 0)
+            | (_ffi.GLOBAL if global_namespace else 0)
+            | _ROLES[role]
+            | (_ffi.OLDEST if start == "oldest" else 0)
+        )
+        o.mode = mode
+        o.policy = _POLICIES[policy]
+        o.max_msg = max_msg
+        o.capacity = capacity
+        o.max_readers = max_readers
+        o.max_writers = max_writers
+        o.spin_ns = spin_value(spin_ns)
+        h = c_void_p()
+        rc = _lib.shmchan_queue_open(path, byref(o), byref(h))
+        if rc != 0:
+            raise _errors.error(rc, "open", sname)
+        self._adopt(h, _lib.shmchan_queue_close)
+        self._max_msg: int = _lib.shmchan_queue_max_msg(h)
+        self._role = role
+        self._readonly = readonly
+        self._rlock = threading.Lock()  # receiving, peeking
+        self._wlock = threading.Lock()  # sending, reserving
+        self._buf: Optional[ctypes.Array[ctypes.c_char]] = None
+        self._len = c_size_t()
+        self._lenref = byref(self._len)
+        self._msg = _ffi.Msg()
+        self._msgref = byref(self._msg)
+        self._reservation: Optional[QueueReservation] = None
+        self._peeked: Optional[QueueView] = None
+
+    @classmethod
+    def create(
+        cls,
+        name: Name,
+        *,
+        max_msg: int = 0,
+        capacity: int = 0,
+        policy: Optional[str] = None,
+        max_readers: int = 0,
+        max_writers: int = 0,
+        role: Optional[str] = None,
+        start: str = "newest",
+        exclusive: bool = False,
+        mode: int = 0,
+        file: Optional[bool] = None,
+        spin_ns: Optional[int] = None,
+        global_namespace: bool = False,
+    ) -> "Queue":
+        """Create the queue, or open it if it exists (exclusive=True: fail
+        with AlreadyExists); geometry given must match an existing queue's."""
+        return cls(name, create=True, exclusive=exclusive, file=file, role=role, start=start,
+                   max_msg=max_msg, capacity=capacity, policy=policy,
+                   max_readers=max_readers, max_writers=max_writers, mode=mode,
+                   spin_ns=spin_ns, global_namespace=global_namespace)
+
+    @classmethod
+    def open(
+        cls,
+        name: Name,
+        *,
+        role: Optional[str] = None,
+        start: str = "newest",
+        readonly: bool = False,
+        file: Optional[bool] = None,
+        spin_ns: Optional[int] = None,
+        global_namespace: bool = False,
+    ) -> "Queue":
+        """Open an existing queue (NotFound if there is none)."""
+        return cls(name, role=role, start=start, readonly=readonly, file=file,
+                   spin_ns=spin_ns, global_namespace=global_namespace)
+
+    @classmethod
+    def subscribe(cls, name: Name, *, oldest: bool = False, **kw: object) -> "Queue":
+        """Open an existing queue as a subscriber (oldest=True: replay)."""
+        return cls(name, role="subscriber", start="oldest" if oldest else "newest",
+                   **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def worker(cls, name: Name, **kw: object) -> "Queue":
+        """Open an existing queue as a competing worker."""
+        return cls(name, role="worker", **kw)  # type: ignore[arg-type]
+
+    # -------------------------------------------------------- properties
+    @property
+    def max_msg(self) -> int:
+        return self._max_msg
+
+    @property
+    def role(self) -> Optional[str]:
+        """None (send only), "subscriber" or "worker"."""
+        return self._role
+
+    def info(self) -> Info:
+        """A snapshot of the queue's counters."""
+        c = _ffi.Info()
+        c.struct_size = ctypes.sizeof(c)
+        h = self._enter()
+        try:
+            rc = _lib.shmchan_queue_info(h, byref(c))
+        finally:
+            self._leave()
+        if rc != 0:
+            self._raise(rc, "info")
+        return Info._from_c(c)
+
+    def peers(self) -> list[Peer]:
+        """The queue's registered readers and writers (looked up by name)."""
+        return peers_by_name(self._path, self._name, self._file)
+
+    # ----------------------------------------------------------- sending
+    def send(self, data: BytesLike, timeout: Timeout = None) -> None:
+        """Send data (any bytes-like object) as one message. In block policy
+        waits up to timeout seconds for space (None: for ever; 0: raise
+        WouldBlock at once); in overwrite policy never waits."""
+        ptr, n = as_buffer(data)
+        self._no_reservation_here("send")
+        h = self._enter()
+        try:
+            with self._wlock:
+                if timeout == 0:
+                    rc = _send(h, ptr, n, 0)
+                else:
+                    rc = self._blocking(lambda ms: _send(h, ptr, n, ms), timeout)
+        finally:
+            self._leave()
+        if rc != 0:
+            self._raise(rc, "send")
+
+    def reserve(self, size: int, timeout: Timeout = None) -> "QueueReservation":
+        """Zero-copy send: reserve size bytes in the ring and return a
+        reservation whose ``data`` is a writable memoryview over them. Fill
+        it, then commit() (possibly fewer bytes) or abort(); a ``with`` block
+        commits when it ends normally and aborts on an exception."""
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        self._no_reservation_here("reserve")
+        h = self._enter()
+        try:
+            self._wlock.acquire()
+            ptr = c_void_p()
+            pref = byref(ptr)
+            try:
+                rc = self._blocking(lambda ms: _lib.shmchan_queue_reserve(h, size, ms, pref),
+                                    timeout)
+            except BaseException:
+                self._wlock.release()
+                raise
+            if rc != 0:
+                self._wlock.release()
+                self._raise(rc, "reserve")
+            res = QueueReservation(self, ptr.value or 0, size)
+            self._reservation = res
+            return res
+        finally:
+            self._leave()
+
+    def _no_reservation_here(self, op: str) -> None:
+        res = self._reservation
+        if res is not None and res._thread == threading.get_ident():
+            raise _errors.from_code(_errors.exported["ESTATE"].code, op, self._name)
+
+    # --------------------------------------------------------- receiving
+    def _buffer(self) -> "ctypes.Array[ctypes.c_char]":
+        if self._buf is None:
+            self._buf = ctypes.create_string_buffer(max(self._max_msg, 1))
+        return self._buf
+
+    def recv_msg(self, timeout: Timeout = None) -> Message:
+        """Receive the next message with its sequence number and loss count.
+        Waits up to timeout seconds (None: for ever; 0: raise WouldBlock at
+        once if there is none); raises TimedOut when the time is up."""
+        h = self._enter()
+        try:
+            with self._rlock:
+                buf, cap, lenref, msgref = self._buffer(), self._max_msg, self._lenref, self._msgref
+                if timeout == 0:
+                    rc = _recv(h, buf, cap, 0, lenref, msgref)
+                else:
+                    rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref), timeout)
+                if rc == 0:
+                    m = self._msg
+                    out = Message(_string_at(buf, self._len.value), m.seq, m.lost)
+        finally:
+            self._leave()
+        if rc != 0:
+            self._raise(rc, "recv")
+        return out
+
+    def recv(self, timeout: Timeout = None) -> bytes:
+        """Receive the next message's bytes (see recv_msg for timeouts)."""
+        return self.recv_msg(timeout).data
+
+    def recv_into(self, buffer: BytesLike, timeout: Timeout = None) -> Message:
+        """Receive the next message into a writable buffer; returns a Message
+        whose data is a memoryview of the bytes written. If it does not fit,
+        raises MessageTooLarge with ``.size`` and leaves it in the queue."""
+        ptr, cap = writable_buffer(buffer)
+        n = c_size_t()
+        m = _ffi.Msg()
+        nref, mref = byref(n), byref(m)
+        h = self._enter()
+        try:
+            with self._rlock:
+                rc = self._blocking(lambda ms: _recv(h, ptr, cap, ms, nref, mref), timeout)
+        finally:
+            self._leave()
+        if rc != 0:
+            e = _errors.error(rc, "recv", self._name)
+            if rc == _errors.EMSGSIZE:
+                e.size = n.value  # type: ignore[attr-defined]
+            raise e
+        return Message(memoryview(buffer).cast("B")[: n.value], m.seq, m.lost)  # type: ignore
+
+    def recv_batch(self, max_count: int = 64, timeout: Timeout = None,
+                   max_bytes: int = _BATCH_BYTES) -> list[Message]:
+        """Receive up to max_count messages in one call, waiting (as recv_msg)
+        only for the first; at most about max_bytes are copied at once."""
+        if max_count <= 0:
+            raise ValueError("max_count must be positive")
+        cap = max(_align8(self._max_msg), min(max_bytes, max_count * _align8(self._max_msg)))
+        buf = ctypes.create_string_buffer(max(cap, 1))
+        msgs = (_ffi.Msg * max_count)()
+        count = c_size_t()
+        cref = byref(count)
+        h = self._enter()
+        try:
+            with self._rlock:
+                rc = self._blocking(
+                    lambda ms: _lib.shmchan_queue_recv_batch(h, buf, cap, max_count, ms, msgs,
+                                                             cref), timeout)
+        finally:
+            self._leave()
+        if rc != 0:
+            self._raise(rc, "recv_batch")
+        return [Message(_string_at(m.data, m.len) if m.len else b"", m.seq, m.lost)
+                for m in msgs[: count.value]]
+
+    def iter_messages(self, timeout: Timeout = None) -> Iterator[Message]:
+        """Yield received Messages until a receive times out (never when
+        timeout is None)."""
+        while True:
+            try:
+                m = self.recv_msg(timeout)
+            except (_errors.exported["ETIMEDOUT"], _errors.exported["EAGAIN"]):
+                return
+            yield m
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Receive for ever: ``for data in queue: ...`` (Ctrl-C stops it)."""
+        while True:
+            yield self.recv_msg(None).data
+
+    def peek(self, timeout: Timeout = None) -> "QueueView":
+        """Zero-copy receive: the next message in place, as a read-only
+        memoryview (``.data``), valid until release() (or the end of a
+        ``with`` block), which consumes it. In overwrite policy release()
+        raises Stale if a writer overwrote the bytes meanwhile."""
+        m = _ffi.Msg()
+        mref = byref(m)
+        h = self._enter()
+        try:
+            with self._rlock:
+                rc = self._blocking(lambda ms: _lib.shmchan_queue_peek(h, ms, mref), timeout)
+                if rc == 0:
+                    v = QueueView(self, m)
+                    self._peeked = v
+        finally:
+            self._leave()
+        if rc != 0:
+            self._raise(rc, "peek")
+        return v
+
+
+class QueueView(Mapped):
+    """A received message in place (see Queue.peek)."""
+
+    def __init__(self, channel: Queue, msg: _ffi.Msg) -> None:
+        self._msg = msg
+        self._done = False
+        super().__init__(channel, msg.data or 0, msg.len)
+
+    @property
+    def seq(self) -> int:
+        return int(self._msg.seq)
+
+    @property
+    def lost(self) -> int:
+        """Overwrite policy: messages missed just before this one."""
+        return int(self._msg.lost)
+
+    def release(self) -> None:
+        """Consume the message and invalidate ``data``. Raises Stale if the
+        bytes were overwritten while held (overwrite policy): discard what
+        was derived from them. Idempotent."""
+        if self._done:
+            return
+        self._unmap()  # BufferError while derived buffers live: nothing done
+        self._done = True
+        q: Queue = self._channel  # type: ignore[assignment]
+        h = q._enter()
+        try:
+            rc = _lib.shmchan_queue_release(h)
+        finally:
+            q._peeked = None
+            q._leave()
+        if rc != 0:
+            raise _errors.error(rc, "release", q.name)
+
+    _forget = release
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.release()
+        else:
+            try:
+                self.release()
+            except _errors.Error:
+                pass  # the exception in flight matters more
+
+    def __repr__(self) -> str:
+        state = "released" if self._done else f"{self._length} bytes"
+        return f"<shmchan.QueueView seq={self.seq} {state}>"
+
+
+class QueueReservation(Mapped):
+    """Space reserved in a queue's ring, written in place (see Queue.reserve)."""
+
+    _readonly = False
+
+    def __init__(self, channel: Queue, address: int, length: int) -> None:
+        self._thread = threading.get_ident()
+        self._done = False
+        super().__init__(channel, address, length)
+
+    def commit(self, length: Optional[int] = None) -> None:
+        """Send the first length bytes (default: all reserved) as a message."""
+        n = self._length if length is None else length
+        if not 0 <= n <= self._length:
+            raise _errors.from_code(_errors.EMSGSIZE, "commit", self._channel.name)
+        self._finish(True, n)
+
+    def abort(self) -> None:
+        """Give the space back; no message is sent."""
+        self._finish(False, 0)
+
+    def _finish(self, commit: bool, n: int) -> None:
+        op = "commit" if commit else "abort"
+        if self._done:
+            raise _errors.from_code(_errors.exported["ESTATE"].code, op, self._channel.name)
+        self._unmap()
+        self._done = True
+        q: Queue = self._channel  # type: ignore[assignment]
+        h = q._enter()
+        try:
+            if commit:
+                rc = _lib.shmchan_queue_commit(h, n)
+                if rc != 0:
+                    _lib.shmchan_queue_abort(h)
+            else:
+                rc = _lib.shmchan_queue_abort(h)
+        finally:
+            q._reservation = None
+            q._wlock.release()
+            q._leave()
+        if rc != 0:
+            raise _errors.error(rc, op, q.name)
+
+    def _forget(self) -> None:
+        if not self._done:
+            self.abort()
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self._done:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        state = "done" if self._done else f"{self._length} bytes"
+        return f"<shmchan.QueueReservation {state}>"

@@ -159,6 +159,7 @@ class PythonProcesses(ChannelTest):
 # offsets below are those of layout version 1, as docs/python.md explains.
 MAGIC = 0x004E4148434D4853
 HDR = struct.Struct("<QIIIIIIIIQQQQQQQqII")
+BUF_HDR = 16  # a latest-value buffer: u64 tag, u64 len, then the payload
 
 
 def parse_latest(buf: memoryview) -> tuple[dict[str, int], int, bytes]:
@@ -168,12 +169,12 @@ def parse_latest(buf: memoryview) -> tuple[dict[str, int], int, bytes]:
     hdr = dict(magic=magic, layout=layout, kind=kind, nbuf=nbuf, region_size=region_size,
                max_msg=max_msg, ctl_off=ctl_off, data_off=data_off)
     seq = struct.unpack_from("<Q", buf, ctl_off)[0]
-    stride = (64 + max_msg + 63) // 64 * 64
+    stride = (BUF_HDR + max_msg + 63) // 64 * 64
     b = data_off + (seq % nbuf) * stride
     tag, length = struct.unpack_from("<QQ", buf, b)
     if tag != 2 * seq:
         raise AssertionError("buffer being written")
-    return hdr, seq, bytes(buf[b + 64: b + 64 + length])
+    return hdr, seq, bytes(buf[b + BUF_HDR: b + BUF_HDR + length])
 
 
 class RawAccess(ChannelTest):

@@ -150,18 +150,22 @@ class Channel:
         return self._h is None or self._closing
 
     def _enter(self) -> c_void_p:
-        me = threading.get_ident()
-        self._active.append(me)
+        # list.append and list.pop are atomic under the GIL; the hot paths
+        # inline these two methods.
+        self._active.append(None)
         h = self._h
         if h is None or self._closing:
-            self._active.remove(me)
-            raise ValueError(f"operation on a closed {self._kind}")
+            self._active.pop()
+            raise self._closed_error()
         return h
 
     def _leave(self) -> None:
-        self._active.remove(threading.get_ident())
+        self._active.pop()
         if self._closing and not self._active:
             self._free()
+
+    def _closed_error(self) -> ValueError:
+        return ValueError(f"operation on a closed {self._kind}")
 
     def _check_open(self) -> None:
         """Between slices of a blocking call: stop if close() was called."""
@@ -190,13 +194,14 @@ class Channel:
             return
         self._release_views()
         self._closing = True
-        me = threading.get_ident()
-        while any(t != me for t in self._active):
-            time.sleep(0.001)  # other threads leave within a slice
+        # Calls in other threads see _closing and leave within a slice.
+        deadline = time.monotonic() + 4 * SLICE_SECONDS + 1.0
+        while self._active and time.monotonic() < deadline:
+            time.sleep(0.001)
         if not self._active:
             self._free()
-        # else: this thread is inside a call (a signal handler closed us):
-        # that call frees the handle when it leaves.
+        # else: a call is still inside (close() from a signal handler that
+        # interrupted this very thread's wait): it frees the handle on leaving.
 
     def _release_views(self) -> None:
         for v in list(self._views):
@@ -227,10 +232,16 @@ class Channel:
         return f"<shmchan.{type(self).__name__} {self._name!r} {state}>"
 
     # --------------------------------------------------------- blocking
-    def _blocking(self, call: Callable[[int], int], timeout: Timeout) -> int:
+    def _blocking(self, call: Callable[[int], int], timeout: Timeout,
+                  rc: Optional[int] = None) -> int:
         """Run call(timeout_ms) in slices until it returns something other
         than ETIMEDOUT/EINTR or the caller's timeout is spent. The caller has
-        entered the handle."""
+        entered the handle. rc: the result of a first slice the caller made
+        itself (only with timeout None), to go on from."""
+        if rc is not None:
+            if rc != _errors.ETIMEDOUT and rc != _errors.EINTR:
+                return rc
+            self._check_open()
         check_timeout(timeout)
         if timeout == 0:
             return call(0)

@@ -9,6 +9,7 @@ from typing import Iterator, Optional
 
 from . import _errors, _ffi
 from ._common import (
+    _SLICE_MS,
     BytesLike,
     Channel,
     Info,
@@ -100,6 +101,7 @@ class Latest(Channel):
         # (others fall back to their own); allocated on first read.
         self._rlock = threading.Lock()
         self._buf: Optional[ctypes.Array[ctypes.c_char]] = None
+        self._bufmv = memoryview(b"")
         self._len = c_size_t()
         self._seq = c_uint64()
         self._lenref = byref(self._len)
@@ -179,15 +181,29 @@ class Latest(Channel):
 
         Raises MessageTooLarge, ReadOnly, BadState (this thread holds a
         reservation from begin())."""
-        ptr, n = as_buffer(data)
-        self._no_reservation_here("publish")
-        h = self._enter()
+        if type(data) is bytes:
+            ptr, n = data, len(data)
+        else:
+            ptr, n = as_buffer(data)
+        if self._reservation is not None:
+            self._no_reservation_here("publish")
+        active = self._active
+        active.append(None)  # inlined _enter()/_leave(): the hot path
         try:
-            with self._wlock:
+            h = self._h
+            if h is None or self._closing:
+                raise self._closed_error()
+            lock = self._wlock
+            lock.acquire()  # cheaper than "with" on the hot path
+            try:
                 rc = _publish(h, ptr, n, self._wseqref)
                 seq = self._wseq.value
+            finally:
+                lock.release()
         finally:
-            self._leave()
+            active.pop()
+            if self._closing and not active:
+                self._free()
         if rc != 0:
             self._raise(rc, "publish")
         return seq
@@ -245,31 +261,40 @@ class Latest(Channel):
     # ----------------------------------------------------------- reading
     def _buffer(self) -> "ctypes.Array[ctypes.c_char]":
         if self._buf is None:
-            self._buf = ctypes.create_string_buffer(max(self._max_msg, 1))
+            buf = ctypes.create_string_buffer(max(self._max_msg, 1))
+            self._bufmv = memoryview(buf).cast("B")  # slicing it copies faster than string_at
+            self._buf = buf
         return self._buf
 
     def read(self) -> tuple[int, bytes]:
         """The newest complete message as (sequence, bytes). Never torn.
 
         Raises WouldBlock (a BlockingIOError) if nothing was published yet."""
-        h = self._enter()
+        active = self._active
+        active.append(None)
         try:
-            if self._rlock.acquire(False):
+            h = self._h
+            if h is None or self._closing:
+                raise self._closed_error()
+            lock = self._rlock
+            if lock.acquire(False):
                 try:
-                    buf = self._buffer()
+                    buf = self._buf if self._buf is not None else self._buffer()
                     rc = _read(h, buf, self._max_msg, self._lenref, self._seqref)
                     if rc == 0:
-                        seq, data = self._seq.value, _string_at(buf, self._len.value)
+                        seq, data = self._seq.value, self._bufmv[: self._len.value].tobytes()
                 finally:
-                    self._rlock.release()
-            else:
+                    lock.release()
+            else:  # another thread uses the buffer: one of our own
                 buf = ctypes.create_string_buffer(max(self._max_msg, 1))
                 n, s = c_size_t(), c_uint64()
                 rc = _read(h, buf, self._max_msg, byref(n), byref(s))
                 if rc == 0:
                     seq, data = s.value, _string_at(buf, n.value)
         finally:
-            self._leave()
+            active.pop()
+            if self._closing and not active:
+                self._free()
         if rc != 0:
             self._raise(rc, "read")
         self._last = seq
@@ -307,7 +332,11 @@ class Latest(Channel):
         sref = byref(s)
         h = self._enter()
         try:
-            rc = self._blocking(lambda ms: _wait(h, after, ms, sref), timeout)
+            if timeout is None:  # first slice inline: the common, fast case
+                rc = self._blocking(lambda ms: _wait(h, after, ms, sref), None,
+                                    _wait(h, after, _SLICE_MS, sref))
+            else:
+                rc = self._blocking(lambda ms: _wait(h, after, ms, sref), timeout)
         finally:
             self._leave()
         if rc != 0:
@@ -327,10 +356,14 @@ class Latest(Channel):
                 try:
                     buf, lenref, seqref = self._buffer(), self._lenref, self._seqref
                     n, s = self._len, self._seq
+                    first = None
+                    if timeout is None:
+                        first = _read_next(h, after, buf, cap, _SLICE_MS, lenref, seqref)
                     rc = self._blocking(
-                        lambda ms: _read_next(h, after, buf, cap, ms, lenref, seqref), timeout)
+                        lambda ms: _read_next(h, after, buf, cap, ms, lenref, seqref), timeout,
+                        first)
                     if rc == 0:
-                        seq, data = s.value, _string_at(buf, n.value)
+                        seq, data = s.value, self._bufmv[: n.value].tobytes()
                 finally:
                     self._rlock.release()
             else:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import ctypes
 import threading
 from ctypes import byref, c_size_t, c_void_p
-from typing import Iterator, NamedTuple, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 from . import _errors, _ffi
 from ._common import (
+    _SLICE_MS,
     BytesLike,
     Channel,
     Info,
@@ -138,6 +139,7 @@ class Queue(Channel):
         self._rlock = threading.Lock()  # receiving, peeking
         self._wlock = threading.Lock()  # sending, reserving
         self._buf: Optional[ctypes.Array[ctypes.c_char]] = None
+        self._bufmv = memoryview(b"")
         self._len = c_size_t()
         self._lenref = byref(self._len)
         self._msg = _ffi.Msg()
@@ -229,17 +231,35 @@ class Queue(Channel):
         """Send data (any bytes-like object) as one message. In block policy
         waits up to timeout seconds for space (None: for ever; 0: raise
         WouldBlock at once); in overwrite policy never waits."""
-        ptr, n = as_buffer(data)
-        self._no_reservation_here("send")
-        h = self._enter()
+        if type(data) is bytes:
+            ptr, n = data, len(data)
+        else:
+            ptr, n = as_buffer(data)
+        if self._reservation is not None:
+            self._no_reservation_here("send")
+        active = self._active
+        active.append(None)  # inlined _enter()/_leave(): the hot path
         try:
-            with self._wlock:
-                if timeout == 0:
+            h = self._h
+            if h is None or self._closing:
+                raise self._closed_error()
+            lock = self._wlock
+            lock.acquire()  # cheaper than "with" on the hot path
+            try:
+                if timeout is None:
+                    rc = _send(h, ptr, n, _SLICE_MS)
+                    if rc != 0:
+                        rc = self._blocking(lambda ms: _send(h, ptr, n, ms), None, rc)
+                elif timeout == 0:
                     rc = _send(h, ptr, n, 0)
                 else:
                     rc = self._blocking(lambda ms: _send(h, ptr, n, ms), timeout)
+            finally:
+                lock.release()
         finally:
-            self._leave()
+            active.pop()
+            if self._closing and not active:
+                self._free()
         if rc != 0:
             self._raise(rc, "send")
 
@@ -279,33 +299,64 @@ class Queue(Channel):
     # --------------------------------------------------------- receiving
     def _buffer(self) -> "ctypes.Array[ctypes.c_char]":
         if self._buf is None:
-            self._buf = ctypes.create_string_buffer(max(self._max_msg, 1))
+            buf = ctypes.create_string_buffer(max(self._max_msg, 1))
+            self._bufmv = memoryview(buf).cast("B")  # slicing it copies faster than string_at
+            self._buf = buf
         return self._buf
+
+    def _recv(self, timeout: Timeout, info: bool) -> tuple[Any, int]:
+        """Receive into the handle's buffer: (bytes or Message, return code)."""
+        active = self._active
+        active.append(None)  # inlined _enter()/_leave(): the hot path
+        try:
+            h = self._h
+            if h is None or self._closing:
+                raise self._closed_error()
+            lock = self._rlock
+            lock.acquire()  # cheaper than "with" on the hot path
+            try:
+                buf = self._buf if self._buf is not None else self._buffer()
+                cap, lenref, msgref = self._max_msg, self._lenref, self._msgref
+                if timeout is None:
+                    rc = _recv(h, buf, cap, _SLICE_MS, lenref, msgref)
+                    if rc != 0:
+                        rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref),
+                                            None, rc)
+                elif timeout == 0:
+                    rc = _recv(h, buf, cap, 0, lenref, msgref)
+                else:
+                    rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref),
+                                        timeout)
+                if rc != 0:
+                    data = None
+                elif info:
+                    m = self._msg
+                    data = Message(self._bufmv[: self._len.value].tobytes(), m.seq, m.lost)
+                else:
+                    data = self._bufmv[: self._len.value].tobytes()
+            finally:
+                lock.release()
+        finally:
+            active.pop()
+            if self._closing and not active:
+                self._free()
+        return data, rc
 
     def recv_msg(self, timeout: Timeout = None) -> Message:
         """Receive the next message with its sequence number and loss count.
         Waits up to timeout seconds (None: for ever; 0: raise WouldBlock at
         once if there is none); raises TimedOut when the time is up."""
-        h = self._enter()
-        try:
-            with self._rlock:
-                buf, cap, lenref, msgref = self._buffer(), self._max_msg, self._lenref, self._msgref
-                if timeout == 0:
-                    rc = _recv(h, buf, cap, 0, lenref, msgref)
-                else:
-                    rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref), timeout)
-                if rc == 0:
-                    m = self._msg
-                    out = Message(_string_at(buf, self._len.value), m.seq, m.lost)
-        finally:
-            self._leave()
+        msg, rc = self._recv(timeout, True)
         if rc != 0:
             self._raise(rc, "recv")
-        return out
+        return msg  # type: ignore[no-any-return]
 
     def recv(self, timeout: Timeout = None) -> bytes:
         """Receive the next message's bytes (see recv_msg for timeouts)."""
-        return self.recv_msg(timeout).data
+        data, rc = self._recv(timeout, False)
+        if rc != 0:
+            self._raise(rc, "recv")
+        return data  # type: ignore[no-any-return]
 
     def recv_into(self, buffer: BytesLike, timeout: Timeout = None) -> Message:
         """Receive the next message into a writable buffer; returns a Message
@@ -349,8 +400,14 @@ class Queue(Channel):
             self._leave()
         if rc != 0:
             self._raise(rc, "recv_batch")
-        return [Message(_string_at(m.data, m.len) if m.len else b"", m.seq, m.lost)
-                for m in msgs[: count.value]]
+        mv = memoryview(buf).cast("B")
+        base = ctypes.addressof(buf)
+        out = []
+        for m in msgs[: count.value]:
+            off = (m.data or base) - base
+            out.append(Message(mv[off: off + m.len].tobytes(), m.seq, m.lost))
+        mv.release()
+        return out
 
     def iter_messages(self, timeout: Timeout = None) -> Iterator[Message]:
         """Yield received Messages until a receive times out (never when
@@ -365,7 +422,7 @@ class Queue(Channel):
     def __iter__(self) -> Iterator[bytes]:
         """Receive for ever: ``for data in queue: ...`` (Ctrl-C stops it)."""
         while True:
-            yield self.recv_msg(None).data
+            yield self.recv(None)
 
     def peek(self, timeout: Timeout = None) -> "QueueView":
         """Zero-copy receive: the next message in place, as a read-only

@@ -487,7 +487,7 @@ def main() -> int:
     elif args.quick:
         warm, rtt_n, thr_n, reps = 500, 3000, 20000, 1
     else:
-        warm, rtt_n, thr_n, reps = 2000, 20000, 200000, 3
+        warm, rtt_n, thr_n, reps = 2000, 30000, 200000, 5
     ctx = CTX
     cpu_pair = cpus()
     pin(cpu_pair[0])
@@ -497,22 +497,28 @@ def main() -> int:
         keys = [k.strip() for k in args.only.split(",")]
         kinds = [k for k in kinds if any(x in k.name for x in keys)]
 
-    rows = {}
-    for kind in kinds:
-        rtt = None
-        if getattr(kind, "rtt", True):
-            rtt, _ = run_one(ctx, kind, "rtt", warm, rtt_n, cpu_pair)
-        rates, sent_rates, seen_fracs, torn = [], [], [], 0
-        for _ in range(reps):
+    # Rounds interleave the transports, so that a machine shared with other
+    # work slows them alike and the ratios hold within the run.
+    acc = {k.name: dict(kind=k, rtt=[], rates=[], sent=[], seen=[], torn=0) for k in kinds}
+    for rnd in range(reps):
+        for kind in kinds:
+            a = acc[kind.name]
+            if getattr(kind, "rtt", True):
+                lat, _ = run_one(ctx, kind, "rtt", warm if rnd == 0 else warm // 4,
+                                 rtt_n // reps, cpu_pair)
+                a["rtt"] += lat
             (secs, seen), t = run_one(ctx, kind, "thr", 0, thr_n, cpu_pair)
-            rates.append(seen / secs)  # delivered: what the receiver got
-            sent_rates.append(thr_n / secs)
-            seen_fracs.append(seen / thr_n)
-            torn += getattr(t, "torn", 0)
-        rows[kind.name] = dict(kind=kind, rtt=rtt, rate=statistics.median(rates),
-                               sent=statistics.median(sent_rates),
-                               seen=statistics.median(seen_fracs), torn=torn)
-        print(f"  measured {kind.name}", file=sys.stderr, flush=True)
+            a["rates"].append(seen / secs)  # delivered: what the receiver got
+            a["sent"].append(thr_n / secs)
+            a["seen"].append(seen / thr_n)
+            a["torn"] += getattr(t, "torn", 0)
+        print(f"  round {rnd + 1} of {reps} done", file=sys.stderr, flush=True)
+    rows = {
+        name: dict(kind=a["kind"], rtt=a["rtt"] or None, rate=statistics.median(a["rates"]),
+                   sent=statistics.median(a["sent"]), seen=statistics.median(a["seen"]),
+                   torn=a["torn"])
+        for name, a in acc.items()
+    }
 
     pipe_rtt = statistics.median(rows["multiprocessing.Pipe"]["rtt"]) / 1000 \
         if "multiprocessing.Pipe" in rows else None
@@ -524,8 +530,8 @@ def main() -> int:
           f"{'pinned to CPUs %s and %s' % cpu_pair if cpu_pair[0] is not None else 'not pinned'}"
           f", Python {platform.python_version()}, libshmchan {shmchan.library_version}, "
           f"PM-QoS {'held at 0' if qos else 'not held'}. "
-          f"Round trip: {rtt_n} iterations after {warm}; throughput: {thr_n} messages, "
-          f"median of {reps}.\n")
+          f"{reps} interleaved rounds; round trip: {rtt_n} iterations in all after a "
+          f"warm-up; throughput: {thr_n} messages a round, median of the rounds.\n")
     print("| transport | round trip median (µs) | p99 (µs) | Pipe's round trip / this |"
           " throughput, delivered (msg/s) | this / multiprocessing.Queue | notes |")
     print("|---|---:|---:|---:|---:|---:|---|")

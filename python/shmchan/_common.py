@@ -22,6 +22,7 @@ from . import _errors, _ffi
 #: from another thread ends a wait.
 SLICE_SECONDS = 0.05
 _SLICE_MS = int(SLICE_SECONDS * 1000)
+_SLICE_C = ctypes.c_int64(_SLICE_MS)  # for the fast calls (_ffi.fast)
 
 Name = Union[str, "os.PathLike[str]"]
 Timeout = Optional[float]

@@ -36,6 +36,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
+from typing import Any
 
 # The C API this binding was written against (include/shmchan/shmchan.h).
 API_MAJOR = 0
@@ -311,6 +312,25 @@ class _Functions:
 
 dll = lib
 lib = _Functions(dll)  # type: ignore[assignment]
+
+
+def fast(name: str) -> Any:
+    """A second pointer to an int-returning function, without argtypes.
+
+    ctypes' per-argument conversion through argtypes costs about as much as
+    the call itself, so the hot paths (publish, read, send, recv...) use
+    these and pass ctypes objects of exactly the C parameter types
+    (c_void_p, c_size_t(n), c_int64(ms), byref(...); bytes for a const
+    pointer). Everything else goes through the declared prototypes."""
+    if name in missing_optional:
+        return globals()[name]
+    fp = dll._FuncPtr((name, dll))
+    fp.restype = c_int
+    return fp
+
+
+#: Constant timeout arguments for the fast calls.
+C_NO_WAIT = c_int64(0)
 
 # ------------------------------------------------------------ version check
 

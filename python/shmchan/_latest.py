@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 
 from . import _errors, _ffi
 from ._common import (
-    _SLICE_MS,
+    _SLICE_C,
     BytesLike,
     Channel,
     Info,
@@ -23,11 +23,15 @@ from ._common import (
 )
 
 _lib = _ffi.lib
-_publish = _lib.shmchan_latest_publish
 _read = _lib.shmchan_latest_read
 _read_next = _lib.shmchan_latest_read_next
 _wait = _lib.shmchan_latest_wait
 _string_at = ctypes.string_at
+# Without argtypes, for the hot paths: exact ctypes arguments only.
+_publish_f = _ffi.fast("shmchan_latest_publish")
+_read_f = _ffi.fast("shmchan_latest_read")
+_read_next_f = _ffi.fast("shmchan_latest_read_next")
+_wait_f = _ffi.fast("shmchan_latest_wait")
 
 
 class Latest(Channel):
@@ -95,6 +99,7 @@ class Latest(Channel):
             raise _errors.error(rc, "open", sname)
         self._adopt(h, _lib.shmchan_latest_close)
         self._max_msg: int = _lib.shmchan_latest_max_msg(h)
+        self._capc = c_size_t(self._max_msg)
         self._readonly = readonly
         self._last = 0
         # Copy-out buffer and out-parameters, used by one thread at a time
@@ -102,6 +107,7 @@ class Latest(Channel):
         self._rlock = threading.Lock()
         self._buf: Optional[ctypes.Array[ctypes.c_char]] = None
         self._bufmv = memoryview(b"")
+        self._bufp = c_void_p()
         self._len = c_size_t()
         self._seq = c_uint64()
         self._lenref = byref(self._len)
@@ -196,7 +202,7 @@ class Latest(Channel):
             lock = self._wlock
             lock.acquire()  # cheaper than "with" on the hot path
             try:
-                rc = _publish(h, ptr, n, self._wseqref)
+                rc = _publish_f(h, ptr, c_size_t(n), self._wseqref)
                 seq = self._wseq.value
             finally:
                 lock.release()
@@ -263,6 +269,7 @@ class Latest(Channel):
         if self._buf is None:
             buf = ctypes.create_string_buffer(max(self._max_msg, 1))
             self._bufmv = memoryview(buf).cast("B")  # slicing it copies faster than string_at
+            self._bufp = c_void_p(ctypes.addressof(buf))  # converts faster than the array
             self._buf = buf
         return self._buf
 
@@ -279,8 +286,9 @@ class Latest(Channel):
             lock = self._rlock
             if lock.acquire(False):
                 try:
-                    buf = self._buf if self._buf is not None else self._buffer()
-                    rc = _read(h, buf, self._max_msg, self._lenref, self._seqref)
+                    if self._buf is None:
+                        self._buffer()
+                    rc = _read_f(h, self._bufp, self._capc, self._lenref, self._seqref)
                     if rc == 0:
                         seq, data = self._seq.value, self._bufmv[: self._len.value].tobytes()
                 finally:
@@ -334,7 +342,7 @@ class Latest(Channel):
         try:
             if timeout is None:  # first slice inline: the common, fast case
                 rc = self._blocking(lambda ms: _wait(h, after, ms, sref), None,
-                                    _wait(h, after, _SLICE_MS, sref))
+                                    _wait_f(h, c_uint64(after), _SLICE_C, sref))
             else:
                 rc = self._blocking(lambda ms: _wait(h, after, ms, sref), timeout)
         finally:
@@ -354,11 +362,13 @@ class Latest(Channel):
             cap = self._max_msg
             if self._rlock.acquire(False):
                 try:
-                    buf, lenref, seqref = self._buffer(), self._lenref, self._seqref
+                    self._buffer()
+                    buf, lenref, seqref = self._bufp, self._lenref, self._seqref
                     n, s = self._len, self._seq
                     first = None
                     if timeout is None:
-                        first = _read_next(h, after, buf, cap, _SLICE_MS, lenref, seqref)
+                        first = _read_next_f(h, c_uint64(after), buf, self._capc, _SLICE_C,
+                                             lenref, seqref)
                     rc = self._blocking(
                         lambda ms: _read_next(h, after, buf, cap, ms, lenref, seqref), timeout,
                         first)

@@ -9,7 +9,7 @@ from typing import Any, Iterator, NamedTuple, Optional
 
 from . import _errors, _ffi
 from ._common import (
-    _SLICE_MS,
+    _SLICE_C,
     BytesLike,
     Channel,
     Info,
@@ -27,12 +27,28 @@ from ._common import (
 _lib = _ffi.lib
 _send = _lib.shmchan_queue_send
 _recv = _lib.shmchan_queue_recv
+# Without argtypes, for the hot paths: exact ctypes arguments only.
+_send_f = _ffi.fast("shmchan_queue_send")
+_recv_f = _ffi.fast("shmchan_queue_recv")
+_recv_batch = _lib.shmchan_queue_recv_batch
+_recv_batch_f = _ffi.fast("shmchan_queue_recv_batch")
+_NO_WAIT = _ffi.C_NO_WAIT
 _string_at = ctypes.string_at
 
 _ROLES = {None: 0, "subscriber": _ffi.SUBSCRIBE, "worker": _ffi.WORKER}
 _POLICIES = {None: _ffi.POLICY_ANY, "block": _ffi.POLICY_BLOCK,
              "overwrite": _ffi.POLICY_OVERWRITE}
 _BATCH_BYTES = 256 * 1024
+
+
+def _Batch(cap: int, max_count: int) -> tuple[Any, ...]:
+    """Buffers of a recv_batch() of this size, kept by the handle."""
+    buf = ctypes.create_string_buffer(cap)
+    msgs = (_ffi.Msg * max_count)()
+    count = c_size_t()
+    words = memoryview(msgs).cast("B").cast("Q")
+    return (cap, max_count, buf, c_void_p(ctypes.addressof(buf)), msgs, words, count,
+            byref(count), ctypes.addressof(buf), memoryview(buf).cast("B"))
 
 
 class Message(NamedTuple):
@@ -134,18 +150,21 @@ class Queue(Channel):
             raise _errors.error(rc, "open", sname)
         self._adopt(h, _lib.shmchan_queue_close)
         self._max_msg: int = _lib.shmchan_queue_max_msg(h)
+        self._capc = c_size_t(self._max_msg)
         self._role = role
         self._readonly = readonly
         self._rlock = threading.Lock()  # receiving, peeking
         self._wlock = threading.Lock()  # sending, reserving
         self._buf: Optional[ctypes.Array[ctypes.c_char]] = None
         self._bufmv = memoryview(b"")
+        self._bufp = c_void_p()
         self._len = c_size_t()
         self._lenref = byref(self._len)
         self._msg = _ffi.Msg()
         self._msgref = byref(self._msg)
         self._reservation: Optional[QueueReservation] = None
         self._peeked: Optional[QueueView] = None
+        self._batch: Optional[tuple[Any, ...]] = None
 
     @classmethod
     def create(
@@ -247,11 +266,11 @@ class Queue(Channel):
             lock.acquire()  # cheaper than "with" on the hot path
             try:
                 if timeout is None:
-                    rc = _send(h, ptr, n, _SLICE_MS)
+                    rc = _send_f(h, ptr, c_size_t(n), _SLICE_C)
                     if rc != 0:
                         rc = self._blocking(lambda ms: _send(h, ptr, n, ms), None, rc)
                 elif timeout == 0:
-                    rc = _send(h, ptr, n, 0)
+                    rc = _send_f(h, ptr, c_size_t(n), _NO_WAIT)
                 else:
                     rc = self._blocking(lambda ms: _send(h, ptr, n, ms), timeout)
             finally:
@@ -301,6 +320,7 @@ class Queue(Channel):
         if self._buf is None:
             buf = ctypes.create_string_buffer(max(self._max_msg, 1))
             self._bufmv = memoryview(buf).cast("B")  # slicing it copies faster than string_at
+            self._bufp = c_void_p(ctypes.addressof(buf))  # converts faster than the array
             self._buf = buf
         return self._buf
 
@@ -315,15 +335,16 @@ class Queue(Channel):
             lock = self._rlock
             lock.acquire()  # cheaper than "with" on the hot path
             try:
-                buf = self._buf if self._buf is not None else self._buffer()
-                cap, lenref, msgref = self._max_msg, self._lenref, self._msgref
+                if self._buf is None:
+                    self._buffer()
+                buf, cap, lenref, msgref = self._bufp, self._max_msg, self._lenref, self._msgref
                 if timeout is None:
-                    rc = _recv(h, buf, cap, _SLICE_MS, lenref, msgref)
+                    rc = _recv_f(h, buf, self._capc, _SLICE_C, lenref, msgref)
                     if rc != 0:
                         rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref),
                                             None, rc)
                 elif timeout == 0:
-                    rc = _recv(h, buf, cap, 0, lenref, msgref)
+                    rc = _recv_f(h, buf, self._capc, _NO_WAIT, lenref, msgref)
                 else:
                     rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref),
                                         timeout)
@@ -353,10 +374,40 @@ class Queue(Channel):
 
     def recv(self, timeout: Timeout = None) -> bytes:
         """Receive the next message's bytes (see recv_msg for timeouts)."""
-        data, rc = self._recv(timeout, False)
+        # _recv() inlined, without the message info: the hot path.
+        active = self._active
+        active.append(None)
+        try:
+            h = self._h
+            if h is None or self._closing:
+                raise self._closed_error()
+            lock = self._rlock
+            lock.acquire()
+            try:
+                if self._buf is None:
+                    self._buffer()
+                bufp, cap, lenref = self._bufp, self._max_msg, self._lenref
+                if timeout is None:
+                    rc = _recv_f(h, bufp, self._capc, _SLICE_C, lenref, None)
+                    if rc != 0:
+                        rc = self._blocking(lambda ms: _recv(h, bufp, cap, ms, lenref, None),
+                                            None, rc)
+                elif timeout == 0:
+                    rc = _recv_f(h, bufp, self._capc, _NO_WAIT, lenref, None)
+                else:
+                    rc = self._blocking(lambda ms: _recv(h, bufp, cap, ms, lenref, None),
+                                        timeout)
+                if rc == 0:
+                    data = self._bufmv[: self._len.value].tobytes()
+            finally:
+                lock.release()
+        finally:
+            active.pop()
+            if self._closing and not active:
+                self._free()
         if rc != 0:
             self._raise(rc, "recv")
-        return data  # type: ignore[no-any-return]
+        return data
 
     def recv_into(self, buffer: BytesLike, timeout: Timeout = None) -> Message:
         """Receive the next message into a writable buffer; returns a Message
@@ -382,31 +433,39 @@ class Queue(Channel):
     def recv_batch(self, max_count: int = 64, timeout: Timeout = None,
                    max_bytes: int = _BATCH_BYTES) -> list[Message]:
         """Receive up to max_count messages in one call, waiting (as recv_msg)
-        only for the first; at most about max_bytes are copied at once."""
+        only for the first; at most about max_bytes are copied at once. The
+        cheapest way to receive many small messages."""
         if max_count <= 0:
             raise ValueError("max_count must be positive")
         cap = max(_align8(self._max_msg), min(max_bytes, max_count * _align8(self._max_msg)))
-        buf = ctypes.create_string_buffer(max(cap, 1))
-        msgs = (_ffi.Msg * max_count)()
-        count = c_size_t()
-        cref = byref(count)
         h = self._enter()
         try:
             with self._rlock:
-                rc = self._blocking(
-                    lambda ms: _lib.shmchan_queue_recv_batch(h, buf, cap, max_count, ms, msgs,
-                                                             cref), timeout)
+                b = self._batch
+                if b is None or b[0] != cap or b[1] != max_count:
+                    b = self._batch = _Batch(cap, max_count)
+                _, _, buf, bufp, msgs, words, count, cref, base, mv = b
+                if timeout is None:
+                    rc = _recv_batch_f(h, bufp, c_size_t(cap), c_size_t(max_count), _SLICE_C,
+                                       msgs, cref)
+                    if rc != 0:
+                        rc = self._blocking(
+                            lambda ms: _recv_batch(h, buf, cap, max_count, ms, msgs, cref), None,
+                            rc)
+                else:
+                    rc = self._blocking(
+                        lambda ms: _recv_batch(h, buf, cap, max_count, ms, msgs, cref), timeout)
+                if rc == 0:
+                    # The shmchan_msg array read as u64 words: data, len, seq, lost, token.
+                    w = words[: 5 * count.value].tolist()
+                    new = tuple.__new__
+                    out = [new(Message, (mv[w[i] - base: w[i] - base + w[i + 1]].tobytes(),
+                                         w[i + 2], w[i + 3]))
+                           for i in range(0, len(w), 5)]
         finally:
             self._leave()
         if rc != 0:
             self._raise(rc, "recv_batch")
-        mv = memoryview(buf).cast("B")
-        base = ctypes.addressof(buf)
-        out = []
-        for m in msgs[: count.value]:
-            off = (m.data or base) - base
-            out.append(Message(mv[off: off + m.len].tobytes(), m.seq, m.lost))
-        mv.release()
         return out
 
     def iter_messages(self, timeout: Timeout = None) -> Iterator[Message]:

@@ -9,7 +9,6 @@ import mmap
 import os
 import random
 import struct
-import subprocess
 import sys
 import unittest
 from multiprocessing import resource_tracker, shared_memory

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import array
-import os
-import pathlib
 import threading
 import unittest
 

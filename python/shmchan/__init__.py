@@ -149,13 +149,14 @@ def open_queue(name: Name, *, create: bool = False, **kw: object) -> Queue:
     return Queue(name, create=create, **kw)  # type: ignore[arg-type]
 
 
-# Last, so that the module's own code above never sees the shadowed builtin.
+# Last, so that the module's own code above never sees the shadowed builtin;
+# not in __all__, so that "from shmchan import *" does not shadow it either.
 list = list_channels  # noqa: A001
 
 __all__ = [
     "Error", "ShmchanError", "Latest", "LatestView", "LatestReservation", "Queue",
     "QueueView", "QueueReservation", "Message", "Info", "Peer", "unlink", "info", "exists",
-    "peers", "list", "list_channels", "reap", "valid_name", "open_latest", "open_queue",
+    "peers", "list_channels", "reap", "valid_name", "open_latest", "open_queue",
     "error_for", "error_classes", "library_version", "library_version_info", "library_path",
     "LAYOUT_VERSION", "NAME_MAX", "SLICE_SECONDS", "__version__",
 ] + sorted(_errors.exported)

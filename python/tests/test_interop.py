@@ -177,6 +177,7 @@ def parse_latest(buf: memoryview) -> tuple[dict[str, int], int, bytes]:
 
 
 class RawAccess(ChannelTest):
+    @unittest.skipUnless(sys.platform.startswith("linux"), "POSIX shared memory names")
     def test_multiprocessing_shared_memory_opens_the_region(self) -> None:
         n = self.name()
         with shmchan.Latest.create(n, max_msg=100) as ch:
@@ -199,6 +200,7 @@ class RawAccess(ChannelTest):
                 shm.close()
         self.assertTrue(shmchan.exists(n))
 
+    @unittest.skipUnless(sys.platform.startswith("linux"), "POSIX shared memory names")
     def test_resource_tracker_would_unlink_without_unregister(self) -> None:
         # Why the unregister above matters: a child that attaches and exits
         # without it loses the channel to the tracker; with it, nothing goes.

@@ -115,10 +115,11 @@ class Handle:
 class Channel:
     """Base of Latest and Queue: owns a C handle and the views into it.
 
-    Every call on the handle registers itself (the thread's id in _active);
-    close() marks the channel closing, waits for calls in other threads to
-    leave (blocking calls leave within SLICE_SECONDS) and frees the handle,
-    so no thread ever passes a freed handle to the library.
+    Every call on the handle registers itself in _active while it uses the
+    handle; close() marks the channel closing, waits for the calls in other
+    threads to leave (blocking calls leave within SLICE_SECONDS) and frees the
+    handle, or leaves that to the last call out. So no thread ever passes a
+    freed handle to the library.
     """
 
     _kind = "channel"
@@ -129,7 +130,7 @@ class Channel:
         self._name = name
         self._path = path
         self._file = is_file
-        self._active: list[int] = []
+        self._active: list[None] = []
         self._closing = False
         self._free_lock = threading.Lock()
         self._views: "weakref.WeakSet[Mapped]" = weakref.WeakSet()

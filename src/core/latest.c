@@ -406,11 +406,12 @@ sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
             return SHMCHAN_OK;
         }
         uint64_t cap = shmchan__now_ns() + 1000 * 1000;
-        return shmchan__sleep_on(&ch->r, &c->wake, w,
-                                 deadline != 0 && deadline < cap ? deadline : cap) ==
-                       SHMCHAN_EINTR
-                   ? SHMCHAN_EINTR
-                   : SHMCHAN_OK;
+        int rc = shmchan__sleep_on(&ch->r, &c->wake, w,
+                                   deadline != 0 && deadline < cap ? deadline : cap);
+        if (rc == SHMCHAN_ETIMEDOUT && deadline != 0 && shmchan__now_ns() >= deadline) {
+            return SHMCHAN_ETIMEDOUT; /* the caller's deadline, not our poll step */
+        }
+        return rc == SHMCHAN_EINTR ? SHMCHAN_EINTR : SHMCHAN_OK;
     }
     shmchan__fetch_add(&c->waiters, 1, SHMCHAN__SEQ_CST);
     uint32_t w = shmchan__load(&c->wake, SHMCHAN__SEQ_CST);

@@ -1,0 +1,576 @@
+#!/usr/bin/env python3
+"""Python-to-Python benchmark: shmchan next to multiprocessing and the recipe.
+
+Two Python processes (pinned to different CPUs when there are two) exchange
+64-byte messages through each transport, in one run:
+
+- round trip: the client sends, the server echoes, the client waits for the
+  echo; median and p99 over many iterations after a warm-up;
+- throughput: the client sends N messages one way as fast as it can, the
+  server receives them and acknowledges the last; messages the server got
+  per second (for the lossy ones, latest-value and the recipe, fewer than
+  were sent: the table says how many).
+
+Transports: shmchan latest-value channels and queues (copying recv, and
+recv_batch), multiprocessing.Pipe, multiprocessing.Queue, and the recipe's
+mmap polling (a 1024-byte shared file both sides busy-poll; lossy and torn
+reads possible, so its throughput counts what the reader saw).
+
+    python3 bench/python/bench_python.py            # about a minute
+    python3 bench/python/bench_python.py --quick    # a few seconds
+    python3 bench/python/bench_python.py --pmqos    # hold /dev/cpu_dma_latency at 0
+    python3 bench/python/bench_python.py --check    # exit 1 if a target is missed
+
+Prints a Markdown table with ratios and whether the binding's targets hold:
+queue throughput at least 5 x multiprocessing.Queue's, round trip at least
+2 x faster than multiprocessing.Pipe's. Needs libshmchan (SHMCHAN_LIBRARY, an
+installed package, or a build tree) and nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+try:
+    import shmchan
+except ImportError:
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
+    import shmchan
+
+MSG = 64
+STOP = 0xFFFFFFFFFFFFFFFF
+Q = struct.Struct("<Q")
+now = time.perf_counter_ns
+# spawn, not fork: shmchan handles must not cross fork(), and it is the
+# portable default.
+CTX = mp.get_context("spawn")
+
+
+def message(i: int) -> bytes:
+    return Q.pack(i) * (MSG // 8)  # a torn read mixes two counters
+
+
+def counter(data: Any) -> int:
+    return Q.unpack_from(data, 0)[0]
+
+
+def pin(cpu: Optional[int]) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def cpus() -> tuple[Optional[int], Optional[int]]:
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    mine = sorted(os.sched_getaffinity(0))
+    return (mine[0], mine[1]) if len(mine) >= 2 else (None, None)
+
+
+# ------------------------------------------------------------- transports
+# Each transport has setup() in the parent returning (client_args,
+# server_args, cleanup), a server(args, mode, n) run in the child, and a
+# client for round trips and one for throughput, run in the parent.
+
+
+class ShmLatest:
+    name = "shmchan latest"
+    note = "latest-value: a reader may skip messages"
+
+    def setup(self) -> tuple[Any, Any, Callable[[], None]]:
+        base = f"pb{os.getpid()}-{time.monotonic_ns() % 100000}"
+        a, b = base + "a", base + "b"
+        for n in (a, b):
+            shmchan.Latest.create(n, max_msg=MSG, exclusive=True).close()
+
+        def cleanup() -> None:
+            for n in (a, b):
+                shmchan.unlink(n, missing_ok=True)
+        return (a, b), (a, b), cleanup
+
+    @staticmethod
+    def server(args: Any, mode: str, n: int) -> None:
+        a, b = args
+        with shmchan.Latest.open(a) as ping, shmchan.Latest.open(b) as pong:
+            seq = 0
+            pong.publish(b"ready")
+            if mode == "rtt":
+                while True:
+                    seq, data = ping.read_next(seq)
+                    pong.publish(data)
+                    if counter(data) == STOP:
+                        return
+            else:
+                seen = 0
+                while True:
+                    seq, data = ping.read_next(seq)
+                    seen += 1
+                    if counter(data) == n - 1:
+                        pong.publish(Q.pack(seen))
+                        return
+
+    def rtt_client(self, args: Any, warm: int, n: int) -> list[int]:
+        a, b = args
+        out = []
+        with shmchan.Latest.open(a) as ping, shmchan.Latest.open(b) as pong:
+            seq, _ = pong.read_next(0, timeout=60)  # the server is ready
+            for i in range(warm + n):
+                msg = message(i)
+                t0 = now()
+                ping.publish(msg)
+                seq, data = pong.read_next(seq)
+                t1 = now()
+                if i >= warm:
+                    out.append(t1 - t0)
+            ping.publish(message(STOP))
+        return out
+
+    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+        a, b = args
+        with shmchan.Latest.open(a) as ping, shmchan.Latest.open(b) as pong:
+            msgs = [message(i) for i in range(n)]
+            publish = ping.publish
+            ready, _ = pong.read_next(0, timeout=60)
+            t0 = now()
+            for m in msgs:
+                publish(m)
+            _, ack = pong.read_next(ready)
+            t1 = now()
+        return (t1 - t0) / 1e9, counter(ack)
+
+
+class ShmQueue:
+    name = "shmchan queue"
+    note = "block policy: every message delivered"
+    batch = False
+
+    def setup(self) -> tuple[Any, Any, Callable[[], None]]:
+        base = f"pq{os.getpid()}-{time.monotonic_ns() % 100000}"
+        a, b = base + "a", base + "b"
+        for n in (a, b):
+            shmchan.Queue.create(n, max_msg=MSG, capacity=1 << 20, exclusive=True).close()
+
+        def cleanup() -> None:
+            for n in (a, b):
+                shmchan.unlink(n, missing_ok=True)
+        return (a, b), (a, b, self.batch), cleanup
+
+    @staticmethod
+    def server(args: Any, mode: str, n: int) -> None:
+        a, b, batch = args
+        with shmchan.Queue.subscribe(a) as inq, shmchan.Queue.open(b) as outq:
+            outq.send(b"ready")
+            if mode == "rtt":
+                recv, send = inq.recv, outq.send
+                while True:
+                    data = recv()
+                    send(data)
+                    if counter(data) == STOP:
+                        return
+            elif batch:
+                got = 0
+                while got < n:
+                    got += len(inq.recv_batch(256))
+                outq.send(Q.pack(got))
+            else:
+                recv = inq.recv
+                for _ in range(n):
+                    recv()
+                outq.send(Q.pack(n))
+
+    def _open(self, args: Any) -> tuple[Any, Any]:
+        a, b = args
+        return shmchan.Queue.open(a), shmchan.Queue.subscribe(b, oldest=True)
+
+    def rtt_client(self, args: Any, warm: int, n: int) -> list[int]:
+        outq, inq = self._open(args)
+        with outq, inq:
+            self.assert_ready(inq)
+            out = []
+            send, recv = outq.send, inq.recv
+            for i in range(warm + n):
+                msg = message(i)
+                t0 = now()
+                send(msg)
+                recv()
+                t1 = now()
+                if i >= warm:
+                    out.append(t1 - t0)
+            send(message(STOP))
+            recv()
+        return out
+
+    @staticmethod
+    def assert_ready(inq: Any) -> None:
+        if inq.recv(timeout=60) != b"ready":
+            raise RuntimeError("server did not start")
+
+    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+        outq, inq = self._open(args)
+        with outq, inq:
+            self.assert_ready(inq)
+            msgs = [message(i) for i in range(n)]
+            send = outq.send
+            t0 = now()
+            for m in msgs:
+                send(m)
+            ack = inq.recv(timeout=600)
+            t1 = now()
+        return (t1 - t0) / 1e9, counter(ack)
+
+
+class ShmQueueBatch(ShmQueue):
+    name = "shmchan queue, recv_batch"
+    note = "receiver takes up to 256 per call"
+    batch = True
+    rtt = False
+
+
+class MpPipe:
+    name = "multiprocessing.Pipe"
+    note = ""
+
+    def setup(self) -> tuple[Any, Any, Callable[[], None]]:
+        c, s = CTX.Pipe()
+        return c, s, lambda: None
+
+    @staticmethod
+    def server(conn: Any, mode: str, n: int) -> None:
+        if mode == "rtt":
+            while True:
+                data = conn.recv_bytes()
+                conn.send_bytes(data)
+                if counter(data) == STOP:
+                    return
+        recv = conn.recv_bytes
+        for _ in range(n):
+            recv()
+        conn.send_bytes(Q.pack(n))
+
+    def rtt_client(self, conn: Any, warm: int, n: int) -> list[int]:
+        out = []
+        send, recv = conn.send_bytes, conn.recv_bytes
+        for i in range(warm + n):
+            msg = message(i)
+            t0 = now()
+            send(msg)
+            recv()
+            t1 = now()
+            if i >= warm:
+                out.append(t1 - t0)
+        send(message(STOP))
+        recv()
+        return out
+
+    def thr_client(self, conn: Any, n: int) -> tuple[float, int]:
+        msgs = [message(i) for i in range(n)]
+        send = conn.send_bytes
+        t0 = now()
+        for m in msgs:
+            send(m)
+        ack = conn.recv_bytes()
+        t1 = now()
+        return (t1 - t0) / 1e9, counter(ack)
+
+
+class MpQueue:
+    name = "multiprocessing.Queue"
+    note = ""
+
+    def setup(self) -> tuple[Any, Any, Callable[[], None]]:
+        a, b = CTX.Queue(), CTX.Queue()
+        return (a, b), (a, b), lambda: None
+
+    @staticmethod
+    def server(args: Any, mode: str, n: int) -> None:
+        a, b = args
+        if mode == "rtt":
+            while True:
+                data = a.get()
+                b.put(data)
+                if counter(data) == STOP:
+                    return
+        get = a.get
+        for _ in range(n):
+            get()
+        b.put(Q.pack(n))
+
+    def rtt_client(self, args: Any, warm: int, n: int) -> list[int]:
+        a, b = args
+        out = []
+        for i in range(warm + n):
+            msg = message(i)
+            t0 = now()
+            a.put(msg)
+            b.get()
+            t1 = now()
+            if i >= warm:
+                out.append(t1 - t0)
+        a.put(message(STOP))
+        b.get()
+        return out
+
+    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+        a, b = args
+        msgs = [message(i) for i in range(n)]
+        put = a.put
+        t0 = now()
+        for m in msgs:
+            put(m)
+        ack = b.get()
+        t1 = now()
+        return (t1 - t0) / 1e9, counter(ack)
+
+
+class RecipeMmap:
+    """The recipe: a 1024-byte mmap of a file, overwritten in place, and a
+    reader that polls it (here as fast as Python can, not once a second)."""
+
+    name = "recipe: mmap polling"
+    note = "both sides busy-poll; lossy"
+
+    def setup(self) -> tuple[Any, Any, Callable[[], None]]:
+        d = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        paths = []
+        for tag in "ab":
+            fd, p = tempfile.mkstemp(prefix=f"recipe-{tag}-", dir=d)
+            os.write(fd, b"\0" * 1024)
+            os.close(fd)
+            paths.append(p)
+
+        def cleanup() -> None:
+            for p in paths:
+                os.unlink(p)
+        return tuple(paths), tuple(paths), cleanup
+
+    @staticmethod
+    def _map(path: str) -> mmap.mmap:
+        with open(path, "r+b") as f:
+            return mmap.mmap(f.fileno(), 1024)
+
+    @staticmethod
+    def server(args: Any, mode: str, n: int) -> None:
+        a, b = (RecipeMmap._map(p) for p in args)
+        unpack = Q.unpack_from
+        last = 0
+        b[512:520] = Q.pack(1)  # ready
+        if mode == "rtt":
+            while True:
+                while unpack(a, 0)[0] == last:
+                    pass
+                data = a[0:MSG]
+                last = counter(data)
+                b[0:MSG] = data
+                if last == STOP:
+                    return
+        seen = torn = 0
+        target = n  # counters 1..n
+        while last != target:
+            cur = unpack(a, 0)[0]
+            if cur != last:
+                data = a[0:MSG]
+                seen += 1
+                if data != Q.pack(counter(data)) * (MSG // 8):
+                    torn += 1
+                last = cur
+        b[0:16] = struct.pack("<QQ", seen, torn + 1)
+
+    @staticmethod
+    def _await_ready(b: mmap.mmap) -> None:
+        while Q.unpack_from(b, 512)[0] != 1:
+            time.sleep(0.001)
+
+    def rtt_client(self, args: Any, warm: int, n: int) -> list[int]:
+        a, b = (self._map(p) for p in args)
+        unpack = Q.unpack_from
+        self._await_ready(b)
+        out = []
+        for i in range(1, warm + n + 1):
+            msg = message(i)
+            t0 = now()
+            a[0:MSG] = msg
+            while unpack(b, 0)[0] != i:
+                pass
+            t1 = now()
+            if i > warm:
+                out.append(t1 - t0)
+        a[0:MSG] = message(STOP)
+        while unpack(b, 0)[0] != STOP:
+            pass
+        return out
+
+    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+        a, b = (self._map(p) for p in args)
+        msgs = [message(i) for i in range(1, n + 1)]
+        self._await_ready(b)
+        t0 = now()
+        for m in msgs:
+            a[0:MSG] = m
+        while struct.unpack_from("<Q", b, 8)[0] == 0:
+            pass
+        t1 = now()
+        seen, torn1 = struct.unpack_from("<QQ", b, 0)
+        self.torn = torn1 - 1
+        return (t1 - t0) / 1e9, seen
+
+
+TRANSPORTS = [ShmLatest, ShmQueue, ShmQueueBatch, MpPipe, MpQueue, RecipeMmap]
+
+
+# ----------------------------------------------------------------- runner
+
+
+def _child(kind: type, args: Any, mode: str, n: int, cpu: Optional[int]) -> None:
+    pin(cpu)
+    kind.server(args, mode, n)
+
+
+def run_one(ctx: Any, kind: type, mode: str, warm: int, n: int,
+            cpu_pair: tuple[Optional[int], Optional[int]]) -> Any:
+    t = kind()
+    cargs, sargs, cleanup = t.setup()
+    p = ctx.Process(target=_child, args=(kind, sargs, mode, n, cpu_pair[1]))
+    try:
+        p.start()
+        if mode == "rtt":
+            res = t.rtt_client(cargs, warm, n)
+        else:
+            res = t.thr_client(cargs, n)
+        p.join(600)
+        if p.exitcode != 0:
+            raise RuntimeError(f"{kind.name} {mode}: server exited with {p.exitcode}")
+        return res, t
+    finally:
+        if p.is_alive():
+            p.kill()
+        cleanup()
+
+
+def pct(xs: list[int], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))] / 1000.0
+
+
+def hold_pmqos() -> Optional[Any]:
+    try:
+        f = open("/dev/cpu_dma_latency", "wb", buffering=0)
+        f.write(struct.pack("<i", 0))
+        return f
+    except OSError as e:
+        print(f"note: cannot hold /dev/cpu_dma_latency ({e}); running without", file=sys.stderr)
+        return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer iterations: a few seconds")
+    ap.add_argument("--pmqos", action="store_true",
+                    help="hold a PM-QoS request of 0 on /dev/cpu_dma_latency (VMs)")
+    ap.add_argument("--only", help="comma-separated substrings of transport names")
+    ap.add_argument("--check", action="store_true",
+                    help="exit with status 1 if a target is missed")
+    ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tests: tiny runs
+    args = ap.parse_args()
+
+    if args.smoke:
+        warm, rtt_n, thr_n, reps = 20, 200, 2000, 1
+    elif args.quick:
+        warm, rtt_n, thr_n, reps = 500, 3000, 20000, 1
+    else:
+        warm, rtt_n, thr_n, reps = 2000, 30000, 200000, 5
+    ctx = CTX
+    cpu_pair = cpus()
+    pin(cpu_pair[0])
+    qos = hold_pmqos() if args.pmqos else None
+    kinds = TRANSPORTS
+    if args.only:
+        keys = [k.strip() for k in args.only.split(",")]
+        kinds = [k for k in kinds if any(x in k.name for x in keys)]
+
+    # Rounds interleave the transports, so that a machine shared with other
+    # work slows them alike and the ratios hold within the run.
+    acc = {k.name: dict(kind=k, rtt=[], rates=[], sent=[], seen=[], torn=0) for k in kinds}
+    for rnd in range(reps):
+        for kind in kinds:
+            a = acc[kind.name]
+            if getattr(kind, "rtt", True):
+                lat, _ = run_one(ctx, kind, "rtt", warm if rnd == 0 else warm // 4,
+                                 rtt_n // reps, cpu_pair)
+                a["rtt"] += lat
+            (secs, seen), t = run_one(ctx, kind, "thr", 0, thr_n, cpu_pair)
+            a["rates"].append(seen / secs)  # delivered: what the receiver got
+            a["sent"].append(thr_n / secs)
+            a["seen"].append(seen / thr_n)
+            a["torn"] += getattr(t, "torn", 0)
+        print(f"  round {rnd + 1} of {reps} done", file=sys.stderr, flush=True)
+    rows = {
+        name: dict(kind=a["kind"], rtt=a["rtt"] or None, rate=statistics.median(a["rates"]),
+                   sent=statistics.median(a["sent"]), seen=statistics.median(a["seen"]),
+                   torn=a["torn"])
+        for name, a in acc.items()
+    }
+
+    pipe_rtt = statistics.median(rows["multiprocessing.Pipe"]["rtt"]) / 1000 \
+        if "multiprocessing.Pipe" in rows else None
+    mpq_rate = rows["multiprocessing.Queue"]["rate"] if "multiprocessing.Queue" in rows else None
+
+    print(f"## Python-to-Python, {MSG}-byte messages"
+          f"{' (quick)' if args.quick else ''}\n")
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{'pinned to CPUs %s and %s' % cpu_pair if cpu_pair[0] is not None else 'not pinned'}"
+          f", Python {platform.python_version()}, libshmchan {shmchan.library_version}, "
+          f"PM-QoS {'held at 0' if qos else 'not held'}. "
+          f"{reps} interleaved rounds; round trip: {rtt_n} iterations in all after a "
+          f"warm-up; throughput: {thr_n} messages a round, median of the rounds.\n")
+    print("| transport | round trip median (µs) | p99 (µs) | Pipe's round trip / this |"
+          " throughput, delivered (msg/s) | this / multiprocessing.Queue | notes |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, r in rows.items():
+        if r["rtt"] is not None:
+            med = statistics.median(r["rtt"]) / 1000
+            rtt_s = f"{med:.1f} | {pct(r['rtt'], 0.99):.1f} | "
+            rtt_s += f"{pipe_rtt / med:.2f} x" if pipe_rtt else "-"
+        else:
+            rtt_s = "- | - | -"
+        rate_s = f"{r['rate']:,.0f} | " + (f"{r['rate'] / mpq_rate:.1f} x" if mpq_rate else "-")
+        note = r["kind"].note
+        if r["seen"] < 0.999:
+            note += (f"; the writer published {r['sent']:,.0f} msg/s, the reader saw "
+                     f"{100 * r['seen']:.1f} % of them")
+        if r["torn"]:
+            note += f"; {r['torn']} torn reads"
+        print(f"| {name} | {rtt_s} | {rate_s} | {note} |")
+
+    verdict = 0
+    if pipe_rtt and mpq_rate:
+        print()
+        for name in ("shmchan latest", "shmchan queue"):
+            if name in rows and rows[name]["rtt"]:
+                ratio = pipe_rtt / (statistics.median(rows[name]["rtt"]) / 1000)
+                ok = ratio >= 2
+                verdict |= not ok
+                print(f"- {name} round trip: {ratio:.1f} x faster than multiprocessing.Pipe "
+                      f"(target >= 2 x): {'holds' if ok else 'MISSED'}")
+        best = max((rows[n]["rate"] for n in ("shmchan queue", "shmchan queue, recv_batch")
+                    if n in rows), default=None)
+        if best:
+            ratio = best / mpq_rate
+            ok = ratio >= 5
+            verdict |= not ok
+            print(f"- shmchan queue throughput: {ratio:.1f} x multiprocessing.Queue "
+                  f"(target >= 5 x): {'holds' if ok else 'MISSED'}")
+    return verdict if args.check else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

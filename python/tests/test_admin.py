@@ -1,0 +1,220 @@
+"""Module functions (unlink, info, exists, list, reap, peers, valid_name),
+finding and checking the library at import, and packaging."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import shmchan
+from support import PYTHON_DIR, ChannelTest, child_env, run_python
+
+
+class ModuleFunctions(ChannelTest):
+    def test_unlink(self) -> None:
+        n = self.name()
+        shmchan.Latest.create(n).close()
+        self.assertTrue(shmchan.exists(n))
+        shmchan.unlink(n)
+        self.assertFalse(shmchan.exists(n))
+        with self.assertRaises(shmchan.NotFound):
+            shmchan.unlink(n)
+        shmchan.unlink(n, missing_ok=True)
+        with self.assertRaises(shmchan.InvalidName):
+            shmchan.unlink("no/slashes")
+
+    def test_unlink_while_open(self) -> None:
+        n = self.name()
+        with shmchan.Latest.create(n, max_msg=8) as ch:
+            shmchan.unlink(n)
+            self.assertEqual(ch.publish(b"still"), 1)  # the handle keeps working
+            self.assertEqual(ch.read(), (1, b"still"))
+            self.assertFalse(shmchan.exists(n))
+
+    def test_info(self) -> None:
+        n = self.name()
+        before = time.time_ns()
+        with shmchan.Latest.create(n, max_msg=200) as ch:
+            ch.publish(b"12345")
+            ch.publish(b"678")
+            i = shmchan.info(n)
+            self.assertEqual(i, ch.info())
+            self.assertEqual(i.kind, "latest")
+            self.assertIsNone(i.policy)
+            self.assertEqual(i.max_msg, 200)
+            self.assertEqual(i.capacity, 0)
+            self.assertEqual(i.seq, 2)
+            self.assertEqual(i.messages, 2)
+            self.assertEqual(i.bytes, 8)
+            self.assertEqual(i.creator_pid, os.getpid())
+            self.assertEqual(i.layout_version, shmchan.LAYOUT_VERSION)
+            self.assertTrue(i.in_use)
+            self.assertGreater(i.region_size, 200)
+            self.assertGreaterEqual(i.created_unix_ns, before - 10**9)
+        self.assertFalse(shmchan.info(n).in_use)
+        with self.assertRaises(shmchan.NotFound):
+            shmchan.info(self.name())
+
+    def test_info_of_file_channel(self) -> None:
+        p = self.path("info.chan")
+        with shmchan.Latest.create(p, max_msg=32):
+            self.assertEqual(shmchan.info(p).max_msg, 32)
+            self.assertEqual(shmchan.info(str(p), file=True).max_msg, 32)
+            self.assertTrue(shmchan.exists(p))
+
+    @unittest.skipUnless(sys.platform.startswith("linux"), "listing needs /dev/shm")
+    def test_list(self) -> None:
+        a, b = self.name(), self.name()
+        shmchan.Latest.create(a).close()
+        shmchan.Latest.create(b).close()
+        names = shmchan.list()
+        self.assertIn(a, names)
+        self.assertIn(b, names)
+        self.assertIs(shmchan.list, shmchan.list_channels)
+        shmchan.unlink(a)
+        self.assertNotIn(a, shmchan.list())
+
+    def test_reap(self) -> None:
+        n = self.name()
+        ch = shmchan.Latest.create(n)
+        with self.assertRaises(shmchan.Busy):
+            shmchan.reap(n)
+        with self.assertRaises(shmchan.Busy):
+            shmchan.reap(n, dry_run=True)
+        ch.close()
+        self.assertTrue(shmchan.reap(n, dry_run=True))
+        self.assertTrue(shmchan.exists(n))
+        self.assertTrue(shmchan.reap(n))
+        self.assertFalse(shmchan.exists(n))
+        with self.assertRaises(shmchan.NotFound):
+            shmchan.reap(n)
+
+    def test_reap_after_the_user_crashed(self) -> None:
+        n = self.name()
+        code = ("import os, shmchan, sys\n"
+                "ch = shmchan.Latest.create(sys.argv[1])\n"
+                "ch.publish(b'x')\n"
+                "os._exit(0)  # no close: as if it crashed\n")
+        p = run_python(code, n)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(shmchan.reap(n))
+
+    def test_peers_of_latest_channel(self) -> None:
+        n = self.name()
+        with shmchan.Latest.create(n):
+            with self.assertRaises(shmchan.WrongKind):
+                shmchan.peers(n)
+
+    def test_valid_name(self) -> None:
+        self.assertTrue(shmchan.valid_name("telemetry"))
+        self.assertTrue(shmchan.valid_name("a.b-c_D9"))
+        self.assertTrue(shmchan.valid_name("x" * shmchan.NAME_MAX))
+        for bad in ("", "x" * (shmchan.NAME_MAX + 1), "a/b", ".a", "a..b", "é"):
+            self.assertFalse(shmchan.valid_name(bad), bad)
+
+    def test_open_helpers(self) -> None:
+        n = self.name()
+        with shmchan.open_latest(n, create=True, max_msg=10) as w:
+            self.assertIsInstance(w, shmchan.Latest)
+            with shmchan.open_latest(n) as r:
+                w.publish(b"x")
+                self.assertEqual(r.read(), (1, b"x"))
+
+    def test_versions(self) -> None:
+        self.assertEqual(shmchan.library_version,
+                         ".".join(map(str, shmchan.library_version_info)))
+        self.assertEqual(shmchan.library_version_info[0], 0)
+        self.assertGreaterEqual(shmchan.LAYOUT_VERSION, 1)
+        self.assertTrue(os.path.exists(shmchan.library_path) or "shmchan" in shmchan.library_path)
+
+
+class LibraryLookup(unittest.TestCase):
+    """How the package finds libshmchan (see shmchan/_ffi.py)."""
+
+    CODE = "import shmchan; print(shmchan.library_path)"
+
+    def env_without_library(self) -> dict[str, str]:
+        env = child_env()
+        del env["SHMCHAN_LIBRARY"]
+        return env
+
+    def test_environment_variable_wins_and_does_not_fall_back(self) -> None:
+        env = child_env()
+        env["SHMCHAN_LIBRARY"] = "/nonexistent/libshmchan.so"
+        p = run_python(self.CODE, env=env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("ImportError", p.stderr)
+        self.assertIn("SHMCHAN_LIBRARY", p.stderr)
+
+    def test_copy_next_to_the_package(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            pkg = Path(tmp) / "shmchan"
+            shutil.copytree(PYTHON_DIR / "shmchan", pkg,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.so*"))
+            shutil.copy(shmchan.library_path, pkg / "libshmchan.so")
+            env = self.env_without_library()
+            env["PYTHONPATH"] = tmp
+            p = run_python(self.CODE, env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout.strip(), str(pkg / "libshmchan.so"))
+
+    def test_build_tree_of_a_checkout(self) -> None:
+        if not any((PYTHON_DIR.parent / b).is_dir() for b in os.listdir(PYTHON_DIR.parent)
+                   if b.startswith("build") and (PYTHON_DIR.parent / b / "libshmchan.so").exists()):
+            self.skipTest("no build*/libshmchan.so in this checkout")
+        p = run_python(self.CODE, env=self.env_without_library())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.strip().startswith(str(PYTHON_DIR.parent / "build")), p.stdout)
+
+    def test_version_mismatch_is_refused(self) -> None:
+        # Pretend the binding needs a newer API than the library has.
+        code = ("import sys, importlib.util, pathlib\n"
+                "src = pathlib.Path(sys.argv[1]).read_text()\n"
+                "src = src.replace('API_MINOR = 1', 'API_MINOR = 999')\n"
+                "import types; m = types.ModuleType('shmchan._ffi'); m.__file__ = sys.argv[1]\n"
+                "try:\n"
+                "    exec(compile(src, sys.argv[1], 'exec'), m.__dict__)\n"
+                "except ImportError as e:\n"
+                "    print('refused:', e)\n")
+        p = run_python(code, str(PYTHON_DIR / "shmchan" / "_ffi.py"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("refused:", p.stdout)
+        self.assertIn("0.999", p.stdout)
+
+
+class Packaging(unittest.TestCase):
+    def test_pip_install_offline(self) -> None:
+        if subprocess.run([sys.executable, "-m", "pip", "--version"],
+                          capture_output=True).returncode != 0:
+            self.skipTest("pip is not available")
+        with tempfile.TemporaryDirectory() as tmp:
+            env = child_env()
+            env.pop("PYTHONPATH")
+            env["PIP_NO_INDEX"] = "1"
+            env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+            target = Path(tmp) / "site"
+            # A copy: the build writes nothing into the source tree anyway.
+            src = Path(tmp) / "src"
+            shutil.copytree(PYTHON_DIR, src, ignore=shutil.ignore_patterns("__pycache__"))
+            p = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--no-index", "--target", str(target),
+                 "-C", f"bundle-library={shmchan.library_path}", str(src)],
+                capture_output=True, text=True, env=env, timeout=300)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertTrue((target / "shmchan" / "libshmchan.so").exists())
+            env.pop("SHMCHAN_LIBRARY")
+            env["PYTHONPATH"] = str(target)
+            p = subprocess.run([sys.executable, "-c", LibraryLookup.CODE], capture_output=True,
+                               text=True, env=env, cwd=tmp, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout.strip(), str(target / "shmchan" / "libshmchan.so"))
+
+
+if __name__ == "__main__":
+    unittest.main()

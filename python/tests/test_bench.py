@@ -1,0 +1,34 @@
+"""The Python benchmark runs (tiny sizes; its figures are not checked here:
+no timing decides a test)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import unittest
+
+from support import CHILD_TIMEOUT, REPO, child_env, queue_supported
+
+BENCH = REPO / "bench" / "python" / "bench_python.py"
+
+
+@unittest.skipUnless(BENCH.exists(), "bench/python not in this tree")
+class Bench(unittest.TestCase):
+    def test_smoke(self) -> None:
+        only = [] if queue_supported() else ["--only", "latest,Pipe,multiprocessing.Queue,recipe"]
+        p = subprocess.run([sys.executable, str(BENCH), "--smoke", *only], capture_output=True,
+                           text=True, timeout=4 * CHILD_TIMEOUT, env=child_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        table = [line for line in p.stdout.splitlines() if line.startswith("| ")]
+        names = [line.split("|")[1].strip() for line in table[1:]]
+        self.assertIn("shmchan latest", names)
+        self.assertIn("multiprocessing.Pipe", names)
+        self.assertIn("multiprocessing.Queue", names)
+        self.assertIn("recipe: mmap polling", names)
+        if queue_supported():
+            self.assertIn("shmchan queue", names)
+        self.assertIn("multiprocessing.Pipe (target >= 2 x)", p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

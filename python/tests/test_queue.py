@@ -1,0 +1,434 @@
+"""shmchan.Queue: every call, subscribers and workers, policies, zero-copy,
+and Python processes exchanging through one queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import unittest
+
+import shmchan
+from support import CHILD_TIMEOUT, ChannelTest, child_env, queue_supported
+
+_SUPPORTED = None
+
+
+class QueueTest(ChannelTest):
+    def setUp(self) -> None:
+        super().setUp()
+        global _SUPPORTED
+        if _SUPPORTED is None:
+            _SUPPORTED = queue_supported()
+        if not _SUPPORTED:
+            self.skipTest("this libshmchan has no queues yet")
+
+    def drain(self, q: shmchan.Queue) -> list[shmchan.Message]:
+        return list(q.iter_messages(timeout=0))
+
+
+class Basics(QueueTest):
+    def test_send_recv_exact_bytes(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=300, capacity=1 << 16) as w, \
+                shmchan.Queue.subscribe(n) as r:
+            self.assertEqual(w.max_msg, 300)
+            self.assertIsNone(w.role)
+            self.assertEqual(r.role, "subscriber")
+            msgs = [b"", b"\0", b"msg 1", bytes(range(256)), b"x" * 300]
+            for m in msgs:
+                w.send(m)
+            got = [r.recv_msg(timeout=5) for _ in msgs]
+            self.assertEqual([g.data for g in got], msgs)
+            seqs = [g.seq for g in got]
+            self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(msgs))))
+            self.assertEqual({g.lost for g in got}, {0})
+            with self.assertRaises(shmchan.MessageTooLarge):
+                w.send(b"x" * 301)
+
+    def test_bytes_like_arguments(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber") as q:
+            q.send(bytearray(b"ba"))
+            q.send(memoryview(b"xxro")[2:])
+            q.send(memoryview(bytearray(b"rw")))
+            self.assertEqual([q.recv(0), q.recv(0), q.recv(0)], [b"ba", b"ro", b"rw"])
+
+    def test_timeouts(self) -> None:
+        with shmchan.Queue.create(self.name(), role="subscriber") as q:
+            with self.assertRaises(shmchan.WouldBlock):
+                q.recv(timeout=0)
+            with self.assertRaises(shmchan.TimedOut) as cm:
+                q.recv(timeout=0.05)
+            self.assertIsInstance(cm.exception, TimeoutError)
+            with self.assertRaises(ValueError):
+                q.recv(timeout=-1)
+
+    def test_geometry_and_info(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=100, capacity=5000, max_readers=7, max_writers=5,
+                                  policy="overwrite") as q:
+            i = q.info()
+            self.assertEqual(i.kind, "queue")
+            self.assertEqual(i.policy, "overwrite")
+            self.assertEqual(i.capacity, 8192)  # rounded up to a power of two
+            self.assertEqual((i.max_msg, i.max_readers, i.max_writers), (100, 7, 5))
+            by_name = shmchan.info(n)
+            for f in ("kind", "policy", "capacity", "max_msg", "max_readers", "max_writers",
+                      "region_size", "messages", "creator_pid", "layout_version"):
+                self.assertEqual(getattr(by_name, f), getattr(i, f), f)
+            with self.assertRaises(shmchan.GeometryMismatch):
+                shmchan.Queue(n, max_msg=200)
+            with self.assertRaises(shmchan.GeometryMismatch):
+                shmchan.Queue(n, policy="block")
+            with self.assertRaises(shmchan.AlreadyExists):
+                shmchan.Queue.create(n, exclusive=True)
+            with shmchan.Queue.open(n) as again:
+                self.assertEqual(again.max_msg, 100)
+            with self.assertRaises(shmchan.GeometryMismatch):
+                shmchan.Latest.open(n)  # another kind
+        with self.assertRaises(shmchan.InvalidArgument):
+            shmchan.Queue.create(self.name(), max_msg=1000, capacity=1024)  # too small
+
+    def test_counters(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber") as q:
+            for i in range(10):
+                q.send(b"%d" % i)
+            self.assertEqual(len(self.drain(q)), 10)
+            i = q.info()
+            self.assertEqual(i.messages, 10)
+            self.assertEqual(i.bytes, 10)
+            # Liveness as another process sees it.
+            self.assertEqual(shmchan.info(n).readers, 1)
+            self.assertTrue(shmchan.info(n).in_use)
+
+    def test_argument_checks(self) -> None:
+        n = self.name()
+        for kw in ({"role": "boss"}, {"start": "middle"}, {"role": "worker", "start": "oldest"},
+                   {"policy": "drop"}, {"exclusive": True}):
+            with self.assertRaises(ValueError, msg=kw):
+                shmchan.Queue(n, **kw)  # type: ignore[arg-type]
+        with shmchan.Queue.create(n) as q:
+            with self.assertRaises(shmchan.WrongKind):
+                q.recv(timeout=0)  # send-only handle
+            with self.assertRaises(shmchan.InvalidArgument):
+                shmchan.Queue(n, readonly=True, role="subscriber")
+            with shmchan.Queue.open(n, readonly=True) as ro:
+                with self.assertRaises(shmchan.ReadOnly):
+                    ro.send(b"x")
+
+    def test_file_backed_queue_replays(self) -> None:
+        p = self.path("replay.q")
+        with shmchan.Queue.create(p, max_msg=64, capacity=1 << 14) as q:
+            self.assertTrue(q.is_file)
+            for i in range(20):
+                q.send(b"kept %d" % i)
+        with shmchan.Queue.subscribe(p, oldest=True) as r:
+            self.assertEqual([m.data for m in self.drain(r)], [b"kept %d" % i for i in range(20)])
+        shmchan.unlink(p)
+
+
+class Readers(QueueTest):
+    def test_subscribers_newest_and_oldest(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n) as w:
+            for i in range(3):
+                w.send(b"early %d" % i)
+            with shmchan.Queue.subscribe(n, oldest=True) as old, \
+                    shmchan.Queue.subscribe(n) as new:
+                with self.assertRaises(shmchan.WouldBlock):
+                    new.recv(timeout=0)
+                w.send(b"late")
+                self.assertEqual([m.data for m in self.drain(old)],
+                                 [b"early 0", b"early 1", b"early 2", b"late"])
+                self.assertEqual([m.data for m in self.drain(new)], [b"late"])
+
+    def test_broadcast_to_every_subscriber(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n) as w:
+            subs = [shmchan.Queue.subscribe(n) for _ in range(3)]
+            try:
+                msgs = [b"m%d" % i for i in range(50)]
+                for m in msgs:
+                    w.send(m)
+                for s in subs:
+                    self.assertEqual([m.data for m in self.drain(s)], msgs)
+            finally:
+                for s in subs:
+                    s.close()
+
+    def test_workers_share_the_messages(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n) as w, shmchan.Queue.worker(n) as a, \
+                shmchan.Queue.open(n, role="worker") as b:
+            self.assertEqual(b.role, "worker")
+            msgs = {b"job %d" % i for i in range(100)}
+            for m in sorted(msgs):
+                w.send(m)
+            got_a: list[bytes] = []
+            got_b: list[bytes] = []
+            while True:
+                progressed = False
+                for q, got in ((a, got_a), (b, got_b)):
+                    try:
+                        got.append(q.recv(timeout=0))
+                        progressed = True
+                    except shmchan.WouldBlock:
+                        pass
+                if not progressed:
+                    break
+            self.assertEqual(len(got_a) + len(got_b), 100)
+            self.assertEqual(set(got_a) | set(got_b), msgs)
+            self.assertTrue(got_a and got_b, "both workers got work")
+
+    def test_block_policy_holds_writers_back(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=64, capacity=4096, policy="block") as w, \
+                shmchan.Queue.subscribe(n) as r:
+            sent = 0
+            while True:
+                try:
+                    w.send(b"%063d" % sent, timeout=0)
+                except shmchan.WouldBlock:
+                    break
+                sent += 1
+            self.assertGreater(sent, 10)
+            with self.assertRaises(shmchan.TimedOut):
+                w.send(b"full", timeout=0.05)
+            # Consuming frees space (a few records: wrapping may need a pad).
+            head = [r.recv(timeout=0) for _ in range(4)]
+            self.assertEqual(head, [b"%063d" % i for i in range(4)])
+            w.send(b"%063d" % sent, timeout=5)
+            rest = [m.data for m in self.drain(r)]
+            self.assertEqual(rest, [b"%063d" % i for i in range(4, sent + 1)])
+            self.assertGreater(r.info().waits, 0)
+
+    def test_overwrite_policy_counts_losses(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=64, capacity=4096, policy="overwrite") as w, \
+                shmchan.Queue.subscribe(n) as r:
+            total = 500
+            for i in range(total):
+                w.send(b"%08d" % i, timeout=0)  # never waits
+            got = self.drain(r)
+            lost = sum(m.lost for m in got)
+            self.assertGreater(lost, 0)
+            self.assertEqual(len(got) + lost, total)  # every message: got or counted lost
+            nums = [int(m.data) for m in got]
+            self.assertEqual(nums, sorted(nums))
+            self.assertEqual(nums[-1], total - 1)
+            self.assertEqual(r.peers()[0].lost if r.peers()[0].role == "subscriber" else lost,
+                             lost)
+
+    def test_recv_batch(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber") as q:
+            for i in range(10):
+                q.send(b"b%d" % i)
+            first = q.recv_batch(4, timeout=0)
+            self.assertEqual([m.data for m in first], [b"b0", b"b1", b"b2", b"b3"])
+            self.assertEqual([m.seq for m in first],
+                             list(range(first[0].seq, first[0].seq + 4)))
+            rest = q.recv_batch(100, timeout=1)
+            self.assertEqual([m.data for m in rest], [b"b%d" % i for i in range(4, 10)])
+            with self.assertRaises(shmchan.WouldBlock):
+                q.recv_batch(timeout=0)
+            with self.assertRaises(ValueError):
+                q.recv_batch(0)
+
+    def test_recv_into(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber") as q:
+            q.send(b"0123456789")
+            small = bytearray(4)
+            with self.assertRaises(shmchan.MessageTooLarge) as cm:
+                q.recv_into(small, timeout=0)
+            self.assertEqual(cm.exception.size, 10)  # type: ignore[attr-defined]
+            buf = bytearray(16)
+            m = q.recv_into(buf, timeout=0)  # the message was left in place
+            self.assertEqual(bytes(m.data), b"0123456789")
+            self.assertEqual(bytes(buf[:10]), b"0123456789")
+
+    def test_iteration(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber") as q:
+            for i in range(5):
+                q.send(b"%d" % i)
+            got = []
+            for data in q:
+                got.append(data)
+                if len(got) == 5:
+                    break
+            self.assertEqual(got, [b"0", b"1", b"2", b"3", b"4"])
+            self.assertEqual(self.drain(q), [])
+
+    def test_peers(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n) as w, shmchan.Queue.subscribe(n) as s, \
+                shmchan.Queue.worker(n):
+            w.send(b"x")
+            self.assertEqual(s.recv(timeout=0), b"x")
+            peers = shmchan.peers(n)
+            self.assertEqual(peers, s.peers())
+            roles = sorted(p.role for p in peers)
+            self.assertIn("subscriber", roles)
+            self.assertIn("worker", roles)
+            self.assertIn("writer", roles)
+            for p in peers:
+                self.assertEqual(p.pid, os.getpid())
+                self.assertTrue(p.alive)
+            sub = [p for p in peers if p.role == "subscriber"][0]
+            self.assertEqual((sub.count, sub.lag), (1, 0))
+
+
+class ZeroCopy(QueueTest):
+    def test_reserve_commit_abort(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=64, role="subscriber") as q:
+            res = q.reserve(10)
+            self.assertEqual(len(res.data), 10)
+            self.assertFalse(res.data.readonly)
+            res.data[:5] = b"hello"
+            res.commit(5)
+            with self.assertRaises(ValueError):
+                res.data
+            self.assertEqual(q.recv(timeout=0), b"hello")
+            with q.reserve(3) as r2:
+                r2.data[:] = b"abc"
+            self.assertEqual(q.recv(timeout=0), b"abc")
+            with self.assertRaises(RuntimeError):
+                with q.reserve(3) as r3:
+                    r3.data[:] = b"xyz"
+                    raise RuntimeError("abandon")
+            q.reserve(4).abort()
+            with self.assertRaises(shmchan.WouldBlock):
+                q.recv(timeout=0)
+            with self.assertRaises(shmchan.MessageTooLarge):
+                q.reserve(65)
+            res = q.reserve(2)
+            with self.assertRaises(shmchan.BadState):
+                q.send(b"x")  # this thread holds the reservation
+            with self.assertRaises(shmchan.MessageTooLarge):
+                res.commit(3)
+            res.data[:] = b"ok"
+            res.commit()
+            with self.assertRaises(shmchan.BadState):
+                res.abort()
+            self.assertEqual(q.recv(timeout=0), b"ok")
+
+    def test_peek_release(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber") as q:
+            q.send(b"first")
+            q.send(b"second")
+            with q.peek(timeout=1) as v:
+                self.assertEqual(bytes(v.data), b"first")
+                self.assertTrue(v.data.readonly)
+                self.assertEqual(v.lost, 0)
+                with self.assertRaises(shmchan.BadState):
+                    q.recv(timeout=0)  # a view is held
+            self.assertTrue(v.released)
+            self.assertEqual(q.recv(timeout=0), b"second")
+            with self.assertRaises(shmchan.WouldBlock):
+                q.peek(timeout=0)
+
+    def test_peek_derived_buffers_block_release(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber") as q:
+            q.send(b"0123456789")
+            v = q.peek(timeout=0)
+            part = v.data[3:6]
+            with self.assertRaises(BufferError):
+                v.release()
+            self.assertEqual(bytes(part), b"345")
+            del part
+            v.release()
+            with self.assertRaises(shmchan.WouldBlock):
+                q.recv(timeout=0)  # consumed
+
+    def test_peek_overwritten_is_stale(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=64, capacity=4096, policy="overwrite") as w, \
+                shmchan.Queue.subscribe(n) as r:
+            w.send(b"looked at")
+            v = r.peek(timeout=0)
+            for i in range(500):
+                w.send(b"%063d" % i, timeout=0)
+            with self.assertRaises(shmchan.Stale):
+                v.release()
+            self.assertTrue(v.released)
+            m = r.recv_msg(timeout=0)
+            self.assertGreater(m.lost, 0)
+
+    def test_large_frames_in_place(self) -> None:
+        n = self.name()
+        size = 4 << 20
+        frame = bytes(range(256)) * (size // 256)
+        with shmchan.Queue.create(n, max_msg=size, capacity=4 * size) as w, \
+                shmchan.Queue.subscribe(n) as r:
+            with w.reserve(size) as res:
+                res.data[:] = frame
+            with r.peek(timeout=5) as v:
+                self.assertEqual(len(v), size)
+                self.assertTrue(v.data == frame)
+
+    def test_close_releases_views_and_reservations(self) -> None:
+        n = self.name()
+        q = shmchan.Queue.create(n, role="subscriber")
+        q.send(b"x")
+        v = q.peek(timeout=0)
+        res = q.reserve(8)
+        q.close()
+        self.assertTrue(v.released)
+        with self.assertRaises(ValueError):
+            res.data
+        with self.assertRaises(ValueError):
+            q.send(b"y")
+
+
+class Concurrency(QueueTest):
+    def test_threads_share_a_sender(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, capacity=1 << 16) as w, shmchan.Queue.subscribe(n) as r:
+            per = 300
+            ts = [threading.Thread(target=lambda k=k: [w.send(b"%d:%d" % (k, i))
+                                                        for i in range(per)])
+                  for k in range(3)]
+            for t in ts:
+                t.start()
+            got = [r.recv(timeout=CHILD_TIMEOUT) for _ in range(3 * per)]
+            for t in ts:
+                t.join(CHILD_TIMEOUT)
+            for k in range(3):
+                mine = [int(g.split(b":")[1]) for g in got if g.startswith(b"%d:" % k)]
+                self.assertEqual(mine, list(range(per)))
+
+    def test_python_processes_write_one_queue(self) -> None:
+        n = self.name()
+        per = 300
+        code = (
+            "import shmchan, sys\n"
+            "k = sys.argv[2]\n"
+            "with shmchan.Queue.open(sys.argv[1]) as q:\n"
+            "    for i in range(int(sys.argv[3])):\n"
+            "        q.send(('%s:%d' % (k, i)).encode(), timeout=60)\n"
+        )
+        with shmchan.Queue.create(n, max_msg=64, capacity=4096) as _, \
+                shmchan.Queue.subscribe(n) as r:
+            procs = [subprocess.Popen([sys.executable, "-c", code, n, str(k), str(per)],
+                                      env=child_env()) for k in range(2)]
+            try:
+                got = [r.recv(timeout=CHILD_TIMEOUT) for _ in range(2 * per)]
+            finally:
+                for p in procs:
+                    p.wait(CHILD_TIMEOUT)
+            self.assertEqual([p.returncode for p in procs], [0, 0])
+            for k in range(2):
+                mine = [int(g.split(b":")[1]) for g in got if g.startswith(b"%d:" % k)]
+                self.assertEqual(mine, list(range(per)))  # each writer's order kept
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -51,6 +51,7 @@ def waits_of(name: str) -> int:
 @unittest.skipUnless(hasattr(signal, "pthread_sigmask"), "POSIX signals")
 class CtrlC(ChannelTest):
     def start_child(self, name: str, kind: str, call: str, mode: str) -> subprocess.Popen[str]:
+        before = waits_of(name)  # an earlier child of the same test may have slept too
         p = subprocess.Popen([sys.executable, "-c", CHILD, name, kind, call, mode],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=child_env())
@@ -59,7 +60,7 @@ class CtrlC(ChannelTest):
         # Wait until the child is asleep in the library: the channel counts
         # a reader that went to sleep.
         deadline = time.monotonic() + CHILD_TIMEOUT
-        while waits_of(name) == 0:
+        while waits_of(name) <= before:
             self.assertIsNone(p.poll(), p.stderr.read() if p.poll() is not None else "")
             self.assertLess(time.monotonic(), deadline, "child never slept")
             time.sleep(0.01)

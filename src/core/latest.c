@@ -7,9 +7,16 @@
 
 #include "internal.h"
 
-/* A reader gives up a read after this many laps (a hostile or impossibly fast
- * writer): never spin for ever on shared words nobody is bound to fix. */
+/* A reader gives up a read after this many looks in all (laps by a hostile or
+ * impossibly fast writer): never spin for ever on shared words nobody is bound
+ * to fix. Fuzz builds keep the logic with a shorter bound, so that an input
+ * that fails every look costs microseconds. */
+#ifdef SHMCHAN_FUZZING
+#define READ_RETRIES 64
+#else
 #define READ_RETRIES 1000000
+#endif
+#define MAX_MSG_LIMIT (UINT64_C(1) << 40)
 #define WAITER_RECHECK_NS (1000ull * 1000 * 1000)
 
 struct shmchan_latest {
@@ -49,7 +56,7 @@ latest_plan(const shmchan_opts *o, shmchan__geom *g)
         return SHMCHAN_EINVAL; /* queue geometry on a latest-value channel */
     }
     g->max_msg = o->max_msg != 0 ? o->max_msg : SHMCHAN__DEFAULT_MAX_MSG;
-    if (g->max_msg > (UINT64_C(1) << 40)) {
+    if (g->max_msg > MAX_MSG_LIMIT) {
         return SHMCHAN_EINVAL;
     }
     g->nbuf = SHMCHAN__LATEST_NBUF;
@@ -67,7 +74,9 @@ latest_match(const shmchan_opts *o, const shmchan__geom *g)
     if (o->capacity != 0 || o->policy != 0 || o->max_readers != 0 || o->max_writers != 0) {
         return SHMCHAN_EGEOMETRY;
     }
-    bool sane = g->nbuf == SHMCHAN__LATEST_NBUF && g->ctl_size == sizeof(shmchan__latest_ctl) &&
+    /* max_msg first: a forged one near 2^64 would wrap the size products. */
+    bool sane = g->max_msg <= MAX_MSG_LIMIT && g->nbuf == SHMCHAN__LATEST_NBUF &&
+                g->ctl_size == sizeof(shmchan__latest_ctl) &&
                 g->data_size == (uint64_t)g->nbuf * buf_stride(g->max_msg);
     return sane ? SHMCHAN_OK : SHMCHAN_ECORRUPT;
 }
@@ -273,14 +282,17 @@ shmchan_latest_publish(shmchan_latest *ch, const void *data, size_t len, uint64_
 
 /*
  * Locate the newest complete message without copying: the buffer, its tag
- * and length as seen before the copy. OK, EAGAIN (none yet or no stable
- * look within READ_RETRIES), ETRUNCATED.
+ * and length as seen before the copy. Each look spends one of *budget, which
+ * the caller shares with its own retries, so that one call makes at most
+ * READ_RETRIES looks in all. OK, EAGAIN (none yet or no stable look within
+ * the budget), ETRUNCATED.
  */
 static int
-locate(shmchan_latest *ch, shmchan__latest_buf **b_out, uint64_t *tag_out, uint64_t *len_out,
-       uint64_t *seq_out)
+locate(shmchan_latest *ch, int *budget, shmchan__latest_buf **b_out, uint64_t *tag_out,
+       uint64_t *len_out, uint64_t *seq_out)
 {
-    for (int tries = 0; tries < READ_RETRIES; tries++) {
+    while (*budget > 0) {
+        --*budget;
         if (SHMCHAN__UNLIKELY(shmchan__region_broken(&ch->r))) {
             return SHMCHAN_ETRUNCATED;
         }
@@ -319,10 +331,11 @@ shmchan_latest_read(shmchan_latest *ch, void *buf, size_t cap, size_t *len_out,
     if (ch == NULL || (buf == NULL && cap != 0)) {
         return SHMCHAN_EINVAL;
     }
-    for (int tries = 0; tries < READ_RETRIES; tries++) {
+    int budget = READ_RETRIES;
+    while (budget > 0) {
         shmchan__latest_buf *b;
         uint64_t tag, len, s;
-        int rc = locate(ch, &b, &tag, &len, &s);
+        int rc = locate(ch, &budget, &b, &tag, &len, &s);
         if (rc != SHMCHAN_OK) {
             return rc;
         }
@@ -359,7 +372,8 @@ shmchan_latest_view(shmchan_latest *ch, shmchan_msg *msg)
     }
     shmchan__latest_buf *b;
     uint64_t tag, len, s;
-    int rc = locate(ch, &b, &tag, &len, &s);
+    int budget = READ_RETRIES;
+    int rc = locate(ch, &budget, &b, &tag, &len, &s);
     if (rc != SHMCHAN_OK) {
         return rc;
     }

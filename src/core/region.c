@@ -20,6 +20,9 @@
 #define INIT_WAIT_NS (2000 * 1000 * 1000ull) /* how long a creator may take */
 #define EMPTY_GRACE_NS (50 * 1000 * 1000ull) /* an empty object may be brand new */
 #define POLL_NS (200 * 1000ull)
+/* No size in a header may exceed this: offsets computed from validated sizes
+ * then stay far from 64-bit overflow, whatever a forged header says. */
+#define SIZE_LIMIT (UINT64_C(1) << 48)
 
 void
 shmchan_opts_init(shmchan_opts *opts)
@@ -185,6 +188,10 @@ check_header(const shmchan__hdr *h, uint64_t actual_size, shmchan__geom *g)
     if (h->checksum != shmchan__fnv1a(h, offsetof(shmchan__hdr, checksum))) {
         return SHMCHAN_ECORRUPT;
     }
+    if (h->max_msg > SIZE_LIMIT || h->capacity > SIZE_LIMIT || h->ctl_size > SIZE_LIMIT ||
+        h->data_size > SIZE_LIMIT) {
+        return SHMCHAN_ECORRUPT;
+    }
     shmchan__geom got = {h->kind,     h->policy,   h->nbuf,     h->max_readers, h->max_writers,
                          h->max_msg,  h->capacity, h->ctl_size, h->data_size};
     uint64_t ctl_off, data_off, size;
@@ -200,16 +207,45 @@ check_header(const shmchan__hdr *h, uint64_t actual_size, shmchan__geom *g)
     return SHMCHAN_OK;
 }
 
-/* What an object that is not READY means, once nobody is initialising it. */
-static int
-classify_unready(shmchan__region *r, uint64_t size)
+/*
+ * Whether a named shm object that is not READY was left by a creator that
+ * died after sizing it and before writing the header: it is all zeros there.
+ * Every shm object under our prefix is ours, so this is safe to rebuild; a
+ * file is not (it might be somebody's data), so files keep the magic rule.
+ */
+static bool
+dead_creator_zeros(const shmchan__region *r, uint64_t size)
 {
-    if (size == 0) {
-        return SHMCHAN_EBADMAGIC; /* empty and nobody building it: not ours */
-    }
-    int rc = map_parts(r, size < SHMCHAN__HDR_SIZE ? size : SHMCHAN__HDR_SIZE);
+    return (r->flags & SHMCHAN_FILE) == 0 && size >= SHMCHAN__HDR_SIZE && r->hdr != NULL &&
+           r->hdr->magic == 0;
+}
+
+/*
+ * What an object that is not READY means once nobody is building it: EAGAIN
+ * to look again (it turned READY meanwhile, or it is empty and may be brand
+ * new: its creator takes lock INIT only after creating it), else the error.
+ */
+static int
+classify_unready(shmchan__region *r, uint64_t waited)
+{
+    uint64_t size = 0;
+    int rc = shmchan__shm_size(r->shm, &size);
     if (rc != SHMCHAN_OK) {
         return rc;
+    }
+    if (size == 0) {
+        return waited > EMPTY_GRACE_NS ? SHMCHAN_EBADMAGIC : SHMCHAN_EAGAIN;
+    }
+    rc = map_parts(r, size < SHMCHAN__HDR_SIZE ? size : SHMCHAN__HDR_SIZE);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    if (size >= SHMCHAN__HDR_SIZE &&
+        shmchan__load(&r->hdr->state, SHMCHAN__ACQUIRE) == SHMCHAN__STATE_READY) {
+        return SHMCHAN_EAGAIN;
+    }
+    if (dead_creator_zeros(r, size)) {
+        return SHMCHAN_EINIT;
     }
     if (size < sizeof(uint64_t) || r->hdr->magic != SHMCHAN__MAGIC) {
         return SHMCHAN_EBADMAGIC;
@@ -217,17 +253,20 @@ classify_unready(shmchan__region *r, uint64_t size)
     return size < SHMCHAN__HDR_SIZE ? SHMCHAN_ETRUNCATED : SHMCHAN_EINIT;
 }
 
-/* One look at the object: OK when READY, EAGAIN to look again, or an error. */
+/*
+ * One look at the object: OK when READY (or built now), EAGAIN when somebody
+ * else holds lock INIT (or we cannot take it: a read-only handle), or when we
+ * may not build and it is not READY; else the error.
+ */
 static int
 try_attach_or_build(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops *ops,
-                    bool may_build, uint64_t *size_out)
+                    bool may_build)
 {
     uint64_t size = 0;
     int rc = shmchan__shm_size(r->shm, &size);
     if (rc != SHMCHAN_OK) {
         return rc;
     }
-    *size_out = size;
     if (size >= SHMCHAN__HDR_SIZE) {
         rc = map_parts(r, SHMCHAN__HDR_SIZE);
         if (rc != SHMCHAN_OK) {
@@ -237,48 +276,52 @@ try_attach_or_build(shmchan__region *r, const shmchan_opts *opts, const shmchan_
             return SHMCHAN_OK;
         }
     }
-    if (shmchan__lock_try(r->shm, SHMCHAN__LOCK_INIT, true) != SHMCHAN_OK) {
-        return SHMCHAN_EAGAIN; /* somebody is building it */
+    if (!may_build || shmchan__lock_try(r->shm, SHMCHAN__LOCK_INIT, true) != SHMCHAN_OK) {
+        return SHMCHAN_EAGAIN;
     }
+    /* Nobody else can build now: what we see stays as it is until we drop INIT. */
     rc = shmchan__shm_size(r->shm, &size);
-    *size_out = size;
-    if (rc == SHMCHAN_OK && size >= SHMCHAN__HDR_SIZE) {
-        rc = map_parts(r, SHMCHAN__HDR_SIZE);
-        if (rc == SHMCHAN_OK &&
-            shmchan__load(&r->hdr->state, SHMCHAN__ACQUIRE) == SHMCHAN__STATE_READY) {
-            shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
-            return SHMCHAN_OK;
-        }
+    if (rc == SHMCHAN_OK && size > 0) {
+        rc = map_parts(r, size < SHMCHAN__HDR_SIZE ? size : SHMCHAN__HDR_SIZE);
     }
-    bool ours = size == 0 || (size >= sizeof(uint64_t) && r->hdr != NULL &&
-                              r->hdr->magic == SHMCHAN__MAGIC);
     if (rc == SHMCHAN_OK) {
-        rc = (may_build && ours) ? initialise(r, opts, ops) : SHMCHAN_EAGAIN;
+        bool ours = size == 0 || dead_creator_zeros(r, size) ||
+                    (size >= sizeof(uint64_t) && r->hdr->magic == SHMCHAN__MAGIC);
+        if (size >= SHMCHAN__HDR_SIZE &&
+            shmchan__load(&r->hdr->state, SHMCHAN__ACQUIRE) == SHMCHAN__STATE_READY) {
+            rc = SHMCHAN_OK; /* built while we took the lock */
+        } else if (ours) {
+            rc = initialise(r, opts, ops);
+        } else {
+            rc = classify_unready(r, 0); /* foreign: never overwritten */
+        }
     }
     shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
     return rc;
 }
 
-/* Wait (bounded) until the object is READY, building it if allowed. */
+/*
+ * Wait (bounded) until the object is READY, building it if allowed. A caller
+ * that may build just looks again while somebody else holds lock INIT (if
+ * that builder dies, the next look builds); one that may not decides what a
+ * not-READY object means once nobody holds INIT.
+ */
 static int
 await_ready(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops *ops,
             bool may_build)
 {
     uint64_t start = shmchan__now_ns();
-    int idle = 0; /* consecutive looks at an unready object nobody builds */
     for (;;) {
-        uint64_t size = 0;
-        int rc = try_attach_or_build(r, opts, ops, may_build, &size);
+        int rc = try_attach_or_build(r, opts, ops, may_build);
         if (rc != SHMCHAN_EAGAIN) {
             return rc;
         }
         uint64_t waited = shmchan__now_ns() - start;
-        bool building = shmchan__lock_probe(r->shm, SHMCHAN__LOCK_INIT) != SHMCHAN_OK;
-        /* A builder may finish between our look and the probe: only a second
-         * look, after the probe, can tell "finished" from "died". */
-        idle = (!building && (size > 0 || waited > EMPTY_GRACE_NS)) ? idle + 1 : 0;
-        if (idle >= 2) {
-            return classify_unready(r, size);
+        if (!may_build && shmchan__lock_probe(r->shm, SHMCHAN__LOCK_INIT) == SHMCHAN_OK) {
+            rc = classify_unready(r, waited);
+            if (rc != SHMCHAN_EAGAIN) {
+                return rc;
+            }
         }
         if (waited > INIT_WAIT_NS) {
             return SHMCHAN_EINIT;

@@ -206,7 +206,7 @@ shmchan__dir_next(shmchan__dir *d, const char **name_out)
     const size_t plen = sizeof(SHM_PREFIX) - 2; /* without '/' and NUL */
     struct dirent *e;
     while ((e = readdir(d->d)) != NULL) {
-        if (strncmp(e->d_name, SHM_PREFIX + 1, plen) != 0) {
+        if (strncmp(e->d_name, &SHM_PREFIX[1], plen) != 0) {
             continue;
         }
         const char *name = e->d_name + plen;

@@ -1,0 +1,165 @@
+/* Shared parts of the fuzz targets (see fuzz_common.h). */
+#include "fuzz_common.h"
+#include "../queue_stubs.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+fz_broken(const char *file, int line, const char *what)
+{
+    fprintf(stderr, "%s:%d: promise broken: %s\n", file, line, what);
+    abort();
+}
+
+#define MAX_SCRATCH 8
+static char scratch[MAX_SCRATCH][128];
+static int nscratch;
+
+static void
+remove_scratch(void)
+{
+    for (int i = 0; i < nscratch; i++) {
+        (void)unlink(scratch[i]);
+    }
+}
+
+const char *
+fz_scratch(const char *tag)
+{
+    FZ_CHECK(nscratch < MAX_SCRATCH);
+    if (nscratch == 0) {
+        atexit(remove_scratch);
+    }
+    snprintf(scratch[nscratch], sizeof(scratch[0]), "/dev/shm/shmchan-fuzz-%s-%d", tag,
+             (int)getpid());
+    (void)unlink(scratch[nscratch]);
+    return scratch[nscratch++];
+}
+
+void
+fz_write_file(const char *path, const uint8_t *d, size_t n)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FZ_CHECK(fd >= 0);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, d + done, n - done);
+        FZ_CHECK(w > 0);
+        done += (size_t)w;
+    }
+    close(fd);
+}
+
+void
+fz_touch(const void *p, uint64_t n)
+{
+    const volatile uint8_t *b = p;
+    uint8_t sum = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        sum ^= b[i];
+    }
+    (void)sum;
+}
+
+/* A read's outputs: within the channel's bounds and the caller's buffer. */
+static void
+check_read(int rc, size_t len, size_t cap, size_t max_msg)
+{
+    if (rc == SHMCHAN_OK) {
+        FZ_CHECK(len <= cap && len <= max_msg);
+    } else if (rc == SHMCHAN_EMSGSIZE) {
+        FZ_CHECK(len > cap && len <= max_msg);
+    }
+}
+
+void
+fz_latest_reads(shmchan_latest *ch, int sleep_ms)
+{
+    static uint8_t big[1 << 16];
+    uint8_t small[8];
+    size_t max_msg = shmchan_latest_max_msg(ch);
+    size_t cap = max_msg < sizeof(big) ? max_msg : sizeof(big);
+    size_t len = 0;
+    uint64_t seq = 0;
+    int rc = shmchan_latest_read(ch, big, cap, &len, &seq);
+    check_read(rc, len, cap, max_msg);
+    rc = shmchan_latest_read(ch, small, sizeof(small), &len, &seq);
+    check_read(rc, len, sizeof(small), max_msg);
+    shmchan_msg m;
+    if (shmchan_latest_view(ch, &m) == SHMCHAN_OK) {
+        FZ_CHECK(m.len <= max_msg);
+        fz_touch(m.data, m.len);
+        rc = shmchan_latest_view_check(ch, &m);
+        FZ_CHECK(rc == SHMCHAN_OK || rc == SHMCHAN_ESTALE || rc == SHMCHAN_ETRUNCATED);
+    }
+    (void)shmchan_latest_wait(ch, shmchan_latest_seq(ch), 0, &seq);
+    (void)shmchan_latest_wait(ch, 0, 0, &seq);
+    rc = shmchan_latest_read_next(ch, 0, big, cap, 0, &len, &seq);
+    check_read(rc, len, cap, max_msg);
+    if (sleep_ms > 0) {
+        rc = shmchan_latest_wait(ch, UINT64_MAX - 1, sleep_ms, &seq);
+        FZ_CHECK(rc != SHMCHAN_OK || seq == UINT64_MAX);
+    }
+}
+
+void
+fz_queue_reads(shmchan_queue *q)
+{
+    static uint8_t big[1 << 16];
+    static uint8_t packed[1 << 16];
+    uint8_t small[8];
+    size_t max_msg = shmchan_queue_max_msg(q);
+    size_t cap = max_msg < sizeof(big) ? max_msg : sizeof(big);
+    size_t len = 0;
+    shmchan_msg info;
+    for (int i = 0; i < 4; i++) {
+        int rc = shmchan_queue_recv(q, big, cap, 0, &len, &info);
+        check_read(rc, len, cap, max_msg);
+        if (rc == SHMCHAN_OK) {
+            FZ_CHECK(info.len == len);
+        }
+    }
+    int rc = shmchan_queue_recv(q, small, sizeof(small), 0, &len, &info);
+    check_read(rc, len, sizeof(small), max_msg);
+    shmchan_msg m;
+    if (shmchan_queue_peek(q, 0, &m) == SHMCHAN_OK) {
+        FZ_CHECK(m.len <= max_msg);
+        fz_touch(m.data, m.len);
+        rc = shmchan_queue_release(q);
+        FZ_CHECK(rc == SHMCHAN_OK || rc == SHMCHAN_ESTALE || rc == SHMCHAN_ETRUNCATED);
+    }
+    shmchan_msg msgs[16];
+    size_t count = 0;
+    rc = shmchan_queue_recv_batch(q, packed, sizeof(packed), 16, 0, msgs, &count);
+    if (rc == SHMCHAN_OK) {
+        FZ_CHECK(count >= 1 && count <= 16);
+        for (size_t i = 0; i < count; i++) {
+            const uint8_t *d = msgs[i].data;
+            FZ_CHECK(msgs[i].len <= max_msg);
+            FZ_CHECK(d >= packed && d + msgs[i].len <= packed + sizeof(packed));
+        }
+    }
+    shmchan_info qi = {.struct_size = sizeof(qi)};
+    (void)shmchan_queue_info(q, &qi);
+}
+
+void
+fz_inspect(const char *name, uint32_t flags)
+{
+    shmchan_info info = {.struct_size = sizeof(info)};
+    (void)shmchan_info_get(name, flags, &info);
+    shmchan_peer peers[8];
+    size_t count = 0;
+    int rc = shmchan_peers_get(name, flags, peers, 8, &count);
+    if (rc == SHMCHAN_OK) {
+        for (size_t i = 0; i < count && i < 8; i++) {
+            FZ_CHECK(peers[i].role >= SHMCHAN_PEER_WRITER && peers[i].role <= SHMCHAN_PEER_WORKER);
+        }
+    }
+    int removed = 0;
+    (void)shmchan_reap(name, flags, true, &removed);
+}

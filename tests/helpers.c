@@ -53,6 +53,8 @@ t_name(void)
         t_fail(__FILE__, __LINE__, "too many test names");
     }
     snprintf(names[nnames], sizeof(names[0]), "t%d-%d", t_pid(), counter++);
+    /* A process of the same pid may have died before cleaning up. */
+    (void)shmchan_unlink(names[nnames], 0);
     return names[nnames++];
 }
 

@@ -16,7 +16,7 @@ fz_broken(const char *file, int line, const char *what)
 }
 
 #define MAX_SCRATCH 8
-static char scratch[MAX_SCRATCH][128];
+static char scratch[MAX_SCRATCH][512];
 static int nscratch;
 
 static void
@@ -34,8 +34,9 @@ fz_scratch(const char *tag)
     if (nscratch == 0) {
         atexit(remove_scratch);
     }
-    snprintf(scratch[nscratch], sizeof(scratch[0]), "/dev/shm/shmchan-fuzz-%s-%d", tag,
-             (int)getpid());
+    const char *dir = getenv("SHMCHAN_FUZZ_DIR"); /* the script's, removed after a crash */
+    snprintf(scratch[nscratch], sizeof(scratch[0]), "%s/shmchan-fuzz-%s-%d",
+             dir != NULL ? dir : "/dev/shm", tag, (int)getpid());
     (void)unlink(scratch[nscratch]);
     return scratch[nscratch++];
 }

@@ -11,6 +11,7 @@
 
 #include "shmchan/shmchan.h"
 
+#if defined(__GNUC__) && !defined(_WIN32)
 #define QSTUB __attribute__((weak))
 
 QSTUB void shmchan_queue_close(shmchan_queue *q) { (void)q; }
@@ -35,4 +36,5 @@ QSTUB int shmchan_queue_info(shmchan_queue *q, shmchan_info *i)
 { (void)q; (void)i; return SHMCHAN_ENOTSUP; }
 
 #undef QSTUB
+#endif
 #endif

@@ -176,9 +176,18 @@ initialise(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops
     return SHMCHAN_OK;
 }
 
+/*
+ * Validate the header and derive the geometry. It works on a private copy of
+ * the immutable part, so that a writer changing the shared header meanwhile
+ * cannot get one value past the checks and another into the geometry.
+ */
 static int
-check_header(const shmchan__hdr *h, uint64_t actual_size, shmchan__geom *g)
+check_header(const shmchan__hdr *shared, uint64_t actual_size, shmchan__geom *g,
+             uint64_t *size_out)
 {
+    shmchan__hdr copy;
+    memcpy(&copy, shared, offsetof(shmchan__hdr, state));
+    const shmchan__hdr *h = &copy;
     if (h->magic != SHMCHAN__MAGIC) {
         return SHMCHAN_EBADMAGIC;
     }
@@ -200,10 +209,11 @@ check_header(const shmchan__hdr *h, uint64_t actual_size, shmchan__geom *g)
         h->region_size != size || size < data_off) {
         return SHMCHAN_ECORRUPT;
     }
-    if (actual_size < h->region_size) {
+    if (actual_size < size) {
         return SHMCHAN_ETRUNCATED;
     }
     *g = got;
+    *size_out = size;
     return SHMCHAN_OK;
 }
 
@@ -339,20 +349,29 @@ validate_and_map(shmchan__region *r, const shmchan_opts *opts, const shmchan__ki
         return rc;
     }
     shmchan__geom g;
-    rc = check_header(r->hdr, size, &g);
+    uint64_t want = 0;
+    rc = check_header(r->hdr, size, &g, &want);
     if (rc != SHMCHAN_OK) {
         return rc;
     }
-    if (ops != NULL) {
-        if (g.kind != ops->kind) {
-            return SHMCHAN_EGEOMETRY;
-        }
-        rc = ops->match(opts, &g);
-        if (rc != SHMCHAN_OK) {
-            return rc;
-        }
+    if (ops != NULL && g.kind != ops->kind) {
+        return SHMCHAN_EGEOMETRY;
     }
-    uint64_t want = r->hdr->region_size;
+    /* Inspection (no ops) checks the kind's geometry too: info and peers
+     * must not walk tables a forged header makes larger than the region. */
+    const shmchan__kind_ops *kind_ops = ops != NULL                           ? ops
+                                        : g.kind == SHMCHAN_KIND_LATEST ? &shmchan__latest_ops
+                                        : g.kind == SHMCHAN_KIND_QUEUE  ? &shmchan__queue_ops
+                                                                        : NULL;
+    if (kind_ops == NULL) {
+        return SHMCHAN_ECORRUPT;
+    }
+    shmchan_opts any;
+    shmchan_opts_init(&any);
+    rc = kind_ops->match(opts != NULL ? opts : &any, &g);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
     rc = map_parts(r, want);
     if (rc != SHMCHAN_OK) {
         return rc;

@@ -1,0 +1,305 @@
+/*
+ * Hardening: what a hostile or buggy peer with write access can do to a
+ * channel, and regressions for the bugs the fuzzers and the chaos driver
+ * found. Queue tests here run once queues are implemented; until then they
+ * say so and return (the placeholder module answers SHMCHAN_ENOTSUP).
+ */
+#include "queue_stubs.h"
+#include "t.h"
+
+/* Offsets in the region header (src/core/layout.h pins them). */
+#define OFF_REGION_SIZE 40
+#define OFF_MAX_MSG 48
+#define OFF_CTL_SIZE 72
+#define OFF_DATA_SIZE 88
+#define OFF_CHECKSUM 108
+#define HDR_SIZE 256
+/* A latest-value channel with max_msg 64: control block, then 4 buffers of
+ * 128 bytes ({tag, len, pad} line + payload) at the first page. */
+#define OFF_SEQ 256
+#define OFF_BUF0 4096
+#define BUF_STRIDE 128
+
+static void
+rw_at(const char *path, long off, void *p, size_t n, bool write)
+{
+    FILE *f = fopen(path, "r+b");
+    T_TRUE(f != NULL);
+    T_TRUE(fseek(f, off, SEEK_SET) == 0);
+    T_EQ_U64(write ? fwrite(p, 1, n, f) : fread(p, 1, n, f), n);
+    fclose(f);
+}
+
+static void
+put_u64(const char *path, long off, uint64_t v)
+{
+    rw_at(path, off, &v, sizeof(v), true);
+}
+
+/* What a writer forging the header does: fields changed, checksum redone. */
+static void
+forge_header(const char *path, long off, uint64_t v)
+{
+    uint8_t h[HDR_SIZE];
+    rw_at(path, 0, h, sizeof(h), false);
+    memcpy(h + off, &v, sizeof(v));
+    uint32_t sum = 2166136261u;
+    for (int i = 0; i < OFF_CHECKSUM; i++) {
+        sum = (sum ^ h[i]) * 16777619u;
+    }
+    memcpy(h + OFF_CHECKSUM, &sum, sizeof(sum));
+    rw_at(path, 0, h, sizeof(h), true);
+}
+
+static const char *
+make_file_latest(uint64_t max_msg)
+{
+    const char *p = t_path();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE);
+    o.max_msg = max_msg;
+    shmchan_latest *ch = NULL;
+    T_OK(shmchan_latest_open(p, &o, &ch));
+    T_OK(shmchan_latest_publish(ch, "genuine", 7, NULL));
+    shmchan_latest_close(ch);
+    return p;
+}
+
+/*
+ * A header with a valid checksum whose sizes only add up modulo 2^64: the
+ * fuzzer's first find. max_msg = 2^62 + 64 makes 4 buffers of 2^62 + 128
+ * bytes "fit" in 512, and readers then addressed buffers 2^62 bytes apart.
+ */
+TEST(hardening_forged_sizes_rejected)
+{
+    static const struct {
+        long off;
+        uint64_t value;
+    } lies[] = {
+        {OFF_MAX_MSG, (UINT64_C(1) << 62) + 64}, /* the fuzzer's input */
+        {OFF_MAX_MSG, UINT64_MAX},
+        {OFF_MAX_MSG, (UINT64_C(1) << 40) + 1}, /* just over what a creator may ask */
+        {OFF_CTL_SIZE, UINT64_MAX - 255},        /* wraps the control block's end to 0 */
+        {OFF_DATA_SIZE, UINT64_MAX - 100},
+        {OFF_REGION_SIZE, 1u << 20},             /* more than the file */
+    };
+    for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+        const char *p = make_file_latest(64);
+        forge_header(p, lies[i].off, lies[i].value);
+        shmchan_opts o = t_opts(SHMCHAN_FILE);
+        shmchan_latest *ch = NULL;
+        int rc = shmchan_latest_open(p, &o, &ch);
+        T_TRUE(ch == NULL);
+        T_TRUE(rc == SHMCHAN_ECORRUPT || rc == SHMCHAN_ETRUNCATED);
+        shmchan_info info = {.struct_size = sizeof(info)};
+        T_TRUE(shmchan_info_get(p, SHMCHAN_FILE, &info) == rc);
+    }
+}
+
+HELPER(hardening_rdonly_wait)
+{
+    shmchan_opts o = t_opts(SHMCHAN_RDONLY | SHMCHAN_FILE);
+    shmchan_latest *ch = NULL;
+    if (shmchan_latest_open(arg, &o, &ch) != SHMCHAN_OK) {
+        return 1;
+    }
+    uint64_t seq = shmchan_latest_seq(ch), t0 = t_now_ns();
+    int rc = shmchan_latest_wait(ch, seq, 50, NULL);
+    uint64_t took = t_now_ns() - t0;
+    int rc2 = shmchan_latest_read_next(ch, seq, NULL, 0, 30, NULL, NULL);
+    shmchan_latest_close(ch);
+    return rc == SHMCHAN_ETIMEDOUT && rc2 == SHMCHAN_ETIMEDOUT && took >= 50000000u ? 0 : 2;
+}
+
+/* A read-only waiter polls instead of registering; its timeout used to be
+ * lost, so it spun for ever once nothing new came (found by the fuzzer). */
+TEST(hardening_rdonly_wait_times_out)
+{
+    const char *p = make_file_latest(64);
+    T_EQ_U64(t_wait_bounded(t_spawn("hardening_rdonly_wait", p), 10000), 0);
+}
+
+static void
+expect_no_message(shmchan_latest *ch)
+{
+    char buf[64];
+    size_t len = 0;
+    shmchan_msg m;
+    T_ERR(shmchan_latest_read(ch, buf, sizeof(buf), &len, NULL), SHMCHAN_EAGAIN);
+    T_ERR(shmchan_latest_view(ch, &m), SHMCHAN_EAGAIN);
+}
+
+/*
+ * A writer that lies in the shared control words: buffer tags that never
+ * match, lengths beyond max_msg, a sequence far ahead. Readers give up with
+ * EAGAIN after a bounded number of looks and never return more than max_msg
+ * bytes; an honest writer then repairs everything by publishing.
+ */
+TEST(hardening_hostile_control_words)
+{
+    const char *p = make_file_latest(64);
+    shmchan_opts o = t_opts(SHMCHAN_FILE);
+    shmchan_latest *ch = NULL;
+    T_OK(shmchan_latest_open(p, &o, &ch));
+    long b1 = OFF_BUF0 + BUF_STRIDE; /* sequence 1 lives in buffer 1 */
+
+    put_u64(p, b1, 12345); /* a tag that is not 2 * seq */
+    uint64_t t0 = t_now_ns();
+    expect_no_message(ch);
+    printf("gave up after %.1f ms\n", (double)(t_now_ns() - t0) / 1e6);
+
+    put_u64(p, b1, 2);          /* the right tag... */
+    put_u64(p, b1 + 8, 1u << 30); /* ...with a length far beyond max_msg */
+    expect_no_message(ch);
+
+    put_u64(p, OFF_SEQ, UINT64_MAX); /* a sequence nobody published */
+    expect_no_message(ch);
+    T_EQ_U64(shmchan_latest_seq(ch), UINT64_MAX);
+    T_OK(shmchan_latest_wait(ch, 5, 0, NULL)); /* says so; reads still fail safely */
+
+    put_u64(p, OFF_SEQ, 1);
+    char buf[64];
+    size_t len = 0;
+    uint64_t seq = 0;
+    T_OK(shmchan_latest_publish(ch, "repaired", 8, &seq));
+    T_EQ_U64(seq, 2);
+    T_OK(shmchan_latest_read(ch, buf, sizeof(buf), &len, &seq));
+    T_EQ_U64(len, 8);
+    T_MEMEQ(buf, "repaired", 8);
+    shmchan_latest_close(ch);
+}
+
+/* ------------------------------------------------------------- queues */
+
+/* Whether queues exist in this build; says so loudly when they do not. */
+static bool
+queues_missing(void)
+{
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    shmchan_queue *q = NULL;
+    int rc = shmchan_queue_open(n, &o, &q);
+    shmchan_queue_close(q);
+    if (rc == SHMCHAN_ENOTSUP) {
+        printf("NOT RUN: queues are not implemented in this build (SHMCHAN_ENOTSUP)\n");
+        return true;
+    }
+    T_OK(rc);
+    return false;
+}
+
+static shmchan_queue *
+queue_open(const char *name, uint32_t flags, uint32_t max_readers, int *rc_out)
+{
+    shmchan_opts o = t_opts(flags);
+    if (flags & SHMCHAN_CREATE) {
+        o.policy = SHMCHAN_POLICY_BLOCK;
+        o.max_msg = 64;
+        o.capacity = 4096;
+        o.max_readers = max_readers;
+        o.max_writers = 4;
+    }
+    shmchan_queue *q = NULL;
+    *rc_out = shmchan_queue_open(name, &o, &q);
+    return q;
+}
+
+static void
+queue_roundtrip(shmchan_queue *w, shmchan_queue *r, const char *msg)
+{
+    char buf[64];
+    size_t len = 0;
+    T_OK(shmchan_queue_send(w, msg, strlen(msg), 1000));
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 1000, &len, NULL));
+    T_EQ_U64(len, strlen(msg));
+    T_MEMEQ(buf, msg, len);
+}
+
+HELPER(hardening_queue_subscribe_and_die)
+{
+    int rc;
+    shmchan_queue *q = queue_open(arg, SHMCHAN_SUBSCRIBE, 0, &rc);
+    if (rc != SHMCHAN_OK || q == NULL) {
+        return 1;
+    }
+    t_die();
+    return 2;
+}
+
+/* Too many readers: SHMCHAN_ELIMIT for the next one, and the channel stays
+ * usable for those it has; a slot comes back when its reader closes or dies. */
+TEST(hardening_queue_too_many_readers)
+{
+    if (queues_missing()) {
+        return;
+    }
+    const char *n = t_name();
+    int rc;
+    shmchan_queue *w = queue_open(n, SHMCHAN_CREATE, 2, &rc);
+    T_OK(rc);
+    shmchan_queue *a = queue_open(n, SHMCHAN_SUBSCRIBE, 0, &rc);
+    T_OK(rc);
+    shmchan_queue *b = queue_open(n, SHMCHAN_WORKER, 0, &rc);
+    T_OK(rc);
+    shmchan_queue *c = queue_open(n, SHMCHAN_SUBSCRIBE, 0, &rc);
+    T_ERR(rc, SHMCHAN_ELIMIT);
+    T_TRUE(c == NULL);
+    queue_roundtrip(w, a, "still works");
+    char buf[64];
+    size_t len = 0;
+    T_OK(shmchan_queue_recv(b, buf, sizeof(buf), 1000, &len, NULL));
+    shmchan_queue_close(a);
+    c = queue_open(n, SHMCHAN_SUBSCRIBE, 0, &rc);
+    T_OK(rc); /* the closed reader's slot */
+    shmchan_queue_close(c);
+    T_EQ_U64(t_wait(t_spawn("hardening_queue_subscribe_and_die", n)), t_killed_status());
+    c = queue_open(n, SHMCHAN_SUBSCRIBE, 0, &rc);
+    T_OK(rc); /* the dead reader's slot is reclaimed */
+    queue_roundtrip(w, c, "after a death");
+    shmchan_queue_close(c);
+    shmchan_queue_close(b);
+    shmchan_queue_close(w);
+}
+
+/* A dead subscriber in block mode must not hold writers back for ever. */
+TEST(hardening_queue_dead_reader_does_not_block)
+{
+    if (queues_missing()) {
+        return;
+    }
+    const char *n = t_name();
+    int rc;
+    shmchan_queue *w = queue_open(n, SHMCHAN_CREATE, 4, &rc);
+    T_OK(rc);
+    T_EQ_U64(t_wait(t_spawn("hardening_queue_subscribe_and_die", n)), t_killed_status());
+    char msg[64];
+    memset(msg, 'q', sizeof(msg));
+    for (int i = 0; i < 1000; i++) { /* far more than the 4 KiB ring holds */
+        T_OK(shmchan_queue_send(w, msg, sizeof(msg), 5000));
+    }
+    shmchan_queue_close(w);
+}
+
+/* Truncated underneath: every operation says so; nobody gets SIGBUS. */
+TEST(hardening_queue_truncated_underneath)
+{
+    if (queues_missing()) {
+        return;
+    }
+    const char *p = t_path();
+    int rc;
+    shmchan_queue *w = queue_open(p, SHMCHAN_CREATE | SHMCHAN_FILE, 4, &rc);
+    T_OK(rc);
+    shmchan_queue *r = queue_open(p, SHMCHAN_FILE | SHMCHAN_SUBSCRIBE, 0, &rc);
+    T_OK(rc);
+    queue_roundtrip(w, r, "before");
+    T_OK(shmchan_queue_send(w, "pending", 7, 0));
+    T_TRUE(t_truncate(p, 0) == 0);
+    char buf[64];
+    size_t len = 0;
+    shmchan_msg m;
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 10, &len, NULL), SHMCHAN_ETRUNCATED);
+    T_ERR(shmchan_queue_peek(r, 10, &m), SHMCHAN_ETRUNCATED);
+    T_ERR(shmchan_queue_send(w, "x", 1, 10), SHMCHAN_ETRUNCATED);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}

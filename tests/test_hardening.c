@@ -156,10 +156,21 @@ TEST(hardening_hostile_control_words)
     T_EQ_U64(shmchan_latest_seq(ch), UINT64_MAX);
     T_OK(shmchan_latest_wait(ch, 5, 0, NULL)); /* says so; reads still fail safely */
 
-    put_u64(p, OFF_SEQ, 1);
-    char buf[64];
+    /* read_next's fast path copies the successor's buffer straight away: a
+     * length over max_msg must not pass there either, even into a buffer
+     * large enough for it (it would read past the buffer in the region). */
+    static char big[4096];
     size_t len = 0;
     uint64_t seq = 0;
+    put_u64(p, OFF_SEQ, 1);
+    put_u64(p, b1, 2);
+    put_u64(p, b1 + 8, 1000);
+    int rc = shmchan_latest_read_next(ch, 0, big, sizeof(big), 0, &len, &seq);
+    T_TRUE(rc == SHMCHAN_EAGAIN || (rc == SHMCHAN_OK && len <= 64));
+    rc = shmchan_latest_read(ch, big, sizeof(big), &len, &seq);
+    T_TRUE(rc == SHMCHAN_EAGAIN || (rc == SHMCHAN_OK && len <= 64));
+
+    char buf[64];
     T_OK(shmchan_latest_publish(ch, "repaired", 8, &seq));
     T_EQ_U64(seq, 2);
     T_OK(shmchan_latest_read(ch, buf, sizeof(buf), &len, &seq));

@@ -534,12 +534,12 @@ read_successor(shmchan_latest *ch, uint64_t after_seq, void *buf, size_t cap, si
     shmchan__latest_buf *b = buf_of(ch, s);
     uint64_t tag = shmchan__load(&b->tag, SHMCHAN__ACQUIRE);
     uint64_t len = shmchan__load(&b->len, SHMCHAN__RELAXED);
-    if (tag != 2 * s || len > cap) {
+    /* len comes from shared memory: bound it by the buffer's size too, not
+     * only by the caller's (a lying writer must not move us past the buffer). */
+    if (tag != 2 * s || len > cap || len > ch->r.geom.max_msg) {
         return SHMCHAN_EAGAIN;
     }
-    if (len != 0) {
-        memcpy(buf, payload_of(b), (size_t)len);
-    }
+    seqlock_copy(buf, payload_of(b), (size_t)len);
     shmchan__fence(SHMCHAN__ACQUIRE);
     bool intact = shmchan__load(&b->tag, SHMCHAN__RELAXED) == tag;
     bool newest = shmchan__load(&ch->ctl->seq, SHMCHAN__RELAXED) == s;

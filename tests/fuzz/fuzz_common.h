@@ -6,6 +6,7 @@
 #ifndef SHMCHAN_FUZZ_COMMON_H
 #define SHMCHAN_FUZZ_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,14 @@ void fz_write_file(const char *path, const uint8_t *d, size_t n);
 
 /* Touch every byte of p[0..n) so ASan or the MMU sees any out-of-bounds access. */
 void fz_touch(const void *p, uint64_t n);
+
+/*
+ * Apply the input to the n bytes at dst: copied over them, or with patch as
+ * records of {u16 offset, u64 value} that each set one aligned 64-bit word
+ * (a lie about one field, the rest left consistent).
+ */
+void fz_scribble(uint8_t *dst, size_t room, const uint8_t *d, size_t n, bool patch);
+
 
 /* Every read path of a latest-value handle, with the promises they make. */
 void fz_latest_reads(shmchan_latest *ch, int sleep_ms);

@@ -12,8 +12,9 @@
  * forges) the writers' lock blocks other writers by design (docs/security.md);
  * readers must never be blocked, so every reader path runs on the forged bytes.
  *
- * Input: byte 0 chooses the target range and whether waits sleep; the rest
- * is copied over the range.
+ * Input: byte 0 chooses the target range (bits 0-1), whether waits sleep
+ * (bit 2) and how the rest applies (bit 3: patch records, see fz_scribble;
+ * else copied over the range).
  */
 #include <fcntl.h>
 #include <string.h>
@@ -84,10 +85,11 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
         room = 128; /* the control block's counters only: seq, wake, waiters */
     }
     int sleep_ms = (d[0] & 4) ? 1 : 0;
+    bool patch = (d[0] & 8) != 0;
     d++;
     n--;
     memcpy(raw, pristine, region_size);
-    memcpy(raw + start, d, n < room ? n : room);
+    fz_scribble(raw + start, room, d, n, patch);
     memcpy(raw + MUTEX_OFF, pristine + MUTEX_OFF, MUTEX_SIZE);
 
     fz_latest_reads(reader, sleep_ms);

@@ -15,8 +15,9 @@
  * may make a writer give up (timeout 0 here) but must never block a reader.
  *
  * Input: byte 0 chooses the target range (0 control block, 1 data: tables and
- * ring, 2 everything from the header on, 3 the end of the data: the ring); the
- * rest is copied over the range. Runs only once queues are implemented.
+ * ring, 2 everything from the header on, 3 the end of the data: the ring) and
+ * with bit 3 how the rest applies (patch records, see fz_scribble; else copied
+ * over the range). Runs only once queues are implemented.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -118,6 +119,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
         return 0;
     }
     size_t start, room;
+    bool patch = (d[0] & 8) != 0;
     switch (d[0] & 3) {
     case 0:
         start = ctl_off;
@@ -141,7 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     memcpy(raw, pristine, region_size);
     shmchan_queue *sub = join(SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
     shmchan_queue *worker = join(SHMCHAN_WORKER);
-    memcpy(raw + start, d, n < room ? n : room);
+    fz_scribble(raw + start, room, d, n, patch);
 
     if (sub != NULL) {
         fz_queue_reads(sub);

@@ -113,6 +113,12 @@ latest_seeds(void)
         size_t n = 0;
         uint8_t *img = slurp(scratch, &n);
         seed("fuzz_open", kinds[k].name, -1, img, n);
+        if (kinds[k].max_msg == 64 && kinds[k].publishes == 6) {
+            /* Patch mode: one record that rewrites the sequence word. */
+            uint8_t rec[10] = {0};
+            memcpy(rec + 2, img + CTL_OFF, 8);
+            seed("fuzz_latest_hostile", "patch-seq", 8 | 3, rec, sizeof(rec));
+        }
         if (kinds[k].max_msg == 64) {
             size_t data_off = 4096;
             char name[64];
@@ -188,6 +194,10 @@ queue_seeds(void)
         seed("fuzz_queue_hostile", name, 0, img + ctl_off, (size_t)(data_off - ctl_off));
         snprintf(name, sizeof(name), "queue-%s-data", k == 0 ? "block" : "overwrite");
         seed("fuzz_queue_hostile", name, 1, img + data_off, n - (size_t)data_off);
+        uint8_t rec[10] = {0};
+        memcpy(rec + 2, img + ctl_off, 8);
+        snprintf(name, sizeof(name), "queue-%s-patch", k == 0 ? "block" : "overwrite");
+        seed("fuzz_queue_hostile", name, 8, rec, sizeof(rec));
         free(img);
         shmchan_queue_close(sub);
         shmchan_queue_close(q);

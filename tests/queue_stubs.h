@@ -2,17 +2,18 @@
  * Weak stand-ins for the queue functions that the placeholder queue module
  * (src/core/queue.c before the queue lands) does not define, so that code
  * written against the declared API links now. The placeholder's
- * shmchan_queue_open() returns SHMCHAN_ENOTSUP, so none of these is reached;
- * the real module's definitions replace them. Include in exactly one file of
- * a program. Remove once the queue is on main.
+ * shmchan_queue_open() returns SHMCHAN_ENOTSUP, so none of these is reached.
+ * CMake defines SHMCHAN_QUEUE_STUBS (tests/queue_stubs.cmake) only while the
+ * library lacks the queue functions. Include in exactly one file of a
+ * program. Remove once the queue is on main.
  */
 #ifndef SHMCHAN_QUEUE_STUBS_H
 #define SHMCHAN_QUEUE_STUBS_H
 
 #include "shmchan/shmchan.h"
 
-#if defined(__GNUC__) && !defined(_WIN32)
-#define QSTUB __attribute__((weak))
+#ifdef SHMCHAN_QUEUE_STUBS
+#define QSTUB
 
 QSTUB void shmchan_queue_close(shmchan_queue *q) { (void)q; }
 QSTUB int shmchan_queue_send(shmchan_queue *q, const void *d, size_t n, int64_t t)

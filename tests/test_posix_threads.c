@@ -337,3 +337,189 @@ TEST(threads_latest_open_close_churn)
     T_EQ_U64(shmchan_latest_seq(ch), opens);
     shmchan_latest_close(ch);
 }
+
+/* ------------------------------------------------------------- queues */
+
+#define TQ_WRITERS 3
+#define TQ_READERS 3
+#define TQ_PER_WRITER 20000
+
+typedef struct {
+    const char *name;
+    uint32_t id;
+    uint32_t role;                /* 0 writer, else SHMCHAN_SUBSCRIBE... or SHMCHAN_WORKER */
+    _Atomic uint64_t *sent_total; /* writers add what they sent */
+    _Atomic int *writers_left;
+    _Atomic uint64_t *taken;      /* workers: one bit per (writer, counter) */
+    shmchan_queue *q;             /* readers open theirs before the writers start */
+    uint64_t got, bad, disorder, dup, errors;
+} tq_arg;
+
+static void *
+tq_writer(void *p)
+{
+    tq_arg *a = p;
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(a->name, NULL, &q) != SHMCHAN_OK) {
+        a->errors++;
+    }
+    uint8_t buf[TH_MAX_MSG];
+    for (uint64_t c = 0; q != NULL && c < TQ_PER_WRITER; c++) {
+        int rc;
+        if (c & 1) {
+            rc = shmchan_queue_send(q, buf, th_make(buf, a->id, c), 10000);
+        } else {
+            void *dst = NULL;
+            size_t len = th_make(buf, a->id, c);
+            rc = shmchan_queue_reserve(q, len, 10000, &dst);
+            if (rc == SHMCHAN_OK) {
+                memcpy(dst, buf, len);
+                rc = shmchan_queue_commit(q, len);
+            }
+        }
+        if (rc != SHMCHAN_OK) {
+            a->errors++;
+            break;
+        }
+        atomic_fetch_add(a->sent_total, 1);
+    }
+    shmchan_queue_close(q);
+    atomic_fetch_sub(a->writers_left, 1);
+    return NULL;
+}
+
+/* Subscribers: every message of every writer, in order. Workers: each
+ * message once, across all workers. */
+static void
+tq_accept(tq_arg *a, const uint8_t *buf, size_t len, uint64_t *next)
+{
+    uint32_t id = 0;
+    uint64_t counter = 0;
+    if (!th_intact(buf, len, &id, &counter) || id >= TQ_WRITERS || counter >= TQ_PER_WRITER) {
+        a->bad++;
+        return;
+    }
+    if (a->role == SHMCHAN_WORKER) {
+        uint64_t k = id * (uint64_t)TQ_PER_WRITER + counter;
+        uint64_t bit = UINT64_C(1) << (k % 64);
+        a->dup += (atomic_fetch_or(&a->taken[k / 64], bit) & bit) != 0;
+    } else {
+        a->disorder += counter != next[id];
+        next[id] = counter + 1;
+    }
+    a->got++;
+}
+
+static void *
+tq_reader(void *p)
+{
+    tq_arg *a = p;
+    uint64_t next[TQ_WRITERS] = {0};
+    static _Thread_local uint8_t packed[8 * (TH_MAX_MSG + 8)];
+    for (;;) {
+        bool done = atomic_load(a->writers_left) == 0;
+        uint8_t buf[TH_MAX_MSG];
+        size_t len = 0, count = 0;
+        shmchan_msg m, msgs[8];
+        int rc;
+        switch ((a->got + a->id) % 3) {
+        case 0:
+            rc = shmchan_queue_recv(a->q, buf, sizeof(buf), 20, &len, &m);
+            if (rc == SHMCHAN_OK) {
+                tq_accept(a, buf, len, next);
+            }
+            break;
+        case 1:
+            rc = shmchan_queue_peek(a->q, 20, &m);
+            if (rc == SHMCHAN_OK) {
+                tq_accept(a, m.data, (size_t)m.len, next);
+                rc = shmchan_queue_release(a->q);
+            }
+            break;
+        default:
+            rc = shmchan_queue_recv_batch(a->q, packed, sizeof(packed), 8, 20, msgs, &count);
+            for (size_t i = 0; rc == SHMCHAN_OK && i < count; i++) {
+                tq_accept(a, msgs[i].data, (size_t)msgs[i].len, next);
+            }
+            break;
+        }
+        if (rc == SHMCHAN_EAGAIN || rc == SHMCHAN_ETIMEDOUT) {
+            if (done) {
+                break; /* writers finished and nothing came for 20 ms */
+            }
+        } else if (rc != SHMCHAN_OK) {
+            a->errors++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static bool
+tq_missing(const char *name)
+{
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    o.policy = SHMCHAN_POLICY_BLOCK;
+    o.max_msg = TH_MAX_MSG;
+    o.capacity = 16384;
+    shmchan_queue *q = NULL;
+    int rc = shmchan_queue_open(name, &o, &q);
+    shmchan_queue_close(q);
+    if (rc == SHMCHAN_ENOTSUP) {
+        printf("NOT RUN: queues are not implemented in this build (SHMCHAN_ENOTSUP)\n");
+        return true;
+    }
+    T_OK(rc);
+    return false;
+}
+
+static void
+tq_run(uint32_t role)
+{
+    const char *n = t_name();
+    if (tq_missing(n)) {
+        return;
+    }
+    static _Atomic uint64_t taken[(TQ_WRITERS * TQ_PER_WRITER + 63) / 64];
+    memset((void *)taken, 0, sizeof(taken));
+    _Atomic uint64_t sent = 0;
+    _Atomic int writers_left = TQ_WRITERS;
+    tq_arg args[TQ_WRITERS + TQ_READERS];
+    pthread_t tids[TQ_WRITERS + TQ_READERS];
+    for (int i = 0; i < TQ_WRITERS + TQ_READERS; i++) {
+        bool reader = i >= TQ_WRITERS;
+        args[i] = (tq_arg){n, (uint32_t)(reader ? i - TQ_WRITERS : i), reader ? role : 0, &sent,
+                           &writers_left, taken, NULL, 0, 0, 0, 0, 0};
+        if (reader) { /* in before the first message */
+            shmchan_opts o = t_opts(role);
+            T_OK(shmchan_queue_open(n, &o, &args[i].q));
+        }
+    }
+    for (int i = 0; i < TQ_WRITERS + TQ_READERS; i++) {
+        T_TRUE(pthread_create(&tids[i], NULL, i < TQ_WRITERS ? tq_writer : tq_reader,
+                              &args[i]) == 0);
+    }
+    uint64_t got = 0;
+    for (int i = 0; i < TQ_WRITERS + TQ_READERS; i++) {
+        T_TRUE(pthread_join(tids[i], NULL) == 0);
+        shmchan_queue_close(args[i].q);
+        T_EQ_U64(args[i].errors, 0);
+        T_EQ_U64(args[i].bad, 0);
+        T_EQ_U64(args[i].disorder, 0);
+        T_EQ_U64(args[i].dup, 0);
+        got += args[i].got;
+    }
+    T_EQ_U64(atomic_load(&sent), TQ_WRITERS * TQ_PER_WRITER);
+    /* Block mode: every subscriber got everything; workers shared it out. */
+    T_EQ_U64(got, (role == SHMCHAN_WORKER ? 1 : TQ_READERS) * TQ_WRITERS * TQ_PER_WRITER);
+}
+
+TEST(threads_queue_subscribers)
+{
+    tq_run(SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+}
+
+TEST(threads_queue_workers)
+{
+    tq_run(SHMCHAN_WORKER);
+}

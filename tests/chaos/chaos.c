@@ -261,7 +261,10 @@ start_roles(round_state *r)
         spawn(r, ROLE_QUEUE_SUBSCRIBER, true, 0);
         break;
     case KIND_QUEUE_WORKERS:
+        /* One worker is never killed: with no live worker at all, writers
+         * need not keep messages for workers, and those are not "lost". */
         spawn(r, ROLE_QUEUE_STABLE, false, 0);
+        spawn(r, ROLE_QUEUE_WORKER, false, 0);
         for (int i = 0; i < 3; i++) {
             spawn(r, ROLE_QUEUE_WORKER, true, 0);
         }
@@ -302,10 +305,7 @@ rampage(round_state *r, uint64_t ms)
         reap_exited(r);
         kill_one(r);
     }
-    /* Leave each role that others depend on at least one process. */
-    if (r->kind == KIND_QUEUE_WORKERS && count_role(r, ROLE_QUEUE_WORKER) == 0) {
-        spawn(r, ROLE_QUEUE_WORKER, true, 0);
-    }
+    /* Leave the writers at least one process. */
     if (count_role(r, ROLE_LATEST_WRITER) + count_role(r, ROLE_QUEUE_WRITER) == 0) {
         spawn(r, r->kind <= KIND_LATEST_CREATE_RACE ? ROLE_LATEST_WRITER : ROLE_QUEUE_WRITER,
               true, 0);

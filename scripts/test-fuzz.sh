@@ -86,7 +86,7 @@ for t in "${targets[@]}"; do
     else
         echo "fuzz: $t: FAILED (exit $rc) after ${execs:-?} executions"
         grep -E 'ERROR|SUMMARY|promise broken|#[0-9]+ 0x.* in ' "$log" | head -n 30
-        art=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -n1 | sed 's/Test unit written to //')
+        art=$(sed -nE 's/.*Test unit written to ([^ ]+).*/\1/p' "$log" | tail -n1)
         [[ -n $art ]] && echo "  reproduce: $build/$t $art"
         echo "  full log: $log"
         fail=$((fail + 1))

@@ -28,7 +28,8 @@ if ! cmake -S . -B "$build" -DSHMCHAN_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInf
     echo "tsan: 0 passed, 1 failed"
     exit 1
 fi
-export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
+TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1"
+export TSAN_OPTIONS="$TSAN_OPTIONS suppressions=$PWD/tests/tsan.supp"
 export SHMCHAN_STRESS_SECONDS=${SHMCHAN_STRESS_SECONDS:-3}
 log=$(mktemp)
 "$build/tests/shmchan_tests" "$@" 2>&1 | tee "$log"

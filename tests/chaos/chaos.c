@@ -26,8 +26,6 @@
 
 chaos_board *chaos_b;
 
-int chaos_queue_create(const chaos_chan *c);
-
 typedef enum {
     KIND_LATEST,
     KIND_LATEST_CREATE_RACE,

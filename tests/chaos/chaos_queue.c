@@ -64,9 +64,6 @@ open_queue(chaos_slot *s, const chaos_chan *c, uint32_t flags, shmchan_queue **o
     return SHMCHAN_OK;
 }
 
-/* Create the round's queue (the driver does, then closes it). */
-int chaos_queue_create(const chaos_chan *c);
-
 int
 chaos_queue_create(const chaos_chan *c)
 {

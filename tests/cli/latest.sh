@@ -69,15 +69,18 @@ expect 0 "create default mode" "$S" create "$f"
 expect_out 0600 "default mode" json_field "$f" mode
 expect_out 4096 "default max_msg" json_field "$f" max_msg
 
-# A queue is not a latest-value channel (once queues exist).
+# A queue is not a latest-value channel, and the error says so.
 new_chan q
-if "$S" create "$q" --queue 2>/dev/null; then
-    expect 1 "put on a queue" "$S" put "$q" x
-    err_is "shmchan: put $q: is a queue, not a latest-value channel: use send, recv or follow (SHMCHAN_EGEOMETRY)" \
-        "put on a queue"
-    expect 1 "send on a latest-value channel" "$S" send "$c" x
-    err_is "shmchan: send $c: is a latest-value channel, not a queue: use put, get or watch (SHMCHAN_EGEOMETRY)" \
-        "send on a latest-value channel"
-fi
+expect 0 "create a queue" "$S" create "$q" --queue
+expect 1 "put on a queue" "$S" put "$q" x
+err_is "shmchan: put $q: is a queue, not a latest-value channel: use send, recv or follow (SHMCHAN_EGEOMETRY)" \
+    "put on a queue"
+expect 1 "get on a queue" "$S" get "$q"
+err_has "is a queue, not a latest-value channel" "get on a queue"
+expect 1 "send on a latest-value channel" "$S" send "$c" x
+err_is "shmchan: send $c: is a latest-value channel, not a queue: use put, get or watch (SHMCHAN_EGEOMETRY)" \
+    "send on a latest-value channel"
+expect 1 "create --latest over a queue" "$S" create "$q" --latest
+err_has "is a queue, not a latest-value channel" "create --latest over a queue"
 
 finish

@@ -15,15 +15,6 @@
 
 #include "shmchan/shmchan.h"
 
-/* Temporary, until the queue module lands (see CMakeLists.txt). */
-#ifndef SHMCHAN_CLI_HAVE_QUEUE
-#define shmchan_queue_close(q) ((void)(q))
-#define shmchan_queue_send(q, d, l, t) ((void)(q), (void)(d), (void)(l), (void)(t), SHMCHAN_ENOTSUP)
-#define shmchan_queue_recv(q, b, c, t, l, i) \
-    ((void)(q), (void)(b), (void)(c), (void)(t), (void)(l), (void)(i), SHMCHAN_ENOTSUP)
-#define shmchan_queue_max_msg(q) ((void)(q), (size_t)0)
-#endif
-
 #if defined(__MINGW32__)
 #define CLI_PRINTF(f, a) __attribute__((format(gnu_printf, f, a))) /* __USE_MINGW_ANSI_STDIO */
 #elif defined(__GNUC__)

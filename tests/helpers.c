@@ -3,6 +3,8 @@
 
 #include "t.h"
 
+static void cleanup_now(void);
+
 void
 t_fail(const char *file, int line, const char *fmt, ...)
 {
@@ -13,6 +15,7 @@ t_fail(const char *file, int line, const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     fflush(NULL);
+    cleanup_now();
     _Exit(1);
 }
 
@@ -22,7 +25,7 @@ static char paths[MAX_CLEANUP][512];
 static int nnames, npaths, owner;
 
 static void
-cleanup(void)
+cleanup_now(void)
 {
     if (t_pid() != owner) {
         return;
@@ -40,7 +43,7 @@ register_cleanup(void)
 {
     if (owner == 0) {
         owner = t_pid();
-        atexit(cleanup);
+        atexit(cleanup_now);
     }
 }
 
@@ -105,4 +108,27 @@ t_wait_bounded(t_proc p, int ms)
         t_fail(__FILE__, __LINE__, "helper still running after %d ms", ms);
     }
     return st;
+}
+
+void
+t_cleanup_of(int pid)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "t%d-", pid);
+    shmchan_list *it = NULL;
+    if (shmchan_list_open(&it) != SHMCHAN_OK) {
+        return; /* no listing here (Windows): named channels die with their users */
+    }
+    const char *name = NULL;
+    char doomed[64][SHMCHAN_NAME_MAX + 1];
+    int n = 0;
+    while (n < 64 && shmchan_list_next(it, &name) == SHMCHAN_OK) {
+        if (strncmp(name, prefix, strlen(prefix)) == 0) {
+            snprintf(doomed[n++], sizeof(doomed[0]), "%s", name);
+        }
+    }
+    shmchan_list_close(it);
+    for (int i = 0; i < n; i++) {
+        (void)shmchan_unlink(doomed[i], 0);
+    }
 }

@@ -77,6 +77,7 @@ run_isolated(const test_entry *t)
     t_proc p = t_exec(argv);
     int st = t_wait_timeout(p, TIMEOUT_MS);
     t_kill_group(p); /* helpers it left behind */
+    t_cleanup_of(t_proc_id(p)); /* and channels, if it died before cleaning up */
     if (st < 0) {
         (void)t_wait(p);
         printf("FAIL %s (timeout)\n", t->name);

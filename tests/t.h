@@ -110,6 +110,9 @@ const char *t_self(void);
 void t_isolate(void);          /* in a test process: own process group */
 void t_kill_group(t_proc p);   /* kill a test process and its helpers */
 int t_pid(void);
+int t_proc_id(t_proc p); /* the process id of a started process */
+/* Remove the channels and files a test process (by id) left behind. */
+void t_cleanup_of(int pid);
 uint64_t t_now_ns(void);
 void t_sleep_ms(int ms);
 int t_truncate(const char *path, uint64_t size); /* 0 on success */

@@ -159,3 +159,9 @@ t_die(void)
 {
     raise(SIGKILL);
 }
+
+int
+t_proc_id(t_proc p)
+{
+    return (int)p;
+}

@@ -272,3 +272,9 @@ t_die(void)
         Sleep(INFINITE); /* TerminateProcess on oneself does not return */
     }
 }
+
+int
+t_proc_id(t_proc p)
+{
+    return (int)GetProcessId(((win_proc *)p)->process);
+}

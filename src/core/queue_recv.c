@@ -90,9 +90,11 @@ sub_locate(shmchan_queue *q, found_t *f, uint64_t *claimed, bool may_resync)
                     f->h = h;
                     return SHMCHAN_OK;
                 }
-                q->pos = p + shmchan__qspan(len);
-                q->seq = s + (kind == SHMCHAN__QTAG_DROPPED);
-                continue;
+                if (!v->overwrite || !overtaken(v, p)) { /* a lapped one may lie */
+                    q->pos = p + shmchan__qspan(len);
+                    q->seq = s + (kind == SHMCHAN__QTAG_DROPPED);
+                    continue;
+                }
             }
         } else if ((tag >> 2) < s && (!v->overwrite || !overtaken(v, p))) {
             return SHMCHAN_EAGAIN; /* an older lap's bytes: nothing yet */

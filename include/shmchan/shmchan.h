@@ -344,7 +344,8 @@ typedef struct shmchan_queue shmchan_queue;
  * also takes a reader slot and can receive; in block mode its position then
  * holds writers back until it consumes or closes (or its process dies).
  * @return the errors of shmchan_latest_open(), and SHMCHAN_ELIMIT when the
- *         reader table is full.
+ *         reader table (for a plain handle: the writer table) is full.
+ * Thread-safety: a handle is used by one thread at a time; open one per thread.
  */
 SHMCHAN_API int shmchan_queue_open(const char *name, const shmchan_opts *opts,
                                    shmchan_queue **out);
@@ -354,7 +355,9 @@ SHMCHAN_API void shmchan_queue_close(shmchan_queue *q);
  * Copy len bytes in as one message. In block mode waits up to timeout_ms for
  * space; in overwrite mode never waits.
  * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_EAGAIN (no space, timeout 0),
- *         SHMCHAN_ETIMEDOUT, SHMCHAN_ERDONLY, SHMCHAN_EINTR.
+ *         SHMCHAN_ETIMEDOUT, SHMCHAN_ERDONLY, SHMCHAN_EINTR, SHMCHAN_ESTATE (a
+ *         reservation is open), SHMCHAN_ELIMIT (a reader handle's first send
+ *         finds no free writer slot), SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT.
  */
 SHMCHAN_API int shmchan_queue_send(shmchan_queue *q, const void *data, size_t len,
                                    int64_t timeout_ms);
@@ -376,7 +379,8 @@ SHMCHAN_API int shmchan_queue_abort(shmchan_queue *q);
  * @return SHMCHAN_OK, SHMCHAN_EAGAIN (nothing, timeout 0), SHMCHAN_ETIMEDOUT,
  *         SHMCHAN_EMSGSIZE (cap too small: the message is left in place and
  *         *len_out says its size), SHMCHAN_EKIND (handle has no reader role),
- *         SHMCHAN_EINTR.
+ *         SHMCHAN_EINTR, SHMCHAN_ESTATE (a view is held), SHMCHAN_ETRUNCATED,
+ *         SHMCHAN_ECORRUPT (the ring holds what no writer would write).
  */
 SHMCHAN_API int shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
                                    size_t *len_out, shmchan_msg *info);
@@ -384,7 +388,8 @@ SHMCHAN_API int shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int6
 /**
  * Receive up to max messages packed into buf (each at an 8-byte aligned
  * offset); msgs[i].data points into buf. Waits only for the first one.
- * @return as shmchan_queue_recv(); *count_out receives how many were copied.
+ * @return as shmchan_queue_recv() (SHMCHAN_EMSGSIZE: msgs[0].len says the
+ *         size); *count_out receives how many were copied.
  */
 SHMCHAN_API int shmchan_queue_recv_batch(shmchan_queue *q, void *buf, size_t cap, size_t max,
                                          int64_t timeout_ms, shmchan_msg *msgs,

@@ -52,6 +52,7 @@ struct shmchan_queue {
     uint64_t received;
     uint64_t lost;       /* total lost, as published in the slot */
     uint64_t lost_pending; /* lost before the next message delivered */
+    uint64_t wake_mark;  /* position at which we last looked for waiting writers */
     /* Writer role: the slot, taken at open or at the first send. */
     bool has_wslot;
     uint32_t wslot;

@@ -90,9 +90,11 @@ sub_locate(shmchan_queue *q, found_t *f, uint64_t *claimed, bool may_resync)
                     f->h = h;
                     return SHMCHAN_OK;
                 }
-                q->pos = p + shmchan__qspan(len);
-                q->seq = s + (kind == SHMCHAN__QTAG_DROPPED);
-                continue;
+                if (!v->overwrite || !overtaken(v, p)) { /* a lapped one may lie */
+                    q->pos = p + shmchan__qspan(len);
+                    q->seq = s + (kind == SHMCHAN__QTAG_DROPPED);
+                    continue;
+                }
             }
         } else if ((tag >> 2) < s && (!v->overwrite || !overtaken(v, p))) {
             return SHMCHAN_EAGAIN; /* an older lap's bytes: nothing yet */
@@ -184,6 +186,23 @@ work_locate(shmchan_queue *q, found_t *f, uint64_t *claimed)
     return SHMCHAN_EAGAIN;
 }
 
+/*
+ * Writers waiting for space are woken when this reader has moved on by a
+ * sixteenth of the ring since it last looked, not after every message: they
+ * then find room for many messages at once. A look costs a plain load here;
+ * running dry, sleeping and closing look with a fence (see queue_int.h), and
+ * a waiting writer also looks again at the end of each sleep slice.
+ */
+static void
+wake_writers_now_and_then(shmchan_queue *q, uint64_t pos)
+{
+    if (q->v.overwrite || (pos >= q->wake_mark && pos - q->wake_mark < q->v.cap / 16)) {
+        return;
+    }
+    q->wake_mark = pos;
+    shmchan__qwake_writers(&q->v, false);
+}
+
 /* Take [w, end) for this worker: announce w first (see layout.h). A stale
  * announcement would hold writers back, so a lost race withdraws it. */
 static bool
@@ -199,12 +218,10 @@ work_take(shmchan_queue *q, uint64_t w, uint64_t end)
 }
 
 static void
-work_done(shmchan_queue *q)
+work_done(shmchan_queue *q, uint64_t end)
 {
     shmchan__store(&q->v.readers[q->rslot].pos, SHMCHAN__QPOS_NONE, SHMCHAN__RELEASE);
-    if (!q->v.overwrite) {
-        shmchan__qwake_writers(&q->v, false);
-    }
+    wake_writers_now_and_then(q, end);
 }
 
 /* Worker, overwrite mode: messages lost by workers since the last report. */
@@ -339,18 +356,16 @@ sub_publish(shmchan_queue *q)
     shmchan__store(&rd->seq, q->seq, SHMCHAN__RELAXED);
     shmchan__store(&rd->received, q->received, SHMCHAN__RELAXED);
     shmchan__store(&rd->pos, q->pos, SHMCHAN__RELEASE);
-    if (!q->v.overwrite) {
-        shmchan__qwake_writers(&q->v, false);
-    }
+    wake_writers_now_and_then(q, q->pos);
 }
 
 static void
-work_publish(shmchan_queue *q, uint64_t next_seq)
+work_publish(shmchan_queue *q, uint64_t next_seq, uint64_t end)
 {
     shmchan__qreader *rd = &q->v.readers[q->rslot];
     shmchan__store(&rd->seq, next_seq, SHMCHAN__RELAXED);
     shmchan__store(&rd->received, q->received, SHMCHAN__RELAXED);
-    work_done(q);
+    work_done(q, end);
 }
 
 static int
@@ -359,10 +374,7 @@ reader_check(shmchan_queue *q)
     if (q->role == 0) {
         return SHMCHAN_EKIND;
     }
-    if (q->viewing) {
-        return SHMCHAN_ESTATE;
-    }
-    return SHMCHAN__UNLIKELY(shmchan__region_broken(&q->r)) ? SHMCHAN_ETRUNCATED : SHMCHAN_OK;
+    return q->viewing ? SHMCHAN_ESTATE : SHMCHAN_OK; /* truncation shows when we look */
 }
 
 static void
@@ -429,7 +441,7 @@ shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
         if (v->overwrite && overtaken(v, f.pos)) {
             if (worker) {
                 add_lost(q, 1);
-                work_done(q);
+                work_done(q, f.pos);
             } else {
                 rc = resync(q);
                 if (rc == SHMCHAN_ECORRUPT) {
@@ -441,7 +453,7 @@ shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
         q->received++;
         if (worker) {
             work_collect_lost(q);
-            work_publish(q, f.seq + 1);
+            work_publish(q, f.seq + 1, f.pos + shmchan__qspan(f.len));
         } else {
             q->pos = f.pos + shmchan__qspan(f.len);
             q->seq = f.seq + 1;
@@ -561,12 +573,12 @@ work_batch(shmchan_queue *q, batch_t *b, found_t f)
         add_lost(q, n);
         b->n = 0;
         b->off = 0;
-        work_done(q);
+        work_done(q, end);
         return SHMCHAN_EAGAIN;
     }
     q->received += n;
     work_collect_lost(q);
-    work_publish(q, taken[n - 1].seq + 1);
+    work_publish(q, taken[n - 1].seq + 1, end);
     return SHMCHAN_OK;
 }
 
@@ -675,7 +687,7 @@ shmchan__qrelease_view(shmchan_queue *q)
     q->viewing = false;
     q->received++;
     if (q->role == SHMCHAN_PEER_WORKER) {
-        work_publish(q, q->view_seq + 1);
+        work_publish(q, q->view_seq + 1, q->view_pos + shmchan__qspan(q->view_len));
     } else {
         q->pos = q->view_pos + shmchan__qspan(q->view_len);
         q->seq = q->view_seq + 1;

@@ -314,9 +314,6 @@ shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms, void **b
     if (len > q->v.max_msg) {
         return SHMCHAN_EMSGSIZE;
     }
-    if (SHMCHAN__UNLIKELY(shmchan__region_broken(&q->r))) {
-        return SHMCHAN_ETRUNCATED;
-    }
     if (SHMCHAN__UNLIKELY(!q->has_wslot)) {
         int rc = shmchan__qtake_writer(q);
         if (rc != SHMCHAN_OK) {

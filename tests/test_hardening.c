@@ -1,10 +1,8 @@
 /*
  * Hardening: what a hostile or buggy peer with write access can do to a
  * channel, and regressions for the bugs the fuzzers and the chaos driver
- * found. Queue tests here run once queues are implemented; until then they
- * say so and return (the placeholder module answers SHMCHAN_ENOTSUP).
+ * found, and queue faults: too many readers, dead readers, truncation.
  */
-#include "queue_stubs.h"
 #include "t.h"
 
 /* Offsets in the region header (src/core/layout.h pins them). */
@@ -181,23 +179,6 @@ TEST(hardening_hostile_control_words)
 
 /* ------------------------------------------------------------- queues */
 
-/* Whether queues exist in this build; says so loudly when they do not. */
-static bool
-queues_missing(void)
-{
-    const char *n = t_name();
-    shmchan_opts o = t_opts(SHMCHAN_CREATE);
-    shmchan_queue *q = NULL;
-    int rc = shmchan_queue_open(n, &o, &q);
-    shmchan_queue_close(q);
-    if (rc == SHMCHAN_ENOTSUP) {
-        printf("NOT RUN: queues are not implemented in this build (SHMCHAN_ENOTSUP)\n");
-        return true;
-    }
-    T_OK(rc);
-    return false;
-}
-
 static shmchan_queue *
 queue_open(const char *name, uint32_t flags, uint32_t max_readers, int *rc_out)
 {
@@ -240,9 +221,6 @@ HELPER(hardening_queue_subscribe_and_die)
  * usable for those it has; a slot comes back when its reader closes or dies. */
 TEST(hardening_queue_too_many_readers)
 {
-    if (queues_missing()) {
-        return;
-    }
     const char *n = t_name();
     int rc;
     shmchan_queue *w = queue_open(n, SHMCHAN_CREATE, 2, &rc);
@@ -274,9 +252,6 @@ TEST(hardening_queue_too_many_readers)
 /* A dead subscriber in block mode must not hold writers back for ever. */
 TEST(hardening_queue_dead_reader_does_not_block)
 {
-    if (queues_missing()) {
-        return;
-    }
     const char *n = t_name();
     int rc;
     shmchan_queue *w = queue_open(n, SHMCHAN_CREATE, 4, &rc);
@@ -293,9 +268,6 @@ TEST(hardening_queue_dead_reader_does_not_block)
 /* Truncated underneath: every operation says so; nobody gets SIGBUS. */
 TEST(hardening_queue_truncated_underneath)
 {
-    if (queues_missing()) {
-        return;
-    }
     const char *p = t_path();
     int rc;
     shmchan_queue *w = queue_open(p, SHMCHAN_CREATE | SHMCHAN_FILE, 4, &rc);

@@ -301,3 +301,72 @@ TEST(access_read_only_other_user)
     check_message(ch, "still mine", 2);
     shmchan_latest_close(ch);
 }
+
+/* The shmchan CLI next to the tests (build/tools/shmchan/shmchan), or NULL. */
+static const char *
+find_cli(void)
+{
+    static char path[4096];
+    const char *env = getenv("SHMCHAN_CLI");
+    if (env != NULL) {
+        return access(env, X_OK) == 0 ? env : NULL;
+    }
+    snprintf(path, sizeof(path), "%s", t_self());
+    char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        return NULL;
+    }
+    snprintf(slash, sizeof(path) - (size_t)(slash - path), "/../tools/shmchan/shmchan");
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* Run the CLI as uid 65534 through setpriv; its status, output in out. */
+static int
+cli_as_other(const char *cli, const char *args, char *out, size_t cap)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd),
+             "setpriv --reuid=%d --regid=%d --clear-groups %s %s 2>&1 </dev/null", OTHER_UID,
+             OTHER_GID, cli, args);
+    return t_sh(cmd, out, cap);
+}
+
+/* An administrator's view: the CLI run as another user gets what the bits say. */
+TEST(access_cli_other_user)
+{
+    need_root();
+    const char *cli = find_cli();
+    if (cli == NULL) {
+        printf("NOT RUN: the shmchan CLI is not built here (SHMCHAN_BUILD_TOOLS=OFF); the "
+               "other access tests cover the library\n");
+        return;
+    }
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE);
+    shmchan_latest *ch = NULL;
+    T_OK(shmchan_latest_open(n, &o, &ch));
+    T_OK(shmchan_latest_publish(ch, "secret", 6, NULL));
+    char out[1024], args[256];
+    snprintf(args, sizeof(args), "get %s", n);
+    T_EQ_U64(cli_as_other(cli, args, out, sizeof(out)), 1);
+    T_TRUE(strstr(out, "SHMCHAN_EACCES") != NULL && strstr(out, "secret") == NULL);
+    snprintf(args, sizeof(args), "put %s evil", n);
+    T_EQ_U64(cli_as_other(cli, args, out, sizeof(out)), 1);
+    T_TRUE(strstr(out, "SHMCHAN_EACCES") != NULL);
+    snprintf(args, sizeof(args), "rm %s", n);
+    T_EQ_U64(cli_as_other(cli, args, out, sizeof(out)), 1);
+    check_message(ch, "secret", 1);
+
+    /* Readable by others: they read it and still cannot write it. */
+    char path[128];
+    shm_path(n, path, sizeof(path));
+    T_TRUE(chmod(path, 0644) == 0);
+    snprintf(args, sizeof(args), "get %s", n);
+    T_EQ_U64(cli_as_other(cli, args, out, sizeof(out)), 0);
+    T_TRUE(strstr(out, "secret") != NULL);
+    snprintf(args, sizeof(args), "put %s evil", n);
+    T_EQ_U64(cli_as_other(cli, args, out, sizeof(out)), 1);
+    T_TRUE(strstr(out, "SHMCHAN_EACCES") != NULL);
+    check_message(ch, "secret", 1);
+    shmchan_latest_close(ch);
+}

@@ -516,14 +516,11 @@ main(int argc, char **argv)
         perror("chaos: mmap");
         return 2;
     }
-    bool queues = chaos_queue_available();
-    printf("chaos: %.0f s, seed %llu, %s\n", seconds, (unsigned long long)seed,
-           queues ? "latest-value and queue channels"
-                  : "latest-value channels only (queues not implemented in this build)");
+    printf("chaos: %.0f s, seed %llu\n", seconds, (unsigned long long)seed);
     uint64_t end = chaos_now_ns() + (uint64_t)(seconds * 1e9);
     uint64_t rng = seed | 1;
     for (int n = 0; chaos_now_ns() + 1500000000u < end || n == 0; n++) {
-        round_kind kind = (round_kind)(n % (queues ? KIND_COUNT : KIND_QUEUE_BLOCK));
+        round_kind kind = (round_kind)(n % KIND_COUNT);
         run_round(kind, n, seed, 300 + chaos_rand(&rng) % 400);
     }
     printf("chaos: %d rounds, %d kills, %d restarts, %llu messages checked, %llu committed, "

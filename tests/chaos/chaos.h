@@ -92,7 +92,4 @@ int chaos_queue_reader(chaos_slot *s, const chaos_chan *c, uint64_t seed);
 /* Create the round's queue (the driver does, then closes it). */
 int chaos_queue_create(const chaos_chan *c);
 
-/* Whether this build has queues (the placeholder answers SHMCHAN_ENOTSUP). */
-bool chaos_queue_available(void);
-
 #endif

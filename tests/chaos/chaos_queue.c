@@ -18,28 +18,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../queue_stubs.h"
 #include "chaos.h"
 
 #define QUEUE_MAX_MSG CHAOS_MAX_MSG
 #define QUEUE_CAPACITY (64u * 1024u)
 #define FINAL_SEND_MS 10000 /* the last send may wait this long for space */
 #define IDLE_LOOKS 5        /* empty 20 ms receives, once writers are done */
-
-bool
-chaos_queue_available(void)
-{
-    char name[SHMCHAN_NAME_MAX + 1];
-    snprintf(name, sizeof(name), "chaos%d-probe", (int)getpid());
-    shmchan_opts o;
-    shmchan_opts_init(&o);
-    o.flags = SHMCHAN_CREATE;
-    shmchan_queue *q = NULL;
-    int rc = shmchan_queue_open(name, &o, &q);
-    shmchan_queue_close(q);
-    (void)shmchan_unlink(name, 0);
-    return rc != SHMCHAN_ENOTSUP;
-}
 
 static int
 open_queue(chaos_slot *s, const chaos_chan *c, uint32_t flags, shmchan_queue **out)

@@ -1,6 +1,5 @@
 /* Shared parts of the fuzz targets (see fuzz_common.h). */
 #include "fuzz_common.h"
-#include "../queue_stubs.h"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../queue_stubs.h"
 #include "shmchan/shmchan.h"
 
 #define CTL_OFF 256
@@ -161,10 +160,6 @@ queue_seeds(void)
         o.max_writers = 4;
         shmchan_queue *q = NULL, *sub = NULL;
         int rc = shmchan_queue_open(scratch, &o, &q);
-        if (rc == SHMCHAN_ENOTSUP) {
-            fprintf(stderr, "make_corpus: queues not implemented yet: no queue seeds\n");
-            return;
-        }
         if (rc != SHMCHAN_OK) {
             die("queue_open", rc);
         }

@@ -188,7 +188,12 @@ TEST(queue_timeouts)
     T_ERR(shmchan_queue_peek(r, 20, &m), SHMCHAN_ETIMEDOUT);
     /* Fill the ring (block mode): the subscriber holds writers back. */
     int sent = 0;
-    while (shmchan_queue_send(w, buf, 64, 0) == SHMCHAN_OK) {
+    uint8_t msg[64];
+    for (;;) {
+        tq_fill(msg, 64, (uint64_t)sent);
+        if (shmchan_queue_send(w, msg, 64, 0) != SHMCHAN_OK) {
+            break;
+        }
         sent++;
         T_TRUE(sent < 4096 / 80 + 2);
     }
@@ -201,12 +206,23 @@ TEST(queue_timeouts)
     T_ERR(shmchan_queue_reserve(w, 8, 0, &p), SHMCHAN_EAGAIN);
     T_TRUE(p == NULL);
     /* Two out make room for one in, even with a pad at the ring's end. */
-    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL));
-    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL));
-    T_OK(shmchan_queue_send(w, buf, 64, 0));
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+    tq_fill(msg, 64, (uint64_t)sent);
+    T_OK(shmchan_queue_send(w, msg, 64, 0));
+    /* Nothing was lost to the waits: every message, in order, intact. */
+    for (int i = 2; i <= sent; i++) {
+        T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+        T_EQ_U64(m.seq, i + 1);
+        T_EQ_U64(m.lost, 0);
+        T_TRUE(tq_check((const uint8_t *)buf, len, (uint64_t)i));
+    }
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
     shmchan_info info;
     tq_info(n, &info);
     T_TRUE(info.waits >= 1);
+    T_EQ_U64(info.messages, sent + 1);
+    T_EQ_U64(info.drops, 0);
     shmchan_queue_close(r);
     shmchan_queue_close(w);
 }

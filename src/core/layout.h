@@ -182,7 +182,8 @@ typedef struct shmchan__qrec {
     shmchan__atomic_u32 writer; /* writer slot that claimed it */
 } shmchan__qrec;
 
-_Static_assert(sizeof(shmchan__qrec) == SHMCHAN__QREC_ALIGN, "queue record header pinned");
+_Static_assert(sizeof(shmchan__qrec) == 16, "queue record header pinned");
+_Static_assert(SHMCHAN__QREC_ALIGN % 16 == 0, "records hold whole headers");
 
 /*
  * Queue control block, at hdr.ctl_off, one cache line per group of words

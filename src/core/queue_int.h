@@ -108,7 +108,8 @@ shmchan__qfits(const shmchan__qview *v, uint64_t pos, uint32_t kind, uint64_t le
 {
     uint64_t off = pos & v->mask;
     if (kind == SHMCHAN__QTAG_PAD) {
-        return len % SHMCHAN__QREC_ALIGN == 0 && len <= v->cap - off - sizeof(shmchan__qrec);
+        return (len + sizeof(shmchan__qrec)) % SHMCHAN__QREC_ALIGN == 0 &&
+               len <= v->cap - off - sizeof(shmchan__qrec);
     }
     return len <= v->max_msg && shmchan__qspan(len) <= v->cap - off;
 }
@@ -119,21 +120,6 @@ shmchan__qowner(uint64_t state, uint32_t idx)
 {
     return (state >> 32) << 32 | (uint64_t)(idx + 1);
 }
-
-/*
- * Ask for a ring line a little ahead of the tail, for writing: the claim's
- * zero header and the next records then land on lines already held, and the
- * fences of the claim and the commit (full barriers: they wait for our
- * earlier stores) do not wait for a cache miss per message.
- */
-#ifndef SHMCHAN__QPREFETCH_AHEAD
-#define SHMCHAN__QPREFETCH_AHEAD 1024u
-#endif
-#if defined(__GNUC__)
-#define shmchan__qprefetch_w(p) __builtin_prefetch((p), 1, 3)
-#else
-#define shmchan__qprefetch_w(p) ((void)(p))
-#endif
 
 /* ------------------------------------------------------------ functions */
 

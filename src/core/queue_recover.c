@@ -141,7 +141,8 @@ shmchan__qrepair(const shmchan__qview *v)
     uint64_t span = shmchan__qspan(len);
     uint64_t off = p0 & v->mask;
     uint64_t p = p0 + (off + span > v->cap ? v->cap - off : 0);
-    bool sane = len <= v->max_msg && oldest <= p0 && p0 - oldest <= v->cap && p0 % 16 == 0;
+    bool sane = len <= v->max_msg && oldest <= p0 && p0 - oldest <= v->cap &&
+                p0 % SHMCHAN__QREC_ALIGN == 0;
     if (sane && tail == p0) {
         shmchan__qapply(v, p0, len, seq, oldest, 0);
     } else if (sane && tail == p + span) {

@@ -189,11 +189,6 @@ claim_locked(shmchan_queue *q, uint64_t len, claim_t *cl)
     /* resv before the CLAIMED tag (released by it): readers check it. */
     shmchan__store(&v->writers[q->wslot].resv, p, SHMCHAN__RELAXED);
     shmchan__qapply(v, p0, len, seq, oldest, q->wslot);
-    uint64_t ahead = end + SHMCHAN__QPREFETCH_AHEAD;
-    if (SHMCHAN__QPREFETCH_AHEAD != 0 &&
-        (v->overwrite || ahead + SHMCHAN__CACHE_LINE <= shmchan__load(&c->gate, SHMCHAN__RELAXED))) {
-        shmchan__qprefetch_w(shmchan__qrec_at(v, ahead)); /* not a line a reader still needs */
-    }
     cl->pos = p;
     cl->seq = seq;
     return SHMCHAN_OK;

@@ -15,8 +15,11 @@ N=0
 FAILS=0
 
 cleanup() {
+    # CONT before TERM, never after: a SIGCONT that lands while an exiting
+    # sanitizer build is stopping itself for LeakSanitizer (ptrace) discards
+    # that stop, and the process then spins for ever.
     for p in $PIDS; do
-        kill "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null # a stopped one too
+        kill -CONT "$p" 2>/dev/null && kill "$p" 2>/dev/null # a stopped one too
     done
     for c in $CHANNELS; do
         "$S" rm -f "$c" >/dev/null 2>&1

@@ -16,22 +16,8 @@ shmchan_latest *t_latest_create(const char *name, uint64_t max_msg);
 shmchan_latest *t_latest_join(const char *name);
 void t_check_info_and_reap(const char *n, uint32_t flags);
 
-static void
-make_file_channel(const char *path)
-{
-    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE);
-    shmchan_latest *ch = NULL;
-    T_OK(shmchan_latest_open(path, &o, &ch));
-    T_OK(shmchan_latest_publish(ch, "hello", 5, NULL));
-    shmchan_latest_close(ch);
-}
-
-static int
-open_file(const char *path, shmchan_latest **ch)
-{
-    shmchan_opts o = t_opts(SHMCHAN_FILE);
-    return shmchan_latest_open(path, &o, ch);
-}
+void t_make_file_channel(const char *path);
+int t_open_file(const char *path, shmchan_latest **ch);
 
 static uint32_t
 mode_of_shm(const char *name)
@@ -113,9 +99,9 @@ TEST(region_permission_denied)
 TEST(region_truncated_under_reader)
 {
     const char *p = t_path();
-    make_file_channel(p);
+    t_make_file_channel(p);
     shmchan_latest *ch = NULL;
-    T_OK(open_file(p, &ch));
+    T_OK(t_open_file(p, &ch));
     char buf[64];
     size_t len = 0;
     T_OK(shmchan_latest_read(ch, buf, sizeof(buf), &len, NULL));

@@ -26,8 +26,12 @@ file_size(const char *path)
     return (uint64_t)n;
 }
 
-static void
-make_file_channel(const char *path)
+void t_make_file_channel(const char *path);
+int t_open_file(const char *path, shmchan_latest **ch);
+
+/* A file-backed channel holding "hello" as message 1 (shared with test_posix.c). */
+void
+t_make_file_channel(const char *path)
 {
     shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE);
     shmchan_latest *ch = NULL;
@@ -36,8 +40,8 @@ make_file_channel(const char *path)
     shmchan_latest_close(ch);
 }
 
-static int
-open_file(const char *path, shmchan_latest **ch)
+int
+t_open_file(const char *path, shmchan_latest **ch)
 {
     shmchan_opts o = t_opts(SHMCHAN_FILE);
     return shmchan_latest_open(path, &o, ch);
@@ -88,7 +92,7 @@ TEST(region_missing)
 {
     shmchan_latest *ch = NULL;
     T_ERR(shmchan_latest_open("no-such-channel-x", NULL, &ch), SHMCHAN_ENOENT);
-    T_ERR(open_file("/tmp/no/such/dir/chan", &ch), SHMCHAN_ENOENT);
+    T_ERR(t_open_file("/tmp/no/such/dir/chan", &ch), SHMCHAN_ENOENT);
     shmchan_info info = {.struct_size = sizeof(info)};
     T_ERR(shmchan_info_get("no-such-channel-x", 0, &info), SHMCHAN_ENOENT);
     T_ERR(shmchan_latest_open("x", NULL, NULL), SHMCHAN_EINVAL);
@@ -104,7 +108,7 @@ TEST(region_foreign_file)
     }
     fclose(f);
     shmchan_latest *ch = NULL;
-    T_ERR(open_file(p, &ch), SHMCHAN_EBADMAGIC);
+    T_ERR(t_open_file(p, &ch), SHMCHAN_EBADMAGIC);
     /* Open-or-create must not overwrite a foreign file either. */
     shmchan_opts o = t_opts(SHMCHAN_FILE | SHMCHAN_CREATE);
     T_ERR(shmchan_latest_open(p, &o, &ch), SHMCHAN_EBADMAGIC);
@@ -118,38 +122,38 @@ TEST(region_empty_file)
     T_TRUE(f != NULL);
     fclose(f);
     shmchan_latest *ch = NULL;
-    T_ERR(open_file(p, &ch), SHMCHAN_EBADMAGIC);
+    T_ERR(t_open_file(p, &ch), SHMCHAN_EBADMAGIC);
 }
 
 TEST(region_truncated_file)
 {
     const char *p = t_path();
-    make_file_channel(p);
+    t_make_file_channel(p);
     T_TRUE(t_truncate(p, 5000) == 0); /* header intact, data cut off */
     shmchan_latest *ch = NULL;
-    T_ERR(open_file(p, &ch), SHMCHAN_ETRUNCATED);
+    T_ERR(t_open_file(p, &ch), SHMCHAN_ETRUNCATED);
     T_TRUE(t_truncate(p, 100) == 0); /* not even a whole header */
-    T_ERR(open_file(p, &ch), SHMCHAN_ETRUNCATED);
+    T_ERR(t_open_file(p, &ch), SHMCHAN_ETRUNCATED);
 }
 
 TEST(region_wrong_version)
 {
     const char *p = t_path();
-    make_file_channel(p);
+    t_make_file_channel(p);
     uint32_t v = 999;
     write_at(p, OFF_VERSION, &v, sizeof(v));
     shmchan_latest *ch = NULL;
-    T_ERR(open_file(p, &ch), SHMCHAN_ELAYOUT);
+    T_ERR(t_open_file(p, &ch), SHMCHAN_ELAYOUT);
 }
 
 TEST(region_scribbled_header)
 {
     const char *p = t_path();
-    make_file_channel(p);
+    t_make_file_channel(p);
     uint64_t huge = UINT64_C(1) << 50; /* a lie that would read far out of bounds */
     write_at(p, OFF_MAX_MSG, &huge, sizeof(huge));
     shmchan_latest *ch = NULL;
-    T_ERR(open_file(p, &ch), SHMCHAN_ECORRUPT);
+    T_ERR(t_open_file(p, &ch), SHMCHAN_ECORRUPT);
 }
 
 TEST(region_wrong_geometry)
@@ -251,9 +255,9 @@ TEST(region_no_space)
 TEST(region_file_persists)
 {
     const char *p = t_path();
-    make_file_channel(p);
+    t_make_file_channel(p);
     shmchan_latest *ch = NULL;
-    T_OK(open_file(p, &ch));
+    T_OK(t_open_file(p, &ch));
     char buf[16];
     size_t len = 0;
     uint64_t seq = 0;

@@ -136,6 +136,22 @@ class Channel:
         self._views: "weakref.WeakSet[Mapped]" = weakref.WeakSet()
         self._arrays: list[Any] = []
 
+    # ------------------------------------------ shared by Latest and Queue
+    def _no_reservation_here(self, op: str) -> None:
+        """ESTATE if this thread holds a reservation (it would wait for itself)."""
+        res = self._reservation  # type: ignore[attr-defined]
+        if res is not None and res._thread == threading.get_ident():
+            raise _errors.from_code(_errors.exported["ESTATE"].code, op, self._name)
+
+    def _buffer(self) -> "ctypes.Array[ctypes.c_char]":
+        """The handle's receive buffer of max_msg bytes, made on first use."""
+        if self._buf is None:  # type: ignore[has-type]
+            buf = ctypes.create_string_buffer(max(self._max_msg, 1))  # type: ignore[attr-defined]
+            self._bufmv = memoryview(buf).cast("B")  # slicing it copies faster than string_at
+            self._bufp = c_void_p(ctypes.addressof(buf))  # converts faster than the array
+            self._buf = buf
+        return self._buf
+
     # ------------------------------------------------------------ lifetime
     @property
     def name(self) -> str:

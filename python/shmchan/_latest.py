@@ -258,21 +258,7 @@ class Latest(Channel):
             raise _errors.from_code(_errors.exported["ESTATE"].code, "abort", self._name)
         res.abort()
 
-    def _no_reservation_here(self, op: str) -> None:
-        # This thread would wait for itself on the writer lock.
-        res = self._reservation
-        if res is not None and res._thread == threading.get_ident():
-            raise _errors.from_code(_errors.exported["ESTATE"].code, op, self._name)
-
     # ----------------------------------------------------------- reading
-    def _buffer(self) -> "ctypes.Array[ctypes.c_char]":
-        if self._buf is None:
-            buf = ctypes.create_string_buffer(max(self._max_msg, 1))
-            self._bufmv = memoryview(buf).cast("B")  # slicing it copies faster than string_at
-            self._bufp = c_void_p(ctypes.addressof(buf))  # converts faster than the array
-            self._buf = buf
-        return self._buf
-
     def read(self) -> tuple[int, bytes]:
         """The newest complete message as (sequence, bytes). Never torn.
 

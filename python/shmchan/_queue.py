@@ -310,20 +310,7 @@ class Queue(Channel):
         finally:
             self._leave()
 
-    def _no_reservation_here(self, op: str) -> None:
-        res = self._reservation
-        if res is not None and res._thread == threading.get_ident():
-            raise _errors.from_code(_errors.exported["ESTATE"].code, op, self._name)
-
     # --------------------------------------------------------- receiving
-    def _buffer(self) -> "ctypes.Array[ctypes.c_char]":
-        if self._buf is None:
-            buf = ctypes.create_string_buffer(max(self._max_msg, 1))
-            self._bufmv = memoryview(buf).cast("B")  # slicing it copies faster than string_at
-            self._bufp = c_void_p(ctypes.addressof(buf))  # converts faster than the array
-            self._buf = buf
-        return self._buf
-
     def _recv(self, timeout: Timeout, info: bool) -> tuple[Any, int]:
         """Receive into the handle's buffer: (bytes or Message, return code)."""
         active = self._active

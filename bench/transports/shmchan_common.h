@@ -9,6 +9,7 @@
 
 #include <shmchan/shmchan.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* "sb<pid>-<channel>": short enough for SHMCHAN_NAME_MAX. */
 static inline void sc_name(const struct chan *ch, char *buf, size_t len)
@@ -44,6 +45,66 @@ static inline uint64_t sc_queue_capacity(const struct chan *ch)
     while (cap < want)
         cap <<= 1;
     return cap;
+}
+
+/* Remove the channel's name: every transport's destroy. */
+static inline void sc_destroy(struct chan *ch)
+{
+    char name[32];
+    sc_name(ch, name, sizeof name);
+    shmchan_unlink(name, 0);
+}
+
+/* The queue transports' per-child state and set-up, shared by the copying
+ * and the zero-copy variants. */
+struct sc_queue_local {
+    shmchan_queue *q;
+};
+
+/* Parent: create a block-mode queue sized for the run; children open it. */
+static inline int sc_queue_create(struct chan *ch)
+{
+    char name[32];
+    sc_name(ch, name, sizeof name);
+    shmchan_opts o;
+    shmchan_opts_init(&o);
+    o.flags = SHMCHAN_CREATE | SHMCHAN_EXCL;
+    o.policy = SHMCHAN_POLICY_BLOCK;
+    o.max_msg = ch->cfg.msg_size;
+    o.capacity = sc_queue_capacity(ch);
+    shmchan_unlink(name, 0);
+    shmchan_queue *h;
+    int rc = shmchan_queue_open(name, &o, &h);
+    if (rc != SHMCHAN_OK) {
+        shmchan_unlink(name, 0);
+        return sc_errno(rc);
+    }
+    shmchan_queue_close(h); /* children open their own handles */
+    return 0;
+}
+
+/* Child: writers open plain handles, readers subscribe. */
+static inline int sc_queue_open(struct chan *ch)
+{
+    struct sc_queue_local *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    ch->local = l;
+    char name[32];
+    sc_name(ch, name, sizeof name);
+    shmchan_opts o;
+    shmchan_opts_init(&o);
+    o.flags = ch->role == ROLE_READER ? SHMCHAN_SUBSCRIBE : 0;
+    return sc_errno(shmchan_queue_open(name, &o, &l->q));
+}
+
+static inline void sc_queue_close(struct chan *ch)
+{
+    struct sc_queue_local *l = ch->local;
+    if (l)
+        shmchan_queue_close(l->q);
+    free(l);
+    ch->local = NULL;
 }
 
 #endif

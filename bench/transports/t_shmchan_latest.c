@@ -99,13 +99,6 @@ static void lv_close(struct chan *ch)
     ch->local = NULL;
 }
 
-static void lv_destroy(struct chan *ch)
-{
-    char name[32];
-    sc_name(ch, name, sizeof name);
-    shmchan_unlink(name, 0);
-}
-
 static const struct transport transport_shmchan_latest_poll = {
     .name = "shmchan-latest-poll",
     .summary = "shmchan latest-value channel, reader busy-polls the sequence",
@@ -117,7 +110,7 @@ static const struct transport transport_shmchan_latest_poll = {
     .send = lv_send,
     .recv = lv_recv_poll,
     .close = lv_close,
-    .destroy = lv_destroy,
+    .destroy = sc_destroy,
 };
 
 static const struct transport transport_shmchan_latest_wait = {
@@ -131,7 +124,7 @@ static const struct transport transport_shmchan_latest_wait = {
     .send = lv_send,
     .recv = lv_recv_wait,
     .close = lv_close,
-    .destroy = lv_destroy,
+    .destroy = sc_destroy,
 };
 
 BENCH_REGISTER_TRANSPORT(transport_shmchan_latest_poll)

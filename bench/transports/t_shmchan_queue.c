@@ -14,48 +14,9 @@
 
 #include <stdlib.h>
 
-struct q_local {
-    shmchan_queue *q;
-};
-
-static int q_create(struct chan *ch)
-{
-    char name[32];
-    sc_name(ch, name, sizeof name);
-    shmchan_opts o;
-    shmchan_opts_init(&o);
-    o.flags = SHMCHAN_CREATE | SHMCHAN_EXCL;
-    o.policy = SHMCHAN_POLICY_BLOCK;
-    o.max_msg = ch->cfg.msg_size;
-    o.capacity = sc_queue_capacity(ch);
-    shmchan_unlink(name, 0);
-    shmchan_queue *h;
-    int rc = shmchan_queue_open(name, &o, &h);
-    if (rc != SHMCHAN_OK) {
-        shmchan_unlink(name, 0);
-        return sc_errno(rc);
-    }
-    shmchan_queue_close(h); /* children open their own handles */
-    return 0;
-}
-
-static int q_open(struct chan *ch)
-{
-    struct q_local *l = calloc(1, sizeof *l);
-    if (!l)
-        return -ENOMEM;
-    ch->local = l;
-    char name[32];
-    sc_name(ch, name, sizeof name);
-    shmchan_opts o;
-    shmchan_opts_init(&o);
-    o.flags = ch->role == ROLE_READER ? SHMCHAN_SUBSCRIBE : 0;
-    return sc_errno(shmchan_queue_open(name, &o, &l->q));
-}
-
 static int q_send(struct chan *ch, const void *msg, int64_t timeout_ns)
 {
-    struct q_local *l = ch->local;
+    struct sc_queue_local *l = ch->local;
     int rc;
     do
         rc = shmchan_queue_send(l->q, msg, ch->cfg.msg_size, sc_timeout_ms(timeout_ns));
@@ -65,7 +26,7 @@ static int q_send(struct chan *ch, const void *msg, int64_t timeout_ns)
 
 static int q_recv_poll(struct chan *ch, void *msg, int64_t timeout_ns)
 {
-    struct q_local *l = ch->local;
+    struct sc_queue_local *l = ch->local;
     struct spin_wait w = {0, 0};
     size_t len = 0;
     int rc;
@@ -80,7 +41,7 @@ static int q_recv_poll(struct chan *ch, void *msg, int64_t timeout_ns)
 
 static int q_recv_wait(struct chan *ch, void *msg, int64_t timeout_ns)
 {
-    struct q_local *l = ch->local;
+    struct sc_queue_local *l = ch->local;
     size_t len = 0;
     int rc;
     do
@@ -91,34 +52,18 @@ static int q_recv_wait(struct chan *ch, void *msg, int64_t timeout_ns)
     return len == ch->cfg.msg_size ? 0 : -EBADMSG;
 }
 
-static void q_close(struct chan *ch)
-{
-    struct q_local *l = ch->local;
-    if (l)
-        shmchan_queue_close(l->q);
-    free(l);
-    ch->local = NULL;
-}
-
-static void q_destroy(struct chan *ch)
-{
-    char name[32];
-    sc_name(ch, name, sizeof name);
-    shmchan_unlink(name, 0);
-}
-
 static const struct transport transport_shmchan_queue_poll = {
     .name = "shmchan-queue-poll",
     .summary = "shmchan queue (block mode), reader busy-polls recv",
     .caps = CAP_LATENCY | CAP_STREAM | CAP_BROADCAST | CAP_MULTI_WRITER,
     .group = GROUP_SHMCHAN,
     .max_msg = 1u << 20,
-    .create = q_create,
-    .open = q_open,
+    .create = sc_queue_create,
+    .open = sc_queue_open,
     .send = q_send,
     .recv = q_recv_poll,
-    .close = q_close,
-    .destroy = q_destroy,
+    .close = sc_queue_close,
+    .destroy = sc_destroy,
 };
 
 static const struct transport transport_shmchan_queue_wait = {
@@ -127,12 +72,12 @@ static const struct transport transport_shmchan_queue_wait = {
     .caps = CAP_LATENCY | CAP_STREAM | CAP_BROADCAST | CAP_MULTI_WRITER | CAP_BLOCKING,
     .group = GROUP_SHMCHAN,
     .max_msg = 1u << 20,
-    .create = q_create,
-    .open = q_open,
+    .create = sc_queue_create,
+    .open = sc_queue_open,
     .send = q_send,
     .recv = q_recv_wait,
-    .close = q_close,
-    .destroy = q_destroy,
+    .close = sc_queue_close,
+    .destroy = sc_destroy,
 };
 
 BENCH_REGISTER_TRANSPORT(transport_shmchan_queue_poll)

@@ -3,55 +3,16 @@
  * writer reserves the message in the ring (shmchan_queue_reserve), the
  * harness writes it in place and the writer commits it; the reader looks at
  * it in place (shmchan_queue_peek) and releases it.  Both wait with the
- * library's spin-then-sleep.  Channel setup is that of t_shmchan_queue.c.
+ * library's spin-then-sleep.  Set-up and tear-down are shmchan_common.h's.
  */
 #define _GNU_SOURCE
 #include "shmchan_common.h"
 
 #include <stdlib.h>
 
-struct zc_local {
-    shmchan_queue *q;
-};
-
-static int zc_create(struct chan *ch)
-{
-    char name[32];
-    sc_name(ch, name, sizeof name);
-    shmchan_opts o;
-    shmchan_opts_init(&o);
-    o.flags = SHMCHAN_CREATE | SHMCHAN_EXCL;
-    o.policy = SHMCHAN_POLICY_BLOCK;
-    o.max_msg = ch->cfg.msg_size;
-    o.capacity = sc_queue_capacity(ch);
-    shmchan_unlink(name, 0);
-    shmchan_queue *h;
-    int rc = shmchan_queue_open(name, &o, &h);
-    if (rc != SHMCHAN_OK) {
-        shmchan_unlink(name, 0);
-        return sc_errno(rc);
-    }
-    shmchan_queue_close(h);
-    return 0;
-}
-
-static int zc_open(struct chan *ch)
-{
-    struct zc_local *l = calloc(1, sizeof *l);
-    if (!l)
-        return -ENOMEM;
-    ch->local = l;
-    char name[32];
-    sc_name(ch, name, sizeof name);
-    shmchan_opts o;
-    shmchan_opts_init(&o);
-    o.flags = ch->role == ROLE_READER ? SHMCHAN_SUBSCRIBE : 0;
-    return sc_errno(shmchan_queue_open(name, &o, &l->q));
-}
-
 static void *zc_reserve(struct chan *ch, int64_t timeout_ns, int *err)
 {
-    struct zc_local *l = ch->local;
+    struct sc_queue_local *l = ch->local;
     void *buf = NULL;
     int rc;
     do
@@ -64,13 +25,13 @@ static void *zc_reserve(struct chan *ch, int64_t timeout_ns, int *err)
 static int zc_commit(struct chan *ch, void *msg)
 {
     (void)msg;
-    struct zc_local *l = ch->local;
+    struct sc_queue_local *l = ch->local;
     return sc_errno(shmchan_queue_commit(l->q, ch->cfg.msg_size));
 }
 
 static const void *zc_acquire(struct chan *ch, int64_t timeout_ns, int *err)
 {
-    struct zc_local *l = ch->local;
+    struct sc_queue_local *l = ch->local;
     shmchan_msg m;
     int rc;
     do
@@ -88,24 +49,8 @@ static const void *zc_acquire(struct chan *ch, int64_t timeout_ns, int *err)
 static void zc_release(struct chan *ch, const void *msg)
 {
     (void)msg;
-    struct zc_local *l = ch->local;
+    struct sc_queue_local *l = ch->local;
     shmchan_queue_release(l->q); /* block mode: never overwritten, so never ESTALE */
-}
-
-static void zc_close(struct chan *ch)
-{
-    struct zc_local *l = ch->local;
-    if (l)
-        shmchan_queue_close(l->q);
-    free(l);
-    ch->local = NULL;
-}
-
-static void zc_destroy(struct chan *ch)
-{
-    char name[32];
-    sc_name(ch, name, sizeof name);
-    shmchan_unlink(name, 0);
 }
 
 static const struct transport transport_shmchan_queue_zc = {
@@ -114,14 +59,14 @@ static const struct transport transport_shmchan_queue_zc = {
     .caps = CAP_LATENCY | CAP_STREAM | CAP_BROADCAST | CAP_MULTI_WRITER | CAP_BLOCKING | CAP_ZERO_COPY,
     .group = GROUP_SHMCHAN,
     .max_msg = 1u << 20,
-    .create = zc_create,
-    .open = zc_open,
+    .create = sc_queue_create,
+    .open = sc_queue_open,
     .reserve = zc_reserve,
     .commit = zc_commit,
     .acquire = zc_acquire,
     .release = zc_release,
-    .close = zc_close,
-    .destroy = zc_destroy,
+    .close = sc_queue_close,
+    .destroy = sc_destroy,
 };
 
 BENCH_REGISTER_TRANSPORT(transport_shmchan_queue_zc)

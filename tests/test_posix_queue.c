@@ -43,6 +43,12 @@ HELPER(queue_hot_path_no_syscalls)
             if (shmchan_queue_commit(w, 64) != SHMCHAN_OK) {
                 return 1;
             }
+        } else if (i % 3 == 1) {
+            shmchan_msg one = {.data = msg, .len = 64};
+            size_t sent = 0;
+            if (shmchan_queue_send_batch(w, &one, 1, 0, &sent) != SHMCHAN_OK || sent != 1) {
+                return 1;
+            }
         } else if (shmchan_queue_send(w, msg, 64, 0) != SHMCHAN_OK) {
             return 1;
         }

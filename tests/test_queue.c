@@ -488,6 +488,60 @@ TEST(queue_recv_batch)
     shmchan_queue_close(w);
 }
 
+TEST(queue_send_batch)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 1000, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    static uint8_t data[10][1000];
+    shmchan_msg msgs[10];
+    for (uint64_t i = 0; i < 10; i++) {
+        msgs[i] = (shmchan_msg){.data = data[i], .len = i * 41 + (i == 3 ? 0 : 1)};
+        tq_fill(data[i], (size_t)msgs[i].len, i);
+    }
+    size_t sent = 99;
+    T_OK(shmchan_queue_send_batch(w, msgs, 10, 0, &sent));
+    T_EQ_U64(sent, 10);
+    uint8_t buf[1000];
+    for (uint64_t i = 0; i < 10; i++) {
+        size_t len = 0;
+        shmchan_msg m;
+        T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m));
+        T_EQ_U64(m.seq, i + 1);
+        T_EQ_U64(len, msgs[i].len);
+        T_TRUE(tq_check(buf, len, i));
+    }
+    /* A ring too small for the batch: a prefix goes, then EAGAIN. */
+    for (int i = 0; i < 10; i++) {
+        msgs[i].len = 1000;
+    }
+    T_OK(shmchan_queue_send_batch(w, msgs, 10, 0, &sent));
+    T_TRUE(sent >= 1 && sent < 10);
+    size_t first = sent;
+    T_ERR(shmchan_queue_send_batch(w, msgs + first, 10 - first, 0, &sent), SHMCHAN_EAGAIN);
+    T_EQ_U64(sent, 0);
+    T_ERR(shmchan_queue_send_batch(w, msgs + first, 10 - first, 30, &sent), SHMCHAN_ETIMEDOUT);
+    for (size_t i = 0; i < first; i++) {
+        size_t len = 0;
+        T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, NULL));
+        T_EQ_U64(len, 1000);
+    }
+    /* One too large: nothing goes. Bad arguments. */
+    msgs[1].len = 1001;
+    T_ERR(shmchan_queue_send_batch(w, msgs, 3, 0, &sent), SHMCHAN_EMSGSIZE);
+    T_EQ_U64(sent, 0);
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, NULL, NULL), SHMCHAN_EAGAIN);
+    msgs[1] = (shmchan_msg){.data = NULL, .len = 1};
+    T_ERR(shmchan_queue_send_batch(w, msgs, 3, 0, &sent), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_send_batch(w, NULL, 1, 0, &sent), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_send_batch(w, msgs, 1, 0, NULL), SHMCHAN_EINVAL);
+    T_ERR(shmchan_queue_send_batch(NULL, msgs, 1, 0, &sent), SHMCHAN_EINVAL);
+    T_OK(shmchan_queue_send_batch(w, NULL, 0, 0, &sent));
+    T_EQ_U64(sent, 0);
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
 TEST(queue_large_messages)
 {
     const char *n = t_name();

@@ -114,6 +114,28 @@ arg_word(const char *arg, int index, char *out, size_t cap)
 
 /* ------------------------------------------------ N writers x M readers */
 
+/* Messages c, c+1, c+2 of writer id through send_batch, resending the rest
+ * of a partial batch. */
+static int
+send_batch_of_3(shmchan_queue *q, uint32_t id, uint32_t c)
+{
+    static uint8_t bufs[3][TQ_MAXMSG];
+    shmchan_msg msgs[3];
+    for (uint32_t i = 0; i < 3; i++) {
+        msgs[i].data = bufs[i];
+        msgs[i].len = tq_make(bufs[i], id, c + i);
+    }
+    for (size_t done = 0; done < 3;) {
+        size_t sent = 0;
+        int rc = shmchan_queue_send_batch(q, msgs + done, 3 - done, TQ_TIMEOUT_MS, &sent);
+        if (rc != SHMCHAN_OK || sent == 0) {
+            return rc != SHMCHAN_OK ? rc : SHMCHAN_EAGAIN;
+        }
+        done += sent;
+    }
+    return SHMCHAN_OK;
+}
+
 /* arg: "name writer count" */
 HELPER(queue_mp_writer)
 {
@@ -126,6 +148,15 @@ HELPER(queue_mp_writer)
     }
     uint8_t buf[TQ_MAXMSG];
     for (uint32_t c = 0; c < count; c++) {
+        if (c % 8 == 1 && c + 3 <= count) { /* some in batches of 3 */
+            int rc = send_batch_of_3(q, id, c);
+            if (rc != SHMCHAN_OK) {
+                fprintf(stderr, "writer %u: batch %s at %u\n", id, shmchan_errname(rc), c);
+                return 1;
+            }
+            c += 2;
+            continue;
+        }
         size_t len = tq_make(buf, id, c);
         int rc;
         if (c % 4 == 3) { /* some zero-copy, reserving more than needed */

@@ -45,9 +45,9 @@ extern "C" {
 /* ---------------------------------------------------------------- version */
 
 #define SHMCHAN_VERSION_MAJOR 0
-#define SHMCHAN_VERSION_MINOR 1
+#define SHMCHAN_VERSION_MINOR 2
 #define SHMCHAN_VERSION_PATCH 0
-#define SHMCHAN_VERSION_STRING "0.1.0"
+#define SHMCHAN_VERSION_STRING "0.2.0"
 
 /** Library version as a string; any of the outputs may be NULL. */
 SHMCHAN_API const char *shmchan_version(int *major, int *minor, int *patch);
@@ -361,6 +361,18 @@ SHMCHAN_API void shmchan_queue_close(shmchan_queue *q);
  */
 SHMCHAN_API int shmchan_queue_send(shmchan_queue *q, const void *data, size_t len,
                                    int64_t timeout_ms);
+
+/**
+ * Send msgs[0..count) (their data and len; the other fields are ignored) as
+ * count messages, in order, waking sleeping readers once. Waits up to
+ * timeout_ms for the first one's space only; the rest go while they fit, so
+ * *sent_out may be less than count: send the remainder again.
+ * @return as shmchan_queue_send(); SHMCHAN_OK when at least one went and the
+ *         next found no space; SHMCHAN_EMSGSIZE before sending any if one is
+ *         too large. *sent_out says how many went, also with an error.
+ */
+SHMCHAN_API int shmchan_queue_send_batch(shmchan_queue *q, const shmchan_msg *msgs, size_t count,
+                                         int64_t timeout_ms, size_t *sent_out);
 
 /**
  * Zero-copy send: reserve len bytes in the ring and fill them in place at

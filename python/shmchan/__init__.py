@@ -40,9 +40,9 @@ from ._errors import Error, ShmchanError
 from ._latest import Latest, LatestReservation, LatestView
 from ._queue import Message, Queue, QueueReservation, QueueView
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-#: libshmchan's version string, e.g. "0.1.0", and as a tuple.
+#: libshmchan's version string, e.g. "0.2.0", and as a tuple.
 library_version: str = _ffi.version_string
 library_version_info: tuple[int, int, int] = _ffi.version_info
 #: Path (or name) of the libshmchan that was loaded.

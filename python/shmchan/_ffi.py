@@ -40,7 +40,7 @@ from typing import Any
 
 # The C API this binding was written against (include/shmchan/shmchan.h).
 API_MAJOR = 0
-API_MINOR = 1
+API_MINOR = 2
 
 ENV_LIBRARY = "SHMCHAN_LIBRARY"
 
@@ -242,6 +242,8 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "shmchan_queue_open": (c_int, [c_char_p, POINTER(Opts), POINTER(_P)]),
     "shmchan_queue_close": (None, [_P]),
     "shmchan_queue_send": (c_int, [_P, c_void_p, c_size_t, c_int64]),
+    # msgs as an address: send_many() passes an array('Q') of packed shmchan_msg
+    "shmchan_queue_send_batch": (c_int, [_P, c_void_p, c_size_t, c_int64, _SZ]),
     "shmchan_queue_reserve": (c_int, [_P, c_size_t, c_int64, POINTER(c_void_p)]),
     "shmchan_queue_commit": (c_int, [_P, c_size_t]),
     "shmchan_queue_abort": (c_int, [_P]),

@@ -176,7 +176,7 @@ class LibraryLookup(unittest.TestCase):
         # Pretend the binding needs a newer API than the library has.
         code = ("import sys, importlib.util, pathlib\n"
                 "src = pathlib.Path(sys.argv[1]).read_text()\n"
-                "src = src.replace('API_MINOR = 1', 'API_MINOR = 999')\n"
+                "import re; src = re.sub(r'(?m)^API_MINOR = \\d+$', 'API_MINOR = 999', src)\n"
                 "import types; m = types.ModuleType('shmchan._ffi'); m.__file__ = sys.argv[1]\n"
                 "try:\n"
                 "    exec(compile(src, sys.argv[1], 'exec'), m.__dict__)\n"

@@ -249,12 +249,14 @@ class QueuesAcrossLanguages(ChannelTest):
     def test_python_sends_c_subscribes(self) -> None:
         n = self.name()
         msgs = payloads(6, 50, 300)
-        with shmchan.Queue.create(n, max_msg=512, capacity=1 << 16) as q:
+        # A ring smaller than the messages: send_many waits for the C reader.
+        with shmchan.Queue.create(n, max_msg=512, capacity=4096) as q:
             p = self.c_peer_start("qrecv", n, "sub", str(len(msgs)), "30000")
             try:
                 self.assertEqual(p.stdout.readline().strip(), "ready")
-                for m in msgs:
+                for m in msgs[:10]:
                     q.send(m, timeout=CHILD_TIMEOUT)
+                self.assertEqual(q.send_many(msgs[10:], timeout=CHILD_TIMEOUT), len(msgs) - 10)
                 lines = [p.stdout.readline().split() for _ in msgs]
                 self.assertEqual([unhex(x[2]) for x in lines], msgs)
                 seqs = [int(x[0]) for x in lines]

@@ -238,6 +238,44 @@ class Readers(QueueTest):
             with self.assertRaises(ValueError):
                 q.recv_batch(0)
 
+    def test_send_many(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=100, capacity=1 << 18) as w, \
+                shmchan.Queue.subscribe(n) as r:
+            msgs = [b"", b"one", bytes(range(100))] + [b"%05d" % i for i in range(3000)]
+            self.assertEqual(w.send_many(msgs), len(msgs))
+            self.assertEqual(w.send_many(iter([bytearray(b"ba"), memoryview(b"xxro")[2:]])), 2)
+            self.assertEqual(w.send_many([]), 0)
+            got = [r.recv_msg(timeout=5) for _ in range(len(msgs) + 2)]
+            self.assertEqual([g.data for g in got], msgs + [b"ba", b"ro"])
+            seqs = [g.seq for g in got]
+            self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(got))))
+            # Too large: nothing of the chunk goes. Not bytes-like: TypeError.
+            with self.assertRaises(shmchan.MessageTooLarge):
+                w.send_many([b"ok", b"x" * 101])
+            with self.assertRaises(TypeError):
+                w.send_many(["text"])  # type: ignore[list-item]
+            with self.assertRaises(shmchan.WouldBlock):
+                r.recv(timeout=0)
+
+    def test_send_many_when_full(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=64, capacity=4096, policy="block") as w, \
+                shmchan.Queue.subscribe(n) as r:
+            msgs = [b"%063d" % i for i in range(200)]
+            first = w.send_many(msgs, timeout=0)
+            self.assertGreater(first, 10)
+            self.assertLess(first, 200)
+            self.assertEqual(w.send_many(msgs[first:], timeout=0.05), 0)
+            # A reader in another thread makes room: the rest goes, waiting.
+            got: list[bytes] = []
+            t = threading.Thread(target=lambda: got.extend(r.recv(timeout=10)
+                                                           for _ in range(200)))
+            t.start()
+            self.assertEqual(w.send_many(msgs[first:], timeout=10), 200 - first)
+            t.join(20)
+            self.assertEqual(got, msgs)
+
     def test_recv_into(self) -> None:
         n = self.name()
         with shmchan.Queue.create(n, role="subscriber") as q:

@@ -336,9 +336,10 @@ shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms, void **b
     return SHMCHAN_OK;
 }
 
-/* Publish the reservation as a message of len bytes (<= reserved). */
+/* Publish the reservation as a message of len bytes (<= reserved); wake the
+ * readers that sleep unless the caller does it once for a batch. */
 static void
-publish(shmchan_queue *q, uint64_t len)
+publish(shmchan_queue *q, uint64_t len, bool wake)
 {
     const shmchan__qview *v = &q->v;
     shmchan__qrec *h = shmchan__qrec_at(v, q->resv_pos);
@@ -364,7 +365,9 @@ publish(shmchan_queue *q, uint64_t len)
     q->total_bytes += len;
     shmchan__store(&w->total_bytes, q->total_bytes, SHMCHAN__RELAXED);
     q->reserved = false;
-    shmchan__qwake_readers(v);
+    if (wake) {
+        shmchan__qwake_readers(v);
+    }
 }
 
 int
@@ -379,7 +382,7 @@ shmchan_queue_commit(shmchan_queue *q, size_t len)
     if (len > q->resv_len) {
         return SHMCHAN_EMSGSIZE;
     }
-    publish(q, len);
+    publish(q, len, true);
     return SHMCHAN_OK;
 }
 
@@ -402,12 +405,10 @@ shmchan_queue_abort(shmchan_queue *q)
     return SHMCHAN_OK;
 }
 
-int
-shmchan_queue_send(shmchan_queue *q, const void *data, size_t len, int64_t timeout_ms)
+/* Reserve, copy and publish one message (wake: as publish()). */
+static int
+send_one(shmchan_queue *q, const void *data, size_t len, int64_t timeout_ms, bool wake)
 {
-    if (q == NULL || (data == NULL && len != 0)) {
-        return SHMCHAN_EINVAL;
-    }
     void *buf = NULL;
     int rc = shmchan_queue_reserve(q, len, timeout_ms, &buf);
     if (SHMCHAN__UNLIKELY(rc != SHMCHAN_OK)) {
@@ -416,6 +417,54 @@ shmchan_queue_send(shmchan_queue *q, const void *data, size_t len, int64_t timeo
     if (len != 0) {
         memcpy(buf, data, len);
     }
-    publish(q, len);
+    publish(q, len, wake);
     return SHMCHAN_OK;
+}
+
+int
+shmchan_queue_send(shmchan_queue *q, const void *data, size_t len, int64_t timeout_ms)
+{
+    if (q == NULL || (data == NULL && len != 0)) {
+        return SHMCHAN_EINVAL;
+    }
+    return send_one(q, data, len, timeout_ms, true);
+}
+
+/*
+ * Waits (up to timeout_ms) only for the first message's space; the rest go
+ * while they fit. Readers are woken once, at the end: before this call can
+ * wait again, so a reader asleep never holds up a writer waiting for space.
+ */
+int
+shmchan_queue_send_batch(shmchan_queue *q, const shmchan_msg *msgs, size_t count,
+                         int64_t timeout_ms, size_t *sent_out)
+{
+    if (sent_out != NULL) {
+        *sent_out = 0;
+    }
+    if (q == NULL || sent_out == NULL || (msgs == NULL && count != 0)) {
+        return SHMCHAN_EINVAL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (msgs[i].data == NULL && msgs[i].len != 0) {
+            return SHMCHAN_EINVAL;
+        }
+        if (msgs[i].len > q->v.max_msg) {
+            return SHMCHAN_EMSGSIZE; /* before anything goes: all or a prefix */
+        }
+    }
+    size_t n = 0;
+    int rc = SHMCHAN_OK;
+    while (n < count) {
+        rc = send_one(q, msgs[n].data, (size_t)msgs[n].len, n == 0 ? timeout_ms : 0, false);
+        if (rc != SHMCHAN_OK) {
+            break;
+        }
+        n++;
+    }
+    if (n != 0) {
+        shmchan__qwake_readers(&q->v);
+    }
+    *sent_out = n;
+    return n != 0 && rc == SHMCHAN_EAGAIN ? SHMCHAN_OK : rc;
 }

@@ -8,6 +8,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#endif
 
 #define SHMCHAN_PLATFORM_POSIX 1
 #include "core/queue_int.h"
@@ -101,6 +105,27 @@ TEST(queue_fast_path_no_syscalls)
     T_EQ_U64(info.waits, 0);
     shmchan_queue_close(o);
     shmchan_queue_close(b);
+}
+
+/* ------------------------------------------------- asymmetric fences */
+
+/* Where the kernel offers membarrier GLOBAL_EXPEDITED, opening a channel
+ * registers the process, and its publishers skip the full fence. */
+TEST(asym_fences_registered)
+{
+#ifdef __linux__
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    bool offered = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0;
+#else
+    bool offered = false;
+#endif
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 64, 0);
+    T_EQ_U64(w->v.asym, offered);
+    T_EQ_U64(w->r.asym, offered);
+    T_EQ_U64(shmchan__asym_register(), offered);
+    T_TRUE(shmchan__fence_slow() || !offered);
+    shmchan_queue_close(w);
 }
 
 /* --------------------------------------------- claim-lock holder dies */

@@ -64,6 +64,7 @@ typedef struct shmchan__region {
     shmchan__geom geom;
     uint32_t flags;   /* the open flags */
     uint32_t spin_ns; /* 0: no spinning */
+    bool asym;        /* this process registered for asymmetric fences */
 } shmchan__region;
 
 int shmchan__region_open(const char *name, const shmchan_opts *opts,
@@ -90,6 +91,34 @@ bool shmchan__spin_on(const shmchan__region *r, shmchan__atomic_u32 *word, uint3
  * ETIMEDOUT or EINTR; deadline_ns is absolute monotonic, 0 = for ever. */
 int shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word,
                       uint32_t expected, uint64_t deadline_ns);
+
+/*
+ * The sleepers handshake (platform.h, asymmetric fences). A publisher, after
+ * its stores and before it looks at the sleepers count, calls fence_fast: a
+ * compiler barrier when its process is registered (a waiter's fence_slow then
+ * forces the barrier on it), a full fence otherwise. A waiter, after counting
+ * itself in and before it looks again, calls fence_waiter(slice), which
+ * returns how long it may sleep: slice, or less when it could not force the
+ * publishers' barriers.
+ */
+#define SHMCHAN__UNFORCED_SLEEP_NS (1000ull * 1000)
+
+static inline void
+shmchan__fence_fast(bool asym)
+{
+    if (SHMCHAN__LIKELY(asym)) {
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        shmchan__fence(SHMCHAN__SEQ_CST);
+    }
+}
+
+static inline uint64_t
+shmchan__fence_waiter(uint64_t slice_ns)
+{
+    bool forced = shmchan__fence_slow();
+    return forced || slice_ns < SHMCHAN__UNFORCED_SLEEP_NS ? slice_ns : SHMCHAN__UNFORCED_SLEEP_NS;
+}
 
 /* Absolute monotonic deadline for a timeout in ms (0 for WAIT_FOREVER). */
 uint64_t shmchan__deadline(int64_t timeout_ms);

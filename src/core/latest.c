@@ -209,7 +209,7 @@ static void
 wake_readers(shmchan_latest *ch, uint64_t s)
 {
     shmchan__store(&ch->ctl->wake, (uint32_t)s, SHMCHAN__RELEASE);
-    shmchan__fence(SHMCHAN__SEQ_CST); /* Dekker with the waiter's increment */
+    shmchan__fence_fast(ch->r.asym); /* the sleepers handshake (internal.h) */
     if (shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED) != 0) {
         shmchan__wake_all(ch->r.shm, &ch->ctl->wake);
     }
@@ -444,12 +444,13 @@ sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
         return rc == SHMCHAN_EINTR ? SHMCHAN_EINTR : SHMCHAN_OK;
     }
     shmchan__fetch_add(&c->waiters, 1, SHMCHAN__SEQ_CST);
+    uint64_t slice = shmchan__fence_waiter(WAITER_RECHECK_NS);
     uint32_t w = shmchan__load(&c->wake, SHMCHAN__SEQ_CST);
     int rc = SHMCHAN_OK;
     if (!newer(ch, after_seq, &s)) {
         shmchan__fetch_add(&c->sleeps, 1, SHMCHAN__RELAXED);
         /* Bounded sleeps let a waiter notice a truncated region. */
-        uint64_t cap = shmchan__now_ns() + WAITER_RECHECK_NS;
+        uint64_t cap = shmchan__now_ns() + slice;
         rc = shmchan__sleep_on(&ch->r, &c->wake, w,
                                deadline != 0 && deadline < cap ? deadline : cap);
         if (rc == SHMCHAN_ETIMEDOUT && (deadline == 0 || shmchan__now_ns() < deadline)) {

@@ -98,11 +98,13 @@ _Static_assert(sizeof(shmchan__hdr) == SHMCHAN__HDR_SIZE, "header is 256 bytes")
  * whole message. A reader has nbuf-1 publishes' time before its buffer comes
  * round again, and retries otherwise. len is bounded by max_msg before use.
  *
- * Waiting: a reader increments `waiters` (seq_cst), re-checks seq, then
- * futex-waits on `wake`. A writer stores wake, issues a seq_cst fence and
- * loads waiters: by the Dekker argument either the writer sees the waiter and
- * wakes it, or the waiter sees the new seq and does not sleep. With no
- * waiter, publishing makes no system call.
+ * Waiting: a reader increments `waiters` (seq_cst), issues the waiter's
+ * barrier, re-checks seq, then futex-waits on `wake`. A writer stores wake,
+ * issues the publisher's barrier and loads waiters: by the Dekker argument
+ * either the writer sees the waiter and wakes it, or the waiter sees the new
+ * seq and does not sleep. Where membarrier exists the waiter's barrier forces
+ * one on the publisher, whose own is then a compiler barrier (internal.h,
+ * docs/design.md). With no waiter, publishing makes no system call.
  */
 typedef struct shmchan__latest_ctl {
     /* Line 0: written by the writer holding mutex, once per publish. */
@@ -214,9 +216,10 @@ _Static_assert(SHMCHAN__QREC_ALIGN % 16 == 0, "records hold whole headers");
  * record a worker still copies is never overwritten.
  *
  * Line 4, sleepers (the Dekker pattern of the latest-value channel): readers
- * going to sleep increment rd_waiters (seq_cst), re-check their record and
- * futex-wait on `wake`; a writer after committing issues a seq_cst fence and
- * bumps `wake` and wakes only if rd_waiters is non-zero. Writers waiting for
+ * going to sleep increment rd_waiters (seq_cst), issue the waiter's barrier,
+ * re-check their record and futex-wait on `wake`; a writer after committing
+ * issues the publisher's barrier (internal.h) and bumps `wake` and wakes only
+ * if rd_waiters is non-zero. Writers waiting for
  * space do the same with sp_waiters and `space`, which readers bump after
  * publishing their position.
  */
@@ -266,8 +269,8 @@ _Static_assert(sizeof(shmchan__queue_ctl) == 6 * SHMCHAN__CACHE_LINE, "queue ctl
  * dead slot never matches a new owner.
  *
  * A subscriber publishes {pos, seq, received} with release stores once per
- * receive call (not per message of a batch), then issues a seq_cst fence and
- * reads sp_waiters. A worker stores pos = the position it is about to claim
+ * receive call (not per message of a batch), then issues the publisher's
+ * barrier and reads sp_waiters (see queue_int.h for when). A worker stores pos = the position it is about to claim
  * (seq_cst) and QPOS_NONE when it is done with the record.
  */
 typedef struct shmchan__qreader {

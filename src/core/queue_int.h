@@ -38,6 +38,7 @@ typedef struct shmchan__qview {
     uint32_t nreaders;
     uint32_t nwriters;
     bool overwrite;
+    bool asym; /* as shmchan__region.asym */
 } shmchan__qview;
 
 struct shmchan_queue {
@@ -165,14 +166,14 @@ bool shmchan__qdrop_reader(const shmchan__qview *v, uint32_t i);
 int shmchan__qoldest(const shmchan__qview *v, uint64_t *pos_out, uint64_t *seq_out);
 
 /*
- * Waking readers after a commit: a seq_cst fence and a look at the sleepers
- * count (Dekker with the reader's increment and re-check); a system call
- * only when somebody sleeps.
+ * Waking readers after a commit: the publisher's fence of the sleepers
+ * handshake (internal.h) and a look at the sleepers count; a system call only
+ * when somebody sleeps.
  */
 static inline void
 shmchan__qwake_readers(const shmchan__qview *v)
 {
-    shmchan__fence(SHMCHAN__SEQ_CST);
+    shmchan__fence_fast(v->asym);
     if (SHMCHAN__UNLIKELY(shmchan__load(&v->ctl->rd_waiters, SHMCHAN__RELAXED) != 0)) {
         shmchan__fetch_add(&v->ctl->wake, 1, SHMCHAN__RELEASE);
         shmchan__wake_all(v->shm, &v->ctl->wake);
@@ -180,18 +181,19 @@ shmchan__qwake_readers(const shmchan__qview *v)
 }
 
 /*
- * Waking writers that wait for space after a reader moved. Per message the
- * look at sp_waiters is a plain load (fenced == false): a fence there would
- * stall the reader whenever a writer polls its slot. A writer that registered
- * in the instant before our position became visible is then woken by our
- * next call, by our fenced look when we run out of messages or leave, or by
- * the end of its first (short) sleep slice; see docs/queue.md.
+ * Waking writers that wait for space after a reader moved. Where fences are
+ * asymmetric every look is fenced (for free). Elsewhere the look per message
+ * is a plain load (fenced == false): a full fence there would stall the
+ * reader whenever a writer polls its slot, and a writer that registered in
+ * the instant before our position became visible is then woken by our next
+ * call, by our fenced look when we run out of messages or leave, or by the
+ * end of its first (short) sleep slice; see docs/queue.md.
  */
 static inline void
 shmchan__qwake_writers(const shmchan__qview *v, bool fenced)
 {
-    if (fenced) {
-        shmchan__fence(SHMCHAN__SEQ_CST);
+    if (fenced || v->asym) {
+        shmchan__fence_fast(v->asym);
     }
     if (SHMCHAN__UNLIKELY(shmchan__load(&v->ctl->sp_waiters, SHMCHAN__RELAXED) != 0)) {
         shmchan__fetch_add(&v->ctl->space, 1, SHMCHAN__RELEASE);

@@ -325,12 +325,14 @@ await_msg(shmchan_queue *q, int64_t timeout_ms, found_t *f)
     }
     for (;;) {
         shmchan__fetch_add(&c->rd_waiters, 1, SHMCHAN__SEQ_CST);
+        uint64_t slice = shmchan__fence_waiter(SHMCHAN__QSLICE_NS);
         uint32_t w = shmchan__load(&c->wake, SHMCHAN__SEQ_CST);
         rc = locate(q, f, &claimed);
         if (rc == SHMCHAN_EAGAIN) {
             shmchan__fetch_add(&c->waits, 1, SHMCHAN__RELAXED);
             uint64_t until = shmchan__now_ns() +
-                             (claimed != 0 ? SHMCHAN__QSTUCK_NS : SHMCHAN__QSLICE_NS);
+                             (claimed != 0 && SHMCHAN__QSTUCK_NS < slice ? SHMCHAN__QSTUCK_NS
+                                                                        : slice);
             rc = shmchan__sleep_on(&q->r, &c->wake, w,
                                    deadline != 0 && deadline < until ? deadline : until);
             if (rc == SHMCHAN_OK ||

@@ -229,10 +229,11 @@ wait_space(shmchan_queue *q, uint64_t need, uint64_t deadline, bool *spun, uint6
         } while (now < end);
     }
     shmchan__fetch_add(&c->sp_waiters, 1, SHMCHAN__SEQ_CST);
+    uint64_t nap = shmchan__fence_waiter(*slice);
     uint32_t w = shmchan__load(&c->space, SHMCHAN__SEQ_CST);
     int rc = SHMCHAN_OK;
     if (blocks(v, shmchan__qgate_scan(v, need, true), need)) {
-        uint64_t until = shmchan__now_ns() + *slice;
+        uint64_t until = shmchan__now_ns() + nap;
         *slice = SHMCHAN__QSLICE_NS;
         rc = shmchan__sleep_on(&q->r, &c->space, w,
                                deadline != 0 && deadline < until ? deadline : until);

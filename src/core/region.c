@@ -428,6 +428,7 @@ shmchan__region_open(const char *name, const shmchan_opts *opts, const shmchan__
 {
     memset(r, 0, sizeof(*r));
     r->flags = opts->flags;
+    r->asym = shmchan__asym_register(); /* before any publish through r */
     r->spin_ns = opts->spin_ns == SHMCHAN_SPIN_DEFAULT  ? SHMCHAN__DEFAULT_SPIN_NS
                  : opts->spin_ns == SHMCHAN_SPIN_NONE ? 0
                                                         : opts->spin_ns;

@@ -104,6 +104,25 @@ int shmchan__wait(shmchan__shm *s, const shmchan__atomic_u32 *word, uint32_t exp
 /* Wake every waiter on word. */
 void shmchan__wake_all(shmchan__shm *s, const shmchan__atomic_u32 *word);
 
+/* --------------------------------------------------- asymmetric fences */
+
+/*
+ * The Dekker handshakes between a publisher (fast side: store the message,
+ * then look at the sleepers count) and a waiter (slow side: count itself in,
+ * then look at the message) need a full barrier on both sides. Where the OS
+ * can force one on other processes (Linux membarrier GLOBAL_EXPEDITED), the
+ * waiter about to sleep pays for both and the publisher's barrier is only a
+ * compiler barrier (see docs/design.md, "Waiting").
+ *
+ * shmchan__asym_register(): register this process as a fast side whose
+ * barriers a slow side may force; true when done (idempotent).
+ * shmchan__fence_slow(): a full barrier here and on every running thread of
+ * every registered process; false when only this thread's could be issued
+ * although registered processes may exist (the caller bounds its sleep).
+ */
+bool shmchan__asym_register(void);
+bool shmchan__fence_slow(void);
+
 /* ------------------------------------------------------ robust mutexes */
 
 /*

@@ -215,4 +215,19 @@ shmchan__wake_all(shmchan__shm *s, const shmchan__atomic_u32 *word)
     /* No semaphore: every sleeper of that generation left already. */
 }
 
+/* FlushProcessWriteBuffers reaches this process's threads only: no process
+ * registers, every publisher fences. */
+bool
+shmchan__asym_register(void)
+{
+    return false;
+}
+
+bool
+shmchan__fence_slow(void)
+{
+    shmchan__fence(SHMCHAN__SEQ_CST);
+    return true;
+}
+
 #endif /* SHMCHAN_PLATFORM_WIN */

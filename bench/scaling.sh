@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Multi-core scaling runs of the benchmark: fan-out to 1, 2, 4 and 8
-# subscribers and fan-in from 1, 2 and 4 writers, for machines with enough
+# subscribers (one message in flight, and streaming), fan-in from 1, 2 and 4
+# writers, ping-pong and one-way throughput, for machines with enough
 # cores that every process spins on its own (the 2-core CI machine cannot
 # show scaling). Builds only the benchmark, needs nothing beyond a C
 # compiler and CMake, and writes CSV rows (shmbench's format) to OUT_DIR.
@@ -29,6 +30,13 @@ for t in shmchan-queue-poll shmchan-queue-wait shmchan-queue-zc shmchan-latest-w
         run -t "$t" -w fanout -n "$n" -s 64 -d 2
     done
 done
+# Streaming fan-out: one writer sends back to back, N subscribers each take
+# every message (writer rate = msgs_per_s / N).
+for t in shmchan-queue-poll shmchan-queue-wait shmchan-queue-zc shmchan-queue-batch; do
+    for n in 1 2 4 8; do
+        run -t "$t" -w throughput -n "$n" -s 64 -d 2
+    done
+done
 for t in shmchan-queue-poll shmchan-queue-wait pipe unix mqueue; do
     for n in 1 2 4; do
         run -t "$t" -w fanin -n "$n" -s 64 -d 2
@@ -39,7 +47,8 @@ for t in limit-line spin-futex ring shmchan-latest-wait shmchan-queue-poll shmch
     run -t "$t" -w pingpong -s 64 -d 2 -q held
 done
 for s in 64 4K 64K 1M; do
-    for t in ring shmchan-queue-poll shmchan-queue-zc pipe unix; do
+    for t in ring shmchan-queue-poll shmchan-queue-wait shmchan-queue-batch shmchan-queue-zc \
+             shmchan-queue-zc-inplace pipe unix; do
         run -t "$t" -w throughput -s "$s" -d 2
     done
     run -w memcpy -s "$s" -d 1

@@ -37,7 +37,9 @@ enum {
     CAP_MULTI_WRITER = 1u << 3, /* M writers into one channel (fan-in) */
     CAP_BLOCKING = 1u << 4,     /* a waiting reader sleeps instead of spinning */
     CAP_LOSSY = 1u << 5,        /* may drop/overwrite messages; gaps are counted, not errors */
-    CAP_ZERO_COPY = 1u << 6     /* uses reserve/commit and acquire/release */
+    CAP_ZERO_COPY = 1u << 6,    /* uses reserve/commit and acquire/release */
+    CAP_IN_PLACE = 1u << 7      /* zero copy, the message produced in place: the writer
+                                   writes header and trailer into the loan, not a body */
 };
 
 /* Display order of transports in lists and reports. */
@@ -92,6 +94,9 @@ struct transport {
     /* Copy interface; msg has cfg.msg_size bytes. */
     int (*send)(struct chan *ch, const void *msg, int64_t timeout_ns);
     int (*recv)(struct chan *ch, void *msg, int64_t timeout_ns);
+    /* Optional: send may hold messages back (to pass them in batches) until
+     * flush; stream writers flush after their last message. */
+    int (*flush)(struct chan *ch, int64_t timeout_ns);
     /* Optional zero-copy interface; used instead of send/recv when set. */
     void *(*reserve)(struct chan *ch, int64_t timeout_ns, int *err);
     int (*commit)(struct chan *ch, void *msg);

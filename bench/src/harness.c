@@ -166,8 +166,12 @@ static const char *layout(struct run *r)
         layout_pingpong(r);
         break;
     case WL_WAKEUP:
-    case WL_THROUGHPUT:
         layout_one_to_n(r, 1, true);
+        break;
+    case WL_THROUGHPUT: /* N readers: a stream every reader receives whole */
+        if (fan > 1 && !(tp->caps & CAP_BROADCAST))
+            return "transport has no broadcast mode";
+        layout_one_to_n(r, fan, true);
         break;
     case WL_FANOUT:
         layout_one_to_n(r, fan, (tp->caps & CAP_BROADCAST) != 0);
@@ -556,7 +560,7 @@ int run_experiment(const struct run_params *rp, struct run_result *rr)
     const char *why = layout(r);
     rr->msg_size = r->msg_size ? r->msg_size : rp->msg_size;
     rr->writers = rp->wl == WL_FANIN ? rp->fan : 1;
-    rr->readers = rp->wl == WL_FANOUT ? rp->fan : 1;
+    rr->readers = rp->wl == WL_FANOUT || rp->wl == WL_THROUGHPUT ? (rp->fan ? rp->fan : 1) : 1;
     snprintf(rr->mode, sizeof rr->mode, "%s", r->emulated ? "emulated" : "native");
     int rc = 0;
     if (why) {

@@ -43,7 +43,8 @@ static void usage(FILE *f)
             "       shmbench -t TRANSPORT -w WORKLOAD [options]\n"
             "workloads: pingpong wakeup throughput fanout fanin memcpy\n"
             "  -s SIZE      message size in bytes, K/M suffix allowed (default 64)\n"
-            "  -n N         readers for fanout, writers for fanin (default 1)\n"
+            "  -n N         readers for fanout and throughput (every reader gets every\n"
+            "               message), writers for fanin (default 1)\n"
             "  -d SECONDS   length of the measured phase (default 1)\n"
             "  -i N         at most N measured messages or round trips (default: no limit)\n"
             "  -W N         warm-up messages or round trips (default 1000)\n"
@@ -145,11 +146,11 @@ static void list_transports(void)
     const struct transport *tps[64];
     size_t n = bench_transports(tps, 64);
     static const char *const cap_names[] = {"latency", "stream", "broadcast", "multi-writer",
-                                            "blocking", "lossy", "zero-copy"};
+                                            "blocking", "lossy", "zero-copy", "in-place"};
     for (size_t i = 0; i < n; i++) {
         printf("%s\t%d\t", tps[i]->name, (int)tps[i]->group);
         const char *sep = "";
-        for (unsigned b = 0; b < 7; b++)
+        for (unsigned b = 0; b < sizeof cap_names / sizeof cap_names[0]; b++)
             if (tps[i]->caps & (1u << b)) {
                 printf("%s%s", sep, cap_names[b]);
                 sep = ",";

@@ -15,13 +15,16 @@
  *  throughput  The writer(s) send back to back until the duration or message
  *              count is reached, then a STOP message; the reader checks every
  *              header, trailer and sequence number and notes when the last STOP
- *              arrived.  Fan-in is this with M writers on one channel.
+ *              arrived.  Fan-in is this with M writers on one channel; with
+ *              N readers (broadcast transports) each receives the whole stream.
  *
  * Messages move through out_begin/out_end and in_begin/in_end, which use the
  * transport's zero-copy calls when it has them and send/recv otherwise.  A
- * writer always produces the whole message (with zero copy it copies its
- * message body into the loaned buffer); a reader checks header and trailer
- * (with copy transports the whole message has been copied to it).
+ * writer produces the whole message (with zero copy it copies its message
+ * body into the loaned buffer), except with in-place transports, whose
+ * writers stand for a producer that builds its message in the loan and write
+ * only header and trailer there; a reader checks header and trailer (with
+ * copy transports the whole message has been copied to it).
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -84,7 +87,7 @@ static int send_msg(struct proc_ctx *pc, struct endpoint *ep, uint64_t seq, uint
     void *m = out_begin(ep, pc->rp->op_timeout_ns, &err);
     if (!m)
         return fail(pc, err ? err : -EIO, "reserve");
-    if (m != ep->scratch)
+    if (m != ep->scratch && !(ep->ch->tp->caps & CAP_IN_PLACE))
         memcpy(m, ep->scratch, size); /* zero copy: the writer still produces every byte */
     msg_write(m, size, seq, stamp, writer, flags);
     err = out_end(ep, m, pc->rp->op_timeout_ns);
@@ -296,7 +299,11 @@ static int run_stream_writer(struct proc_ctx *pc)
     pc->res->msgs = seq;
     pc->res->bytes = seq * size;
     pc->res->t_end = now_ns();
-    return send_msg(pc, out, seq + 1, 0, me, MSG_STOP);
+    if (send_msg(pc, out, seq + 1, 0, me, MSG_STOP))
+        return pc->res->status;
+    const struct transport *tp = out->ch->tp;
+    int err = tp->flush ? tp->flush(out->ch, pc->rp->op_timeout_ns) : 0;
+    return err ? fail(pc, err, "flush") : 0;
 }
 
 static int run_stream_reader(struct proc_ctx *pc)

@@ -84,18 +84,23 @@ static inline int sc_queue_create(struct chan *ch)
 }
 
 /* Child: writers open plain handles, readers subscribe. */
+static inline int sc_queue_open_handle(const struct chan *ch, shmchan_queue **out)
+{
+    char name[32];
+    sc_name(ch, name, sizeof name);
+    shmchan_opts o;
+    shmchan_opts_init(&o);
+    o.flags = ch->role == ROLE_READER ? SHMCHAN_SUBSCRIBE : 0;
+    return sc_errno(shmchan_queue_open(name, &o, out));
+}
+
 static inline int sc_queue_open(struct chan *ch)
 {
     struct sc_queue_local *l = calloc(1, sizeof *l);
     if (!l)
         return -ENOMEM;
     ch->local = l;
-    char name[32];
-    sc_name(ch, name, sizeof name);
-    shmchan_opts o;
-    shmchan_opts_init(&o);
-    o.flags = ch->role == ROLE_READER ? SHMCHAN_SUBSCRIBE : 0;
-    return sc_errno(shmchan_queue_open(name, &o, &l->q));
+    return sc_queue_open_handle(ch, &l->q);
 }
 
 static inline void sc_queue_close(struct chan *ch)

@@ -17,6 +17,7 @@
 #define SPACE_BATCH 4096u /* room a spinning writer waits for beyond its need */
 #define SPACE_PAUSES 8    /* pauses between two looks at the readers' slots */
 #define SPACE_MORE_NS (5ull * 1000) /* how long a spinning writer asks for the batch */
+#define HOLD_BYTES (64u * 1024) /* send_batch: payload copied under one hold of the lock */
 
 typedef struct claim_t {
     uint64_t pos;  /* record position */
@@ -406,6 +407,46 @@ shmchan_queue_abort(shmchan_queue *q)
     return SHMCHAN_OK;
 }
 
+/* Copy len bytes into the record claimed as cl and publish it, without waking. */
+static void
+fill(shmchan_queue *q, const claim_t *cl, const void *data, uint64_t len)
+{
+    q->reserved = true;
+    q->resv_pos = cl->pos;
+    q->resv_seq = cl->seq;
+    q->resv_len = len;
+    if (len != 0) {
+        memcpy(shmchan__qpayload(shmchan__qrec_at(&q->v, cl->pos)), data, (size_t)len);
+    }
+    publish(q, len, false);
+}
+
+/*
+ * With the claim lock held: claim, copy and publish msgs in order while they
+ * fit, up to about HOLD_BYTES of payload (other writers wait meanwhile).
+ * *n_out says how many went; returns the result of the claim that stopped
+ * (OK when the count or the byte budget did).
+ */
+static int
+send_held(shmchan_queue *q, const shmchan_msg *msgs, size_t count, size_t *n_out)
+{
+    size_t n = 0;
+    uint64_t bytes = 0;
+    int rc = SHMCHAN_OK;
+    while (n < count && bytes < HOLD_BYTES) {
+        claim_t cl;
+        rc = claim_locked(q, msgs[n].len, &cl);
+        if (rc != SHMCHAN_OK) {
+            break;
+        }
+        fill(q, &cl, msgs[n].data, msgs[n].len);
+        bytes += msgs[n].len;
+        n++;
+    }
+    *n_out = n;
+    return rc;
+}
+
 /* Reserve, copy and publish one message (wake: as publish()). */
 static int
 send_one(shmchan_queue *q, const void *data, size_t len, int64_t timeout_ms, bool wake)
@@ -432,9 +473,11 @@ shmchan_queue_send(shmchan_queue *q, const void *data, size_t len, int64_t timeo
 }
 
 /*
- * Waits (up to timeout_ms) only for the first message's space; the rest go
- * while they fit. Readers are woken once, at the end: before this call can
- * wait again, so a reader asleep never holds up a writer waiting for space.
+ * The first message goes as send() sends it, waiting up to timeout_ms; the
+ * rest are claimed and copied in runs under one hold of the claim lock each
+ * (one CAS per run, not per message) while they fit. Readers are woken once,
+ * at the end: before this call can wait again, so a reader asleep never holds
+ * up a writer waiting for space.
  */
 int
 shmchan_queue_send_batch(shmchan_queue *q, const shmchan_msg *msgs, size_t count,
@@ -454,18 +497,26 @@ shmchan_queue_send_batch(shmchan_queue *q, const shmchan_msg *msgs, size_t count
             return SHMCHAN_EMSGSIZE; /* before anything goes: all or a prefix */
         }
     }
-    size_t n = 0;
-    int rc = SHMCHAN_OK;
-    while (n < count) {
-        rc = send_one(q, msgs[n].data, (size_t)msgs[n].len, n == 0 ? timeout_ms : 0, false);
+    int rc = count == 0 ? SHMCHAN_OK
+                        : send_one(q, msgs[0].data, (size_t)msgs[0].len, timeout_ms, false);
+    size_t n = count != 0 && rc == SHMCHAN_OK;
+    while (rc == SHMCHAN_OK && n < count) {
+        rc = shmchan__qlock(&q->v, q->wowner, NOWAIT_LOCK_NS);
         if (rc != SHMCHAN_OK) {
             break;
         }
-        n++;
+        size_t k = 0;
+        rc = send_held(q, msgs + n, count - n, &k);
+        shmchan__qunlock(&q->v);
+        n += k;
+        if (shmchan__region_broken(&q->r)) {
+            rc = SHMCHAN_ETRUNCATED;
+        }
     }
     if (n != 0) {
         shmchan__qwake_readers(&q->v);
     }
     *sent_out = n;
-    return n != 0 && rc == SHMCHAN_EAGAIN ? SHMCHAN_OK : rc;
+    bool stopped = rc == SHMCHAN_EAGAIN || rc == SHMCHAN_EBUSY || rc == SHMCHAN_ETIMEDOUT;
+    return n != 0 && stopped ? SHMCHAN_OK : rc;
 }

@@ -133,7 +133,8 @@ TEST(asym_fences_registered)
 /*
  * arg: "name stage": take the claim lock as a real writer would and die at
  * a point of the critical section: 0 after the journal, 1 after the first
- * header, 2 after everything but next_seq, 3 before the journal.
+ * header, 2 after everything but next_seq, 3 before the journal, 4 after an
+ * inline commit but before tail and next_seq.
  */
 HELPER(queue_die_in_claim)
 {
@@ -169,7 +170,12 @@ HELPER(queue_die_in_claim)
         shmchan__store(&h->writer, q->wslot, SHMCHAN__RELAXED);
         shmchan__store(&h->tag, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED), SHMCHAN__RELEASE);
     } else if (stage == 2) {
-        shmchan__qapply(v, p0, 100, seq, oldest, q->wslot);
+        shmchan__qapply(v, p0, 100, seq, oldest, q->wslot, NULL);
+        shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
+    } else if (stage == 4) { /* a small send, dead after its commit, before the tail */
+        char data[100] = "inline";
+        shmchan__qapply(v, p0, 100, seq, oldest, q->wslot, data);
+        shmchan__store(&c->tail, p0, SHMCHAN__RELEASE);
         shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
     }
     t_die();
@@ -178,10 +184,11 @@ HELPER(queue_die_in_claim)
 
 TEST(queue_claim_holder_dies)
 {
-    for (unsigned stage = 0; stage < 4; stage++) {
+    for (unsigned stage = 0; stage < 5; stage++) {
         const char *n = t_name();
         shmchan_queue *w = tq_create(n, 4096, 128, 0);
         shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+        shmchan_queue *r2 = tq_open(n, SHMCHAN_SUBSCRIBE);
         char arg[96], buf[128];
         snprintf(arg, sizeof(arg), "%s %u", n, stage);
         T_EQ_U64(t_wait(t_spawn("queue_die_in_claim", arg)), t_killed_status());
@@ -197,6 +204,12 @@ TEST(queue_claim_holder_dies)
             T_EQ_U64(info.seq, 3);
             T_EQ_U64(info.recovered, 1);
         }
+        if (stage == 4) { /* committed: delivered, and kept by the recovery */
+            T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 5000, &len, &m));
+            T_EQ_U64(len, 100);
+            T_EQ_U64(m.seq, 2);
+            T_MEMEQ(buf, "inline", 7);
+        }
         T_OK(shmchan_queue_send(w, "after", 5, 5000)); /* steals the lock */
         T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 5000, &len, &m));
         T_EQ_U64(len, 5);
@@ -204,6 +217,15 @@ TEST(queue_claim_holder_dies)
         T_EQ_U64(m.seq, stage == 3 ? 2 : 3);
         T_EQ_U64(m.lost, 0);
         T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m), SHMCHAN_EAGAIN);
+        if (stage == 4) { /* a reader that looks only after the recovery gets all three */
+            const char *want[] = {"before", "inline", "after"};
+            for (uint64_t i = 0; i < 3; i++) {
+                T_OK(shmchan_queue_recv(r2, buf, sizeof(buf), 0, &len, &m));
+                T_EQ_U64(m.seq, i + 1);
+                T_MEMEQ(buf, want[i], strlen(want[i]));
+            }
+        }
+        shmchan_queue_close(r2);
         tq_info(n, &info);
         T_TRUE(info.recovered >= 1);
         T_EQ_U64(info.messages, 2);

@@ -174,7 +174,9 @@ _Static_assert(sizeof(shmchan__latest_buf) == 16, "latest buf pinned");
 /*
  * A record header. The claimant writes len and writer, then tag = CLAIMED
  * with release order, inside the claim critical section; the payload follows
- * outside it and the commit is one release store of tag = MSG. Readers load
+ * outside it and the commit is one release store of tag = MSG. A send of at
+ * most 1 KiB copies its payload and commits inside the critical section, after
+ * the zero header behind it and before the tail moves. Readers load
  * tag with acquire order, then len, and bound len by max_msg and by the ring's
  * end before any use.
  */

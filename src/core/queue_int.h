@@ -150,9 +150,10 @@ shmchan__qunlock(const shmchan__qview *v)
 }
 /* Roll an interrupted claim forward (the lock is held, or nobody is attached). */
 void shmchan__qrepair(const shmchan__qview *v);
-/* Write a claim: pad, record header, oldest, zero header, tail, next_seq. */
+/* Write a claim: pad, record header, oldest, zero header, tail, next_seq;
+ * with data (not NULL), also the payload and the commit before the tail. */
 void shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t len, uint64_t seq,
-                     uint64_t oldest, uint32_t writer);
+                     uint64_t oldest, uint32_t writer, const void *data);
 /* Whether the writer of the claimed record at pos is gone. */
 bool shmchan__qwriter_gone(const shmchan__qview *v, uint32_t writer, uint64_t pos);
 /* A reader or writer (owner word me) stuck at the claimed record at pos (tag

@@ -8,6 +8,8 @@
  * lock that can be taken means the owner is gone. Slot generations make sure
  * that a decision taken about one owner never applies to the next one.
  */
+#include <string.h>
+
 #include "queue_int.h"
 
 #define LOCK_SPINS 256u
@@ -89,10 +91,14 @@ put_header(shmchan__qrec *h, uint64_t tag, uint64_t len, uint32_t writer)
  * the record had to go to the ring's start, its header, and only then is the
  * header at p0 turned into the PAD readers skip; finally tail and next_seq.
  * Re-running it with the same arguments writes the same words.
+ *
+ * With data (a small send), the payload is copied in and the record committed
+ * as MSG before the tail moves: the reader polling the record's line sees it
+ * change once, finished, instead of CLAIMED first and MSG after the copy.
  */
 void
 shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t len, uint64_t seq,
-                uint64_t oldest, uint32_t writer)
+                uint64_t oldest, uint32_t writer, const void *data)
 {
     shmchan__queue_ctl *c = v->ctl;
     uint64_t span = shmchan__qspan(len);
@@ -112,6 +118,11 @@ shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t len, uint64_t seq
         put_header(shmchan__qrec_at(v, p), shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED), len,
                    writer);
         shmchan__store(&h0->tag, shmchan__qtag(seq, SHMCHAN__QTAG_PAD), SHMCHAN__RELEASE);
+    }
+    if (data != NULL) {
+        shmchan__qrec *h = shmchan__qrec_at(v, p);
+        memcpy(shmchan__qpayload(h), data, (size_t)len);
+        shmchan__store(&h->tag, shmchan__qtag(seq, SHMCHAN__QTAG_MSG), SHMCHAN__RELEASE);
     }
     shmchan__store(&c->tail, p + span, SHMCHAN__RELEASE);
     shmchan__store(&c->next_seq, seq + 1, SHMCHAN__RELEASE);
@@ -143,8 +154,16 @@ shmchan__qrepair(const shmchan__qview *v)
     uint64_t p = p0 + (off + span > v->cap ? v->cap - off : 0);
     bool sane = len <= v->max_msg && oldest <= p0 && p0 - oldest <= v->cap &&
                 p0 % SHMCHAN__QREC_ALIGN == 0;
+    uint64_t committed = shmchan__qtag(seq, SHMCHAN__QTAG_MSG);
+    if (sane && shmchan__load(&shmchan__qrec_at(v, p)->tag, SHMCHAN__ACQUIRE) == committed) {
+        /* A small send died after its commit (readers may have the message):
+         * everything before the tail is written. */
+        shmchan__store(&c->tail, p + span, SHMCHAN__RELEASE);
+        shmchan__store(&c->next_seq, seq + 1, SHMCHAN__RELEASE);
+        return;
+    }
     if (sane && tail == p0) {
-        shmchan__qapply(v, p0, len, seq, oldest, 0);
+        shmchan__qapply(v, p0, len, seq, oldest, 0, NULL);
     } else if (sane && tail == p + span) {
         shmchan__store(&c->next_seq, seq + 1, SHMCHAN__RELEASE);
     } else {

@@ -18,6 +18,7 @@
 #define SPACE_PAUSES 8    /* pauses between two looks at the readers' slots */
 #define SPACE_MORE_NS (5ull * 1000) /* how long a spinning writer asks for the batch */
 #define HOLD_BYTES (64u * 1024) /* send_batch: payload copied under one hold of the lock */
+#define INLINE_MAX 1024u /* sends up to this size copy and commit inside the claim */
 
 typedef struct claim_t {
     uint64_t pos;  /* record position */
@@ -146,9 +147,10 @@ walk(const shmchan__qview *v, uint64_t me, uint64_t p0, uint64_t end, uint64_t *
     return SHMCHAN_OK;
 }
 
-/* The critical section. OK, EAGAIN (no space: block mode), EBUSY, ECORRUPT. */
+/* The critical section. OK, EAGAIN (no space: block mode), EBUSY, ECORRUPT.
+ * With data, the record is also filled and committed (shmchan__qapply). */
 static int
-claim_locked(shmchan_queue *q, uint64_t len, claim_t *cl)
+claim_locked(shmchan_queue *q, uint64_t len, const void *data, claim_t *cl)
 {
     const shmchan__qview *v = &q->v;
     shmchan__queue_ctl *c = v->ctl;
@@ -189,7 +191,7 @@ claim_locked(shmchan_queue *q, uint64_t len, claim_t *cl)
     shmchan__fence(SHMCHAN__RELEASE);
     /* resv before the CLAIMED tag (released by it): readers check it. */
     shmchan__store(&v->writers[q->wslot].resv, p, SHMCHAN__RELAXED);
-    shmchan__qapply(v, p0, len, seq, oldest, q->wslot);
+    shmchan__qapply(v, p0, len, seq, oldest, q->wslot, data);
     cl->pos = p;
     cl->seq = seq;
     return SHMCHAN_OK;
@@ -259,7 +261,7 @@ wait_busy(uint64_t deadline)
 }
 
 static int
-claim(shmchan_queue *q, uint64_t len, int64_t timeout_ms, claim_t *cl)
+claim(shmchan_queue *q, uint64_t len, const void *data, int64_t timeout_ms, claim_t *cl)
 {
     const shmchan__qview *v = &q->v;
     int64_t lock_ns = timeout_ms < 0    ? -1
@@ -272,7 +274,7 @@ claim(shmchan_queue *q, uint64_t len, int64_t timeout_ms, claim_t *cl)
         if (SHMCHAN__UNLIKELY(rc != SHMCHAN_OK)) {
             return rc == SHMCHAN_ETIMEDOUT && timeout_ms == 0 ? SHMCHAN_EAGAIN : rc;
         }
-        rc = claim_locked(q, len, cl);
+        rc = claim_locked(q, len, data, cl);
         shmchan__qunlock(v);
         if (SHMCHAN__LIKELY(rc == SHMCHAN_OK) || rc == SHMCHAN_ECORRUPT) {
             return rc;
@@ -300,13 +302,10 @@ claim(shmchan_queue *q, uint64_t len, int64_t timeout_ms, claim_t *cl)
 
 /* ----------------------------------------------------------- the API */
 
-int
-shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms, void **buf_out)
+/* What a send or reserve of len bytes needs first: the checks, a writer slot. */
+static int
+may_send(shmchan_queue *q, size_t len)
 {
-    if (q == NULL || buf_out == NULL) {
-        return SHMCHAN_EINVAL;
-    }
-    *buf_out = NULL;
     if (q->r.flags & SHMCHAN_RDONLY) {
         return SHMCHAN_ERDONLY;
     }
@@ -316,16 +315,31 @@ shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms, void **b
     if (len > q->v.max_msg) {
         return SHMCHAN_EMSGSIZE;
     }
-    if (SHMCHAN__UNLIKELY(!q->has_wslot)) {
-        int rc = shmchan__qtake_writer(q);
-        if (rc != SHMCHAN_OK) {
-            return rc;
-        }
-    }
-    claim_t cl;
-    int rc = claim(q, len, timeout_ms, &cl);
+    return SHMCHAN__UNLIKELY(!q->has_wslot) ? shmchan__qtake_writer(q) : SHMCHAN_OK;
+}
+
+/* claim(), then the check that the region is still there. */
+static int
+claim_checked(shmchan_queue *q, uint64_t len, const void *data, int64_t timeout_ms, claim_t *cl)
+{
+    int rc = claim(q, len, data, timeout_ms, cl);
     if (SHMCHAN__UNLIKELY(shmchan__region_broken(&q->r))) {
         return SHMCHAN_ETRUNCATED; /* what we saw were zeros standing in for it */
+    }
+    return rc;
+}
+
+int
+shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms, void **buf_out)
+{
+    if (q == NULL || buf_out == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    *buf_out = NULL;
+    int rc = may_send(q, len);
+    claim_t cl;
+    if (rc == SHMCHAN_OK) {
+        rc = claim_checked(q, len, NULL, timeout_ms, &cl);
     }
     if (rc != SHMCHAN_OK) {
         return rc;
@@ -337,6 +351,8 @@ shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms, void **b
     *buf_out = shmchan__qpayload(shmchan__qrec_at(&q->v, cl.pos));
     return SHMCHAN_OK;
 }
+
+static void finished(shmchan_queue *q, uint64_t len, bool wake);
 
 /* Publish the reservation as a message of len bytes (<= reserved); wake the
  * readers that sleep unless the caller does it once for a batch. */
@@ -360,6 +376,15 @@ publish(shmchan_queue *q, uint64_t len, bool wake)
         shmchan__store(&h->len, (uint32_t)len, SHMCHAN__RELAXED);
     }
     shmchan__store(&h->tag, shmchan__qtag(q->resv_seq, SHMCHAN__QTAG_MSG), SHMCHAN__RELEASE);
+    finished(q, len, wake);
+}
+
+/* After a commit of len bytes: the writer slot's resv and counters, and the
+ * readers' wake-up unless the caller does it once for a batch. */
+static void
+finished(shmchan_queue *q, uint64_t len, bool wake)
+{
+    const shmchan__qview *v = &q->v;
     shmchan__qwriter *w = &v->writers[q->wslot];
     shmchan__store(&w->resv, SHMCHAN__QPOS_NONE, SHMCHAN__RELEASE); /* after the tag */
     shmchan__store(&w->sent, ++q->sent, SHMCHAN__RELAXED);
@@ -407,6 +432,13 @@ shmchan_queue_abort(shmchan_queue *q)
     return SHMCHAN_OK;
 }
 
+/* The payload pointer for an inline claim: never NULL, which means none. */
+static const void *
+inline_data(const void *data)
+{
+    return data != NULL ? data : "";
+}
+
 /* Copy len bytes into the record claimed as cl and publish it, without waking. */
 static void
 fill(shmchan_queue *q, const claim_t *cl, const void *data, uint64_t len)
@@ -435,11 +467,17 @@ send_held(shmchan_queue *q, const shmchan_msg *msgs, size_t count, size_t *n_out
     int rc = SHMCHAN_OK;
     while (n < count && bytes < HOLD_BYTES) {
         claim_t cl;
-        rc = claim_locked(q, msgs[n].len, &cl);
+        uint64_t len = msgs[n].len;
+        const void *data = len <= INLINE_MAX ? inline_data(msgs[n].data) : NULL;
+        rc = claim_locked(q, len, data, &cl);
         if (rc != SHMCHAN_OK) {
             break;
         }
-        fill(q, &cl, msgs[n].data, msgs[n].len);
+        if (data != NULL) {
+            finished(q, len, false);
+        } else {
+            fill(q, &cl, msgs[n].data, len);
+        }
         bytes += msgs[n].len;
         n++;
     }
@@ -447,10 +485,22 @@ send_held(shmchan_queue *q, const shmchan_msg *msgs, size_t count, size_t *n_out
     return rc;
 }
 
-/* Reserve, copy and publish one message (wake: as publish()). */
+/* Reserve, copy and publish one message (wake: as publish()); a small one is
+ * copied and committed inside the claim. */
 static int
 send_one(shmchan_queue *q, const void *data, size_t len, int64_t timeout_ms, bool wake)
 {
+    if (len <= INLINE_MAX) {
+        int rc = may_send(q, len);
+        claim_t cl;
+        if (rc == SHMCHAN_OK) {
+            rc = claim_checked(q, len, inline_data(data), timeout_ms, &cl);
+        }
+        if (rc == SHMCHAN_OK) {
+            finished(q, len, wake);
+        }
+        return rc;
+    }
     void *buf = NULL;
     int rc = shmchan_queue_reserve(q, len, timeout_ms, &buf);
     if (SHMCHAN__UNLIKELY(rc != SHMCHAN_OK)) {

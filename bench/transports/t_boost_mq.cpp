@@ -132,6 +132,7 @@ const transport transport_boost_mq = {
     .open = bmq_open,
     .send = bmq_send,
     .recv = bmq_recv,
+    .flush = nullptr,
     .reserve = nullptr,
     .commit = nullptr,
     .acquire = nullptr,

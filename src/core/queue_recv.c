@@ -341,6 +341,9 @@ await_msg(shmchan_queue *q, int64_t timeout_ms, found_t *f)
             }
         }
         shmchan__fetch_sub(&c->rd_waiters, 1, SHMCHAN__RELAXED);
+        if (rc == SHMCHAN_EAGAIN) {
+            rc = locate(q, f, &claimed); /* woken: look before paying the waiter's barrier */
+        }
         if (rc != SHMCHAN_EAGAIN) {
             return rc;
         }

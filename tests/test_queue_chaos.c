@@ -16,6 +16,7 @@ typedef struct tq_head {
 } tq_head;
 
 size_t tq_make(uint8_t *buf, uint32_t writer, uint32_t counter);
+int tq_send_run(shmchan_queue *q, uint32_t id, uint32_t first, uint32_t n, int64_t timeout_ms);
 int tq_verify(const uint8_t *buf, size_t len, tq_head *out);
 
 #define CH_MAXMSG 512
@@ -63,28 +64,6 @@ num(const char *arg, int index)
  * every 8th committed count in the progress file. mode 1: after a few
  * messages, reserve, scribble and die before committing.
  */
-/* Messages c..c+3 of incarnation inc through send_batch, resending the rest. */
-static int
-send_4(shmchan_queue *q, uint32_t inc, uint32_t c)
-{
-    static uint8_t bufs[4][CH_MAXMSG];
-    shmchan_msg msgs[4];
-    for (uint32_t i = 0; i < 4; i++) {
-        msgs[i].data = bufs[i];
-        msgs[i].len = tq_make(bufs[i], inc, c + i);
-    }
-    size_t done = 0;
-    while (done < 4) {
-        size_t sent = 0;
-        int rc = shmchan_queue_send_batch(q, msgs + done, 4 - done, 2000, &sent);
-        if (rc != SHMCHAN_OK && rc != SHMCHAN_ETIMEDOUT) {
-            return rc;
-        }
-        done += sent;
-    }
-    return SHMCHAN_OK;
-}
-
 HELPER(queue_chaos_writer)
 {
     char name[64], path[512];
@@ -112,7 +91,7 @@ HELPER(queue_chaos_writer)
         uint32_t first = c;
         int rc;
         if (c % 5 == 1) { /* some in batches of 4: several claims under one lock hold */
-            rc = send_4(q, inc, c);
+            rc = tq_send_run(q, inc, c, 4, 2000);
             c += 3;
         } else {
             size_t len = tq_make(buf, inc, c);

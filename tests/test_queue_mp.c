@@ -31,6 +31,7 @@ tq_len(uint32_t writer, uint32_t counter)
 
 size_t tq_make(uint8_t *buf, uint32_t writer, uint32_t counter);
 int tq_verify(const uint8_t *buf, size_t len, tq_head *out);
+int tq_send_run(shmchan_queue *q, uint32_t id, uint32_t first, uint32_t n, int64_t timeout_ms);
 
 size_t
 tq_make(uint8_t *buf, uint32_t writer, uint32_t counter)
@@ -114,22 +115,22 @@ arg_word(const char *arg, int index, char *out, size_t cap)
 
 /* ------------------------------------------------ N writers x M readers */
 
-/* Messages c, c+1, c+2 of writer id through send_batch, resending the rest
- * of a partial batch. */
-static int
-send_batch_of_3(shmchan_queue *q, uint32_t id, uint32_t c)
+/* Messages first..first+n-1 (n <= 4) of writer id through send_batch,
+ * resending the rest of a partial batch; keeps trying while blocked. */
+int
+tq_send_run(shmchan_queue *q, uint32_t id, uint32_t first, uint32_t n, int64_t timeout_ms)
 {
-    static uint8_t bufs[3][TQ_MAXMSG];
-    shmchan_msg msgs[3];
-    for (uint32_t i = 0; i < 3; i++) {
+    uint8_t bufs[4][TQ_MAXMSG];
+    shmchan_msg msgs[4];
+    for (uint32_t i = 0; i < n && i < 4; i++) {
         msgs[i].data = bufs[i];
-        msgs[i].len = tq_make(bufs[i], id, c + i);
+        msgs[i].len = tq_make(bufs[i], id, first + i);
     }
-    for (size_t done = 0; done < 3;) {
+    for (size_t done = 0; done < n;) {
         size_t sent = 0;
-        int rc = shmchan_queue_send_batch(q, msgs + done, 3 - done, TQ_TIMEOUT_MS, &sent);
-        if (rc != SHMCHAN_OK || sent == 0) {
-            return rc != SHMCHAN_OK ? rc : SHMCHAN_EAGAIN;
+        int rc = shmchan_queue_send_batch(q, msgs + done, n - done, timeout_ms, &sent);
+        if (rc != SHMCHAN_OK && rc != SHMCHAN_ETIMEDOUT) {
+            return rc;
         }
         done += sent;
     }
@@ -149,7 +150,7 @@ HELPER(queue_mp_writer)
     uint8_t buf[TQ_MAXMSG];
     for (uint32_t c = 0; c < count; c++) {
         if (c % 8 == 1 && c + 3 <= count) { /* some in batches of 3 */
-            int rc = send_batch_of_3(q, id, c);
+            int rc = tq_send_run(q, id, c, 3, TQ_TIMEOUT_MS);
             if (rc != SHMCHAN_OK) {
                 fprintf(stderr, "writer %u: batch %s at %u\n", id, shmchan_errname(rc), c);
                 return 1;

@@ -117,6 +117,19 @@ size_t bench_transports(const struct transport **out, size_t max);
         bench_register_transport(&(tp));                                     \
     }
 
+/* Register var, a copy of transport tp under another name, summary and caps
+ * (a variant that moves messages the same way but is run differently). */
+#define BENCH_REGISTER_VARIANT(var, tp, var_name, var_summary, var_caps)    \
+    static struct transport var;                                             \
+    __attribute__((constructor)) static void bench_register_##var(void)     \
+    {                                                                        \
+        var = (tp);                                                          \
+        var.name = (var_name);                                               \
+        var.summary = (var_summary);                                         \
+        var.caps = (var_caps);                                               \
+        bench_register_transport(&var);                                      \
+    }
+
 /* ---- helpers shared by transports ---- */
 
 uint64_t now_ns(void);                        /* CLOCK_MONOTONIC */

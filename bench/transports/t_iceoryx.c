@@ -280,22 +280,11 @@ static const struct transport transport_iceoryx_wait = {
     .close = iox_close,
 };
 
-/* iceoryx-wait with the message produced in place, beside shmchan-queue-zc-inplace. */
-static const struct transport transport_iceoryx_wait_inplace = {
-    .name = "iceoryx-wait-inplace",
-    .summary = "iceoryx-wait with the message produced in place (writer fills header and trailer)",
-    .caps = CAP_STREAM | CAP_BLOCKING | CAP_ZERO_COPY | CAP_IN_PLACE,
-    .group = GROUP_LIBRARY,
-    .max_msg = 1u << 20,
-    .create = iox_create,
-    .open = iox_open_wait,
-    .reserve = iox_reserve,
-    .commit = iox_commit,
-    .acquire = iox_acquire_wait,
-    .release = iox_release,
-    .close = iox_close,
-};
-
 BENCH_REGISTER_TRANSPORT(transport_iceoryx_poll)
 BENCH_REGISTER_TRANSPORT(transport_iceoryx_wait)
-BENCH_REGISTER_TRANSPORT(transport_iceoryx_wait_inplace)
+/* iceoryx-wait with the message produced in place, beside shmchan-queue-zc-inplace. */
+BENCH_REGISTER_VARIANT(transport_iceoryx_wait_inplace, transport_iceoryx_wait,
+                       "iceoryx-wait-inplace",
+                       "iceoryx-wait with the message produced in place (writer fills header and "
+                       "trailer)",
+                       CAP_STREAM | CAP_BLOCKING | CAP_ZERO_COPY | CAP_IN_PLACE)

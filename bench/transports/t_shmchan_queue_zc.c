@@ -69,24 +69,12 @@ static const struct transport transport_shmchan_queue_zc = {
     .destroy = sc_destroy,
 };
 
+BENCH_REGISTER_TRANSPORT(transport_shmchan_queue_zc)
 /* The same, with the message produced in place: the writer writes only its
  * header and trailer into the reservation, the reader checks them where they
  * lie, so the cost per message should not grow with its size. */
-static const struct transport transport_shmchan_queue_zc_inplace = {
-    .name = "shmchan-queue-zc-inplace",
-    .summary = "shmchan-queue-zc with the message produced in place (writer fills header and trailer)",
-    .caps = CAP_STREAM | CAP_BLOCKING | CAP_ZERO_COPY | CAP_IN_PLACE,
-    .group = GROUP_SHMCHAN,
-    .max_msg = 1u << 20,
-    .create = sc_queue_create,
-    .open = sc_queue_open,
-    .reserve = zc_reserve,
-    .commit = zc_commit,
-    .acquire = zc_acquire,
-    .release = zc_release,
-    .close = sc_queue_close,
-    .destroy = sc_destroy,
-};
-
-BENCH_REGISTER_TRANSPORT(transport_shmchan_queue_zc)
-BENCH_REGISTER_TRANSPORT(transport_shmchan_queue_zc_inplace)
+BENCH_REGISTER_VARIANT(transport_shmchan_queue_zc_inplace, transport_shmchan_queue_zc,
+                       "shmchan-queue-zc-inplace",
+                       "shmchan-queue-zc with the message produced in place (writer fills header "
+                       "and trailer)",
+                       CAP_STREAM | CAP_BLOCKING | CAP_ZERO_COPY | CAP_IN_PLACE)

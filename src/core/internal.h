@@ -84,8 +84,6 @@ shmchan__region_broken(const shmchan__region *r)
 /* Copy opts with the caller's struct_size honoured (older, shorter structs). */
 void shmchan__opts_copy(const shmchan_opts *in, shmchan_opts *out);
 
-/* Busy-wait up to the handle's spin_ns for *word to differ from expected. */
-bool shmchan__spin_on(const shmchan__region *r, shmchan__atomic_u32 *word, uint32_t expected);
 
 /* Sleep in the kernel while *word equals expected. Returns OK (re-check),
  * ETIMEDOUT or EINTR; deadline_ns is absolute monotonic, 0 = for ever. */

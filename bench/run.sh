@@ -3,8 +3,9 @@
 # writes bench/RESULTS.md, bench/results.csv, bench/results_dist.csv and the
 # bench/*.png plots.
 #
-#   bench/run.sh            full run (about 6 minutes on a 2-core machine)
-#   bench/run.sh --quick    short runs of everything (under a minute)
+#   bench/run.sh            full run: 3 interleaved rounds (about 10 minutes on a
+#                           2-core machine); each figure is the median round's
+#   bench/run.sh --quick    one short round of everything (under a minute)
 #
 # Options: --build-dir DIR (default <repo>/build-bench), --no-install (do not
 # apt-get missing packages), --only a,b,c (only these transports).
@@ -152,11 +153,16 @@ trap 'roudi_stop; cleanup_leftovers; exit 130' INT TERM
 
 # --------------------------------------------------------------- the suite --
 
+# Full runs go through the suite ROUNDS times, each experiment shorter: the
+# vCPUs of these VMs move between host cores every few minutes, which moves
+# every figure by up to 3x, and interleaving spreads that over all transports.
 if [ "$MODE" = quick ]; then
+    ROUNDS=1
     PP_D=0.15 PP_W=200 WU_D=0.1 WU_W=20 FO_D=0.1 FO_W=10 TP_D=0.1 FI_D=0.1 MC_D=0.05
     LAT_QOS="held off" TP_QOS="held" FO_QOS="held" FI_QOS="held"
 else
-    PP_D=1.5 PP_W=2000 WU_D=1 WU_W=100 FO_D=1 FO_W=20 TP_D=1 FI_D=1 MC_D=0.3
+    ROUNDS=3
+    PP_D=0.5 PP_W=1000 WU_D=0.4 WU_W=50 FO_D=0.4 FO_W=20 TP_D=0.4 FI_D=0.4 MC_D=0.2
     LAT_QOS="held off" TP_QOS="held off" FO_QOS="held off" FI_QOS="held off"
 fi
 SIZES="64 4K 64K 1M"
@@ -251,12 +257,19 @@ mkdir -p "$LOG_DIR"
 log "building in $BUILD_DIR"
 build
 "$BIN" --list >"$BUILD_DIR/transports.tsv"
-rm -f "$CSV" "$DIST" "$LOG_DIR/runs.log"
+RESULTS_CSV=$CSV RESULTS_DIST=$DIST
+rm -f "$LOG_DIR"/round-*.csv "$LOG_DIR/runs.log"
 START=$(date +%s)
-log "running the $MODE suite"
-run_suite
+ROUND_FILES=()
+for ROUND in $(seq "$ROUNDS"); do
+    log "running the $MODE suite, round $ROUND of $ROUNDS"
+    CSV=$LOG_DIR/round-$ROUND.csv DIST=$LOG_DIR/round-$ROUND-dist.csv
+    run_suite
+    ROUND_FILES+=("$CSV")
+done
 log "suite took $(( $(date +%s) - START )) s"
-python3 "$BENCH_DIR/report/report.py" --results "$CSV" --dist "$DIST" \
+python3 "$BENCH_DIR/report/report.py" --results "$RESULTS_CSV" --dist "$RESULTS_DIST" \
+    --rounds "${ROUND_FILES[@]}" \
     --transports "$BUILD_DIR/transports.tsv" --outdir "$BENCH_DIR" --mode "$MODE" \
     --seconds "$(( $(date +%s) - START ))"
 log "wrote $BENCH_DIR/RESULTS.md"

@@ -53,6 +53,59 @@ def read_transports(path):
     return out
 
 
+# ------------------------------------------------------------------ rounds --
+
+LATENCY_WORKLOADS = ("pingpong", "wakeup", "fanout")
+
+
+def row_key(r):
+    return (r["transport"], r["workload"], r["pmqos"], r["msg_size"], r["writers"], r["readers"])
+
+
+def median_round(cands):
+    """(round, row) of the round whose main figure is the median of the rounds
+    that reported one; a failed experiment's last row when none did."""
+    ok = [(i, r) for i, r in cands if r["status"] == "ok"]
+    if not ok:
+        return cands[-1]
+    metric = "median_ns" if ok[0][1]["workload"] in LATENCY_WORKLOADS else "msgs_per_s"
+    ok.sort(key=lambda ir: number(ir[1][metric]) or 0.0)
+    i, r = ok[len(ok) // 2]
+    r = dict(r)
+    if len(ok) > 1:
+        r["note"] = "median of %d rounds" % len(ok)
+    return i, r
+
+
+def merge_rounds(result_files, dist_files):
+    """Rows of interleaved rounds -> one row per experiment (the median round's,
+    with its latency percentiles), in first-seen order."""
+    rounds = [read_csv(f) for f in result_files]
+    dists = [read_csv(f) for f in dist_files]
+    by_key, order = {}, []
+    for i, rows in enumerate(rounds):
+        for r in rows:
+            k = row_key(r)
+            if k not in by_key:
+                by_key[k] = []
+                order.append(k)
+            by_key[k].append((i, r))
+    rows, dist = [], []
+    for k in order:
+        i, r = median_round(by_key[k])
+        rows.append(r)
+        if i < len(dists):
+            dist += [d for d in dists[i] if row_key(d) == k]
+    return rows, dist
+
+
+def write_csv(path, rows, fields):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
 class Results:
     def __init__(self, rows, dist, transports):
         self.rows = rows
@@ -202,7 +255,9 @@ def machine_section(res, args):
             "/sys/devices/system/clocksource/clocksource0/current_clocksource")),
         ("PM-QoS", qos_note),
         ("Date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-        ("Mode", "%s (suite took %s s)" % (args.mode, args.seconds or "?")),
+        ("Mode", "%s, %d interleaved round%s (suite took %s s)" % (
+            args.mode, args.round_count, "s" if args.round_count > 1 else "",
+            args.seconds or "?")),
         ("Load average at report time", "%.2f %.2f %.2f" % os.getloadavg()),
     ]
     return "## Machine\n\n" + table(["", ""], rows, text_columns=2)
@@ -500,7 +555,12 @@ def section_simple(res, plotter, workload, title, text, make_table, png=None):
 def build_report(res, args, plotter):
     parts = ["# shmchan IPC benchmark results", "",
              "Written by `bench/run.sh%s`; raw data in `results.csv` (summary) and "
-             "`results_dist.csv` (latency percentiles)." % (" --quick" if args.mode == "quick" else ""),
+             "`results_dist.csv` (latency percentiles).%s" % (
+                 " --quick" if args.mode == "quick" else "",
+                 " The suite ran %d times, interleaved; each figure is the round with the "
+                 "median result (its percentiles with it), so that a slow stretch of a shared "
+                 "machine moves no transport alone." % args.round_count
+                 if args.round_count > 1 else ""),
              "", INTRO, PMQOS_TEXT, machine_section(res, args), "", transports_section(res), ""]
     parts.append(section_latency(
         res, plotter, "pingpong", "Ping-pong round trip, 64 B",
@@ -548,8 +608,19 @@ def main():
     ap.add_argument("--outdir", required=True)
     ap.add_argument("--mode", default="full")
     ap.add_argument("--seconds", default=None)
+    ap.add_argument("--rounds", nargs="*", default=None, metavar="CSV",
+                    help="results of interleaved rounds (each with a -dist.csv beside it): "
+                         "merged into --results and --dist first")
     args = ap.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
+    if args.rounds:
+        rows, dist = merge_rounds(args.rounds, [f[:-4] + "-dist.csv" for f in args.rounds])
+        write_csv(args.results, rows, list(read_csv(args.rounds[0])[0].keys()))
+        if args.dist:
+            dist_fields = ["transport", "workload", "pmqos", "msg_size", "writers", "readers",
+                           "percentile", "value_ns"]
+            write_csv(args.dist, dist, dist_fields)
+    args.round_count = len(args.rounds) if args.rounds else 1
     res = Results(read_csv(args.results), read_csv(args.dist), read_transports(args.transports))
     plotter = Plotter(res, args.outdir)
     try:

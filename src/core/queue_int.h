@@ -74,6 +74,9 @@ struct shmchan_queue {
     /* A reader stuck at a claimed record since when. */
     uint64_t stuck_pos;
     uint64_t stuck_since;
+    /* Whether waits spin first (shmchan__qspin_pays), and when we last looked. */
+    bool spin_pays;
+    uint64_t spin_checked;
 };
 
 /* ------------------------------------------------------- record helpers */
@@ -201,6 +204,10 @@ shmchan__qwake_writers(const shmchan__qview *v, bool fenced)
         shmchan__wake_all(v->shm, &v->ctl->space);
     }
 }
+
+/* Whether a wait should spin before it sleeps: only while the queue's
+ * registered peers are no more than the CPUs (queue.c). */
+bool shmchan__qspin_pays(shmchan_queue *q);
 
 /* Take a writer slot for the handle (queue.c). */
 int shmchan__qtake_writer(shmchan_queue *q);

@@ -311,7 +311,7 @@ await_msg(shmchan_queue *q, int64_t timeout_ms, found_t *f)
         return SHMCHAN_EAGAIN;
     }
     uint64_t deadline = shmchan__deadline(timeout_ms);
-    if (q->r.spin_ns != 0) {
+    if (q->r.spin_ns != 0 && shmchan__qspin_pays(q)) {
         uint64_t end = shmchan__now_ns() + q->r.spin_ns;
         do {
             for (int i = 0; i < 64; i++) {

@@ -208,7 +208,7 @@ wait_space(shmchan_queue *q, uint64_t need, uint64_t deadline, bool *spun, uint6
 {
     const shmchan__qview *v = &q->v;
     shmchan__queue_ctl *c = v->ctl;
-    if (!*spun && q->r.spin_ns != 0) {
+    if (!*spun && q->r.spin_ns != 0 && shmchan__qspin_pays(q)) {
         /* Spin, looking at the readers' slots only now and then (each look
          * pulls a line a reader writes), and for the first part of the spin
          * wait for a little more room than this claim needs: the next claims

@@ -150,6 +150,8 @@ bool shmchan__proc_exists(uint32_t pid);
 uint64_t shmchan__now_ns(void);      /* monotonic */
 int64_t shmchan__realtime_ns(void);  /* wall clock, Unix epoch */
 void shmchan__sleep_ns(uint64_t ns);
+/* CPUs online (at least 1), looked up once. */
+uint32_t shmchan__cpu_count(void);
 
 /* ------------------------------------------------------------ OS errors */
 

@@ -109,6 +109,19 @@ shmchan__realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+uint32_t
+shmchan__cpu_count(void)
+{
+    static shmchan__atomic_u32 cached; /* racing first calls store the same */
+    uint32_t n = shmchan__load(&cached, SHMCHAN__RELAXED);
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 && c < 65536 ? (uint32_t)c : 1u;
+        shmchan__store(&cached, n, SHMCHAN__RELAXED);
+    }
+    return n;
+}
+
 void
 shmchan__sleep_ns(uint64_t ns)
 {

@@ -177,6 +177,20 @@ shmchan__realtime_ns(void)
     return (t - INT64_C(116444736000000000)) * 100; /* 1601 -> 1970, 100 ns -> ns */
 }
 
+uint32_t
+shmchan__cpu_count(void)
+{
+    static shmchan__atomic_u32 cached; /* racing first calls store the same */
+    uint32_t n = shmchan__load(&cached, SHMCHAN__RELAXED);
+    if (n == 0) {
+        SYSTEM_INFO si;
+        GetSystemInfo(&si);
+        n = si.dwNumberOfProcessors > 0 ? (uint32_t)si.dwNumberOfProcessors : 1u;
+        shmchan__store(&cached, n, SHMCHAN__RELAXED);
+    }
+    return n;
+}
+
 void
 shmchan__sleep_ns(uint64_t ns)
 {

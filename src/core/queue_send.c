@@ -352,7 +352,23 @@ shmchan_queue_reserve(shmchan_queue *q, size_t len, int64_t timeout_ms, void **b
     return SHMCHAN_OK;
 }
 
-static void finished(shmchan_queue *q, uint64_t len, bool wake);
+/* After a commit of len bytes: the writer slot's resv and counters, and the
+ * readers' wake-up unless the caller does it once for a batch. */
+static void
+finished(shmchan_queue *q, uint64_t len, bool wake)
+{
+    const shmchan__qview *v = &q->v;
+    shmchan__qwriter *w = &v->writers[q->wslot];
+    shmchan__store(&w->resv, SHMCHAN__QPOS_NONE, SHMCHAN__RELEASE); /* after the tag */
+    shmchan__store(&w->sent, ++q->sent, SHMCHAN__RELAXED);
+    shmchan__store(&w->total, ++q->total, SHMCHAN__RELAXED);
+    q->total_bytes += len;
+    shmchan__store(&w->total_bytes, q->total_bytes, SHMCHAN__RELAXED);
+    q->reserved = false;
+    if (wake) {
+        shmchan__qwake_readers(v);
+    }
+}
 
 /* Publish the reservation as a message of len bytes (<= reserved); wake the
  * readers that sleep unless the caller does it once for a batch. */
@@ -377,24 +393,6 @@ publish(shmchan_queue *q, uint64_t len, bool wake)
     }
     shmchan__store(&h->tag, shmchan__qtag(q->resv_seq, SHMCHAN__QTAG_MSG), SHMCHAN__RELEASE);
     finished(q, len, wake);
-}
-
-/* After a commit of len bytes: the writer slot's resv and counters, and the
- * readers' wake-up unless the caller does it once for a batch. */
-static void
-finished(shmchan_queue *q, uint64_t len, bool wake)
-{
-    const shmchan__qview *v = &q->v;
-    shmchan__qwriter *w = &v->writers[q->wslot];
-    shmchan__store(&w->resv, SHMCHAN__QPOS_NONE, SHMCHAN__RELEASE); /* after the tag */
-    shmchan__store(&w->sent, ++q->sent, SHMCHAN__RELAXED);
-    shmchan__store(&w->total, ++q->total, SHMCHAN__RELAXED);
-    q->total_bytes += len;
-    shmchan__store(&w->total_bytes, q->total_bytes, SHMCHAN__RELAXED);
-    q->reserved = false;
-    if (wake) {
-        shmchan__qwake_readers(v);
-    }
 }
 
 int
@@ -439,10 +437,16 @@ inline_data(const void *data)
     return data != NULL ? data : "";
 }
 
-/* Copy len bytes into the record claimed as cl and publish it, without waking. */
+/* After a claim: publish the message (copying it in first unless the claim
+ * committed it already: inline), waking readers unless the caller batches. */
 static void
-fill(shmchan_queue *q, const claim_t *cl, const void *data, uint64_t len)
+complete(shmchan_queue *q, const claim_t *cl, const void *data, uint64_t len, bool inline_done,
+         bool wake)
 {
+    if (inline_done) {
+        finished(q, len, wake);
+        return;
+    }
     q->reserved = true;
     q->resv_pos = cl->pos;
     q->resv_seq = cl->seq;
@@ -450,7 +454,7 @@ fill(shmchan_queue *q, const claim_t *cl, const void *data, uint64_t len)
     if (len != 0) {
         memcpy(shmchan__qpayload(shmchan__qrec_at(&q->v, cl->pos)), data, (size_t)len);
     }
-    publish(q, len, false);
+    publish(q, len, wake);
 }
 
 /*
@@ -468,16 +472,12 @@ send_held(shmchan_queue *q, const shmchan_msg *msgs, size_t count, size_t *n_out
     while (n < count && bytes < HOLD_BYTES) {
         claim_t cl;
         uint64_t len = msgs[n].len;
-        const void *data = len <= INLINE_MAX ? inline_data(msgs[n].data) : NULL;
-        rc = claim_locked(q, len, data, &cl);
+        const void *in = len <= INLINE_MAX ? inline_data(msgs[n].data) : NULL;
+        rc = claim_locked(q, len, in, &cl);
         if (rc != SHMCHAN_OK) {
             break;
         }
-        if (data != NULL) {
-            finished(q, len, false);
-        } else {
-            fill(q, &cl, msgs[n].data, len);
-        }
+        complete(q, &cl, msgs[n].data, len, in != NULL, false);
         bytes += msgs[n].len;
         n++;
     }
@@ -485,32 +485,21 @@ send_held(shmchan_queue *q, const shmchan_msg *msgs, size_t count, size_t *n_out
     return rc;
 }
 
-/* Reserve, copy and publish one message (wake: as publish()); a small one is
+/* Claim, copy and publish one message (wake: as publish()); a small one is
  * copied and committed inside the claim. */
 static int
 send_one(shmchan_queue *q, const void *data, size_t len, int64_t timeout_ms, bool wake)
 {
-    if (len <= INLINE_MAX) {
-        int rc = may_send(q, len);
-        claim_t cl;
-        if (rc == SHMCHAN_OK) {
-            rc = claim_checked(q, len, inline_data(data), timeout_ms, &cl);
-        }
-        if (rc == SHMCHAN_OK) {
-            finished(q, len, wake);
-        }
-        return rc;
+    const void *in = len <= INLINE_MAX ? inline_data(data) : NULL;
+    int rc = may_send(q, len);
+    claim_t cl;
+    if (rc == SHMCHAN_OK) {
+        rc = claim_checked(q, len, in, timeout_ms, &cl);
     }
-    void *buf = NULL;
-    int rc = shmchan_queue_reserve(q, len, timeout_ms, &buf);
-    if (SHMCHAN__UNLIKELY(rc != SHMCHAN_OK)) {
-        return rc;
+    if (rc == SHMCHAN_OK) {
+        complete(q, &cl, data, len, in != NULL, wake);
     }
-    if (len != 0) {
-        memcpy(buf, data, len);
-    }
-    publish(q, len, wake);
-    return SHMCHAN_OK;
+    return rc;
 }
 
 int

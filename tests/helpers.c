@@ -82,6 +82,30 @@ t_path(void)
     return paths[npaths++];
 }
 
+void
+t_arg_word(const char *arg, int index, char *out, size_t cap)
+{
+    const char *p = arg;
+    for (int i = 0; i < index && p != NULL; i++) {
+        p = strchr(p, ' ');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    size_t n = 0;
+    while (p != NULL && p[n] != '\0' && p[n] != ' ' && n + 1 < cap) {
+        out[n] = p[n];
+        n++;
+    }
+    out[n] = '\0';
+}
+
+uint32_t
+t_arg_u32(const char *arg, int index)
+{
+    char w[32];
+    t_arg_word(arg, index, w, sizeof(w));
+    return (uint32_t)strtoul(w, NULL, 10);
+}
+
 shmchan_opts
 t_opts(uint32_t flags)
 {

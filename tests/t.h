@@ -78,6 +78,11 @@ const char *t_path(void);
 /* Options with flags set (and everything else default). */
 shmchan_opts t_opts(uint32_t flags);
 
+/* Word index (from 0) of a helper's space-separated arg, into out (cap
+ * bytes, truncated, "" when missing), and the same read as a number. */
+void t_arg_word(const char *arg, int index, char *out, size_t cap);
+uint32_t t_arg_u32(const char *arg, int index);
+
 /*
  * Helper processes: the test binary re-executed as `shmchan_tests --helper
  * NAME ARG`, so that peers are real, separate processes on every platform.

@@ -35,30 +35,6 @@ rnd(uint64_t *s)
     return *s;
 }
 
-static void
-word(const char *arg, int index, char *out, size_t cap)
-{
-    const char *p = arg;
-    for (int i = 0; i < index && p != NULL; i++) {
-        p = strchr(p, ' ');
-        p = p != NULL ? p + 1 : NULL;
-    }
-    size_t n = 0;
-    while (p != NULL && p[n] != '\0' && p[n] != ' ' && n + 1 < cap) {
-        out[n] = p[n];
-        n++;
-    }
-    out[n] = '\0';
-}
-
-static uint32_t
-num(const char *arg, int index)
-{
-    char w[32];
-    word(arg, index, w, sizeof(w));
-    return (uint32_t)strtoul(w, NULL, 10);
-}
-
 /*
  * arg: "name inc progress mode". Sends messages counted from 0 and records
  * every 8th committed count in the progress file. mode 1: after a few
@@ -67,9 +43,9 @@ num(const char *arg, int index)
 HELPER(queue_chaos_writer)
 {
     char name[64], path[512];
-    word(arg, 0, name, sizeof(name));
-    uint32_t inc = num(arg, 1), mode = num(arg, 3);
-    word(arg, 2, path, sizeof(path));
+    t_arg_word(arg, 0, name, sizeof(name));
+    uint32_t inc = t_arg_u32(arg, 1), mode = t_arg_u32(arg, 3);
+    t_arg_word(arg, 2, path, sizeof(path));
     FILE *f = fopen(path, "r+b"); /* one 4-byte slot per incarnation */
     shmchan_queue *q = NULL;
     if (f == NULL || shmchan_queue_open(name, NULL, &q) != SHMCHAN_OK) {
@@ -118,8 +94,8 @@ HELPER(queue_chaos_writer)
 HELPER(queue_chaos_reader)
 {
     char name[64];
-    word(arg, 0, name, sizeof(name));
-    shmchan_opts o = t_opts(num(arg, 1));
+    t_arg_word(arg, 0, name, sizeof(name));
+    shmchan_opts o = t_opts(t_arg_u32(arg, 1));
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
         return 3;
@@ -166,9 +142,9 @@ HELPER(queue_chaos_reader)
 HELPER(queue_chaos_stable)
 {
     char name[64], out[512];
-    word(arg, 0, name, sizeof(name));
-    word(arg, 1, out, sizeof(out));
-    bool strict = num(arg, 2) != 0;
+    t_arg_word(arg, 0, name, sizeof(name));
+    t_arg_word(arg, 1, out, sizeof(out));
+    bool strict = t_arg_u32(arg, 2) != 0;
     shmchan_opts o = t_opts(SHMCHAN_SUBSCRIBE);
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {

@@ -86,33 +86,6 @@ await_readers(const char *name, uint32_t want)
     t_fail(__FILE__, __LINE__, "readers did not attach");
 }
 
-static uint32_t
-arg_u32(const char *arg, int index)
-{
-    const char *p = arg;
-    for (int i = 0; i < index && p != NULL; i++) {
-        p = strchr(p, ' ');
-        p = p != NULL ? p + 1 : NULL;
-    }
-    return p != NULL ? (uint32_t)strtoul(p, NULL, 10) : 0;
-}
-
-static void
-arg_word(const char *arg, int index, char *out, size_t cap)
-{
-    const char *p = arg;
-    for (int i = 0; i < index && p != NULL; i++) {
-        p = strchr(p, ' ');
-        p = p != NULL ? p + 1 : NULL;
-    }
-    size_t n = 0;
-    while (p != NULL && p[n] != '\0' && p[n] != ' ' && n + 1 < cap) {
-        out[n] = p[n];
-        n++;
-    }
-    out[n] = '\0';
-}
-
 /* ------------------------------------------------ N writers x M readers */
 
 /* Messages first..first+n-1 (n <= 4) of writer id through send_batch,
@@ -141,8 +114,8 @@ tq_send_run(shmchan_queue *q, uint32_t id, uint32_t first, uint32_t n, int64_t t
 HELPER(queue_mp_writer)
 {
     char name[64];
-    arg_word(arg, 0, name, sizeof(name));
-    uint32_t id = arg_u32(arg, 1), count = arg_u32(arg, 2);
+    t_arg_word(arg, 0, name, sizeof(name));
+    uint32_t id = t_arg_u32(arg, 1), count = t_arg_u32(arg, 2);
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, NULL, &q) != SHMCHAN_OK) {
         return 3;
@@ -187,9 +160,9 @@ HELPER(queue_mp_writer)
 HELPER(queue_mp_subscriber)
 {
     char name[64], out[512];
-    arg_word(arg, 0, name, sizeof(name));
-    uint32_t writers = arg_u32(arg, 1), count = arg_u32(arg, 2);
-    arg_word(arg, 3, out, sizeof(out));
+    t_arg_word(arg, 0, name, sizeof(name));
+    uint32_t writers = t_arg_u32(arg, 1), count = t_arg_u32(arg, 2);
+    t_arg_word(arg, 3, out, sizeof(out));
     shmchan_opts o = t_opts(SHMCHAN_SUBSCRIBE);
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
@@ -305,8 +278,8 @@ TEST(queue_4_writers_4_subscribers)
 HELPER(queue_mp_worker)
 {
     char name[64], out[512];
-    arg_word(arg, 0, name, sizeof(name));
-    arg_word(arg, 1, out, sizeof(out));
+    t_arg_word(arg, 0, name, sizeof(name));
+    t_arg_word(arg, 1, out, sizeof(out));
     shmchan_opts o = t_opts(SHMCHAN_WORKER);
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
@@ -427,8 +400,8 @@ TEST(queue_4_workers_share)
 HELPER(queue_ow_writer)
 {
     char name[64];
-    arg_word(arg, 0, name, sizeof(name));
-    uint32_t count = arg_u32(arg, 1);
+    t_arg_word(arg, 0, name, sizeof(name));
+    uint32_t count = t_arg_u32(arg, 1);
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, NULL, &q) != SHMCHAN_OK) {
         return 3;
@@ -453,9 +426,9 @@ HELPER(queue_ow_writer)
 HELPER(queue_ow_subscriber)
 {
     char name[64], out[512];
-    arg_word(arg, 0, name, sizeof(name));
-    uint32_t count = arg_u32(arg, 1);
-    arg_word(arg, 2, out, sizeof(out));
+    t_arg_word(arg, 0, name, sizeof(name));
+    uint32_t count = t_arg_u32(arg, 1);
+    t_arg_word(arg, 2, out, sizeof(out));
     shmchan_opts o = t_opts(SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
@@ -607,8 +580,8 @@ TEST(queue_writer_dies_reserved)
 HELPER(queue_reader_sleeps)
 {
     char name[64];
-    arg_word(arg, 0, name, sizeof(name));
-    shmchan_opts o = t_opts(arg_u32(arg, 1));
+    t_arg_word(arg, 0, name, sizeof(name));
+    shmchan_opts o = t_opts(t_arg_u32(arg, 1));
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
         return 3;
@@ -653,8 +626,8 @@ TEST(queue_dead_reader_frees_writers)
 HELPER(queue_file_writer)
 {
     char path[512];
-    arg_word(arg, 0, path, sizeof(path));
-    uint32_t count = arg_u32(arg, 1), die = arg_u32(arg, 2);
+    t_arg_word(arg, 0, path, sizeof(path));
+    uint32_t count = t_arg_u32(arg, 1), die = t_arg_u32(arg, 2);
     shmchan_opts o = t_opts(SHMCHAN_FILE);
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(path, &o, &q) != SHMCHAN_OK) {

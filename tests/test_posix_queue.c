@@ -131,16 +131,18 @@ TEST(asym_fences_registered)
 /* --------------------------------------------- claim-lock holder dies */
 
 /*
- * arg: "name stage": take the claim lock as a real writer would and die at
- * a point of the critical section: 0 after the journal, 1 after the first
- * header, 2 after everything but next_seq, 3 before the journal, 4 after an
- * inline commit but before tail and next_seq.
+ * arg: "name stage rewind": take the claim lock as a real writer would and
+ * die at a point of the critical section: 0 after the journal, 1 after the
+ * first header, 2 after everything but next_seq, 3 before the journal, 4
+ * after an inline commit but before tail and next_seq. With rewind 1 the
+ * claim starts the next lap early, as claims do when readers keep up (the
+ * test has made sure that it overwrites nothing unread).
  */
 HELPER(queue_die_in_claim)
 {
     char name[64];
-    unsigned stage = 0;
-    if (sscanf(arg, "%63s %u", name, &stage) != 2) {
+    unsigned stage = 0, rewind = 0;
+    if (sscanf(arg, "%63s %u %u", name, &stage, &rewind) != 3) {
         return 5;
     }
     shmchan_queue *q = tq_open(name, 0);
@@ -156,25 +158,26 @@ HELPER(queue_die_in_claim)
     uint64_t p0 = shmchan__load(&c->tail, SHMCHAN__RELAXED);
     uint64_t seq = shmchan__load(&c->next_seq, SHMCHAN__RELAXED);
     uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__RELAXED);
+    uint64_t p = shmchan__qplace(v, p0, shmchan__qspan(100), rewind != 0);
     if (stage == 3) {
         t_die();
     }
     shmchan__store(&c->j_pos, p0, SHMCHAN__RELAXED);
-    shmchan__store(&c->j_len, 100, SHMCHAN__RELAXED);
+    shmchan__store(&c->j_len, 100 | (rewind ? SHMCHAN__QJ_REWOUND : 0), SHMCHAN__RELAXED);
     shmchan__store(&c->j_oldest, oldest, SHMCHAN__RELAXED);
     shmchan__store(&c->j_seq, seq, SHMCHAN__RELEASE);
-    shmchan__store(&v->writers[q->wslot].resv, p0, SHMCHAN__RELEASE);
+    shmchan__store(&v->writers[q->wslot].resv, p, SHMCHAN__RELEASE);
     if (stage == 1) {
         shmchan__qrec *h = shmchan__qrec_at(v, p0);
-        shmchan__store(&h->len, 100, SHMCHAN__RELAXED);
+        shmchan__store(&h->len, (uint32_t)(p == p0 ? 100 : p - p0 - 16), SHMCHAN__RELAXED);
         shmchan__store(&h->writer, q->wslot, SHMCHAN__RELAXED);
         shmchan__store(&h->tag, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED), SHMCHAN__RELEASE);
     } else if (stage == 2) {
-        shmchan__qapply(v, p0, 100, seq, oldest, q->wslot, NULL);
+        shmchan__qapply(v, p0, p, 100, seq, oldest, q->wslot, NULL);
         shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
     } else if (stage == 4) { /* a small send, dead after its commit, before the tail */
         char data[100] = "inline";
-        shmchan__qapply(v, p0, 100, seq, oldest, q->wslot, data);
+        shmchan__qapply(v, p0, p, 100, seq, oldest, q->wslot, data);
         shmchan__store(&c->tail, p0, SHMCHAN__RELEASE);
         shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
     }
@@ -182,15 +185,38 @@ HELPER(queue_die_in_claim)
     return 3;
 }
 
+/* Send n messages of len bytes that the given subscribers all take. */
+static void
+tq_pass(shmchan_queue *w, shmchan_queue **readers, unsigned nreaders, unsigned n, size_t len)
+{
+    char buf[256] = {0};
+    size_t got = 0;
+    T_TRUE(len <= sizeof(buf));
+    for (unsigned i = 0; i < n; i++) {
+        T_OK(shmchan_queue_send(w, buf, len, 5000));
+        for (unsigned k = 0; k < nreaders; k++) {
+            T_OK(shmchan_queue_recv(readers[k], buf, sizeof(buf), 5000, &got, NULL));
+            T_EQ_U64(got, len);
+        }
+    }
+}
+
 TEST(queue_claim_holder_dies)
 {
-    for (unsigned stage = 0; stage < 5; stage++) {
+    for (unsigned run = 0; run < 10; run++) {
+        /* Runs 5 to 9: the dead claim had gone to the next lap early, behind
+         * 4 messages everybody took (the tail at 576 of 4096, short of where
+         * claims rewind by themselves). */
+        unsigned stage = run % 5, rewind = run >= 5;
+        uint64_t base = rewind ? 4 : 0;
         const char *n = t_name();
         shmchan_queue *w = tq_create(n, 4096, 128, 0);
         shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
         shmchan_queue *r2 = tq_open(n, SHMCHAN_SUBSCRIBE);
+        shmchan_queue *both[] = {r, r2};
+        tq_pass(w, both, 2, (unsigned)base, 128);
         char arg[96], buf[128];
-        snprintf(arg, sizeof(arg), "%s %u", n, stage);
+        snprintf(arg, sizeof(arg), "%s %u %u", n, stage, rewind);
         T_EQ_U64(t_wait(t_spawn("queue_die_in_claim", arg)), t_killed_status());
         size_t len = 0;
         shmchan_msg m;
@@ -201,34 +227,34 @@ TEST(queue_claim_holder_dies)
             /* The reader finds the half-made claim and completes it itself. */
             T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 200, &len, &m), SHMCHAN_ETIMEDOUT);
             tq_info(n, &info);
-            T_EQ_U64(info.seq, 3);
+            T_EQ_U64(info.seq, base + 3);
             T_EQ_U64(info.recovered, 1);
         }
         if (stage == 4) { /* committed: delivered, and kept by the recovery */
             T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 5000, &len, &m));
             T_EQ_U64(len, 100);
-            T_EQ_U64(m.seq, 2);
+            T_EQ_U64(m.seq, base + 2);
             T_MEMEQ(buf, "inline", 7);
         }
         T_OK(shmchan_queue_send(w, "after", 5, 5000)); /* steals the lock */
         T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 5000, &len, &m));
         T_EQ_U64(len, 5);
         T_MEMEQ(buf, "after", 5);
-        T_EQ_U64(m.seq, stage == 3 ? 2 : 3);
+        T_EQ_U64(m.seq, base + (stage == 3 ? 2 : 3));
         T_EQ_U64(m.lost, 0);
         T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 0, &len, &m), SHMCHAN_EAGAIN);
         if (stage == 4) { /* a reader that looks only after the recovery gets all three */
             const char *want[] = {"before", "inline", "after"};
             for (uint64_t i = 0; i < 3; i++) {
                 T_OK(shmchan_queue_recv(r2, buf, sizeof(buf), 0, &len, &m));
-                T_EQ_U64(m.seq, i + 1);
+                T_EQ_U64(m.seq, base + i + 1);
                 T_MEMEQ(buf, want[i], strlen(want[i]));
             }
         }
         shmchan_queue_close(r2);
         tq_info(n, &info);
         T_TRUE(info.recovered >= 1);
-        T_EQ_U64(info.messages, 2);
+        T_EQ_U64(info.messages, base + 2);
         shmchan_queue_close(r);
         shmchan_queue_close(w);
     }

@@ -670,6 +670,84 @@ TEST(queue_wraparound_odd_sizes)
     shmchan_queue_close(w);
 }
 
+/* Peek the message with key, check it, widen [lo, hi] by where it lies. */
+static void
+rewind_take(shmchan_queue *r, uint64_t key, uintptr_t *lo, uintptr_t *hi)
+{
+    shmchan_msg m;
+    T_OK(shmchan_queue_peek(r, 0, &m));
+    T_EQ_U64(m.lost, 0);
+    T_TRUE(tq_check(m.data, (size_t)m.len, key));
+    *lo = (uintptr_t)m.data < *lo ? (uintptr_t)m.data : *lo;
+    *hi = (uintptr_t)m.data > *hi ? (uintptr_t)m.data : *hi;
+    T_OK(shmchan_queue_release(r));
+}
+
+#define RW_LEN 32000u /* records of 32 016 bytes */
+#define RW_RING (UINT64_C(4) << 20)
+#define RW_WINDOW (UINT64_C(2) << 20)
+
+/* Send n messages (keys from key0), the subscriber r taking each at once or
+ * all at the end; return how far apart in the ring they lay. */
+static uint64_t
+rewind_round(shmchan_queue *w, shmchan_queue *r, uint64_t key0, unsigned n, bool keep_up)
+{
+    static uint8_t msg[RW_LEN];
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (unsigned i = 0; i < n; i++) {
+        tq_fill(msg, sizeof(msg), key0 + i);
+        T_OK(shmchan_queue_send(w, msg, sizeof(msg), 0));
+        if (keep_up) {
+            rewind_take(r, key0 + i, &lo, &hi);
+        }
+    }
+    for (unsigned i = 0; !keep_up && i < n; i++) {
+        rewind_take(r, key0 + i, &lo, &hi);
+    }
+    return hi - lo;
+}
+
+/*
+ * Block mode, a ring of 4 MiB: while its readers keep up, it goes round its
+ * first 2 MiB (records start early at the next lap), so that it stays in the
+ * caches. A reader that lags still has at least 1 MiB of headroom and loses
+ * nothing; a ring nobody reads keeps its whole history for a late
+ * SHMCHAN_OLDEST subscriber, and one that rewound at least the window.
+ */
+TEST(queue_rewinds_while_readers_keep_up)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, RW_RING, RW_LEN, 0);
+    static uint8_t buf[RW_LEN];
+    size_t len = 0;
+    shmchan_msg m;
+    for (uint64_t i = 0; i < 120; i++) { /* nobody reads: 3.8 MB stay */
+        tq_fill(buf, RW_LEN, i);
+        T_OK(shmchan_queue_send(w, buf, RW_LEN, 0));
+    }
+    shmchan_queue *late = tq_open(n, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+    for (uint64_t i = 0; i < 120; i++) {
+        T_OK(shmchan_queue_recv(late, buf, sizeof(buf), 0, &len, &m));
+        T_EQ_U64(m.seq, i + 1);
+        T_TRUE(tq_check(buf, len, i));
+    }
+    shmchan_queue_close(late);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    (void)rewind_round(w, r, 1000, 20, true); /* from the end of the ring to its start */
+    T_TRUE(rewind_round(w, r, 2000, 300, true) < RW_WINDOW); /* 9.6 MB */
+    T_TRUE(rewind_round(w, r, 3000, 30, false) > 0);         /* 0.96 MB behind */
+    (void)rewind_round(w, r, 4000, 100, true);
+    T_TRUE(rewind_round(w, r, 5000, 300, true) < RW_WINDOW);
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.messages, 870);
+    T_EQ_U64(info.drops, 0);
+    T_TRUE(info.oldest_seq > 870 - 131); /* less than the ring */
+    T_TRUE(info.oldest_seq <= 870 - 60); /* at least the window, less a record */
+    shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
 /* ----------------------------------------------------------- overwrite */
 
 TEST(queue_overwrite_exact_loss)

@@ -241,11 +241,12 @@ read_u64_file(const char *path)
     return v;
 }
 
-TEST(queue_4_writers_4_subscribers)
+static void
+four_writers_four_subscribers(uint64_t capacity)
 {
     enum { NW = 4, NS = 4, COUNT = 5000 };
     const char *n = t_name();
-    shmchan_queue *q = tq_create(n, 32768, TQ_MAXMSG, 0); /* small: writers wait a lot */
+    shmchan_queue *q = tq_create(n, capacity, TQ_MAXMSG, 0);
     const char *out[NS];
     t_proc subs[NS], writers[NW];
     char arg[700];
@@ -272,6 +273,17 @@ TEST(queue_4_writers_4_subscribers)
     T_EQ_U64(info.messages, NW * COUNT + 1);
     T_EQ_U64(info.drops, 0);
     shmchan_queue_close(q);
+}
+
+TEST(queue_4_writers_4_subscribers)
+{
+    four_writers_four_subscribers(32768); /* small: writers wait a lot */
+}
+
+/* A big ring: writers rarely wait, and claims rewind (the readers keep up). */
+TEST(queue_4_writers_4_subscribers_big_ring)
+{
+    four_writers_four_subscribers(UINT64_C(4) << 20);
 }
 
 /* arg: "name out": take messages until a stop; write "writer counter" lines. */

@@ -3,7 +3,7 @@
 /*
  * This is the whole public interface of shmchan. Anything not declared here is
  * internal and unsupported, including the layout of the shared memory itself
- * (documented for the curious in docs/layout.md).
+ * (documented for the curious in docs/design.md and docs/queue.md).
  *
  * A channel lives in a named region of shared memory: POSIX shared memory or a
  * named mapping on Windows (a short portable name such as "telemetry"), or a

@@ -4,7 +4,8 @@
  * Internal. Any change to a struct here, or to the meaning of a field, must
  * bump SHMCHAN__LAYOUT_VERSION: the header's signature then rejects peers of
  * another layout with SHMCHAN_ELAYOUT instead of letting them corrupt each
- * other. docs/layout.md describes the same in prose, with the protocols.
+ * other. docs/design.md (regions, latest-value) and docs/queue.md (queues)
+ * describe the same in prose, with the protocols.
  *
  * A region is [header | kind-specific control | data], each part starting on
  * a cache line, data on a page. All offsets and sizes are fixed at creation,
@@ -24,7 +25,7 @@
 
 /* "SHMCHAN\0" read as a little-endian u64; a big-endian peer sees it reversed. */
 #define SHMCHAN__MAGIC UINT64_C(0x004e4148434d4853)
-#define SHMCHAN__LAYOUT_VERSION 1u
+#define SHMCHAN__LAYOUT_VERSION 2u
 #define SHMCHAN__STATE_READY UINT32_C(0x52454459) /* "READY" */
 #define SHMCHAN__PAGE 4096u
 #define SHMCHAN__HDR_SIZE 256u
@@ -178,7 +179,9 @@ _Static_assert(sizeof(shmchan__latest_buf) == 16, "latest buf pinned");
  * most 1 KiB copies its payload and commits inside the critical section, after
  * the zero header behind it and before the tail moves. Readers load
  * tag with acquire order, then len, and bound len by max_msg and by the ring's
- * end before any use.
+ * end before any use, except under a CLAIMED tag, which only means "wait": a
+ * claim that goes to the next lap's start (it does not fit, or it rewinds)
+ * first marks its old tail CLAIMED with the length of the PAD it becomes.
  */
 typedef struct shmchan__qrec {
     shmchan__atomic_u64 tag;    /* seq << 2 | SHMCHAN__QTAG_* */
@@ -233,7 +236,7 @@ typedef struct shmchan__queue_ctl {
     shmchan__atomic_u64 gate;     /* claims ending at or below this fit (block mode) */
     shmchan__atomic_u64 j_seq;    /* journal: sequence of the claim in progress */
     shmchan__atomic_u64 j_pos;    /* journal: tail when it started */
-    shmchan__atomic_u64 j_len;    /* journal: payload length claimed */
+    shmchan__atomic_u64 j_len;    /* journal: payload length claimed, | QJ_REWOUND */
     shmchan__atomic_u64 j_oldest; /* journal: oldest after it */
     /* Line 1: table extents and the worker count (atomic updates). */
     shmchan__atomic_u32 readers_used; /* reader slots ever used: scan bound */

@@ -57,6 +57,7 @@ shmchan__qview_init(shmchan__qview *v, shmchan__shm *shm, shmchan__hdr *hdr, uin
     v->nreaders = g->max_readers;
     v->nwriters = g->max_writers;
     v->overwrite = g->policy == SHMCHAN_POLICY_OVERWRITE;
+    v->rewind_at = !v->overwrite && v->cap >= 2 * SHMCHAN__QWINDOW ? SHMCHAN__QWINDOW : 0;
     v->asym = shmchan__asym_register();
 }
 

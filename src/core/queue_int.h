@@ -20,6 +20,12 @@
 #define SHMCHAN__QSLICE_NS (20ull * 1000 * 1000)
 #define SHMCHAN__QFIRST_SLICE_NS (1000ull * 1000) /* a writer's first sleep for space */
 
+/* Block mode, rings of at least twice this: a claim at or past this ring
+ * offset may start the next lap early (docs/queue.md, "Rewinding"). */
+#define SHMCHAN__QWINDOW (UINT64_C(2) << 20)
+/* In the journal's j_len: the claim in progress started the next lap early. */
+#define SHMCHAN__QJ_REWOUND (UINT64_C(1) << 63)
+
 /*
  * Everything about a queue's memory that does not depend on the handle: the
  * validated geometry and the pointers derived from it. The reset hook builds
@@ -37,6 +43,7 @@ typedef struct shmchan__qview {
     uint64_t max_msg;
     uint32_t nreaders;
     uint32_t nwriters;
+    uint64_t rewind_at; /* ring offset from which claims may rewind; 0: never */
     bool overwrite;
     bool asym; /* as shmchan__region.asym */
 } shmchan__qview;
@@ -61,6 +68,7 @@ struct shmchan_queue {
     uint64_t sent;
     uint64_t total;
     uint64_t total_bytes;
+    uint64_t rewind_next; /* after a rewind that did not fit, try again from here */
     /* The open reservation. */
     bool reserved;
     uint64_t resv_pos;   /* record position */
@@ -104,6 +112,16 @@ static inline uint8_t *
 shmchan__qpayload(shmchan__qrec *h)
 {
     return (uint8_t *)(h + 1);
+}
+
+/* Where a record of span bytes claimed at the tail p0 starts: at p0, or at
+ * the next lap's start when it does not fit before the ring's end or the
+ * claim rewinds. */
+static inline uint64_t
+shmchan__qplace(const shmchan__qview *v, uint64_t p0, uint64_t span, bool rewind)
+{
+    uint64_t off = p0 & v->mask;
+    return (rewind && off != 0) || off + span > v->cap ? p0 + (v->cap - off) : p0;
 }
 
 /* Whether a record of this kind and length at pos stays inside the ring. */
@@ -153,10 +171,11 @@ shmchan__qunlock(const shmchan__qview *v)
 }
 /* Roll an interrupted claim forward (the lock is held, or nobody is attached). */
 void shmchan__qrepair(const shmchan__qview *v);
-/* Write a claim: pad, record header, oldest, zero header, tail, next_seq;
- * with data (not NULL), also the payload and the commit before the tail. */
-void shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t len, uint64_t seq,
-                     uint64_t oldest, uint32_t writer, const void *data);
+/* Write a claim at the tail p0 for a record at p (shmchan__qplace): pad,
+ * record header, oldest, zero header, tail, next_seq; with data (not NULL),
+ * also the payload and the commit before the tail. */
+void shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t p, uint64_t len,
+                     uint64_t seq, uint64_t oldest, uint32_t writer, const void *data);
 /* Whether the writer of the claimed record at pos is gone. */
 bool shmchan__qwriter_gone(const shmchan__qview *v, uint32_t writer, uint64_t pos);
 /* A reader or writer (owner word me) stuck at the claimed record at pos (tag

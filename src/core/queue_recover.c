@@ -97,14 +97,12 @@ put_header(shmchan__qrec *h, uint64_t tag, uint64_t len, uint32_t writer)
  * change once, finished, instead of CLAIMED first and MSG after the copy.
  */
 void
-shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t len, uint64_t seq,
+shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t p, uint64_t len, uint64_t seq,
                 uint64_t oldest, uint32_t writer, const void *data)
 {
     shmchan__queue_ctl *c = v->ctl;
     uint64_t span = shmchan__qspan(len);
-    uint64_t off = p0 & v->mask;
-    uint64_t pad = off + span > v->cap ? v->cap - off : 0;
-    uint64_t p = p0 + pad;
+    uint64_t pad = p - p0;
     shmchan__qrec *h0 = shmchan__qrec_at(v, p0);
     put_header(h0, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED),
                pad != 0 ? pad - sizeof(shmchan__qrec) : len, writer);
@@ -147,11 +145,11 @@ shmchan__qrepair(const shmchan__qview *v)
         return;
     }
     uint64_t p0 = shmchan__load(&c->j_pos, SHMCHAN__RELAXED);
-    uint64_t len = shmchan__load(&c->j_len, SHMCHAN__RELAXED);
+    uint64_t jlen = shmchan__load(&c->j_len, SHMCHAN__RELAXED);
+    uint64_t len = jlen & ~SHMCHAN__QJ_REWOUND;
     uint64_t oldest = shmchan__load(&c->j_oldest, SHMCHAN__RELAXED);
     uint64_t span = shmchan__qspan(len);
-    uint64_t off = p0 & v->mask;
-    uint64_t p = p0 + (off + span > v->cap ? v->cap - off : 0);
+    uint64_t p = shmchan__qplace(v, p0, span, (jlen & SHMCHAN__QJ_REWOUND) != 0);
     bool sane = len <= v->max_msg && oldest <= p0 && p0 - oldest <= v->cap &&
                 p0 % SHMCHAN__QREC_ALIGN == 0;
     uint64_t committed = shmchan__qtag(seq, SHMCHAN__QTAG_MSG);
@@ -163,7 +161,7 @@ shmchan__qrepair(const shmchan__qview *v)
         return;
     }
     if (sane && tail == p0) {
-        shmchan__qapply(v, p0, len, seq, oldest, 0, NULL);
+        shmchan__qapply(v, p0, p, len, seq, oldest, 0, NULL);
     } else if (sane && tail == p + span) {
         shmchan__store(&c->next_seq, seq + 1, SHMCHAN__RELEASE);
     } else {

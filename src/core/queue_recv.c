@@ -165,13 +165,13 @@ work_locate(shmchan_queue *q, found_t *f, uint64_t *claimed)
         if (tag == 0) {
             return SHMCHAN_EAGAIN;
         }
-        if (!shmchan__qfits(v, w, kind, len)) {
-            return SHMCHAN_ECORRUPT;
-        }
-        if (kind == SHMCHAN__QTAG_CLAIMED) {
+        if (kind == SHMCHAN__QTAG_CLAIMED) { /* its length may still be the pad's */
             *claimed = tag;
             f->pos = w;
             return SHMCHAN_EAGAIN;
+        }
+        if (!shmchan__qfits(v, w, kind, len)) {
+            return SHMCHAN_ECORRUPT;
         }
         if (kind != SHMCHAN__QTAG_MSG) {
             (void)shmchan__cas(&c->work_pos, &w, w + shmchan__qspan(len));

@@ -147,6 +147,39 @@ walk(const shmchan__qview *v, uint64_t me, uint64_t p0, uint64_t end, uint64_t *
     return SHMCHAN_OK;
 }
 
+/*
+ * Block mode, a big ring: whether a claim of span bytes at the tail p0 should
+ * start the next lap now, so that a queue whose readers keep up goes round
+ * the first rewind_at bytes of its ring, which stay in the caches, rather
+ * than through all of it. Only when every reader is within half the offset of the tail
+ * (a lagging one keeps the whole ring for its burst) and the early record
+ * overwrites nothing unread, and only while a reader is registered (a ring
+ * nobody reads keeps its history for late subscribers). After a miss, not
+ * again for a quarter of the window.
+ */
+static bool
+wants_rewind(shmchan_queue *q, uint64_t p0, uint64_t span)
+{
+    const shmchan__qview *v = &q->v;
+    uint64_t off = p0 & v->mask;
+    if (v->rewind_at == 0 || off < v->rewind_at || off + span > v->cap || p0 < q->rewind_next) {
+        return false;
+    }
+    uint64_t near = p0 - off / 2;                              /* readers at least here */
+    uint64_t clear = p0 - off + span + sizeof(shmchan__qrec); /* and past this */
+    uint64_t need = (near > clear ? near : clear) + v->cap;   /* so the gate at least this */
+    uint64_t gate = shmchan__load(&v->ctl->gate, SHMCHAN__RELAXED);
+    if (gate < need) {
+        gate = gate_of(v, shmchan__qgate_scan(v, need, false));
+        shmchan__store(&v->ctl->gate, gate, SHMCHAN__RELAXED);
+    }
+    if (gate != UINT64_MAX && gate >= need) {
+        return true;
+    }
+    q->rewind_next = p0 + v->rewind_at / 4;
+    return false;
+}
+
 /* The critical section. OK, EAGAIN (no space: block mode), EBUSY, ECORRUPT.
  * With data, the record is also filled and committed (shmchan__qapply). */
 static int
@@ -160,8 +193,8 @@ claim_locked(shmchan_queue *q, uint64_t len, const void *data, claim_t *cl)
         return SHMCHAN_ECORRUPT;
     }
     uint64_t span = shmchan__qspan(len);
-    uint64_t off = p0 & v->mask;
-    uint64_t p = p0 + (off + span > v->cap ? v->cap - off : 0);
+    bool rewind = wants_rewind(q, p0, span);
+    uint64_t p = shmchan__qplace(v, p0, span, rewind);
     uint64_t end = p + span + sizeof(shmchan__qrec);
     if (!v->overwrite && end > shmchan__load(&c->gate, SHMCHAN__RELAXED)) {
         uint64_t g = gate_of(v, shmchan__qgate_scan(v, end, false));
@@ -185,13 +218,13 @@ claim_locked(shmchan_queue *q, uint64_t len, const void *data, claim_t *cl)
     }
     /* The journal first: a contender that finds us dead can finish this. */
     shmchan__store(&c->j_pos, p0, SHMCHAN__RELAXED);
-    shmchan__store(&c->j_len, len, SHMCHAN__RELAXED);
+    shmchan__store(&c->j_len, len | (rewind ? SHMCHAN__QJ_REWOUND : 0), SHMCHAN__RELAXED);
     shmchan__store(&c->j_oldest, oldest, SHMCHAN__RELAXED);
     shmchan__store(&c->j_seq, seq, SHMCHAN__RELEASE);
     shmchan__fence(SHMCHAN__RELEASE);
     /* resv before the CLAIMED tag (released by it): readers check it. */
     shmchan__store(&v->writers[q->wslot].resv, p, SHMCHAN__RELAXED);
-    shmchan__qapply(v, p0, len, seq, oldest, q->wslot, data);
+    shmchan__qapply(v, p0, p, len, seq, oldest, q->wslot, data);
     cl->pos = p;
     cl->seq = seq;
     return SHMCHAN_OK;

@@ -1,7 +1,7 @@
 /*
  * Named regions: creation, validation and attachment, shared by every kind.
  *
- * Creation protocol (docs/layout.md has the full argument):
+ * Creation protocol (docs/design.md, "Race-free creation", has the argument):
  *   1. Open the backing object, creating it exclusively when asked.
  *   2. Whoever holds SHMCHAN__LOCK_INIT exclusively and finds the header not
  *      READY initialises it: reserve storage, map, fill header and control,

@@ -128,6 +128,39 @@ TEST(asym_fences_registered)
     shmchan_queue_close(w);
 }
 
+/*
+ * Readers that outnumber the CPUs sleep at once; a sleeping one counts itself
+ * in `fenced` (publishers then fence) instead of forcing barriers at every
+ * sleep, is woken by the next send as before, and leaves the count at close.
+ */
+TEST(queue_crowded_sleepers_register)
+{
+    enum { MAXR = 64 };
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 0, 64, 0);
+    shmchan_queue *subs[MAXR];
+    uint32_t nsubs = shmchan__cpu_count() < MAXR ? shmchan__cpu_count() : MAXR - 1;
+    for (uint32_t i = 0; i < nsubs; i++) { /* with the writer: one more than the CPUs */
+        subs[i] = tq_open(n, SHMCHAN_SUBSCRIBE);
+    }
+    shmchan_queue *r = subs[0];
+    char buf[64];
+    size_t len = 0;
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 20, &len, NULL), SHMCHAN_ETIMEDOUT);
+    bool registers = w->v.asym && nsubs + 1 > shmchan__cpu_count();
+    T_EQ_U64(r->fenced_in, registers);
+    T_EQ_U64(shmchan__load(&w->v.ctl->fenced, SHMCHAN__RELAXED), registers);
+    T_OK(shmchan_queue_send(w, "x", 1, 0));
+    T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 1000, &len, NULL));
+    T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 20, &len, NULL), SHMCHAN_ETIMEDOUT);
+    T_EQ_U64(shmchan__load(&w->v.ctl->fenced, SHMCHAN__RELAXED), registers); /* once */
+    for (uint32_t i = 0; i < nsubs; i++) {
+        shmchan_queue_close(subs[i]);
+    }
+    T_EQ_U64(shmchan__load(&w->v.ctl->fenced, SHMCHAN__RELAXED), 0);
+    shmchan_queue_close(w);
+}
+
 /* --------------------------------------------- claim-lock holder dies */
 
 /*

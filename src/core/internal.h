@@ -98,6 +98,16 @@ int shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word,
  * itself in and before it looks again, calls fence_waiter(slice), which
  * returns how long it may sleep: slice, or less when it could not force the
  * publishers' barriers.
+ *
+ * fence_slow interrupts every CPU that runs a peer, which is cheap next to a
+ * sleep only while sleeps are rare. Where waiters sleep at once, message
+ * after message (more readers than CPUs), each of them counts itself once in
+ * the channel's `fenced` word and pays fence_slow once (fence_sleeper); while
+ * that word is non-zero, publishers issue a full fence (fence_publisher), and
+ * the registered waiters' later sleeps need only their own fence. A publisher
+ * whose look at `fenced` came before that fence_slow had made its stores
+ * visible by the time fence_slow returned; one whose look came after sees the
+ * count and fences. docs/design.md, "Asymmetric barriers", has the argument.
  */
 #define SHMCHAN__UNFORCED_SLEEP_NS (1000ull * 1000)
 
@@ -111,12 +121,27 @@ shmchan__fence_fast(bool asym)
     }
 }
 
+static inline void
+shmchan__fence_publisher(bool asym, const shmchan__atomic_u32 *fenced)
+{
+    atomic_signal_fence(memory_order_seq_cst); /* our stores come first */
+    shmchan__fence_fast(asym && shmchan__load(fenced, SHMCHAN__RELAXED) == 0);
+}
+
 static inline uint64_t
 shmchan__fence_waiter(uint64_t slice_ns)
 {
     bool forced = shmchan__fence_slow();
     return forced || slice_ns < SHMCHAN__UNFORCED_SLEEP_NS ? slice_ns : SHMCHAN__UNFORCED_SLEEP_NS;
 }
+
+/* The waiter's barrier for a waiter that sleeps often (or no longer does):
+ * joins or leaves `fenced` as *in says, then fences; returns as
+ * fence_waiter. asym: this process's publishers' barriers can be forced. */
+uint64_t shmchan__fence_sleeper(bool asym, shmchan__atomic_u32 *fenced, bool *in, bool often,
+                                uint64_t slice_ns);
+/* Leave `fenced` at close, if in it. */
+void shmchan__fence_sleeper_leave(shmchan__atomic_u32 *fenced, bool *in);
 
 /* Absolute monotonic deadline for a timeout in ms (0 for WAIT_FOREVER). */
 uint64_t shmchan__deadline(int64_t timeout_ms);

@@ -25,6 +25,7 @@ struct shmchan_latest {
     uint64_t stride;     /* bytes from one buffer to the next */
     bool begun;          /* between begin and commit/abort */
     uint64_t begun_seq;  /* sequence the open reservation will get */
+    bool fenced_in;      /* counted in ctl->fenced (internal.h, fence_sleeper) */
 };
 
 static uint64_t
@@ -88,6 +89,7 @@ latest_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom
     (void)g;
     shmchan__latest_ctl *c = (shmchan__latest_ctl *)ctl;
     shmchan__store(&c->waiters, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
     (void)shmchan__mutex_init(shm, c->mutex);
 }
 
@@ -151,6 +153,7 @@ shmchan_latest_close(shmchan_latest *ch)
     if (ch->begun) {
         (void)shmchan_latest_abort(ch);
     }
+    shmchan__fence_sleeper_leave(&ch->ctl->fenced, &ch->fenced_in);
     shmchan__region_close(&ch->r);
     free(ch);
 }
@@ -209,7 +212,7 @@ static void
 wake_readers(shmchan_latest *ch, uint64_t s)
 {
     shmchan__store(&ch->ctl->wake, (uint32_t)s, SHMCHAN__RELEASE);
-    shmchan__fence_fast(ch->r.asym); /* the sleepers handshake (internal.h) */
+    shmchan__fence_publisher(ch->r.asym, &ch->ctl->fenced); /* the sleepers handshake */
     if (shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED) != 0) {
         shmchan__wake_all(ch->r.shm, &ch->ctl->wake);
     }
@@ -423,6 +426,18 @@ newer(shmchan_latest *ch, uint64_t after_seq, uint64_t *seq_out)
     return s > after_seq;
 }
 
+/*
+ * Whether readers crowd the CPUs: `others` sleeping readers, we and the
+ * writer outnumber them. A reader then sleeps at once rather than spin on a
+ * CPU a peer needs, and, sleeping message after message, registers for
+ * fenced publishers (internal.h) rather than force barriers at every sleep.
+ */
+static bool
+sleepers_crowd(uint32_t others)
+{
+    return others + 2 > shmchan__cpu_count();
+}
+
 /* Sleep once, registered as a waiter: OK (re-check), ETIMEDOUT or EINTR. */
 static int
 sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
@@ -443,8 +458,9 @@ sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
         }
         return rc == SHMCHAN_EINTR ? SHMCHAN_EINTR : SHMCHAN_OK;
     }
-    shmchan__fetch_add(&c->waiters, 1, SHMCHAN__SEQ_CST);
-    uint64_t slice = shmchan__fence_waiter(WAITER_RECHECK_NS);
+    uint32_t others = shmchan__fetch_add(&c->waiters, 1, SHMCHAN__SEQ_CST);
+    uint64_t slice = shmchan__fence_sleeper(ch->r.asym, &c->fenced, &ch->fenced_in,
+                                            sleepers_crowd(others), WAITER_RECHECK_NS);
     uint32_t w = shmchan__load(&c->wake, SHMCHAN__SEQ_CST);
     int rc = SHMCHAN_OK;
     if (!newer(ch, after_seq, &s)) {
@@ -474,7 +490,7 @@ static void
 spin_for_next(shmchan_latest *ch, uint64_t after_seq)
 {
     uint32_t spin_ns = ch->r.spin_ns;
-    if (spin_ns == 0) {
+    if (spin_ns == 0 || sleepers_crowd(shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED))) {
         return;
     }
     shmchan__latest_buf *b = buf_of(ch, after_seq + 1);

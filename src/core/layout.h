@@ -105,7 +105,9 @@ _Static_assert(sizeof(shmchan__hdr) == SHMCHAN__HDR_SIZE, "header is 256 bytes")
  * either the writer sees the waiter and wakes it, or the waiter sees the new
  * seq and does not sleep. Where membarrier exists the waiter's barrier forces
  * one on the publisher, whose own is then a compiler barrier (internal.h,
- * docs/design.md). With no waiter, publishing makes no system call.
+ * docs/design.md), except while `fenced` counts readers that sleep message
+ * after message and forced it once instead. With no waiter, publishing makes
+ * no system call.
  */
 typedef struct shmchan__latest_ctl {
     /* Line 0: written by the writer holding mutex, once per publish. */
@@ -117,7 +119,7 @@ typedef struct shmchan__latest_ctl {
     uint8_t pad1[SHMCHAN__CACHE_LINE - 32];
     /* Line 1: written by readers going to sleep. */
     shmchan__atomic_u32 waiters;  /* readers inside a futex wait */
-    uint32_t pad2;
+    shmchan__atomic_u32 fenced;   /* readers for whom publishers fence (internal.h) */
     shmchan__atomic_u64 sleeps;   /* times a reader slept */
     uint8_t pad3[SHMCHAN__CACHE_LINE - 16];
     /* Lines 2..: the writers' robust mutex. */
@@ -224,9 +226,10 @@ _Static_assert(SHMCHAN__QREC_ALIGN % 16 == 0, "records hold whole headers");
  * going to sleep increment rd_waiters (seq_cst), issue the waiter's barrier,
  * re-check their record and futex-wait on `wake`; a writer after committing
  * issues the publisher's barrier (internal.h) and bumps `wake` and wakes only
- * if rd_waiters is non-zero. Writers waiting for
- * space do the same with sp_waiters and `space`, which readers bump after
- * publishing their position.
+ * if rd_waiters is non-zero; `fenced` counts the readers that sleep message
+ * after message, for whom the publisher's barrier is a full fence (internal.h).
+ * Writers waiting for space do the same with sp_waiters and `space`, which
+ * readers bump after publishing their position.
  */
 typedef struct shmchan__queue_ctl {
     /* Line 0: claim state. */
@@ -255,7 +258,8 @@ typedef struct shmchan__queue_ctl {
     shmchan__atomic_u32 wake;       /* readers' futex word */
     shmchan__atomic_u32 sp_waiters; /* writers waiting for space */
     shmchan__atomic_u32 space;      /* writers' futex word */
-    uint8_t pad4[SHMCHAN__CACHE_LINE - 16];
+    shmchan__atomic_u32 fenced;     /* readers for whom publishers fence */
+    uint8_t pad4[SHMCHAN__CACHE_LINE - 20];
     /* Line 5: slow-path counters (atomic read-modify-write). Messages and
      * bytes are counted per writer slot, on lines their writers own. */
     shmchan__atomic_u64 drops; /* messages readers lost to overwriting */

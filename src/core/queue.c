@@ -160,6 +160,7 @@ queue_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom 
     shmchan__store(&c->nworkers, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->rd_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->sp_waiters, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
     for (uint32_t i = 0; i < v.nreaders; i++) {
         uint64_t st = shmchan__load(&v.readers[i].state, SHMCHAN__RELAXED);
         shmchan__store(&v.readers[i].state, st & ~(uint64_t)UINT32_MAX, SHMCHAN__RELAXED);
@@ -567,6 +568,7 @@ shmchan_queue_close(shmchan_queue *q)
             shmchan__fetch_sub(&v->ctl->nworkers, 1, SHMCHAN__RELAXED);
         }
         shmchan__qwake_writers(v, true); /* our cursor no longer holds them back */
+        shmchan__fence_sleeper_leave(&v->ctl->fenced, &q->fenced_in);
     }
     if (q->has_wslot) {
         shmchan__qwriter *w = &v->writers[q->wslot];

@@ -85,6 +85,7 @@ struct shmchan_queue {
     /* Whether waits spin first (shmchan__qspin_pays), and when we last looked. */
     bool spin_pays;
     uint64_t spin_checked;
+    bool fenced_in; /* counted in ctl->fenced (internal.h, fence_sleeper) */
 };
 
 /* ------------------------------------------------------- record helpers */
@@ -196,7 +197,7 @@ int shmchan__qoldest(const shmchan__qview *v, uint64_t *pos_out, uint64_t *seq_o
 static inline void
 shmchan__qwake_readers(const shmchan__qview *v)
 {
-    shmchan__fence_fast(v->asym);
+    shmchan__fence_publisher(v->asym, &v->ctl->fenced);
     if (SHMCHAN__UNLIKELY(shmchan__load(&v->ctl->rd_waiters, SHMCHAN__RELAXED) != 0)) {
         shmchan__fetch_add(&v->ctl->wake, 1, SHMCHAN__RELEASE);
         shmchan__wake_all(v->shm, &v->ctl->wake);

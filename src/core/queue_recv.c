@@ -325,7 +325,8 @@ await_msg(shmchan_queue *q, int64_t timeout_ms, found_t *f)
     }
     for (;;) {
         shmchan__fetch_add(&c->rd_waiters, 1, SHMCHAN__SEQ_CST);
-        uint64_t slice = shmchan__fence_waiter(SHMCHAN__QSLICE_NS);
+        uint64_t slice = shmchan__fence_sleeper(v->asym, &c->fenced, &q->fenced_in,
+                                                !shmchan__qspin_pays(q), SHMCHAN__QSLICE_NS);
         uint32_t w = shmchan__load(&c->wake, SHMCHAN__SEQ_CST);
         rc = locate(q, f, &claimed);
         if (rc == SHMCHAN_EAGAIN) {

@@ -29,3 +29,33 @@ shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word, uint32_t 
     }
     return shmchan__wait(r->shm, word, expected, left);
 }
+
+uint64_t
+shmchan__fence_sleeper(bool asym, shmchan__atomic_u32 *fenced, bool *in, bool often,
+                       uint64_t slice_ns)
+{
+    if (often && asym && !*in) {
+        shmchan__fetch_add(fenced, 1, SHMCHAN__SEQ_CST);
+        if (shmchan__fence_slow()) {
+            *in = true;
+            return slice_ns;
+        }
+        shmchan__fetch_sub(fenced, 1, SHMCHAN__RELAXED); /* could not force: as before */
+    } else if (!often && *in) {
+        shmchan__fence_sleeper_leave(fenced, in);
+    }
+    if (*in) {
+        shmchan__fence(SHMCHAN__SEQ_CST);
+        return slice_ns;
+    }
+    return shmchan__fence_waiter(slice_ns);
+}
+
+void
+shmchan__fence_sleeper_leave(shmchan__atomic_u32 *fenced, bool *in)
+{
+    if (*in) {
+        shmchan__fetch_sub(fenced, 1, SHMCHAN__RELAXED);
+        *in = false;
+    }
+}

@@ -6,7 +6,8 @@
  * Latest-value semantics: a writer never waits, so a slow reader may miss
  * messages (counted as lost by the harness).
  *
- *  shmchan-latest-poll  the reader busy-polls shmchan_latest_seq, then reads.
+ *  shmchan-latest-poll  the reader busy-polls shmchan_latest_read_next with a
+ *                       zero timeout.
  *  shmchan-latest-wait  the reader calls shmchan_latest_read_next, which spins
  *                       for the library's default time and then sleeps.
  */
@@ -70,11 +71,12 @@ static int lv_recv_poll(struct chan *ch, void *msg, int64_t timeout_ns)
 {
     struct lv_local *l = ch->local;
     struct spin_wait w = {0, 0};
-    while (shmchan_latest_seq(l->ch) == l->last_seq)
+    size_t len = 0;
+    int rc;
+    while ((rc = shmchan_latest_read_next(l->ch, l->last_seq, msg, ch->cfg.msg_size,
+                                          SHMCHAN_NO_WAIT, &len, &l->last_seq)) == SHMCHAN_EAGAIN)
         if (spin_step(&w, timeout_ns))
             return -ETIMEDOUT;
-    size_t len = 0;
-    int rc = shmchan_latest_read(l->ch, msg, ch->cfg.msg_size, &len, &l->last_seq);
     return rc != SHMCHAN_OK ? sc_errno(rc) : check_len(ch, len);
 }
 

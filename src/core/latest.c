@@ -478,14 +478,23 @@ sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
 }
 
 /*
- * Spin until message after_seq + 1 is complete, watching its buffer's tag
- * rather than seq: when the tag turns, the payload arrives on the same cache
- * line, which saves a reader one dependent cache miss per message. Tags of a
- * buffer only grow (an aborted write leaves 2s+1, and the retry stores 2s), so
+ * Whether message after_seq + 1 is complete, from its buffer's tag rather
+ * than seq: when the tag turns, the payload arrives on the same cache line,
+ * which saves a reader one dependent cache miss per message. Tags of a buffer
+ * only grow (an aborted write leaves 2s+1, and the retry stores 2s), so
  * "complete for after_seq + 1 or written for a later sequence" is
- * tag >= 2(after_seq+1) and tag != 2(after_seq+1)+1. The spin is a hint:
- * callers re-check seq.
+ * tag >= 2(after_seq+1) and tag != 2(after_seq+1)+1. It is a hint: callers
+ * confirm with seq.
  */
+static bool
+successor_turned(const shmchan_latest *ch, uint64_t after_seq)
+{
+    uint64_t want = 2 * (after_seq + 1);
+    uint64_t tag = shmchan__load(&buf_of(ch, after_seq + 1)->tag, SHMCHAN__ACQUIRE);
+    return tag >= want && tag != want + 1;
+}
+
+/* Spin until successor_turned, for at most spin_ns. */
 static void
 spin_for_next(shmchan_latest *ch, uint64_t after_seq)
 {
@@ -493,18 +502,41 @@ spin_for_next(shmchan_latest *ch, uint64_t after_seq)
     if (spin_ns == 0 || sleepers_crowd(shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED))) {
         return;
     }
-    shmchan__latest_buf *b = buf_of(ch, after_seq + 1);
-    uint64_t want = 2 * (after_seq + 1);
     uint64_t end = shmchan__now_ns() + spin_ns;
     do {
         for (int i = 0; i < 64; i++) {
-            uint64_t tag = shmchan__load(&b->tag, SHMCHAN__ACQUIRE);
-            if (tag >= want && tag != want + 1) {
+            if (successor_turned(ch, after_seq)) {
                 return;
             }
             shmchan__cpu_relax();
         }
     } while (shmchan__now_ns() < end);
+}
+
+/* Wait until seq > after_seq (*s): spin first unless spun, then sleep. */
+static int
+wait_newer(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms, bool spun, uint64_t *s)
+{
+    if (newer(ch, after_seq, s)) {
+        return SHMCHAN_OK;
+    }
+    if (timeout_ms == 0) {
+        return SHMCHAN_EAGAIN;
+    }
+    uint64_t deadline = shmchan__deadline(timeout_ms);
+    if (!spun) {
+        spin_for_next(ch, after_seq);
+    }
+    while (!newer(ch, after_seq, s)) {
+        if (shmchan__region_broken(&ch->r)) {
+            return SHMCHAN_ETRUNCATED;
+        }
+        int rc = sleep_once(ch, after_seq, deadline);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+    }
+    return SHMCHAN_OK;
 }
 
 int
@@ -515,26 +547,11 @@ shmchan_latest_wait(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms,
         return SHMCHAN_EINVAL;
     }
     uint64_t s;
-    if (!newer(ch, after_seq, &s)) {
-        if (timeout_ms == 0) {
-            return SHMCHAN_EAGAIN;
-        }
-        uint64_t deadline = shmchan__deadline(timeout_ms);
-        spin_for_next(ch, after_seq);
-        while (!newer(ch, after_seq, &s)) {
-            if (shmchan__region_broken(&ch->r)) {
-                return SHMCHAN_ETRUNCATED;
-            }
-            int rc = sleep_once(ch, after_seq, deadline);
-            if (rc != SHMCHAN_OK) {
-                return rc;
-            }
-        }
-    }
-    if (seq_out != NULL) {
+    int rc = wait_newer(ch, after_seq, timeout_ms, false, &s);
+    if (rc == SHMCHAN_OK && seq_out != NULL) {
         *seq_out = s;
     }
-    return SHMCHAN_OK;
+    return rc;
 }
 
 /*
@@ -574,12 +591,27 @@ shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf, size
     if (ch == NULL || (buf == NULL && cap != 0)) {
         return SHMCHAN_EINVAL;
     }
-    int rc = shmchan_latest_wait(ch, after_seq, timeout_ms, NULL);
-    if (rc != SHMCHAN_OK) {
-        return rc;
-    }
+    /* Look at the successor's tag, not at seq: when it has turned, copy at
+     * once and let read_successor confirm seq beside the copy, rather than
+     * wait for seq's line first (it saves a cache miss per message). */
+    uint64_t s;
     size_t len = 0;
-    if (read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK) {
+    bool spun = false, got = false;
+    if (successor_turned(ch, after_seq)) {
+        got = read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK;
+    } else if (timeout_ms != 0 && !newer(ch, after_seq, &s)) {
+        spin_for_next(ch, after_seq);
+        spun = true;
+        got = read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK;
+    }
+    if (!got) {
+        int rc = wait_newer(ch, after_seq, timeout_ms, spun, &s);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+        got = read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK;
+    }
+    if (got) {
         if (len_out != NULL) {
             *len_out = len;
         }

@@ -43,6 +43,43 @@ TEST(latest_publish_read)
     shmchan_latest_close(r);
 }
 
+/*
+ * read_next returns the newest message after the one given: the successor
+ * when it is the newest, the newest when more came since (the successor's
+ * buffer complete but no longer the newest, or already reused), EAGAIN or a
+ * timeout when nothing came.
+ */
+TEST(latest_read_next_newest)
+{
+    const char *n = t_name();
+    shmchan_latest *w = t_latest_create(n, 64), *r = t_latest_join(n);
+    char buf[64];
+    size_t len = 0;
+    uint64_t seq = 0;
+    T_ERR(shmchan_latest_read_next(r, 0, buf, sizeof(buf), SHMCHAN_NO_WAIT, &len, &seq),
+          SHMCHAN_EAGAIN);
+    T_ERR(shmchan_latest_read_next(r, 0, buf, sizeof(buf), 5, &len, &seq), SHMCHAN_ETIMEDOUT);
+    for (uint64_t behind = 1; behind <= 6; behind++) { /* 4 buffers: 6 laps one */
+        uint64_t last = 0;
+        for (uint64_t i = 0; i < behind; i++) {
+            T_OK(shmchan_latest_publish(w, &i, sizeof(i), &last));
+        }
+        uint64_t after = last - behind;
+        for (int64_t timeout = 0; timeout <= 5; timeout += 5) {
+            T_OK(shmchan_latest_read_next(r, after, buf, sizeof(buf), timeout, &len, &seq));
+            T_EQ_U64(seq, last);
+            T_EQ_U64(len, sizeof(uint64_t));
+            uint64_t v = 0;
+            memcpy(&v, buf, sizeof(v));
+            T_EQ_U64(v, behind - 1);
+        }
+        T_ERR(shmchan_latest_read_next(r, last, buf, sizeof(buf), SHMCHAN_NO_WAIT, &len, &seq),
+              SHMCHAN_EAGAIN);
+    }
+    shmchan_latest_close(w);
+    shmchan_latest_close(r);
+}
+
 TEST(latest_empty_channel)
 {
     shmchan_latest *ch = t_latest_create(t_name(), 16);

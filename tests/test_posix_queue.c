@@ -148,7 +148,7 @@ TEST(queue_crowded_sleepers_register)
     size_t len = 0;
     T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 20, &len, NULL), SHMCHAN_ETIMEDOUT);
     bool registers = w->v.asym && nsubs + 1 > shmchan__cpu_count();
-    T_EQ_U64(r->fenced_in, registers);
+    T_EQ_U64(shmchan__load(&r->fenced_in, SHMCHAN__RELAXED), registers ? SHMCHAN__FENCED_IN : 0);
     T_EQ_U64(shmchan__load(&w->v.ctl->fenced, SHMCHAN__RELAXED), registers);
     T_OK(shmchan_queue_send(w, "x", 1, 0));
     T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 1000, &len, NULL));

@@ -104,7 +104,8 @@ int shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word,
  * after message (more readers than CPUs), each of them counts itself once in
  * the channel's `fenced` word and pays fence_slow once (fence_sleeper); while
  * that word is non-zero, publishers issue a full fence (fence_publisher), and
- * the registered waiters' later sleeps need only their own fence. A publisher
+ * the registered waiters' later sleeps need only their own fence; a handle
+ * stays counted until it closes. A publisher
  * whose look at `fenced` came before that fence_slow had made its stores
  * visible by the time fence_slow returned; one whose look came after sees the
  * count and fences. docs/design.md, "Asymmetric barriers", has the argument.
@@ -135,13 +136,18 @@ shmchan__fence_waiter(uint64_t slice_ns)
     return forced || slice_ns < SHMCHAN__UNFORCED_SLEEP_NS ? slice_ns : SHMCHAN__UNFORCED_SLEEP_NS;
 }
 
-/* The waiter's barrier for a waiter that sleeps often (or no longer does):
- * joins or leaves `fenced` as *in says, then fences; returns as
- * fence_waiter. asym: this process's publishers' barriers can be forced. */
-uint64_t shmchan__fence_sleeper(bool asym, shmchan__atomic_u32 *fenced, bool *in, bool often,
-                                uint64_t slice_ns);
+/* A handle's place in `fenced`: 0 out, then joining, then in until close.
+ * Threads sharing a handle rely on it only once it is in. */
+#define SHMCHAN__FENCED_JOINING 1u
+#define SHMCHAN__FENCED_IN 2u
+
+/* The waiter's barrier for a handle whose waiters may sleep often: joins
+ * `fenced` (once, when often and asym: this process's publishers' barriers
+ * can be forced), then fences; returns as fence_waiter. */
+uint64_t shmchan__fence_sleeper(bool asym, shmchan__atomic_u32 *fenced, shmchan__atomic_u32 *in,
+                                bool often, uint64_t slice_ns);
 /* Leave `fenced` at close, if in it. */
-void shmchan__fence_sleeper_leave(shmchan__atomic_u32 *fenced, bool *in);
+void shmchan__fence_sleeper_leave(shmchan__atomic_u32 *fenced, shmchan__atomic_u32 *in);
 
 /* Absolute monotonic deadline for a timeout in ms (0 for WAIT_FOREVER). */
 uint64_t shmchan__deadline(int64_t timeout_ms);

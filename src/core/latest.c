@@ -25,7 +25,7 @@ struct shmchan_latest {
     uint64_t stride;     /* bytes from one buffer to the next */
     bool begun;          /* between begin and commit/abort */
     uint64_t begun_seq;  /* sequence the open reservation will get */
-    bool fenced_in;      /* counted in ctl->fenced (internal.h, fence_sleeper) */
+    shmchan__atomic_u32 fenced_in; /* in ctl->fenced (internal.h): threads share it */
 };
 
 static uint64_t

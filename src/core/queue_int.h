@@ -85,7 +85,7 @@ struct shmchan_queue {
     /* Whether waits spin first (shmchan__qspin_pays), and when we last looked. */
     bool spin_pays;
     uint64_t spin_checked;
-    bool fenced_in; /* counted in ctl->fenced (internal.h, fence_sleeper) */
+    shmchan__atomic_u32 fenced_in; /* in ctl->fenced (internal.h, fence_sleeper) */
 };
 
 /* ------------------------------------------------------- record helpers */

@@ -31,31 +31,30 @@ shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word, uint32_t 
 }
 
 uint64_t
-shmchan__fence_sleeper(bool asym, shmchan__atomic_u32 *fenced, bool *in, bool often,
-                       uint64_t slice_ns)
+shmchan__fence_sleeper(bool asym, shmchan__atomic_u32 *fenced, shmchan__atomic_u32 *in,
+                       bool often, uint64_t slice_ns)
 {
-    if (often && asym && !*in) {
+    uint32_t st = shmchan__load(in, SHMCHAN__ACQUIRE);
+    if (st == SHMCHAN__FENCED_IN) {
+        shmchan__fence(SHMCHAN__SEQ_CST);
+        return slice_ns;
+    }
+    if (often && asym && st == 0 && shmchan__cas(in, &st, SHMCHAN__FENCED_JOINING)) {
         shmchan__fetch_add(fenced, 1, SHMCHAN__SEQ_CST);
         if (shmchan__fence_slow()) {
-            *in = true;
+            shmchan__store(in, SHMCHAN__FENCED_IN, SHMCHAN__RELEASE);
             return slice_ns;
         }
         shmchan__fetch_sub(fenced, 1, SHMCHAN__RELAXED); /* could not force: as before */
-    } else if (!often && *in) {
-        shmchan__fence_sleeper_leave(fenced, in);
-    }
-    if (*in) {
-        shmchan__fence(SHMCHAN__SEQ_CST);
-        return slice_ns;
+        shmchan__store(in, 0, SHMCHAN__RELEASE);
     }
     return shmchan__fence_waiter(slice_ns);
 }
 
 void
-shmchan__fence_sleeper_leave(shmchan__atomic_u32 *fenced, bool *in)
+shmchan__fence_sleeper_leave(shmchan__atomic_u32 *fenced, shmchan__atomic_u32 *in)
 {
-    if (*in) {
+    if (shmchan__exchange(in, 0, SHMCHAN__ACQ_REL) == SHMCHAN__FENCED_IN) {
         shmchan__fetch_sub(fenced, 1, SHMCHAN__RELAXED);
-        *in = false;
     }
 }

@@ -161,6 +161,34 @@ TEST(queue_crowded_sleepers_register)
     shmchan_queue_close(w);
 }
 
+/*
+ * The readers' spin stretches while messages keep arriving just after it
+ * gave up (waits within twice the spin), up to 8 x spin_ns, and shrinks back
+ * to spin_ns after longer waits.
+ */
+TEST(spin_stretches_and_shrinks)
+{
+    shmchan__region r;
+    memset(&r, 0, sizeof(r));
+    r.spin_ns = 20000;
+    T_EQ_U64(shmchan__spin_now(&r), 20000);
+    const uint64_t grow[] = {40000, 80000, 160000, 160000};
+    for (size_t i = 0; i < 4; i++) { /* a message 30 us after each wait began */
+        shmchan__spin_learn(&r, 30000);
+        T_EQ_U64(shmchan__spin_now(&r), grow[i]);
+    }
+    const uint64_t shrink[] = {80000, 40000, 20000, 20000};
+    for (size_t i = 0; i < 4; i++) { /* one a millisecond after */
+        shmchan__spin_learn(&r, 1000000);
+        T_EQ_U64(shmchan__spin_now(&r), shrink[i]);
+    }
+    shmchan__spin_learn(&r, 50000); /* beyond twice 20 us: stays */
+    T_EQ_U64(shmchan__spin_now(&r), 20000);
+    r.spin_ns = 0; /* SHMCHAN_SPIN_NONE */
+    shmchan__spin_learn(&r, 10);
+    T_EQ_U64(shmchan__spin_now(&r), 0);
+}
+
 /* --------------------------------------------- claim-lock holder dies */
 
 /*

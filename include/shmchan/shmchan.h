@@ -152,7 +152,8 @@ typedef struct shmchan_opts {
                              create default 1 MiB */
     uint32_t max_readers; /* queue: reader slots; create default 64 */
     uint32_t max_writers; /* queue: writer slots; create default 64 */
-    uint32_t spin_ns;     /* busy-wait before sleeping; SHMCHAN_SPIN_* */
+    uint32_t spin_ns;     /* readers busy-wait this long before sleeping (up to 8 x
+                             while messages keep arriving just after); SHMCHAN_SPIN_* */
     uint32_t reserved[5]; /* must be zero */
 } shmchan_opts;
 

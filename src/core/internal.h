@@ -64,6 +64,7 @@ typedef struct shmchan__region {
     shmchan__geom geom;
     uint32_t flags;   /* the open flags */
     uint32_t spin_ns; /* 0: no spinning */
+    shmchan__atomic_u32 spin_now; /* the readers' spin, adapted (shmchan__spin_learn) */
     bool asym;        /* this process registered for asymmetric fences */
 } shmchan__region;
 
@@ -148,6 +149,27 @@ uint64_t shmchan__fence_sleeper(bool asym, shmchan__atomic_u32 *fenced, shmchan_
                                 bool often, uint64_t slice_ns);
 /* Leave `fenced` at close, if in it. */
 void shmchan__fence_sleeper_leave(shmchan__atomic_u32 *fenced, shmchan__atomic_u32 *in);
+
+/*
+ * How long a reader spins before it sleeps: spin_ns, stretched while
+ * messages keep arriving just after the spin gave up (a writer whose
+ * messages take a little longer than the spin to produce, a 1 MiB copy
+ * say, would otherwise cost a sleep and a wake-up per message). After a
+ * wait that slept and found its message within twice the spin, the spin
+ * doubles, up to 8 x spin_ns; after a longer one it halves, down to
+ * spin_ns. Threads sharing a handle may race on it: any value is fine.
+ */
+#define SHMCHAN__SPIN_STRETCH 8u
+
+static inline uint32_t
+shmchan__spin_now(const shmchan__region *r)
+{
+    uint32_t now = shmchan__load(&r->spin_now, SHMCHAN__RELAXED);
+    return now > r->spin_ns ? now : r->spin_ns;
+}
+
+/* After a wait that slept and then found its message, waited_ns after it began. */
+void shmchan__spin_learn(shmchan__region *r, uint64_t waited_ns);
 
 /* Absolute monotonic deadline for a timeout in ms (0 for WAIT_FOREVER). */
 uint64_t shmchan__deadline(int64_t timeout_ms);

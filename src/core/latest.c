@@ -494,28 +494,33 @@ successor_turned(const shmchan_latest *ch, uint64_t after_seq)
     return tag >= want && tag != want + 1;
 }
 
-/* Spin until successor_turned, for at most spin_ns. */
-static void
+/* Spin until successor_turned, for at most the adapted spin; returns when
+ * the spin began, 0 if it did not spin. */
+static uint64_t
 spin_for_next(shmchan_latest *ch, uint64_t after_seq)
 {
-    uint32_t spin_ns = ch->r.spin_ns;
-    if (spin_ns == 0 || sleepers_crowd(shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED))) {
-        return;
+    if (ch->r.spin_ns == 0 ||
+        sleepers_crowd(shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED))) {
+        return 0;
     }
-    uint64_t end = shmchan__now_ns() + spin_ns;
+    uint64_t began = shmchan__now_ns();
+    uint64_t end = began + shmchan__spin_now(&ch->r);
     do {
         for (int i = 0; i < 64; i++) {
             if (successor_turned(ch, after_seq)) {
-                return;
+                return began;
             }
             shmchan__cpu_relax();
         }
     } while (shmchan__now_ns() < end);
+    return began;
 }
 
-/* Wait until seq > after_seq (*s): spin first unless spun, then sleep. */
+/* Wait until seq > after_seq (*s): spin first unless spun (began: when
+ * that spin began, 0 if there was none), then sleep. */
 static int
-wait_newer(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms, bool spun, uint64_t *s)
+wait_newer(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms, bool spun,
+           uint64_t began, uint64_t *s)
 {
     if (newer(ch, after_seq, s)) {
         return SHMCHAN_OK;
@@ -525,8 +530,9 @@ wait_newer(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms, bool spun
     }
     uint64_t deadline = shmchan__deadline(timeout_ms);
     if (!spun) {
-        spin_for_next(ch, after_seq);
+        began = spin_for_next(ch, after_seq);
     }
+    bool slept = false;
     while (!newer(ch, after_seq, s)) {
         if (shmchan__region_broken(&ch->r)) {
             return SHMCHAN_ETRUNCATED;
@@ -535,6 +541,10 @@ wait_newer(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms, bool spun
         if (rc != SHMCHAN_OK) {
             return rc;
         }
+        slept = true;
+    }
+    if (slept && began != 0) {
+        shmchan__spin_learn(&ch->r, shmchan__now_ns() - began);
     }
     return SHMCHAN_OK;
 }
@@ -547,7 +557,7 @@ shmchan_latest_wait(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms,
         return SHMCHAN_EINVAL;
     }
     uint64_t s;
-    int rc = wait_newer(ch, after_seq, timeout_ms, false, &s);
+    int rc = wait_newer(ch, after_seq, timeout_ms, false, 0, &s);
     if (rc == SHMCHAN_OK && seq_out != NULL) {
         *seq_out = s;
     }
@@ -594,18 +604,18 @@ shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf, size
     /* Look at the successor's tag, not at seq: when it has turned, copy at
      * once and let read_successor confirm seq beside the copy, rather than
      * wait for seq's line first (it saves a cache miss per message). */
-    uint64_t s;
+    uint64_t s, began = 0;
     size_t len = 0;
     bool spun = false, got = false;
     if (successor_turned(ch, after_seq)) {
         got = read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK;
     } else if (timeout_ms != 0 && !newer(ch, after_seq, &s)) {
-        spin_for_next(ch, after_seq);
+        began = spin_for_next(ch, after_seq);
         spun = true;
         got = read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK;
     }
     if (!got) {
-        int rc = wait_newer(ch, after_seq, timeout_ms, spun, &s);
+        int rc = wait_newer(ch, after_seq, timeout_ms, spun, began, &s);
         if (rc != SHMCHAN_OK) {
             return rc;
         }

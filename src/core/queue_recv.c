@@ -311,8 +311,10 @@ await_msg(shmchan_queue *q, int64_t timeout_ms, found_t *f)
         return SHMCHAN_EAGAIN;
     }
     uint64_t deadline = shmchan__deadline(timeout_ms);
+    uint64_t began = 0; /* when the spin began, if we spun */
     if (q->r.spin_ns != 0 && shmchan__qspin_pays(q)) {
-        uint64_t end = shmchan__now_ns() + q->r.spin_ns;
+        began = shmchan__now_ns();
+        uint64_t end = began + shmchan__spin_now(&q->r);
         do {
             for (int i = 0; i < 64; i++) {
                 rc = locate(q, f, &claimed);
@@ -344,6 +346,9 @@ await_msg(shmchan_queue *q, int64_t timeout_ms, found_t *f)
         shmchan__fetch_sub(&c->rd_waiters, 1, SHMCHAN__RELAXED);
         if (rc == SHMCHAN_EAGAIN) {
             rc = locate(q, f, &claimed); /* woken: look before paying the waiter's barrier */
+        }
+        if (rc == SHMCHAN_OK && began != 0) {
+            shmchan__spin_learn(&q->r, shmchan__now_ns() - began);
         }
         if (rc != SHMCHAN_EAGAIN) {
             return rc;

@@ -15,6 +15,17 @@ shmchan__deadline(int64_t timeout_ms)
     return shmchan__now_ns() + (uint64_t)timeout_ms * (uint64_t)SHMCHAN__NS_PER_MS;
 }
 
+void
+shmchan__spin_learn(shmchan__region *r, uint64_t waited_ns)
+{
+    uint64_t cur = shmchan__spin_now(r);
+    uint64_t max = (uint64_t)r->spin_ns * SHMCHAN__SPIN_STRETCH;
+    max = max > UINT32_MAX ? UINT32_MAX : max;
+    uint64_t next = waited_ns <= 2 * cur ? 2 * cur : cur / 2;
+    next = next > max ? max : next < r->spin_ns ? r->spin_ns : next;
+    shmchan__store(&r->spin_now, (uint32_t)next, SHMCHAN__RELAXED);
+}
+
 int
 shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word, uint32_t expected,
                   uint64_t deadline_ns)

@@ -33,6 +33,20 @@ static int zc_commit(struct chan *ch, void *msg)
     return sc_errno(shmchan_queue_commit(l->q, ch->cfg.msg_size));
 }
 
+/* The outcome of a peek: the message if it has the run's size (else it is
+ * released and the error is EBADMSG). */
+static const void *zc_taken(struct chan *ch, int rc, const shmchan_msg *m, int *err)
+{
+    struct sc_queue_local *l = ch->local;
+    *err = sc_errno(rc);
+    if (rc == SHMCHAN_OK && m->len != ch->cfg.msg_size) {
+        shmchan_queue_release(l->q);
+        *err = -EBADMSG;
+        return NULL;
+    }
+    return rc == SHMCHAN_OK ? m->data : NULL;
+}
+
 static const void *zc_acquire(struct chan *ch, int64_t timeout_ns, int *err)
 {
     struct sc_queue_local *l = ch->local;
@@ -41,13 +55,7 @@ static const void *zc_acquire(struct chan *ch, int64_t timeout_ns, int *err)
     do
         rc = shmchan_queue_peek(l->q, sc_timeout_ms(timeout_ns), &m);
     while (rc == SHMCHAN_EINTR);
-    *err = sc_errno(rc);
-    if (rc == SHMCHAN_OK && m.len != ch->cfg.msg_size) {
-        shmchan_queue_release(l->q);
-        *err = -EBADMSG;
-        return NULL;
-    }
-    return rc == SHMCHAN_OK ? m.data : NULL;
+    return zc_taken(ch, rc, &m, err);
 }
 
 static const void *zc_acquire_poll(struct chan *ch, int64_t timeout_ns, int *err)
@@ -61,13 +69,7 @@ static const void *zc_acquire_poll(struct chan *ch, int64_t timeout_ns, int *err
             *err = -ETIMEDOUT;
             return NULL;
         }
-    *err = sc_errno(rc);
-    if (rc == SHMCHAN_OK && m.len != ch->cfg.msg_size) {
-        shmchan_queue_release(l->q);
-        *err = -EBADMSG;
-        return NULL;
-    }
-    return rc == SHMCHAN_OK ? m.data : NULL;
+    return zc_taken(ch, rc, &m, err);
 }
 
 static void zc_release(struct chan *ch, const void *msg)

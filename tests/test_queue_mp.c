@@ -344,11 +344,12 @@ HELPER(queue_mp_worker)
     return 0;
 }
 
-TEST(queue_4_workers_share)
+static void
+three_writers_four_workers(uint64_t capacity, int count)
 {
-    enum { NW = 3, NK = 4, COUNT = 4000 };
+    enum { NW = 3, NK = 4 };
     const char *n = t_name();
-    shmchan_queue *q = tq_create(n, 32768, TQ_MAXMSG, 0);
+    shmchan_queue *q = tq_create(n, capacity, TQ_MAXMSG, 0);
     const char *out[NK];
     t_proc workers[NK], writers[NW];
     char arg[700];
@@ -359,7 +360,7 @@ TEST(queue_4_workers_share)
     }
     await_readers(n, NK);
     for (int i = 0; i < NW; i++) {
-        snprintf(arg, sizeof(arg), "%s %d %d", n, i, COUNT);
+        snprintf(arg, sizeof(arg), "%s %d %d", n, i, count);
         writers[i] = t_spawn("queue_mp_writer", arg);
     }
     for (int i = 0; i < NW; i++) {
@@ -381,7 +382,8 @@ TEST(queue_4_workers_share)
             }
         }
     }
-    static uint8_t seen[NW][COUNT];
+    uint8_t *seen = calloc((size_t)NW * (size_t)count, 1);
+    T_TRUE(seen != NULL);
     int busy = 0;
     for (int i = 0; i < NK; i++) {
         FILE *f = fopen(out[i], "r");
@@ -389,21 +391,32 @@ TEST(queue_4_workers_share)
         unsigned w, c;
         int mine = 0;
         while (fscanf(f, "%u %u", &w, &c) == 2) {
-            T_TRUE(w < NW && c < COUNT);
-            T_EQ_U64(seen[w][c], 0); /* never twice */
-            seen[w][c] = 1;
+            T_TRUE(w < NW && c < (unsigned)count);
+            T_EQ_U64(seen[w * (unsigned)count + c], 0); /* never twice */
+            seen[w * (unsigned)count + c] = 1;
             mine++;
         }
         fclose(f);
         busy += mine > 0;
     }
-    for (int w = 0; w < NW; w++) {
-        for (int c = 0; c < COUNT; c++) {
-            T_EQ_U64(seen[w][c], 1); /* never lost */
-        }
+    for (int i = 0; i < NW * count; i++) {
+        T_EQ_U64(seen[i], 1); /* never lost */
     }
+    free(seen);
     printf("%d of %d workers got messages\n", busy, NK);
     shmchan_queue_close(q);
+}
+
+TEST(queue_4_workers_share)
+{
+    three_writers_four_workers(32768, 4000);
+}
+
+/* A big ring, where claims rewind (the gate then counts work_pos and the
+ * workers' announcements). */
+TEST(queue_4_workers_share_big_ring)
+{
+    three_writers_four_workers(UINT64_C(4) << 20, 12000);
 }
 
 /* ------------------------------------------------------- overwrite mode */

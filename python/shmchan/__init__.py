@@ -34,7 +34,7 @@ from __future__ import annotations
 import ctypes as _ctypes
 from typing import Optional as _Optional
 
-from . import _errors, _ffi
+from . import _backend, _errors, _ffi
 from ._common import SLICE_SECONDS, Info, Name, Peer, encode_name, info_by_name, peers_by_name
 from ._errors import Error, ShmchanError
 from ._latest import Latest, LatestReservation, LatestView
@@ -45,8 +45,14 @@ __version__ = "0.2.0"
 #: libshmchan's version string, e.g. "0.2.0", and as a tuple.
 library_version: str = _ffi.version_string
 library_version_info: tuple[int, int, int] = _ffi.version_info
-#: Path (or name) of the libshmchan that was loaded.
+#: Path of the libshmchan file that was loaded.
 library_path: str = _ffi.library_path
+#: The places tried for it, in order, each once.
+library_tried: list[str] = list(_ffi.tried)
+#: "native" when the compiled module serves the per-message calls, else "ctypes".
+backend: str = _backend.name
+#: Path of the compiled module that was loaded, or None.
+native_path: _Optional[str] = _backend.native_path
 #: Version of the shared-memory layout the loaded library reads and writes.
 LAYOUT_VERSION: int = _ffi.layout_version
 #: Longest channel name, in bytes.
@@ -158,5 +164,6 @@ __all__ = [
     "QueueView", "QueueReservation", "Message", "Info", "Peer", "unlink", "info", "exists",
     "peers", "list_channels", "reap", "valid_name", "open_latest", "open_queue",
     "error_for", "error_classes", "library_version", "library_version_info", "library_path",
+    "library_tried", "backend", "native_path",
     "LAYOUT_VERSION", "NAME_MAX", "SLICE_SECONDS", "__version__",
 ] + sorted(_errors.exported)

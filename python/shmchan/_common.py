@@ -212,9 +212,13 @@ class Channel:
             return
         self._release_views()
         self._closing = True
+        stop = getattr(self._handle, "stop", None)  # the compiled module's calls
+        if stop is not None:
+            stop()
         # Calls in other threads see _closing and leave within a slice.
         deadline = time.monotonic() + 4 * SLICE_SECONDS + 1.0
-        while self._active and time.monotonic() < deadline:
+        while (self._active or getattr(self._handle, "active", 0)) and \
+                time.monotonic() < deadline:
             time.sleep(0.001)
         if not self._active:
             self._free()

@@ -7,7 +7,7 @@ import threading
 from ctypes import byref, c_size_t, c_uint64, c_void_p
 from typing import Iterator, Optional
 
-from . import _errors, _ffi
+from . import _backend, _errors, _ffi
 from ._common import (
     _SLICE_C,
     BytesLike,
@@ -117,6 +117,8 @@ class Latest(Channel):
         self._wseq = c_uint64()
         self._wseqref = byref(self._wseq)
         self._reservation: Optional[LatestReservation] = None
+        # The compiled module (if loaded) takes over publish/read/wait/read_next.
+        _backend.attach(self, _backend.LATEST)
 
     @classmethod
     def create(
@@ -412,6 +414,9 @@ class Latest(Channel):
         self._last = m.seq
         return LatestView(self, m)
 
+
+
+_backend.install(Latest)  # last_seen kept by the compiled handle, if any
 
 class LatestView(Mapped):
     """The newest message of a Latest channel, in place (see Latest.view)."""

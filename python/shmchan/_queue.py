@@ -9,7 +9,7 @@ from ctypes import byref, c_size_t, c_void_p
 from itertools import accumulate
 from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
-from . import _errors, _ffi
+from . import _backend, _errors, _ffi
 from ._common import (
     _SLICE_C,
     BytesLike,
@@ -186,6 +186,8 @@ class Queue(Channel):
         self._reservation: Optional[QueueReservation] = None
         self._peeked: Optional[QueueView] = None
         self._batch: Optional[tuple[Any, ...]] = None
+        # The compiled module (if loaded) takes over send and recv.
+        _backend.attach(self, _backend.QUEUE)
 
     @classmethod
     def create(

@@ -158,6 +158,8 @@ class LibraryLookup(unittest.TestCase):
             shutil.copytree(PYTHON_DIR / "shmchan", pkg,
                             ignore=shutil.ignore_patterns("__pycache__", "*.so*"))
             shutil.copy(shmchan.library_path, pkg / "libshmchan.so")
+            if shmchan.native_path:  # the compiled module travels with the package
+                shutil.copy(shmchan.native_path, pkg)
             env = self.env_without_library()
             env["PYTHONPATH"] = tmp
             p = run_python(self.CODE, env=env)
@@ -200,11 +202,13 @@ class Packaging(unittest.TestCase):
             env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
             target = Path(tmp) / "site"
             # A copy: the build writes nothing into the source tree anyway.
-            src = Path(tmp) / "src"
+            # With the header beside it, as in the checkout: the compiled module needs it.
+            src = Path(tmp) / "repo" / "python"
             shutil.copytree(PYTHON_DIR, src, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(PYTHON_DIR.parent / "include", src.parent / "include")
             p = subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--no-index", "--target", str(target),
-                 "-C", f"bundle-library={shmchan.library_path}", str(src)],
+                 "--config-settings", f"bundle-library={shmchan.library_path}", str(src)],
                 capture_output=True, text=True, env=env, timeout=300)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             self.assertTrue((target / "shmchan" / "libshmchan.so").exists())

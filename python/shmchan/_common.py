@@ -15,6 +15,7 @@ from ctypes import c_char, c_ubyte, c_void_p
 from typing import Any, Callable, Optional, Union
 
 from . import _errors, _ffi
+from ._numpy import ViewArray
 
 #: Longest single wait inside the library. Blocking calls loop over waits this
 #: long so that a signal handler (Ctrl-C: KeyboardInterrupt) runs promptly even
@@ -296,7 +297,7 @@ class Channel:
         return info_by_name(self._path, self._name, self._file)
 
 
-class Mapped:
+class Mapped(ViewArray):
     """A memoryview over shared memory that is invalidated when released.
 
     The memoryview exports a ctypes array placed on the shared memory;

@@ -10,6 +10,7 @@ from itertools import accumulate
 from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from . import _backend, _errors, _ffi
+from ._obj import QueueObjects
 from ._common import (
     _SLICE_C,
     BytesLike,
@@ -84,7 +85,7 @@ def _align8(n: int) -> int:
     return (n + 7) & ~7
 
 
-class Queue(Channel):
+class Queue(Channel, QueueObjects):
     """A queue: a bounded ring of variable-length messages with any number
     of writers, broadcast subscribers and competing workers.
 

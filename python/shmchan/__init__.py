@@ -39,6 +39,7 @@ from ._common import SLICE_SECONDS, Info, Name, Peer, encode_name, info_by_name,
 from ._errors import Error, ShmchanError
 from ._latest import Latest, LatestReservation, LatestView
 from ._queue import Message, Queue, QueueReservation, QueueView
+from ._wait import opening as _opening
 
 __version__ = "0.2.0"
 
@@ -145,14 +146,20 @@ def reap(name: Name, *, file: _Optional[bool] = None, dry_run: bool = False) -> 
     return bool(removed.value)
 
 
-def open_latest(name: Name, *, create: bool = False, **kw: object) -> Latest:
-    """Latest(name, create=create, ...): see :class:`Latest`."""
-    return Latest(name, create=create, **kw)  # type: ignore[arg-type]
+def open_latest(name: Name, *, create: bool = False, wait: _Optional[float] = None,
+                **kw: object) -> Latest:
+    """Latest(name, create=create, ...): see :class:`Latest`; wait=seconds
+    waits that long for the channel to be created (see Latest.open)."""
+    return _opening(lambda: Latest(name, create=create, **kw),  # type: ignore[arg-type]
+                    *encode_name(name, kw.get("file"))[::2], wait)  # type: ignore[arg-type]
 
 
-def open_queue(name: Name, *, create: bool = False, **kw: object) -> Queue:
-    """Queue(name, create=create, ...): see :class:`Queue`."""
-    return Queue(name, create=create, **kw)  # type: ignore[arg-type]
+def open_queue(name: Name, *, create: bool = False, wait: _Optional[float] = None,
+               **kw: object) -> Queue:
+    """Queue(name, create=create, ...): see :class:`Queue`; wait=seconds
+    waits that long for the queue to be created (see Queue.open)."""
+    return _opening(lambda: Queue(name, create=create, **kw),  # type: ignore[arg-type]
+                    *encode_name(name, kw.get("file"))[::2], wait)  # type: ignore[arg-type]
 
 
 # Last, so that the module's own code above never sees the shadowed builtin;

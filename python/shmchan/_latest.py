@@ -9,6 +9,7 @@ from typing import Iterator, Optional
 
 from . import _backend, _errors, _ffi
 from ._obj import LatestObjects
+from ._wait import opening
 from ._common import (
     _SLICE_C,
     BytesLike,
@@ -149,10 +150,13 @@ class Latest(Channel, LatestObjects):
         file: Optional[bool] = None,
         spin_ns: Optional[int] = None,
         global_namespace: bool = False,
+        wait: Optional[float] = None,
     ) -> "Latest":
-        """Open an existing channel (NotFound if there is none)."""
-        return cls(name, readonly=readonly, max_msg=max_msg, file=file, spin_ns=spin_ns,
-                   global_namespace=global_namespace)
+        """Open an existing channel (NotFound if there is none; with wait,
+        after waiting up to that many seconds for it to be created)."""
+        return opening(lambda: cls(name, readonly=readonly, max_msg=max_msg, file=file,
+                                   spin_ns=spin_ns, global_namespace=global_namespace),
+                       *encode_name(name, file)[::2], wait)
 
     # -------------------------------------------------------- properties
     @property

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from . import _backend, _errors, _ffi
 from ._obj import QueueObjects
+from ._wait import opening
 from ._common import (
     _SLICE_C,
     BytesLike,
@@ -226,21 +227,26 @@ class Queue(Channel, QueueObjects):
         file: Optional[bool] = None,
         spin_ns: Optional[int] = None,
         global_namespace: bool = False,
+        wait: Optional[float] = None,
     ) -> "Queue":
-        """Open an existing queue (NotFound if there is none)."""
-        return cls(name, role=role, start=start, readonly=readonly, file=file,
-                   spin_ns=spin_ns, global_namespace=global_namespace)
+        """Open an existing queue (NotFound if there is none; with wait,
+        after waiting up to that many seconds for it to be created)."""
+        return opening(lambda: cls(name, role=role, start=start, readonly=readonly, file=file,
+                                   spin_ns=spin_ns, global_namespace=global_namespace),
+                       *encode_name(name, file)[::2], wait)
 
     @classmethod
     def subscribe(cls, name: Name, *, oldest: bool = False, **kw: object) -> "Queue":
-        """Open an existing queue as a subscriber (oldest=True: replay)."""
-        return cls(name, role="subscriber", start="oldest" if oldest else "newest",
-                   **kw)  # type: ignore[arg-type]
+        """Open an existing queue as a subscriber (oldest=True: replay;
+        wait=seconds: wait that long for it to be created)."""
+        return cls.open(name, role="subscriber", start="oldest" if oldest else "newest",
+                        **kw)  # type: ignore[arg-type]
 
     @classmethod
     def worker(cls, name: Name, **kw: object) -> "Queue":
-        """Open an existing queue as a competing worker."""
-        return cls(name, role="worker", **kw)  # type: ignore[arg-type]
+        """Open an existing queue as a competing worker (wait=seconds: wait
+        that long for it to be created)."""
+        return cls.open(name, role="worker", **kw)  # type: ignore[arg-type]
 
     # -------------------------------------------------------- properties
     @property
@@ -515,6 +521,8 @@ class Queue(Channel, QueueObjects):
                            for i in range(0, len(w), 5)]
         finally:
             self._leave()
+        if rc == _errors.EAGAIN and timeout == 0:
+            return []  # nothing waiting: an empty batch, as a non-blocking poll expects
         if rc != 0:
             self._raise(rc, "recv_batch")
         return out

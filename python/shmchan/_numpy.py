@@ -64,8 +64,14 @@ class Encoded:
 
 def parse(data: Any) -> tuple[Any, tuple[int, ...], int, int]:
     """(dtype, shape, offset, nbytes) of the array message in data, checked."""
+    # Released on the way out, also by an exception, whose traceback would
+    # otherwise keep an export of a zero-copy view alive.
+    with memoryview(data) as mv:
+        return _parse(mv)
+
+
+def _parse(mv: memoryview) -> tuple[Any, tuple[int, ...], int, int]:
     np = _np()
-    mv = memoryview(data)
     n = mv.nbytes
     if n < _HEAD.size:
         raise ValueError("not an array message (too short)")
@@ -77,7 +83,7 @@ def parse(data: Any) -> tuple[Any, tuple[int, ...], int, int]:
     shape = struct.unpack_from(f"<{nd}Q", mv, _HEAD.size)
     at = _HEAD.size + 8 * nd
     try:
-        dtype = np.dtype(bytes(mv[at:at + dlen]).decode("ascii"))
+        dtype = np.dtype(mv[at:at + dlen].tobytes().decode("ascii"))
     except (TypeError, ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"array message has a bad dtype: {e}") from None
     if dtype.hasobject or dtype.fields is not None or dtype.itemsize == 0:

@@ -73,7 +73,16 @@ class _Encoded:
 def decode(buf: Any) -> Any:
     """The object in a message (a writable copy, e.g. a bytearray): validates
     the header against the message's length before unpickling."""
-    mv = memoryview(buf).cast("B")
+    with memoryview(buf) as whole:
+        mv = whole.cast("B")
+        try:
+            return _decode(mv)
+        except BaseException:
+            mv.release()  # not kept alive by the traceback
+            raise
+
+
+def _decode(mv: memoryview) -> Any:
     n = mv.nbytes
     if n < _HEAD.size:
         raise ValueError("not an object message (too short)")

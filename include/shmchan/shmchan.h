@@ -86,6 +86,7 @@ SHMCHAN_API uint32_t shmchan_layout_version(void);
     X(ENOTSUP, -22, "not supported on this platform")                              \
     X(EINIT, -23, "channel is still being created by another process")            \
     X(ESTATE, -24, "call out of order (nothing reserved, or already reserved)")   \
+    X(EUNSAFE, -25, "unsafe object: not a regular file, or another user's non-channel") \
     X(ESYS, -99, "operating system error")
 
 enum {

@@ -31,6 +31,7 @@
 #define INIT_WAIT_NS (2000 * 1000 * 1000ull) /* how long a creator may take */
 #define EMPTY_GRACE_NS (50 * 1000 * 1000ull) /* an empty object may be brand new */
 #define POLL_NS (200 * 1000ull)
+#define UNLINK_TRIES 16 /* an unlink that keeps finding the name replaced */
 /* No size in a header may exceed this: offsets computed from validated sizes
  * then stay far from 64-bit overflow, whatever a forged header says. */
 #define SIZE_LIMIT (UINT64_C(1) << 48)
@@ -540,18 +541,21 @@ open_once(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *o
     return rc;
 }
 
-/* How often an open starts again after its channel was removed under it. */
-#define OPEN_TRIES 16
-
+/* An open whose channel was removed under it starts again; one that keeps
+ * losing that race for as long as a creator may take gives up (EINIT). */
 int
 shmchan__region_open(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *ops,
                      shmchan__region *r)
 {
-    for (int i = 0;; i++) {
+    uint64_t start = shmchan__now_ns();
+    for (;;) {
         bool vanished = false;
         int rc = open_once(name, opts, ops, r, &vanished);
-        if (!vanished || i + 1 >= OPEN_TRIES) {
+        if (!vanished) {
             return rc;
+        }
+        if (shmchan__now_ns() - start > INIT_WAIT_NS) {
+            return (opts->flags & SHMCHAN_CREATE) ? SHMCHAN_EINIT : SHMCHAN_ENOENT;
         }
     }
 }
@@ -590,6 +594,41 @@ shmchan__region_close(shmchan__region *r)
     memset(r, 0, sizeof(*r));
 }
 
+/*
+ * Open what is at the name now, for shmchan_unlink: read-write where allowed,
+ * so that LOCK_INIT can be taken exclusively (*excl).
+ */
+static int
+unlink_open(const char *name, uint32_t flags, shmchan__shm **s, bool *excl)
+{
+    bool created = false;
+    *excl = true;
+    int rc = shmchan__shm_open(name, flags, 0600u, s, &created);
+    if (rc == SHMCHAN_EACCES) {
+        *excl = false;
+        rc = shmchan__shm_open(name, flags | SHMCHAN_RDONLY, 0600u, s, &created);
+    }
+    return rc;
+}
+
+/* Take LOCK_INIT, waiting (bounded) while a builder or reaper holds it. */
+static void
+init_lock_wait(shmchan__shm *s, bool excl)
+{
+    uint64_t start = shmchan__now_ns();
+    while (shmchan__lock_try(s, SHMCHAN__LOCK_INIT, excl) != SHMCHAN_OK &&
+           shmchan__now_ns() - start <= INIT_WAIT_NS) {
+        shmchan__sleep_ns(POLL_NS);
+    }
+}
+
+/*
+ * Remove the name under LOCK_INIT of the object it names, as a reaper does
+ * (inspect.c): so an unlink never lands between a reaper's check that the
+ * name is still its object and its own unlink, and never on a channel whose
+ * builder has not joined yet (it waits for the build, bounded). What cannot
+ * be opened (a FIFO, a socket, an object we cannot read) is removed by name.
+ */
 int
 shmchan_unlink(const char *name, uint32_t flags)
 {
@@ -601,6 +640,27 @@ shmchan_unlink(const char *name, uint32_t flags)
         if (rc != SHMCHAN_OK) {
             return rc;
         }
+    } else if (name[0] == '\0') {
+        return SHMCHAN_EINVAL;
+    }
+    flags &= SHMCHAN_FILE | SHMCHAN_GLOBAL;
+    for (int i = 0; i < UNLINK_TRIES; i++) {
+        shmchan__shm *s = NULL;
+        bool excl = true;
+        int rc = unlink_open(name, flags, &s, &excl);
+        if (rc != SHMCHAN_OK) {
+            return rc == SHMCHAN_ENOENT ? rc : shmchan__shm_unlink(name, flags);
+        }
+        init_lock_wait(s, excl);
+        rc = shmchan__shm_same(s, name, flags);
+        if (rc == SHMCHAN_OK) {
+            rc = shmchan__shm_unlink(name, flags);
+        }
+        shmchan__shm_close(s);
+        if (rc != SHMCHAN_ENOENT) {
+            return rc;
+        }
+        /* Replaced meanwhile: remove what is there now. */
     }
     return shmchan__shm_unlink(name, flags);
 }

@@ -101,8 +101,11 @@ open_or_create(const char *name, uint32_t flags, uint32_t mode, bool *created)
         if (fd >= 0) {
             return fd;
         }
-        if (errno == ELOOP || errno == ENXIO || errno == EISDIR) {
-            return SHMCHAN_EUNSAFE; /* a symlink, a socket or FIFO, a directory */
+        /* A symlink, a socket, a directory (glibc's shm_open reports EINVAL
+         * for one; our names are valid, so nothing else gives EINVAL). */
+        if (errno == ELOOP || errno == ENXIO || errno == EISDIR ||
+            (errno == EINVAL && !(flags & SHMCHAN_FILE))) {
+            return SHMCHAN_EUNSAFE;
         }
         if (errno != ENOENT || !(flags & SHMCHAN_CREATE) || i + 1 >= CREATE_TRIES) {
             return shmchan__posix_err(errno);

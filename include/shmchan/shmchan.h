@@ -146,7 +146,9 @@ SHMCHAN_API int shmchan_last_oserror(void);
 typedef struct shmchan_opts {
     uint32_t struct_size; /* set by shmchan_opts_init(); leave alone */
     uint32_t flags;       /* SHMCHAN_CREATE | SHMCHAN_EXCL | ... ; 0 = open existing */
-    uint32_t mode;        /* permission bits at creation; 0 = 0600 */
+    uint32_t mode;        /* permission bits at creation, 0..0777 (anything else is
+                             SHMCHAN_EINVAL); 0 = 0600. An existing channel keeps
+                             its own mode (shmchan_info.mode says which). */
     uint32_t policy;      /* queue: SHMCHAN_POLICY_* */
     uint64_t max_msg;     /* largest message in bytes; create default 4096 */
     uint64_t capacity;    /* queue: ring bytes, rounded up to a power of two;
@@ -165,8 +167,13 @@ SHMCHAN_API void shmchan_opts_init(shmchan_opts *opts);
 
 /**
  * Remove a channel's name (SHMCHAN_FILE in flags: a file path). Processes
- * that have it open keep using it until they close it.
+ * that have it open keep using it until they close it. It removes whatever is
+ * at the name (a FIFO or a foreign file too: check with shmchan_info_get()
+ * first where that matters, as `shmchan rm` does), but takes turns with
+ * reapers and waits (bounded) for a creator to finish building, so that it
+ * never lands on a channel a racing shmchan_reap() did not mean to remove.
  * @return SHMCHAN_OK, SHMCHAN_ENAME, SHMCHAN_ENOENT, SHMCHAN_EACCES, SHMCHAN_ESYS.
+ * Blocking: up to about 2 s while a creator builds the channel.
  */
 SHMCHAN_API int shmchan_unlink(const char *name, uint32_t flags);
 
@@ -208,8 +215,11 @@ typedef struct shmchan_info {
 
 /**
  * Describe the channel called name without joining it (flags: SHMCHAN_FILE).
+ * Never blocks on what is at the name: a FIFO, socket, directory or symlink
+ * there is SHMCHAN_EUNSAFE at once.
  * @return SHMCHAN_OK, the open errors (SHMCHAN_ENOENT, SHMCHAN_EBADMAGIC,
- *         SHMCHAN_ELAYOUT, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT, SHMCHAN_EACCES).
+ *         SHMCHAN_ELAYOUT, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT, SHMCHAN_EACCES,
+ *         SHMCHAN_EUNSAFE).
  */
 SHMCHAN_API int shmchan_info_get(const char *name, uint32_t flags, shmchan_info *info);
 
@@ -250,8 +260,14 @@ SHMCHAN_API void shmchan_list_close(shmchan_list *it);
 /**
  * Remove the channel if no process has it open (its users all exited or
  * crashed). With dry_run it only reports. *removed_out (may be NULL) is 1 if
- * it was (or would be) removed.
- * @return SHMCHAN_OK, SHMCHAN_EBUSY if some process has it open, open errors.
+ * it was (or would be) removed. Never removes a channel in use or being
+ * created: it decides under the channel's init lock, which a creator holds
+ * from before the channel is READY until it has joined (docs/design.md,
+ * "Race-free creation"), and it removes the name only if it still names the
+ * object it inspected.
+ * @return SHMCHAN_OK, SHMCHAN_EBUSY if some process has it open or is creating
+ *         it, SHMCHAN_ENOENT if it is gone (or replaced) meanwhile, open errors
+ *         (SHMCHAN_EUNSAFE for a FIFO, socket, directory or symlink).
  */
 SHMCHAN_API int shmchan_reap(const char *name, uint32_t flags, bool dry_run, int *removed_out);
 
@@ -273,7 +289,10 @@ typedef struct shmchan_latest shmchan_latest;
  * @return SHMCHAN_OK, SHMCHAN_EINVAL, SHMCHAN_ENAME, SHMCHAN_ENOENT,
  *         SHMCHAN_EEXIST, SHMCHAN_EACCES, SHMCHAN_EBADMAGIC, SHMCHAN_ELAYOUT,
  *         SHMCHAN_EGEOMETRY, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT,
- *         SHMCHAN_ENOSPC, SHMCHAN_ENOMEM, SHMCHAN_EINIT, SHMCHAN_ESYS.
+ *         SHMCHAN_ENOSPC, SHMCHAN_ENOMEM, SHMCHAN_EINIT, SHMCHAN_EUNSAFE,
+ *         SHMCHAN_ESYS. SHMCHAN_EUNSAFE: the name is a FIFO, socket, directory
+ *         or symlink, or (creating) an object of another user that is not a
+ *         valid channel; see docs/security.md, "The filesystem".
  * Thread-safety: any thread. A handle may be shared by threads.
  */
 SHMCHAN_API int shmchan_latest_open(const char *name, const shmchan_opts *opts,

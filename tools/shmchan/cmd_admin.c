@@ -142,7 +142,8 @@ const cli_cmd cli_cmd_create = {
         "                     readers lose the oldest messages and are told how many)\n"
         "  --readers N        queue: reader slots (default 64)\n"
         "  --writers N        queue: writer slots (default 64)\n"
-        "  --mode MODE        permission bits in octal (default 0600: owner only)\n"
+        "  --mode MODE        permission bits in octal, up to 0777 (default 0600: owner\n"
+        "                     only); an existing channel with another mode is an error\n"
         "  --excl             fail if the channel exists (default: accept an existing one\n"
         "                     if its kind and the sizes given match)\n"
         "  --global           Windows: the Global\\ namespace\n",

@@ -182,7 +182,15 @@ run_under_attack(uint32_t mode, uint64_t *whole_out, uint64_t *reads_out)
     uint64_t whole = 0, reads = 0;
     int done = 0, status[WRITERS];
     bool finished[WRITERS] = {false};
+    uint64_t hang_guard = t_now_ns() + 120ull * 1000 * 1000 * 1000;
     while (done < WRITERS) {
+        if (t_now_ns() > hang_guard) {
+            for (int i = 0; i < WRITERS; i++) {
+                t_kill(w[i]);
+            }
+            t_kill(attacker);
+            T_TRUE(!"writers stopped publishing: a forged lock blocks them");
+        }
         uint8_t m[MAX_MSG];
         size_t len = 0;
         int rc = shmchan_latest_read(rd, m, sizeof(m), &len, NULL);

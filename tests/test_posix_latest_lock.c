@@ -325,7 +325,10 @@ typedef struct range {
     uint64_t lo, hi;
 } range;
 
-/* Every mapping of this process, from /proc/self/maps. */
+/* Every mapping of this process, from /proc/self/maps, but for the huge
+ * reservations of sanitizers (shadow memory spans terabytes, where any
+ * number looks like an address): a holder's own memory, its stacks, TLS and
+ * mappings, is far smaller. */
 static size_t
 own_mappings(range *out, size_t cap)
 {
@@ -335,7 +338,7 @@ own_mappings(range *out, size_t cap)
     char line[512];
     while (n < cap && fgets(line, sizeof(line), f) != NULL) {
         unsigned long long lo, hi;
-        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2) {
+        if (sscanf(line, "%llx-%llx", &lo, &hi) == 2 && hi - lo <= (1ull << 32)) {
             out[n].lo = lo;
             out[n].hi = hi;
             n++;

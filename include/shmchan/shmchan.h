@@ -303,8 +303,10 @@ SHMCHAN_API void shmchan_latest_close(shmchan_latest *ch);
 /**
  * Publish len bytes as the newest message. Writers never wait for readers;
  * concurrent writers are serialised by a lock that survives a dead holder, and
- * each publish gets the next sequence number (starting at 1).
- * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_ERDONLY, SHMCHAN_ETRUNCATED.
+ * each publish gets the next sequence number (starting at 1). A handle's
+ * first publish takes one of the channel's 128 writer slots until it closes.
+ * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_ERDONLY, SHMCHAN_ETRUNCATED,
+ *         SHMCHAN_ELIMIT (all writer slots taken).
  */
 SHMCHAN_API int shmchan_latest_publish(shmchan_latest *ch, const void *data, size_t len,
                                        uint64_t *seq_out);
@@ -313,7 +315,12 @@ SHMCHAN_API int shmchan_latest_publish(shmchan_latest *ch, const void *data, siz
  * Zero-copy publish: *buf_out receives max_msg writable bytes in a buffer no
  * reader sees yet; shmchan_latest_commit() publishes the first len of them,
  * shmchan_latest_abort() drops them. Holds the writer lock meanwhile.
- * @return SHMCHAN_OK, SHMCHAN_ESTATE if already begun, SHMCHAN_ERDONLY.
+ * Blocking: waits for the writers' lock while another writer holds it
+ * (another thread sharing the handle too); a dead or forged holder is
+ * recovered, never waited for for ever.
+ * @return SHMCHAN_OK, SHMCHAN_ESTATE if this thread already began on this
+ *         handle, SHMCHAN_ERDONLY, SHMCHAN_ETRUNCATED, SHMCHAN_ELIMIT (the
+ *         handle's first publish found all 128 writer slots taken).
  */
 SHMCHAN_API int shmchan_latest_begin(shmchan_latest *ch, void **buf_out);
 SHMCHAN_API int shmchan_latest_commit(shmchan_latest *ch, size_t len, uint64_t *seq_out);

@@ -94,8 +94,7 @@ layout_signature(void)
 {
     uint32_t facts[] = {SHMCHAN__LAYOUT_VERSION,      (uint32_t)sizeof(void *),
                         (uint32_t)sizeof(shmchan__hdr), (uint32_t)sizeof(shmchan__atomic_u64),
-                        (uint32_t)_Alignof(shmchan__atomic_u64), SHMCHAN__CACHE_LINE,
-                        SHMCHAN__MUTEX_SIZE};
+                        (uint32_t)_Alignof(shmchan__atomic_u64), SHMCHAN__CACHE_LINE};
     return shmchan__fnv1a(facts, sizeof(facts));
 }
 

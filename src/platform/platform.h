@@ -139,22 +139,6 @@ void shmchan__wake_all(shmchan__shm *s, const shmchan__atomic_u32 *word);
 bool shmchan__asym_register(void);
 bool shmchan__fence_slow(void);
 
-/* ------------------------------------------------------ robust mutexes */
-
-/*
- * A mutex that lives in the mapping (SHMCHAN__MUTEX_SIZE bytes at m) and
- * notices a dead holder. Lock returns OK, SHMCHAN__OWNER_DIED (the previous
- * holder died holding it: the caller now holds it and repairs what it
- * protects), ETIMEDOUT (timeout_ns >= 0) or ECORRUPT (the bytes are not a
- * usable mutex: hostile or reinitialised). Init is done once by the creator
- * and again by a first opener that finds nobody else attached.
- */
-#define SHMCHAN__MUTEX_SIZE 64
-#define SHMCHAN__OWNER_DIED 1
-int shmchan__mutex_init(shmchan__shm *s, void *m);
-int shmchan__mutex_lock(shmchan__shm *s, void *m, int64_t timeout_ns);
-void shmchan__mutex_unlock(shmchan__shm *s, void *m);
-
 /* ------------------------------------------------ processes and time */
 
 uint32_t shmchan__pid(void);

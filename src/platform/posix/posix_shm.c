@@ -239,7 +239,7 @@ shmchan__shm_map(shmchan__shm *s, uint64_t size, void **addr_out)
     if (p == MAP_FAILED) {
         return shmchan__posix_err(errno);
     }
-    int rc = shmchan__posix_guard_add(p, size, &s->faulted);
+    int rc = shmchan__posix_guard_add(p, size, &s->faulted, s->fd);
     if (rc != SHMCHAN_OK) {
         munmap(p, (size_t)size);
         return rc;

@@ -21,7 +21,7 @@
  * A file-backed channel maps the file through an unnamed mapping made for
  * each view; its platform page is named after the file's identity (volume
  * serial and file index), so every process that opens the same file, by any
- * path, meets the same wait and mutex objects.
+ * path, meets the same wait objects.
  *
  * Truncation: Windows refuses to shrink a file below a mapped view
  * (ERROR_USER_MAPPED_FILE), and a pagefile mapping cannot shrink at all, so
@@ -432,11 +432,6 @@ shmchan__shm_close(shmchan__shm *s)
         return;
     }
     unmap(s);
-    for (uint32_t i = 0; i < s->nmutexes; i++) {
-        CloseHandle(s->mutexes[i]->h);
-        free(s->mutexes[i]);
-    }
-    free(s->mutexes);
     if (s->data_map != NULL) {
         CloseHandle(s->data_map);
     }

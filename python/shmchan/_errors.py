@@ -60,6 +60,7 @@ _ALIASES: dict[str, str] = {
     "ENOTSUP": "NotSupported",
     "EINIT": "Initializing",
     "ESTATE": "BadState",
+    "EUNSAFE": "Unsafe",
 }
 
 

@@ -80,6 +80,39 @@ class ModuleFunctions(ChannelTest):
         shmchan.unlink(a)
         self.assertNotIn(a, shmchan.list())
 
+    def test_fifo_hangs_nothing(self) -> None:
+        """A FIFO at a channel's name or path (anybody can make one in
+        /dev/shm) makes info(), exists(), reap() and opening fail at once
+        with Unsafe, and list() goes on; run in a child with a timeout, so
+        that a regression fails instead of hanging the suite."""
+        fifo_path = self.path("fifo")
+        os.mkfifo(fifo_path)
+        names = [str(fifo_path)]
+        if sys.platform.startswith("linux"):
+            n = self.name()
+            os.mkfifo(f"/dev/shm/shmchan.{n}")
+            names.append(n)
+        code = ("import pathlib, shmchan, sys\n"
+                "for arg in sys.argv[1:]:\n"
+                "    name = pathlib.Path(arg) if '/' in arg else arg\n"
+                "    for call in (shmchan.info, shmchan.exists, shmchan.reap,\n"
+                "                 lambda n: shmchan.Latest.open(n, readonly=True),\n"
+                "                 lambda n: shmchan.Latest.create(n)):\n"
+                "        try:\n"
+                "            call(name)\n"
+                "        except shmchan.Unsafe:\n"
+                "            continue\n"
+                "        sys.exit(f'{name}: {call} did not raise Unsafe')\n"
+                "if len(sys.argv) > 2 and sys.argv[2] not in shmchan.list():\n"
+                "    sys.exit('list() lost the FIFO')\n"
+                "print('ok')\n")
+        try:
+            p = run_python(code, *names, timeout=30)
+        except subprocess.TimeoutExpired:
+            self.fail("a FIFO hung info(), exists(), reap() or open()")
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "ok"), p.stderr)
+        self.assertTrue(fifo_path.is_fifo())
+
     def test_reap(self) -> None:
         n = self.name()
         ch = shmchan.Latest.create(n)

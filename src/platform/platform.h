@@ -34,7 +34,11 @@ typedef struct shmchan__shm shmchan__shm;
  * SHMCHAN_FILE (name is a path, taken as given), SHMCHAN_RDONLY,
  * SHMCHAN_GLOBAL. *created_out says whether this call created it (then its
  * size is 0 and the caller initialises it). Names are already validated.
- * Errors: ENOENT, EEXIST, EACCES, ENOSPC, ENOMEM, ESYS.
+ * Never follows a symbolic link at the name and never blocks: anything but a
+ * regular file or shared-memory object there (FIFO, socket, device,
+ * directory, symlink) is EUNSAFE. With SHMCHAN_CREATE, a name that vanishes
+ * between the exclusive create and the plain open is created again.
+ * Errors: ENOENT, EEXIST, EACCES, EUNSAFE, ENOSPC, ENOMEM, ESYS.
  */
 int shmchan__shm_open(const char *name, uint32_t flags, uint32_t mode, shmchan__shm **out,
                       bool *created_out);
@@ -60,6 +64,18 @@ void shmchan__shm_close(shmchan__shm *s);
 
 /* Remove the name. Errors: ENOENT, EACCES, ESYS. */
 int shmchan__shm_unlink(const char *name, uint32_t flags);
+
+/* Whether the name still refers to this very object: OK, or ENOENT when it is
+ * gone or names another object now (always OK where names cannot outlive
+ * their last handle or be replaced, as on Windows). */
+int shmchan__shm_same(shmchan__shm *s, const char *name, uint32_t flags);
+
+/* Whether the object belongs to another user than this process's effective
+ * one (false where the platform has no owners to compare, as on Windows). */
+bool shmchan__shm_foreign(shmchan__shm *s);
+
+/* Set the permission bits of an object of ours (no-op where there are none). */
+int shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode);
 
 /* Permission bits of the object (0 where the platform has none). */
 uint32_t shmchan__shm_mode(shmchan__shm *s);
@@ -122,22 +138,6 @@ void shmchan__wake_all(shmchan__shm *s, const shmchan__atomic_u32 *word);
  */
 bool shmchan__asym_register(void);
 bool shmchan__fence_slow(void);
-
-/* ------------------------------------------------------ robust mutexes */
-
-/*
- * A mutex that lives in the mapping (SHMCHAN__MUTEX_SIZE bytes at m) and
- * notices a dead holder. Lock returns OK, SHMCHAN__OWNER_DIED (the previous
- * holder died holding it: the caller now holds it and repairs what it
- * protects), ETIMEDOUT (timeout_ns >= 0) or ECORRUPT (the bytes are not a
- * usable mutex: hostile or reinitialised). Init is done once by the creator
- * and again by a first opener that finds nobody else attached.
- */
-#define SHMCHAN__MUTEX_SIZE 64
-#define SHMCHAN__OWNER_DIED 1
-int shmchan__mutex_init(shmchan__shm *s, void *m);
-int shmchan__mutex_lock(shmchan__shm *s, void *m, int64_t timeout_ns);
-void shmchan__mutex_unlock(shmchan__shm *s, void *m);
 
 /* ------------------------------------------------ processes and time */
 

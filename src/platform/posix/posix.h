@@ -22,8 +22,9 @@ struct shmchan__shm {
 int shmchan__posix_err(int e);
 
 /* SIGBUS guard: accesses to [base, base+len) that hit truncated storage get
- * zero pages instead of a signal, and *faulted is set. */
-int shmchan__posix_guard_add(void *base, uint64_t len, atomic_int *faulted);
+ * zero pages instead of a signal, and *faulted is set. fd is the mapped
+ * object, open until guard_remove. Also (re)installs the handler. */
+int shmchan__posix_guard_add(void *base, uint64_t len, atomic_int *faulted, int fd);
 void shmchan__posix_guard_remove(void *base);
 
 #endif /* SHMCHAN_POSIX_H */

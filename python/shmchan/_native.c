@@ -350,7 +350,8 @@ parse_timeout(PyObject *t, double *ms)
                         "timeout must be None (wait for ever) or a number of seconds >= 0");
         return -1;
     }
-    *ms = s * 1000.0;
+    /* Beyond about 100 years (or inf) is for ever: the deadline in ns must fit in int64. */
+    *ms = s > 3e9 ? -1 : s * 1000.0;
     return 0;
 }
 

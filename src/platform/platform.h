@@ -102,8 +102,10 @@ int shmchan__lock_try(shmchan__shm *s, uint32_t idx, bool exclusive);
 /* Release lock idx held by this object (no-op if not held). */
 void shmchan__lock_drop(shmchan__shm *s, uint32_t idx);
 
-/* Whether another open object holds lock idx in a way that conflicts with an
- * exclusive request: OK if free, EBUSY if held. Never takes the lock. */
+/* Whether lock idx is held, by this object or another, in a way that
+ * conflicts with an exclusive request from a third: OK if free, EBUSY if held.
+ * Never takes the lock. A lock this object holds counts as held, so that a
+ * handle never judges its own slot's owner (itself) gone. */
 int shmchan__lock_probe(shmchan__shm *s, uint32_t idx);
 
 /* ----------------------------------------------------- waiting and waking */

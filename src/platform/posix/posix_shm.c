@@ -138,6 +138,7 @@ shmchan__shm_open(const char *name, uint32_t flags, uint32_t mode, shmchan__shm 
     }
     s->fd = fd;
     s->rdonly = (flags & SHMCHAN_RDONLY) != 0;
+    pthread_mutex_init(&s->held_mu, NULL);
     *created_out = created;
     *out = s;
     return SHMCHAN_OK;
@@ -264,6 +265,7 @@ shmchan__shm_close(shmchan__shm *s)
     }
     unmap(s);
     close(s->fd); /* drops every OFD lock of this object */
+    pthread_mutex_destroy(&s->held_mu);
     free(s);
 }
 

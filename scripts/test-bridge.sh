@@ -330,9 +330,9 @@ t_workers() {
     on hA "$PROBE" qcreate wk.jobs && on hA "$PROBE" qcreate wk.work && on hB "$PROBE" qcreate wk.work ||
         return 1
     bridge hA wk-a --server "$url" --export "queue wk.jobs jobs.hA stream=WORK workqueue" \
-        --import "queue jobs.* wk.work stream=WORK durable=pool"
+        --import "queue jobs.* wk.work stream=WORK durable=pool own=keep"
     wait_for "$WORK/wk-a.log" "pulling" || return 1
-    bridge hB wk-b --server "$url" --import "queue jobs.* wk.work stream=WORK durable=pool"
+    bridge hB wk-b --server "$url" --import "queue jobs.* wk.work stream=WORK durable=pool own=keep"
     wait_for "$WORK/wk-b.log" "pulling" || return 1
     on hA "$PROBE" qsend wk.jobs 1 2000 100 >"$WORK/wk.sent" || return 1
     $(nsx hA) "$PROBE" qrecv wk.work 3000 >"$WORK/wk.recv-a" &

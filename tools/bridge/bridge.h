@@ -48,6 +48,7 @@ typedef struct br_link {
     char stream_subj[BR_SUBJ_MAX + 1]; /* subjects the stream covers (default: subject) */
     char durable[BR_SUBJ_MAX + 1];     /* import: durable consumer name */
     bool workqueue;                    /* stream retention: work queue */
+    bool keep_own;                     /* import: accept messages this host exported */
     int64_t max_msgs;                  /* stream limit (0: none) */
     int64_t dup_window_ms;             /* stream duplicate window */
     int line;                          /* config line, for messages */

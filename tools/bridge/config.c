@@ -93,6 +93,13 @@ static int link_option(br_link *l, const char *opt, int line, char *err, size_t 
 #define KEY(k) (klen == strlen(k) && strncmp(opt, k, klen) == 0)
     if (KEY("workqueue") && !eq) {
         l->workqueue = true;
+    } else if (KEY("own") && eq) {
+        if (strcmp(v, "drop") == 0)
+            l->keep_own = false;
+        else if (strcmp(v, "keep") == 0)
+            l->keep_own = true;
+        else
+            return fail(err, cap, line, "own must be drop or keep, not '%s'", v);
     } else if (KEY("mode") && eq) {
         if (strcmp(v, "core") == 0)
             l->mode = BR_CORE;
@@ -171,8 +178,8 @@ static int parse_link(br_config *cfg, char **w, int n, int line, char *err, size
         return fail(err, cap, line, "%s", "a JetStream queue needs stream=NAME");
     if (l->mode == BR_CORE && (l->stream[0] || l->durable[0] || l->workqueue || l->max_msgs))
         return fail(err, cap, line, "%s", "stream options need mode=jetstream");
-    if (l->dir == BR_EXPORT && l->durable[0])
-        return fail(err, cap, line, "%s", "durable= applies to imports only");
+    if (l->dir == BR_EXPORT && (l->durable[0] || l->keep_own))
+        return fail(err, cap, line, "%s", "durable= and own= apply to imports only");
     if (l->dir == BR_IMPORT && (l->workqueue || l->max_msgs || l->stream_subj[0]))
         return fail(err, cap, line, "%s", "stream settings belong to the exporting side");
     if (!l->stream_subj[0])

@@ -216,7 +216,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
         if (atomic_fetch_add(&l->c.malformed, 1) == 0)
             br_log("import %s: message on %s without valid shmchan headers dropped (logged "
                    "once; see the malformed counter)", l->channel, natsMsg_GetSubject(m));
-    } else if (strcmp(h.host, l->ctx->cfg->host) == 0) {
+    } else if (!l->keep_own && strcmp(h.host, l->ctx->cfg->host) == 0) {
         atomic_fetch_add(&l->c.loops, 1);
     } else if (len > st->cap) {
         if (atomic_fetch_add(&l->c.oversize, 1) == 0)

@@ -300,7 +300,7 @@ static void import_one(br_link *l, queue_state *st, natsMsg *m)
         natsMsg_Term(m, NULL);
         return;
     }
-    if (strcmp(h.host, l->ctx->cfg->host) == 0) {
+    if (!l->keep_own && strcmp(h.host, l->ctx->cfg->host) == 0) {
         atomic_fetch_add(&l->c.loops, 1);
         natsMsg_Ack(m, NULL);
         return;

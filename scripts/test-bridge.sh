@@ -9,6 +9,7 @@
 #   scripts/test-bridge.sh            all tests (about 1-2 minutes on 2 cores)
 #   SHMCHAN_STRESS_SECONDS=N          length of the chaos loop (default 20 s here)
 #   BRIDGE_TESTS="name ..."           run only these tests
+#   CHAOS_KILLS="server writer ..."   what the chaos test kills (default: all five kinds)
 #
 # Prints "bridge: N passed, N failed, N skipped" last.
 set -uo pipefail
@@ -408,7 +409,7 @@ t_chaos() {
     : >"$WORK/ch.watch"
     start_a() { bridge hA ch-a --server "$url" --export "queue ch.q ch.a stream=CH" \
         --export "latest ch.l ch.l"; }
-    start_b() { bridge hB ch-b --server "$url" --import "queue ch.a ch.q stream=CH" \
+    start_b() { bridge hB ch-b --server "$url" --import "queue ch.a ch.q stream=CH ack_wait=2" \
         --import "latest ch.l ch.l"; }
     start_a
     start_b
@@ -426,13 +427,17 @@ t_chaos() {
         $(nsx hB) "$PROBE" lwatch ch.l 60000 >>"$WORK/ch.watch" &
         local lw=$!
         sleep "0.$((RANDOM % 8 + 2))"
-        case $((RANDOM % 5)) in
-        0) bridge_kill ch-a; start_a; kills+="bridgeA " ;;
-        1) bridge_kill ch-b; start_b; kills+="bridgeB " ;;
-        2) ns_kill ch; ns_start ch || rc=1; kills+="server " ;;
-        3) kill -9 $w 2>/dev/null; kills+="writer " ;;
-        4) kill -9 $r 2>/dev/null; kills+="reader " ;;
+        local victims=(${CHAOS_KILLS:-bridgeA bridgeB server writer reader})
+        local v=${victims[$((RANDOM % ${#victims[@]}))]}
+        case $v in
+        bridgeA) bridge_kill ch-a; start_a ;;
+        bridgeB) bridge_kill ch-b; start_b ;;
+        server) ns_kill ch; ns_start ch || rc=1 ;;
+        writer) kill -9 $w 2>/dev/null ;;
+        reader) kill -9 $r 2>/dev/null ;;
         esac
+        kills+="$v "
+        echo "round $round: ids $next.., killed $v" >>"$WORK/ch.rounds"
         wait $w 2>/dev/null
         cat "$WORK/ch.w" >>"$WORK/ch.sent"
         # a writer killed after a send but before its log line: that id may arrive (once)
@@ -447,10 +452,16 @@ t_chaos() {
         fi
     done
     echo "   $round rounds; killed: $(tr ' ' '\n' <<<"$kills" | sort | uniq -c | xargs)"
-    # settle: the last reader drains what is left
-    lastseq=$(tail -n1 "$WORK/ch.recv" | cut -d' ' -f1)
-    wait_for "$WORK/ch-b.log" "pulling" 30 >/dev/null
-    on hB "$PROBE" qrecv ch.q 5000 "${lastseq:-0}" >>"$WORK/ch.recv"
+    [[ -n ${CHAOS_DEBUG:-} ]] && cp "$WORK/ch.rounds" "$WORK/ch.sent" "$WORK/ch.recv" /tmp/
+    # settle: read until every sent id is there (messages fetched by a killed
+    # importer come back after its ack_wait), or give up after a minute
+    local settle=$((SECONDS + 60))
+    while :; do
+        lastseq=$(tail -n1 "$WORK/ch.recv" | cut -d' ' -f1)
+        on hB "$PROBE" qrecv ch.q 1000 "${lastseq:-0}" >>"$WORK/ch.recv"
+        check_ids "$WORK/ch.sent" "$WORK/ch.recv" "$WORK/ch.maybe" >/dev/null && break
+        [[ $SECONDS -lt $settle ]] || break
+    done
     # the latest-value path still works after all that, and never went back
     $(nsx hB) "$PROBE" lwatch ch.l 3000 >"$WORK/ch.watch2" &
     local lw2=$!

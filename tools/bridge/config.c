@@ -129,6 +129,9 @@ static int link_option(br_link *l, const char *opt, int line, char *err, size_t 
     } else if (KEY("max_msgs") && eq) {
         if (parse_i64(v, &l->max_msgs))
             return fail(err, cap, line, "max_msgs must be a count, not '%s'", v);
+    } else if (KEY("ack_wait") && eq) {
+        if (parse_secs(v, &l->ack_wait_ms) || l->ack_wait_ms < 1000)
+            return fail(err, cap, line, "ack_wait must be seconds >= 1, not '%s'", v);
     } else if (KEY("dup_window") && eq) {
         if (parse_secs(v, &l->dup_window_ms) || l->dup_window_ms < 1000)
             return fail(err, cap, line, "dup_window must be seconds >= 1, not '%s'", v);
@@ -169,6 +172,7 @@ static int parse_link(br_config *cfg, char **w, int n, int line, char *err, size
     l->mode = l->kind == BR_QUEUE ? BR_JETSTREAM : BR_CORE;
     l->on_full = BR_FULL_BLOCK;
     l->dup_window_ms = 120000;
+    l->ack_wait_ms = 30000;
     for (int i = 4; i < n; i++)
         if (link_option(l, w[i], line, err, cap))
             return -1;

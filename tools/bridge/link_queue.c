@@ -26,7 +26,6 @@
 
 #define FETCH_BATCH 64
 #define BACKOFF_MAX_MS 5000
-#define ACK_WAIT_NS (30LL * 1000000000LL)
 
 typedef struct queue_state {
     pthread_t thread;
@@ -246,7 +245,7 @@ static bool subscribe(br_link *l, queue_state *st)
     jsConsumerConfig_Init(&cc);
     cc.Durable = l->durable;
     cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = ACK_WAIT_NS;
+    cc.AckWait = l->ack_wait_ms * 1000000LL;
     cc.MaxAckPending = 1024;
     cc.FilterSubject = l->subject;
     cc.DeliverPolicy = js_DeliverAll;
@@ -272,7 +271,7 @@ static bool subscribe(br_link *l, queue_state *st)
 /* Send into the local queue, waiting while it is full. False: stopping. */
 static bool send_local(br_link *l, queue_state *st, natsMsg *m, const void *data, size_t len)
 {
-    int waited = 0;
+    int waited = 0, every = (int)(l->ack_wait_ms / 3 / BR_POLL_MS);
     for (;;) {
         int rc = shmchan_queue_send(st->q, data, len, BR_POLL_MS);
         if (rc == SHMCHAN_OK)
@@ -283,7 +282,7 @@ static bool send_local(br_link *l, queue_state *st, natsMsg *m, const void *data
             atomic_fetch_add(&l->c.errors, 1);
             nap_ms(BR_POLL_MS);
         }
-        if (++waited % 25 == 0) /* about every 5 s: keep the server from redelivering */
+        if (++waited % (every > 0 ? every : 1) == 0) /* keep the server from redelivering */
             natsMsg_InProgress(m, NULL);
     }
 }

@@ -29,7 +29,8 @@ static void usage(FILE *f)
             "                      [--import 'KIND SUBJECT CHANNEL [OPT...]']...\n"
             "                      [--stats-interval SEC] [--check]\n"
             "KIND is latest or queue. OPT: mode=core|jetstream stream=NAME durable=NAME own=drop|keep\n"
-            "workqueue max_msgs=N dup_window=SEC on_full=block|report stream_subjects=SUBJ.\n"
+            "workqueue max_msgs=N dup_window=SEC ack_wait=SEC on_full=block|report\n"
+            "stream_subjects=SUBJ.\n"
             "SIGTERM/SIGINT: stop cleanly. SIGUSR1: print the counters as JSON on stdout.\n"
             "Exit status: 0 stopped cleanly, 1 runtime error, 2 bad configuration or usage.\n");
 }

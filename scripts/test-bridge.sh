@@ -451,7 +451,7 @@ t_chaos() {
             rc=1
         fi
     done
-    echo "   $round rounds; killed: $(tr ' ' '\n' <<<"$kills" | sort | uniq -c | xargs)"
+    echo "   $round rounds; killed: $(tr ' ' '\n' <<<"$kills" | xargs -n1 | sort | uniq -c | xargs)"
     [[ -n ${CHAOS_DEBUG:-} ]] && cp "$WORK/ch.rounds" "$WORK/ch.sent" "$WORK/ch.recv" /tmp/
     # settle: read until every sent id is there (messages fetched by a killed
     # importer come back after its ack_wait), or give up after a minute

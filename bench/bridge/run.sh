@@ -41,8 +41,10 @@ start_bridges() { # MODE (core|jetstream)
         >/dev/null 2>"$W/b.log" &
     PIDS+=($!)
     BA=${PIDS[-2]} BB=${PIDS[-1]}
-    for i in $(seq 200); do # both imports subscribed (state, not time)
-        [[ $(grep -c "import queue" "$W/a.log" "$W/b.log" | awk -F: '{s+=$2} END {print s}') -ge 2 ]] && break
+    local ready="import queue"
+    [[ $mode == jetstream ]] && ready="pulling"
+    for i in $(seq 400); do # both imports subscribed (state, not time)
+        [[ $(cat "$W/a.log" "$W/b.log" | grep -c "$ready") -ge 2 ]] && break
         sleep 0.05
     done
     sleep 0.3

@@ -93,6 +93,15 @@ typedef struct br_hdr {
     uint64_t epoch, seq;
 } br_hdr;
 int br_hdr_parse(natsMsg *m, br_hdr *h);
+/* Core NATS carries the same fields in a small binary prefix instead of
+ * headers (no per-message header map on either side): "SCB1", u8 n, n bytes
+ * "host/channel", u64 epoch, u64 seq (little-endian), then the payload. */
+#define BR_ENV_MAGIC "SCB1"
+#define BR_ENV_MAX (5 + BR_HOST_MAX + 1 + SHMCHAN_NAME_MAX + 16)
+size_t br_env_prefix(unsigned char *buf, const char *host, const char *chan, uint64_t epoch);
+void br_env_seq(unsigned char *buf, size_t prefix_len, uint64_t seq);
+/* Returns the payload offset, or 0 when the prefix is missing or malformed. */
+size_t br_env_parse(const unsigned char *buf, size_t len, br_hdr *h);
 natsStatus br_hdr_set(natsMsg *m, const char *host, const char *chan, uint64_t epoch,
                       uint64_t seq, bool msgid);
 

@@ -21,6 +21,64 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* Fill h->host from h->src ("host/channel"); -1 when either part is invalid. */
+static int split_src(br_hdr *h)
+{
+    const char *slash = strchr(h->src, '/');
+    size_t hl = slash ? (size_t)(slash - h->src) : 0;
+    if (!slash || hl == 0 || hl > BR_HOST_MAX || shmchan_name_check(slash + 1) != SHMCHAN_OK)
+        return -1;
+    memcpy(h->host, h->src, hl);
+    h->host[hl] = 0;
+    return 0;
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+size_t br_env_prefix(unsigned char *buf, const char *host, const char *chan, uint64_t epoch)
+{
+    char src[BR_HOST_MAX + SHMCHAN_NAME_MAX + 2];
+    int n = snprintf(src, sizeof src, "%s/%s", host, chan);
+    memcpy(buf, BR_ENV_MAGIC, 4);
+    buf[4] = (unsigned char)n;
+    memcpy(buf + 5, src, (size_t)n);
+    put_u64(buf + 5 + n, epoch);
+    return 5 + (size_t)n + 16;
+}
+
+void br_env_seq(unsigned char *buf, size_t prefix_len, uint64_t seq)
+{
+    put_u64(buf + prefix_len - 8, seq);
+}
+
+size_t br_env_parse(const unsigned char *buf, size_t len, br_hdr *h)
+{
+    if (len < 5 || memcmp(buf, BR_ENV_MAGIC, 4) != 0)
+        return 0;
+    size_t n = buf[4];
+    if (n == 0 || n >= sizeof h->src || len < 5 + n + 16 || memchr(buf + 5, 0, n))
+        return 0;
+    memcpy(h->src, buf + 5, n);
+    h->src[n] = 0;
+    h->epoch = get_u64(buf + 5 + n);
+    h->seq = get_u64(buf + 5 + n + 8);
+    if (h->seq == 0 || split_src(h) != 0)
+        return 0;
+    return 5 + n + 16;
+}
+
 /* 0, or -1 when a header is missing or malformed. */
 int br_hdr_parse(natsMsg *m, br_hdr *h)
 {
@@ -31,15 +89,10 @@ int br_hdr_parse(natsMsg *m, br_hdr *h)
         return -1;
     if (parse_u64(epoch, &h->epoch) || parse_u64(seq, &h->seq) || h->seq == 0)
         return -1;
-    const char *slash = strchr(src, '/');
-    size_t hl = slash ? (size_t)(slash - src) : 0;
-    if (!slash || hl == 0 || hl > BR_HOST_MAX || strlen(src) >= sizeof h->src ||
-        shmchan_name_check(slash + 1) != SHMCHAN_OK)
+    if (strlen(src) >= sizeof h->src)
         return -1;
-    memcpy(h->host, src, hl);
-    h->host[hl] = 0;
-    snprintf(h->src, sizeof h->src, "%s", src);
-    return 0;
+    memcpy(h->src, src, strlen(src) + 1);
+    return split_src(h);
 }
 
 natsStatus br_hdr_set(natsMsg *m, const char *host, const char *chan, uint64_t epoch,

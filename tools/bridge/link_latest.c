@@ -30,8 +30,9 @@ typedef struct latest_state {
     shmchan_queue *q;
     natsSubscription *sub;
     uint64_t epoch;
-    void *buf;
-    size_t cap;
+    void *buf;          /* import: unused; export: the envelope prefix, then the payload */
+    size_t cap;         /* the local channel's max_msg */
+    size_t env;         /* export: length of the envelope prefix in buf */
     int nsrc;
     src_state src[SOURCES_MAX];
     bool warned;
@@ -74,8 +75,11 @@ static int open_local(br_link *l, latest_state *st, bool create)
     rc = shmchan_info_get(l->channel, 0, &info);
     st->epoch = rc == SHMCHAN_OK ? (uint64_t)info.created_unix_ns : 0;
     st->cap = l->kind == BR_LATEST ? shmchan_latest_max_msg(st->ch) : shmchan_queue_max_msg(st->q);
-    st->buf = malloc(st->cap ? st->cap : 1);
-    return st->buf ? SHMCHAN_OK : SHMCHAN_ENOMEM;
+    st->buf = malloc(st->cap + BR_ENV_MAX);
+    if (!st->buf)
+        return SHMCHAN_ENOMEM;
+    st->env = br_env_prefix(st->buf, l->ctx->cfg->host, l->channel, st->epoch);
+    return SHMCHAN_OK;
 }
 
 /* Open the local channel, waiting for it to be created (export side). */
@@ -100,17 +104,13 @@ static bool open_wait(br_link *l, latest_state *st, bool create)
     return false;
 }
 
-static void publish(br_link *l, latest_state *st, const void *data, size_t len, uint64_t seq)
+/* Publish the message of len bytes that sits after the envelope prefix in st->buf. */
+static void publish(br_link *l, latest_state *st, size_t len, uint64_t seq)
 {
     if (!br_check_payload(l, len, seq))
         return;
-    natsMsg *m = NULL;
-    natsStatus s = natsMsg_Create(&m, l->subject, NULL, data, (int)len);
-    if (s == NATS_OK)
-        s = br_hdr_set(m, l->ctx->cfg->host, l->channel, st->epoch, seq, false);
-    if (s == NATS_OK)
-        s = natsConnection_PublishMsg(l->ctx->nc, m);
-    natsMsg_Destroy(m);
+    br_env_seq(st->buf, st->env, seq);
+    natsStatus s = natsConnection_Publish(l->ctx->nc, l->subject, st->buf, (int)(st->env + len));
     if (s == NATS_OK) {
         atomic_fetch_add(&l->c.msgs, 1);
         atomic_fetch_add(&l->c.bytes, len);
@@ -125,10 +125,11 @@ static void export_latest(br_link *l, latest_state *st)
     while (!*l->ctx->stop) {
         size_t len;
         uint64_t seq;
-        int rc = shmchan_latest_read_next(st->ch, last, st->buf, st->cap, BR_POLL_MS, &len, &seq);
+        int rc = shmchan_latest_read_next(st->ch, last, (char *)st->buf + st->env, st->cap,
+                                          BR_POLL_MS, &len, &seq);
         if (rc == SHMCHAN_OK) {
             last = seq;
-            publish(l, st, st->buf, len, seq);
+            publish(l, st, len, seq);
         } else if (rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EINTR && rc != SHMCHAN_EAGAIN) {
             atomic_fetch_add(&l->c.errors, 1);
             nap_ms(BR_POLL_MS);
@@ -142,11 +143,12 @@ static void export_queue_core(br_link *l, latest_state *st)
     while (!*l->ctx->stop) {
         size_t len;
         shmchan_msg info;
-        int rc = shmchan_queue_recv(st->q, st->buf, st->cap, BR_POLL_MS, &len, &info);
+        int rc = shmchan_queue_recv(st->q, (char *)st->buf + st->env, st->cap, BR_POLL_MS, &len,
+                                    &info);
         if (rc == SHMCHAN_OK) {
             if (info.lost)
                 atomic_fetch_add(&l->c.lost, info.lost);
-            publish(l, st, st->buf, len, info.seq);
+            publish(l, st, len, info.seq);
         } else if (rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EINTR && rc != SHMCHAN_EAGAIN) {
             atomic_fetch_add(&l->c.errors, 1);
             nap_ms(BR_POLL_MS);
@@ -211,10 +213,13 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
     br_link *l = arg;
     latest_state *st = l->state;
     br_hdr h;
-    size_t len = (size_t)natsMsg_GetDataLength(m);
-    if (br_hdr_parse(m, &h) != 0) {
+    const unsigned char *raw = (const unsigned char *)natsMsg_GetData(m);
+    size_t off = br_env_parse(raw, (size_t)natsMsg_GetDataLength(m), &h);
+    size_t len = (size_t)natsMsg_GetDataLength(m) - off;
+    const void *data = raw + off;
+    if (off == 0) {
         if (atomic_fetch_add(&l->c.malformed, 1) == 0)
-            br_log("import %s: message on %s without valid shmchan headers dropped (logged "
+            br_log("import %s: message on %s without a valid shmchan envelope dropped (logged "
                    "once; see the malformed counter)", l->channel, natsMsg_GetSubject(m));
     } else if (!l->keep_own && strcmp(h.host, l->ctx->cfg->host) == 0) {
         atomic_fetch_add(&l->c.loops, 1);
@@ -225,15 +230,14 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
     } else if (l->kind == BR_LATEST) {
         if (!newer(st, &h)) {
             atomic_fetch_add(&l->c.stale, 1);
-        } else if (shmchan_latest_publish(st->ch, natsMsg_GetData(m), len, NULL) ==
-                   SHMCHAN_OK) {
+        } else if (shmchan_latest_publish(st->ch, data, len, NULL) == SHMCHAN_OK) {
             atomic_fetch_add(&l->c.msgs, 1);
             atomic_fetch_add(&l->c.bytes, len);
         } else {
             atomic_fetch_add(&l->c.errors, 1);
         }
     } else {
-        deliver_queue(l, st, natsMsg_GetData(m), len);
+        deliver_queue(l, st, data, len);
     }
     natsMsg_Destroy(m);
 }

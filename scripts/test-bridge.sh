@@ -87,6 +87,34 @@ ns_start() {
     PIDS+=($!)
     wait_for "$dir/log" "Server is ready" 20
 }
+# cluster_start: three JetStream nodes c1..c3 routed to each other on loopback.
+declare -A CL_PORT
+cluster_start() {
+    local i j
+    for i in 1 2 3; do
+        [[ -n ${NS_PORT[c$i]:-} ]] || NS_PORT[c$i]=$(free_port)
+        [[ -n ${CL_PORT[$i]:-} ]] || CL_PORT[$i]=$(free_port)
+    done
+    for i in 1 2 3; do node_start $i || return 1; done
+}
+node_start() { # N: start (or restart, same ports and store) node cN
+    local i=$1 j routes="" dir=$WORK/ns-c$1
+    mkdir -p "$dir"
+    for j in 1 2 3; do
+        [[ $j -ne $i ]] && routes+="nats-route://127.0.0.1:${CL_PORT[$j]}, "
+    done
+    cat >"$dir/conf" <<EOC
+server_name: c$i
+listen: 127.0.0.1:${NS_PORT[c$i]}
+jetstream { store_dir: "$dir/store" }
+cluster { name: shmchan-test, listen: 127.0.0.1:${CL_PORT[$i]}, routes: [ ${routes%, } ] }
+EOC
+    : >"$dir/log"
+    "$NATS_SERVER" -c "$dir/conf" >>"$dir/log" 2>&1 &
+    NS_PID[c$i]=$!
+    PIDS+=($!)
+    wait_for "$dir/log" "Server is ready" 20
+}
 ns_kill() { kill -"${2:-9}" "${NS_PID[$1]}" 2>/dev/null; wait "${NS_PID[$1]}" 2>/dev/null; }
 ns_url() { echo "nats://127.0.0.1:${NS_PORT[$1]}"; }
 
@@ -399,6 +427,38 @@ t_bad_messages() {
     return $rc
 }
 
+# A queue through a 3-node JetStream cluster (stream with 3 replicas): one
+# node is SIGKILLed, then another after the first is back; the bridges fail
+# over between the servers; every message arrives once.
+t_cluster_failover() {
+    cluster_start || return 1
+    local urls="nats://127.0.0.1:${NS_PORT[c1]},nats://127.0.0.1:${NS_PORT[c2]},nats://127.0.0.1:${NS_PORT[c3]}"
+    on hA "$PROBE" qcreate cf.q && on hB "$PROBE" qcreate cf.q || return 1
+    bridge hA cf-a --server "$urls" --export "queue cf.q cf.a stream=CF replicas=3"
+    bridge hB cf-b --server "$urls" --import "queue cf.a cf.q stream=CF ack_wait=2"
+    wait_for "$WORK/cf-b.log" "pulling" 60 || return 1
+    : >"$WORK/cf.sent"
+    on hA "$PROBE" qsend cf.q 1 300 100 >>"$WORK/cf.sent" || return 1
+    ns_kill c1
+    on hA "$PROBE" qsend cf.q 301 300 100 >>"$WORK/cf.sent" || return 1
+    node_start 1 || return 1
+    sleep 1 # let c1 catch up before taking c2 (quorum is 2 of 3)
+    ns_kill c2
+    on hA "$PROBE" qsend cf.q 601 300 100 >>"$WORK/cf.sent" || return 1
+    : >"$WORK/cf.recv"
+    local settle=$((SECONDS + 60)) lastseq
+    while :; do
+        lastseq=$(tail -n1 "$WORK/cf.recv" | cut -d' ' -f1)
+        on hB "$PROBE" qrecv cf.q 1000 "${lastseq:-0}" >>"$WORK/cf.recv"
+        check_ids "$WORK/cf.sent" "$WORK/cf.recv" >/dev/null && break
+        [[ $SECONDS -lt $settle ]] || break
+    done
+    bridge_stop cf-a && bridge_stop cf-b || return 1
+    grep -h "connected to\|disconnected" "$WORK/cf-a.log" "$WORK/cf-b.log" | wc -l |
+        sed 's/^/   connection state changes logged: /'
+    check_ids "$WORK/cf.sent" "$WORK/cf.recv"
+}
+
 # Chaos: a queue (A -> B, JetStream) and a latest-value channel (A -> B) while
 # the bridges, the server, the writers and the readers are SIGKILLed at random
 # points. Then everything settles: the queue lost and duplicated nothing, the
@@ -486,12 +546,13 @@ t_chaos() {
 
 # ------------------------------------------------------------------ runner
 
-bash_trace() { set -x; "$@"; local r=$?; set +x; return $r; }
+bash_trace() { PS4="+ \${EPOCHREALTIME} "; set -x; "$@"; local r=$?; set +x; return $r; }
 pass=0
 fail=0
 skip=0
 skipped=()
-TWO_HOST="t_server_down_at_start t_latest_mirror t_queue_e2e t_workers t_bad_messages t_chaos"
+TWO_HOST="t_server_down_at_start t_latest_mirror t_queue_e2e t_workers t_bad_messages"
+TWO_HOST+=" t_cluster_failover t_chaos"
 ALL="t_config_errors $TWO_HOST"
 if [[ $(id -u) -ne 0 ]]; then
     NS_OK=0
@@ -521,8 +582,9 @@ for t in ${BRIDGE_TESTS:-$ALL}; do
             tail -n 15 "$f" | sed 's/^/     /'
         done
     fi
-    for p in "${BR_PID[@]}"; do kill -9 "$p" 2>/dev/null; done
-    for p in "${NS_PID[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for p in "${BR_PID[@]}" "${NS_PID[@]}"; do
+        { kill -9 "$p" && wait "$p"; } 2>/dev/null
+    done
     rm -f "$WORK"/*.log "$WORK"/*.out
 done
 summary="bridge: $pass passed, $fail failed, $skip skipped"

@@ -50,6 +50,7 @@ typedef struct br_link {
     bool workqueue;                    /* stream retention: work queue */
     bool keep_own;                     /* import: accept messages this host exported */
     int64_t max_msgs;                  /* stream limit (0: none) */
+    int64_t replicas;                  /* stream replicas in a cluster (0: server default) */
     int64_t dup_window_ms;             /* stream duplicate window */
     int64_t ack_wait_ms;               /* import: redelivery after this without an ack */
     int line;                          /* config line, for messages */

@@ -129,6 +129,9 @@ static int link_option(br_link *l, const char *opt, int line, char *err, size_t 
     } else if (KEY("max_msgs") && eq) {
         if (parse_i64(v, &l->max_msgs))
             return fail(err, cap, line, "max_msgs must be a count, not '%s'", v);
+    } else if (KEY("replicas") && eq) {
+        if (parse_i64(v, &l->replicas) || l->replicas < 1 || l->replicas > 5)
+            return fail(err, cap, line, "replicas must be 1 to 5, not '%s'", v);
     } else if (KEY("ack_wait") && eq) {
         if (parse_secs(v, &l->ack_wait_ms) || l->ack_wait_ms < 1000)
             return fail(err, cap, line, "ack_wait must be seconds >= 1, not '%s'", v);
@@ -180,11 +183,12 @@ static int parse_link(br_config *cfg, char **w, int n, int line, char *err, size
         return fail(err, cap, line, "%s", "latest-value channels travel over core NATS only");
     if (l->mode == BR_JETSTREAM && !l->stream[0])
         return fail(err, cap, line, "%s", "a JetStream queue needs stream=NAME");
-    if (l->mode == BR_CORE && (l->stream[0] || l->durable[0] || l->workqueue || l->max_msgs))
+    if (l->mode == BR_CORE &&
+        (l->stream[0] || l->durable[0] || l->workqueue || l->max_msgs || l->replicas))
         return fail(err, cap, line, "%s", "stream options need mode=jetstream");
     if (l->dir == BR_EXPORT && (l->durable[0] || l->keep_own))
         return fail(err, cap, line, "%s", "durable= and own= apply to imports only");
-    if (l->dir == BR_IMPORT && (l->workqueue || l->max_msgs || l->stream_subj[0]))
+    if (l->dir == BR_IMPORT && (l->workqueue || l->max_msgs || l->replicas || l->stream_subj[0]))
         return fail(err, cap, line, "%s", "stream settings belong to the exporting side");
     if (!l->stream_subj[0])
         memcpy(l->stream_subj, l->subject, sizeof l->stream_subj);

@@ -111,6 +111,8 @@ static bool ensure_stream(br_link *l)
     sc.Discard = js_DiscardNew;
     sc.Storage = js_FileStorage;
     sc.Duplicates = l->dup_window_ms * 1000000LL;
+    if (l->replicas)
+        sc.Replicas = l->replicas;
     s = js_AddStream(&si, l->ctx->js, &sc, NULL, &ec);
     if (s != NATS_OK) {
         br_log("export %s: cannot create stream %s: %s (JetStream error %d)", l->channel,

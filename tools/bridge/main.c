@@ -29,7 +29,7 @@ static void usage(FILE *f)
             "                      [--import 'KIND SUBJECT CHANNEL [OPT...]']...\n"
             "                      [--stats-interval SEC] [--check]\n"
             "KIND is latest or queue. OPT: mode=core|jetstream stream=NAME durable=NAME own=drop|keep\n"
-            "workqueue max_msgs=N dup_window=SEC ack_wait=SEC on_full=block|report\n"
+            "workqueue max_msgs=N replicas=N dup_window=SEC ack_wait=SEC on_full=block|report\n"
             "stream_subjects=SUBJ.\n"
             "SIGTERM/SIGINT: stop cleanly. SIGUSR1: print the counters as JSON on stdout.\n"
             "Exit status: 0 stopped cleanly, 1 runtime error, 2 bad configuration or usage.\n");
@@ -122,12 +122,25 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
     br_log("NATS error%s: %s", sub ? " on a subscription" : "", natsStatus_GetText(err));
 }
 
+/* "url1,url2,...": a server list for a cluster (libnats picks and fails over). */
+static natsStatus set_servers(natsOptions *o, const char *list)
+{
+    char buf[sizeof ((br_config *)0)->server];
+    const char *urls[16];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *u = strtok_r(buf, ",", &save); u && n < 16;
+         u = strtok_r(NULL, ",", &save))
+        urls[n++] = u;
+    return n ? natsOptions_SetServers(o, urls, n) : NATS_INVALID_ARG;
+}
+
 static natsStatus connect(br_ctx *ctx)
 {
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, ctx->cfg->server);
+        s = set_servers(o, ctx->cfg->server);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "shmchan-bridge");
     if (s == NATS_OK)

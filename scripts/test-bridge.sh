@@ -39,12 +39,20 @@ CHAOS_SECONDS=${SHMCHAN_STRESS_SECONDS:-20}
 [[ $CHAOS_SECONDS -lt 20 ]] && CHAOS_SECONDS=20
 
 WORK=$(mktemp -d /tmp/shmchan-bridge-test.XXXXXX)
-PIDS=() # every process started here, stopped by pid at the end
+PIDS=() # every process started here
 
-cleanup() {
+# Stop, by pid, the processes this script started that still run: only a pid
+# whose parent is this shell (never one reused by someone else's process).
+is_child() { [[ $(awk '/^PPid:/ {print $2}' "/proc/$1/status" 2>/dev/null) == "$$" ]]; }
+stop_children() { # [KEEP_PID...]
     local p
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        [[ " $* " == *" $p "* ]] && continue
+        is_child "$p" && kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+}
+cleanup() {
+    stop_children
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -234,6 +242,19 @@ sys.exit(1 if lost or dup or extra or bad else 0)
 EOF
 check_ids() { python3 "$WORK/check.py" "$@"; }
 
+# recv_until HOST QUEUE SENT RECV [MAYBE]: read HOST's QUEUE into RECV until
+# every id in SENT is there (state, not time), giving up after 90 s.
+recv_until() {
+    local h=$1 q=$2 sent=$3 recv=$4 maybe=${5:-/dev/null} lastseq
+    local settle=$((SECONDS + 90))
+    while :; do
+        lastseq=$(tail -n1 "$recv" 2>/dev/null | cut -d' ' -f1)
+        on "$h" "$PROBE" qrecv "$q" 1000 "${lastseq:-0}" >>"$recv"
+        check_ids "$sent" "$recv" "$maybe" >/dev/null && return 0
+        [[ $SECONDS -lt $settle ]] || return 1
+    done
+}
+
 # ------------------------------------------------------------------ tests
 
 # A wrong configuration is refused with exit status 2 and a line naming the cause.
@@ -286,7 +307,7 @@ t_server_down_at_start() {
     on hA "$PROBE" qsend sd.q 1 300 200 >"$WORK/sd.sent" || return 1
     ns_start late || return 1
     wait_for "$WORK/sd-b.log" "pulling sd.a" 30 || return 1
-    on hB "$PROBE" qrecv sd.q 3000 >"$WORK/sd.recv"
+    recv_until hB sd.q "$WORK/sd.sent" "$WORK/sd.recv"
     bridge_stop sd-a && bridge_stop sd-b || { echo "   unclean exit"; return 1; }
     ns_kill late TERM
     check_ids "$WORK/sd.sent" "$WORK/sd.recv"
@@ -344,13 +365,14 @@ t_queue_e2e() {
     ns_start qe || return 1
     local url
     url=$(ns_url qe)
-    on hA "$PROBE" qcreate qe.q && on hB "$PROBE" qcreate qe.q || return 1
+    # B holds all 13 MiB: no reader is subscribed until everything was sent
+    on hA "$PROBE" qcreate qe.q && on hB "$PROBE" qcreate qe.q $((32 << 20)) || return 1
     bridge hA qe-a --server "$url" --export "queue qe.q qe.a stream=QE"
     bridge hB qe-b --server "$url" --import "queue qe.a qe.q stream=QE"
     { on hA "$PROBE" qsend qe.q 1 1000 64 && on hA "$PROBE" qsend qe.q 1001 200 65536; } \
         >"$WORK/qe.sent" || return 1
     wait_for "$WORK/qe-b.log" "pulling" || return 1
-    on hB "$PROBE" qrecv qe.q 3000 >"$WORK/qe.recv"
+    recv_until hB qe.q "$WORK/qe.sent" "$WORK/qe.recv"
     bridge_stop qe-a && bridge_stop qe-b || return 1
     ns_kill qe TERM
     check_ids "$WORK/qe.sent" "$WORK/qe.recv"
@@ -370,18 +392,27 @@ t_workers() {
     bridge hB wk-b --server "$url" --import "queue jobs.* wk.work stream=WORK durable=pool own=keep"
     wait_for "$WORK/wk-b.log" "pulling" || return 1
     on hA "$PROBE" qsend wk.jobs 1 2000 100 >"$WORK/wk.sent" || return 1
-    $(nsx hA) "$PROBE" qrecv wk.work 3000 >"$WORK/wk.recv-a" &
-    local pa=$!
-    on hB "$PROBE" qrecv wk.work 3000 >"$WORK/wk.recv-b"
-    wait $pa
+    : >"$WORK/wk.recv-a"
+    : >"$WORK/wk.recv-b"
+    local settle=$((SECONDS + 90)) la lb pa
+    while :; do # both workers read until the two together have every job
+        la=$(tail -n1 "$WORK/wk.recv-a" | cut -d' ' -f1)
+        lb=$(tail -n1 "$WORK/wk.recv-b" | cut -d' ' -f1)
+        $(nsx hA) "$PROBE" qrecv wk.work 1000 "${la:-0}" >>"$WORK/wk.recv-a" &
+        pa=$!
+        on hB "$PROBE" qrecv wk.work 1000 "${lb:-0}" >>"$WORK/wk.recv-b"
+        wait $pa
+        # local seqs of the two hosts overlap: make them distinct before merging
+        { sed 's/^/1/' "$WORK/wk.recv-a"; sed 's/^/2/' "$WORK/wk.recv-b"; } >"$WORK/wk.recv"
+        check_ids "$WORK/wk.sent" "$WORK/wk.recv" >/dev/null && break
+        [[ $SECONDS -lt $settle ]] || break
+    done
     bridge_stop wk-a && bridge_stop wk-b || return 1
     ns_kill wk TERM
     local na nb
     na=$(wc -l <"$WORK/wk.recv-a")
     nb=$(wc -l <"$WORK/wk.recv-b")
     echo "   host A's worker got $na jobs, host B's $nb"
-    # local seqs of the two hosts overlap: make them distinct before merging
-    { sed 's/^/1/' "$WORK/wk.recv-a"; sed 's/^/2/' "$WORK/wk.recv-b"; } >"$WORK/wk.recv"
     check_ids "$WORK/wk.sent" "$WORK/wk.recv" && [[ $na -gt 0 && $nb -gt 0 ]]
 }
 
@@ -410,7 +441,7 @@ t_bad_messages() {
     python3 "$WORK/pub.py" "$url" bm.l 3 || rc=1                               # no envelope
     python3 "$WORK/pub.py" "$url" bm.l 8000 env hX/bm.l 1 7 || rc=1 # larger than its max_msg
     on hA "$PROBE" qsend bm.q 52 50 100 >>"$WORK/bm.sent" || return 1
-    on hB "$PROBE" qrecv bm.q 3000 >"$WORK/bm.recv"
+    recv_until hB bm.q "$WORK/bm.sent" "$WORK/bm.recv"
     kill -USR1 "${BR_PID[bm-a]}" "${BR_PID[bm-b]}"
     sleep 0.3
     bridge_stop bm-a && bridge_stop bm-b || rc=1
@@ -446,13 +477,7 @@ t_cluster_failover() {
     ns_kill c2
     on hA "$PROBE" qsend cf.q 601 300 100 >>"$WORK/cf.sent" || return 1
     : >"$WORK/cf.recv"
-    local settle=$((SECONDS + 60)) lastseq
-    while :; do
-        lastseq=$(tail -n1 "$WORK/cf.recv" | cut -d' ' -f1)
-        on hB "$PROBE" qrecv cf.q 1000 "${lastseq:-0}" >>"$WORK/cf.recv"
-        check_ids "$WORK/cf.sent" "$WORK/cf.recv" >/dev/null && break
-        [[ $SECONDS -lt $settle ]] || break
-    done
+    recv_until hB cf.q "$WORK/cf.sent" "$WORK/cf.recv"
     bridge_stop cf-a && bridge_stop cf-b || return 1
     grep -h "connected to\|disconnected" "$WORK/cf-a.log" "$WORK/cf-b.log" | wc -l |
         sed 's/^/   connection state changes logged: /'
@@ -520,14 +545,8 @@ t_chaos() {
     echo "   $round rounds; killed: $(tr ' ' '\n' <<<"$kills" | xargs -n1 | sort | uniq -c | xargs)"
     [[ -n ${CHAOS_DEBUG:-} ]] && cp "$WORK/ch.rounds" "$WORK/ch.sent" "$WORK/ch.recv" /tmp/
     # settle: read until every sent id is there (messages fetched by a killed
-    # importer come back after its ack_wait), or give up after a minute
-    local settle=$((SECONDS + 60))
-    while :; do
-        lastseq=$(tail -n1 "$WORK/ch.recv" | cut -d' ' -f1)
-        on hB "$PROBE" qrecv ch.q 1000 "${lastseq:-0}" >>"$WORK/ch.recv"
-        check_ids "$WORK/ch.sent" "$WORK/ch.recv" "$WORK/ch.maybe" >/dev/null && break
-        [[ $SECONDS -lt $settle ]] || break
-    done
+    # importer come back after its ack_wait)
+    recv_until hB ch.q "$WORK/ch.sent" "$WORK/ch.recv" "$WORK/ch.maybe"
     # the latest-value path still works after all that, and never went back
     $(nsx hB) "$PROBE" lwatch ch.l 3000 >"$WORK/ch.watch2" &
     local lw2=$!
@@ -582,9 +601,9 @@ for t in ${BRIDGE_TESTS:-$ALL}; do
             tail -n 15 "$f" | sed 's/^/     /'
         done
     fi
-    for p in "${BR_PID[@]}" "${NS_PID[@]}"; do
-        { kill -9 "$p" && wait "$p"; } 2>/dev/null
-    done
+    stop_children "${HOST_PID[@]}" # the hosts' namespace holders stay for the next test
+    unset BR_PID NS_PID NS_PORT CL_PORT
+    declare -gA BR_PID NS_PID NS_PORT CL_PORT
     rm -f "$WORK"/*.log "$WORK"/*.out
 done
 summary="bridge: $pass passed, $fail failed, $skip skipped"

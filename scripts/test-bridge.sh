@@ -9,7 +9,8 @@
 #   scripts/test-bridge.sh            all tests (about 1-2 minutes on 2 cores)
 #   SHMCHAN_STRESS_SECONDS=N          length of the chaos loop (default 20 s here)
 #   BRIDGE_TESTS="name ..."           run only these tests
-#   CHAOS_KILLS="server writer ..."   what the chaos test kills (default: all five kinds)
+#   CHAOS_KILLS="server writer ..."   what the chaos test kills (default: all: bridgeA
+#                                     bridgeB server writer reader termA termB)
 #
 # Prints "bridge: N passed, N failed, N skipped" last.
 set -uo pipefail
@@ -486,7 +487,7 @@ t_cluster_failover() {
 
 # Chaos: a queue (A -> B, JetStream) and a latest-value channel (A -> B) while
 # the bridges, the server, the writers and the readers are SIGKILLed at random
-# points. Then everything settles: the queue lost and duplicated nothing, the
+# points (and the bridges sometimes stopped with SIGTERM). Then everything settles: the queue lost and duplicated nothing, the
 # latest-value reader never saw a value go back.
 t_chaos() {
     ns_start ch || return 1
@@ -518,11 +519,13 @@ t_chaos() {
         $(nsx hB) "$PROBE" lwatch ch.l 60000 >>"$WORK/ch.watch" &
         local lw=$!
         sleep "0.$((RANDOM % 8 + 2))"
-        local victims=(${CHAOS_KILLS:-bridgeA bridgeB server writer reader})
+        local victims=(${CHAOS_KILLS:-bridgeA bridgeB server writer reader termA termB})
         local v=${victims[$((RANDOM % ${#victims[@]}))]}
         case $v in
         bridgeA) bridge_kill ch-a; start_a ;;
         bridgeB) bridge_kill ch-b; start_b ;;
+        termA) bridge_stop ch-a || rc=1; start_a ;; # SIGTERM: a clean stop loses nothing
+        termB) bridge_stop ch-b || rc=1; start_b ;;
         server) ns_kill ch; ns_start ch || rc=1 ;;
         writer) kill -9 $w 2>/dev/null ;;
         reader) kill -9 $r 2>/dev/null ;;

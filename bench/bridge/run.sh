@@ -28,16 +28,17 @@ for i in $(seq 100); do grep -q "Server is ready" "$W/ns.log" && break; sleep 0.
 # run_pair MODE SIZE: fresh queues and two bridges for one measurement
 start_bridges() { # MODE (core|jetstream)
     local mode=$1 opts="mode=core" s2="mode=core"
+    RUN=$((${RUN:-0} + 1)) # fresh subjects and streams per measurement
     if [[ $mode == jetstream ]]; then
-        opts="stream=BB$RANDOM"
-        s2="stream=BC$RANDOM"
+        opts="stream=BB$RUN"
+        s2="stream=BC$RUN"
     fi
     "$BRIDGE" --host bA --server "$URL" --state-dir "$W/sa" \
-        --export "queue bb_out bb.ping $opts" --import "queue bb.pong bb_in $s2" \
+        --export "queue bb_out bb.ping.$RUN $opts" --import "queue bb.pong.$RUN bb_in $s2" \
         >/dev/null 2>"$W/a.log" &
     PIDS+=($!)
     "$BRIDGE" --host bB --server "$URL" --state-dir "$W/sb" \
-        --import "queue bb.ping bb_ein $opts" --export "queue bb_eout bb.pong $s2" \
+        --import "queue bb.ping.$RUN bb_ein $opts" --export "queue bb_eout bb.pong.$RUN $s2" \
         >/dev/null 2>"$W/b.log" &
     PIDS+=($!)
     BA=${PIDS[-2]} BB=${PIDS[-1]}

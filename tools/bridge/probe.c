@@ -97,6 +97,7 @@ static int qrecv(const char *name, int idle_ms, unsigned long long after)
     int rc = qopen(name, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST, &q);
     if (rc)
         return die(name, rc);
+    fprintf(stderr, "subscribed\n"); /* from here on, block-policy writers wait for us */
     unsigned char *buf = malloc(MAXMSG);
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (;;) {

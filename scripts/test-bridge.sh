@@ -9,6 +9,7 @@
 #   scripts/test-bridge.sh            all tests (about 1-2 minutes on 2 cores)
 #   SHMCHAN_STRESS_SECONDS=N          length of the chaos loop (default 20 s here)
 #   BRIDGE_TESTS="name ..."           run only these tests
+#   BRIDGE_SANITIZE=address,undefined  build the bridge with sanitizers (_build/bridge-san)
 #   CHAOS_KILLS="server writer ..."   what the chaos test kills (default: all: bridgeA
 #                                     bridgeB server writer reader termA termB)
 #
@@ -22,11 +23,14 @@ need_packages nats-server:/usr/sbin/nats-server libnats-dev:/usr/include/nats/na
     util-linux:unshare python3:python3
 
 BUILD=_build/bridge
+SAN=${BRIDGE_SANITIZE:-}
+BTYPE=RelWithDebInfo
+[[ -n $SAN ]] && BUILD=_build/bridge-san && BTYPE=Debug # as test.sh's asan stage
 mkdir -p _build
 echo "== bridge: building in $BUILD"
-if ! cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHMCHAN_WERROR=ON \
+if ! cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=$BTYPE -DSHMCHAN_WERROR=ON \
     -DSHMCHAN_BUILD_BRIDGE=ON -DSHMCHAN_BUILD_TESTS=OFF -DSHMCHAN_BUILD_BENCH=OFF \
-    -DSHMCHAN_BUILD_EXAMPLES=OFF >$BUILD.configure.log 2>&1 ||
+    -DSHMCHAN_BUILD_EXAMPLES=OFF -DSHMCHAN_SANITIZE="$SAN" >$BUILD.configure.log 2>&1 ||
     ! cmake --build $BUILD -j"$(jobs)" --target shmchan_bridge shmchan_bridge_probe 2>&1 |
     tail -n 20; then
     cat $BUILD.configure.log

@@ -79,7 +79,7 @@ if [[ $quick -eq 0 ]]; then
         -DSHMCHAN_BUILD_BENCH=OFF -DSHMCHAN_BUILD_EXAMPLES=OFF; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 run_ctest asan _build/asan
     fi
-    for extra in scripts/test-tsan.sh scripts/test-fuzz.sh scripts/test-chaos.sh \
+    for extra in scripts/test-tsan.sh scripts/test-fuzz.sh scripts/test-chaos.sh scripts/test-bridge.sh \
         scripts/test-windows.sh; do
         [[ -f $extra ]] || continue
         stage=$(basename "$extra" .sh)

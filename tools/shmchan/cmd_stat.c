@@ -37,7 +37,7 @@ stat_text(const chan_row *r)
 }
 
 static int
-stat_json(const chan_row *r, double interval_s)
+stat_json(const chan_row *r, uint64_t interval_ms)
 {
     cli_json *o = json_obj();
     json_set_str(o, "name", r->name);
@@ -49,7 +49,7 @@ stat_json(const chan_row *r, double interval_s)
     }
     const shmchan_info *in = &r->cur.in;
     json_set_str(o, "kind", out_kind(in->kind));
-    json_set_f64(o, "interval_s", interval_s);
+    json_set_u64(o, "interval_ms", interval_ms);
     json_set_f64(o, "msg_rate", r->msg_rate);
     json_set_f64(o, "byte_rate", r->byte_rate);
     json_set_u64(o, "seq", in->seq);
@@ -101,7 +101,7 @@ stat_loop(const cli_args *a, chan_row *rows)
         for (int i = 0; i < a->npos; i++) {
             row_update(&rows[i], cli_flags(a, rows[i].name));
             if (a->fmt == FMT_JSON) {
-                if (stat_json(&rows[i], (double)a->interval_ms / 1000.0) != 0) {
+                if (stat_json(&rows[i], (uint64_t)a->interval_ms) != 0) {
                     return CLI_ERR;
                 }
             } else {
@@ -154,7 +154,7 @@ const cli_cmd cli_cmd_stat = {
         "  -i, --interval SEC  seconds between lines (default 1; fractions allowed)\n"
         "  -n, --count N       stop after N intervals\n"
         "  --json              one JSON object per line: name, time_ns, kind,\n"
-        "                      interval_s, msg_rate, byte_rate, seq, messages, bytes;\n"
+        "                      interval_ms, msg_rate, byte_rate, seq, messages, bytes;\n"
         "                      queues add drop_rate, drops, readers, writers, max_lag,\n"
         "                      lost\n"
         "  --global            Windows: the Global\\ namespace\n",

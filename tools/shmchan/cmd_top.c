@@ -45,7 +45,7 @@ static chan_row *
 find_row(top *t, const char *name)
 {
     for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->rows[i].name, name) == 0) {
+        if (t->rows[i].name != NULL && strcmp(t->rows[i].name, name) == 0) {
             return &t->rows[i];
         }
     }
@@ -434,7 +434,7 @@ top_once(top *t)
     top_sort(t);
     if (t->a->fmt == FMT_JSON) {
         cli_json *o = json_obj(), *arr = json_arr();
-        json_set_f64(o, "interval_s", (double)t->a->interval_ms / 1000.0);
+        json_set_u64(o, "interval_ms", (uint64_t)t->a->interval_ms);
         for (size_t i = 0; i < t->n; i++) {
             json_push(arr, row_json(&t->rows[i]));
         }
@@ -497,7 +497,7 @@ const cli_cmd cli_cmd_top = {
         "  -s, --sort KEY      name, msgs, bytes, lag, drops or waits (default name)\n"
         "  --once              print one sample as a table and exit (two samples\n"
         "                      --interval apart: the rates need both)\n"
-        "  --json              the same sample as JSON: {interval_s, channels: [{name,\n"
+        "  --json              the same sample as JSON: {interval_ms, channels: [{name,\n"
         "                      kind, msg_rate, byte_rate, messages, bytes, drops, waits,\n"
         "                      recovered; queues: readers, writers, max_lag, lost,\n"
         "                      peers: [{role, pid, alive, position, lag, count, lost}]}]}\n"

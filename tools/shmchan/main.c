@@ -351,12 +351,12 @@ distance(const char *a, size_t na, const char *b)
 }
 
 /* The nearest of names[] to word: the only one it begins, else the closest
- * within a third of its letters (at least one). NULL if none is near. */
+ * within half of its letters. NULL if none is near. */
 static const char *
 nearest(const char *word, size_t len, const char *const *names, size_t n)
 {
     const char *best = NULL;
-    size_t prefixed = 0, bd = len / 3 > 1 ? len / 3 : 1;
+    size_t prefixed = 0, bd = (len + 1) / 2;
     for (size_t i = 0; i < n; i++) {
         if (len > 0 && strncmp(word, names[i], len) == 0) {
             prefixed++;

@@ -68,7 +68,8 @@ build() {
 
 mkdir -p _build
 need_build_tools
-need_packages libjansson-dev:/usr/include/jansson.h strace:strace util-linux:setpriv
+need_packages libjansson-dev:/usr/include/jansson.h strace:strace util-linux:setpriv \
+    tmux:tmux pandoc:pandoc bash:bash
 
 if build release _build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
     run_ctest release _build/release

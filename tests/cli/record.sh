@@ -162,6 +162,14 @@ PY
 run "$S" cat --json "$T/k.rec"
 [ "$RC" -eq 0 ] || fail "cat after SIGKILL: exit $RC; $(cat "$T/err")"
 cp "$T/out" "$T/k.json"
+# A kill can land while a buffer is half written: then cat has reported a
+# torn tail already, and the file is cut there before tearing it again.
+if [ -s "$T/err" ]; then
+    grep -q "torn tail of [0-9]* bytes at offset [0-9]* ignored" "$T/err" ||
+        fail "cat after SIGKILL: stderr $(cat "$T/err")"
+    off=$(sed -n 's/.* at offset \([0-9]*\) ignored.*/\1/p' "$T/err")
+    python3 -c 'import os, sys; os.truncate(sys.argv[1], int(sys.argv[2]))' "$T/k.rec" "$off"
+fi
 n=$(check_prefix "$T/k.json" 9000) || fail "cat after SIGKILL: not every message 1..N ($n)"
 # The same through Python.
 # The reader is pure Python: load its module without the binding's library.

@@ -8,12 +8,14 @@
 # the closed pipe, follow would wait for the next message for ever.
 new_chan q
 expect 0 "create" "$S" create "$q" --queue
-( "$S" follow "$q" 2>"$T/f.err"; echo $? >"$T/f.rc" ) | head -n1 >"$T/head.out" &
+# (Its pid is kept so that a follow that never ends is killed, not waited for.)
+( "$S" follow "$q" 2>"$T/f.err" & echo $! >"$T/f.pid"; wait $!; echo $? >"$T/f.rc" ) |
+    head -n1 >"$T/head.out" &
 P=$!
 readers() { [ "$(json_field "$q" readers 2>/dev/null || echo 0)" -ge 1 ]; }
 wait_until "follow subscribed" readers
 expect 0 "send one" "$S" send "$q" first
-wait_until "follow ended after head exited" test -s "$T/f.rc"
+wait_until "follow ended after head exited" test -s "$T/f.rc" || kill "$(cat "$T/f.pid")"
 wait "$P"
 [ "$(cat "$T/head.out")" = first ] || fail "head got '$(cat "$T/head.out")'"
 [ "$(cat "$T/f.rc" 2>/dev/null)" = 141 ] || fail "follow exit $(cat "$T/f.rc" 2>/dev/null), want 141 (SIGPIPE)"
@@ -25,9 +27,10 @@ wait_until "subscriber gone" gone
 new_chan l
 expect 0 "create latest" "$S" create "$l"
 expect 0 "put" "$S" put "$l" v
-( "$S" watch "$l"; echo $? >"$T/w.rc" ) | head -n1 >"$T/whead.out" &
+( "$S" watch "$l" & echo $! >"$T/w.pid"; wait $!; echo $? >"$T/w.rc" ) |
+    head -n1 >"$T/whead.out" &
 P=$!
-wait_until "watch ended after head exited" test -s "$T/w.rc"
+wait_until "watch ended after head exited" test -s "$T/w.rc" || kill "$(cat "$T/w.pid")"
 wait "$P"
 [ "$(cat "$T/w.rc")" = 141 ] || fail "watch exit $(cat "$T/w.rc"), want 141"
 

@@ -17,11 +17,17 @@ expect 0 "create a" "$S" create "$a" --queue
 expect 0 "create m" "$S" create "$m"
 expect 0 "create z" "$S" create "$z" --queue
 
-# paced RATE NAME: send one line per 1/RATE s on an absolute schedule.
+# paced RATE NAME: send one message per 1/RATE s on an absolute schedule,
+# through a `shmchan send` child that goes with it (one process to kill).
 paced() {
-    python3 -u -c '
-import sys, time
+    exec python3 -c '
+import signal, subprocess, sys, time
 rate = float(sys.argv[1])
+p = subprocess.Popen([sys.argv[2], "send", sys.argv[3]], stdin=subprocess.PIPE)
+def end(*_):
+    p.kill()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, end)
 t0 = time.monotonic()
 i = 0
 while True:
@@ -29,13 +35,16 @@ while True:
     d = t0 + i / rate - time.monotonic()
     if d > 0:
         time.sleep(d)
-    sys.stdout.write("m%d\n" % i)' "$1" | "$S" send "$2"
+    p.stdin.write(b"m%d\n" % i)
+    p.stdin.flush()' "$1" "$S" "$2"
 }
 bg "$S" follow "$z" >/dev/null
 F=$BG
 wait_until "subscriber on z" sh -c "[ \"\$(\"$S\" info \"$z\" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"readers\"])')\" -ge 1 ]"
-bg paced 200 "$z"
-bg paced 50 "$a"
+paced 200 "$z" &
+PIDS="$PIDS $!"
+paced 50 "$a" &
+PIDS="$PIDS $!"
 # Rates are checked once the counters are far past any rate: a view that
 # showed totals instead of rates would fail.
 wait_until "z has 600 messages" sh -c "[ \"\$(\"$S\" info \"$z\" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"messages\"])')\" -ge 600 ]"

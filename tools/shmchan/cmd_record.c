@@ -514,7 +514,9 @@ play_entry(player *p, const rec_entry *e)
     switch (e->type) {
     case REC_SESSION:
         p->based = false; /* each session keeps its own timing, not the gap */
-        memset(p->sess, 0, p->nsess * sizeof(*p->sess));
+        if (p->sess != NULL) {
+            memset(p->sess, 0, p->nsess * sizeof(*p->sess));
+        }
         return CLI_OK;
     case REC_CHANNEL:
         return play_channel(p, e);

@@ -858,3 +858,52 @@ TEST(queue_block_closing_reader_frees_writers)
     }
     shmchan_queue_close(w);
 }
+
+/*
+ * One handle that is both a subscriber and a writer judges its own slots
+ * alive: a send that waits for space, or a receive stuck at its own
+ * reservation, must never drop the handle's reader slot or turn its claim
+ * into a dropped record (OFD locks do not report their own holder).
+ */
+TEST(queue_own_slots_never_dead)
+{
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_SUBSCRIBE);
+    o.capacity = 4096;
+    o.max_msg = 64;
+    shmchan_queue *q = NULL;
+    T_OK(shmchan_queue_open(t_name(), &o, &q));
+    uint8_t msg[64], buf[64];
+    int sent = 0;
+    for (;; sent++) {
+        tq_fill(msg, 64, (uint64_t)sent);
+        if (shmchan_queue_send(q, msg, 64, 0) != SHMCHAN_OK) {
+            break;
+        }
+        T_TRUE(sent < 4096 / 80 + 2);
+    }
+    /* The wait looks for dead readers that hold it back: we are alive. */
+    T_ERR(shmchan_queue_send(q, msg, 64, 30), SHMCHAN_ETIMEDOUT);
+    shmchan_info info = {.struct_size = sizeof(info)};
+    T_OK(shmchan_queue_info(q, &info));
+    T_EQ_U64(info.readers, 1);
+    T_EQ_U64(info.drops, 0);
+    T_TRUE(info.in_use);
+    size_t len = 0;
+    shmchan_msg m;
+    for (int i = 0; i < sent; i++) {
+        T_OK(shmchan_queue_recv(q, buf, sizeof(buf), 0, &len, &m));
+        tq_fill(msg, 64, (uint64_t)i);
+        T_MEMEQ(buf, msg, 64);
+        T_EQ_U64(m.lost, 0);
+    }
+    /* A receive stuck at our own reservation waits; it does not drop it. */
+    void *slot = NULL;
+    T_OK(shmchan_queue_reserve(q, 64, 0, &slot));
+    memset(slot, 0x5a, 64);
+    T_ERR(shmchan_queue_recv(q, buf, sizeof(buf), 30, &len, &m), SHMCHAN_ETIMEDOUT);
+    T_OK(shmchan_queue_commit(q, 64));
+    T_OK(shmchan_queue_recv(q, buf, sizeof(buf), 0, &len, &m));
+    T_EQ_U64(len, 64);
+    T_EQ_U64(buf[0], 0x5a);
+    shmchan_queue_close(q);
+}

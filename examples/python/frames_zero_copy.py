@@ -50,6 +50,8 @@ def fill(buf: memoryview, number: int, pattern: bytes) -> None:
 
 def check(buf: memoryview) -> int:
     """Verify a frame in place; return its number."""
+    number: int
+    crc: int
     number, crc, _ = HEAD.unpack_from(buf, 0)
     if number != LAST and zlib.crc32(buf[HEAD.size:]) != crc:
         raise RuntimeError(f"frame {number}: bad checksum")

@@ -86,6 +86,7 @@ SHMCHAN_API uint32_t shmchan_layout_version(void);
     X(ENOTSUP, -22, "not supported on this platform")                              \
     X(EINIT, -23, "channel is still being created by another process")            \
     X(ESTATE, -24, "call out of order (nothing reserved, or already reserved)")   \
+    X(EUNSAFE, -25, "unsafe object: not a regular file, or another user's non-channel") \
     X(ESYS, -99, "operating system error")
 
 enum {
@@ -145,7 +146,9 @@ SHMCHAN_API int shmchan_last_oserror(void);
 typedef struct shmchan_opts {
     uint32_t struct_size; /* set by shmchan_opts_init(); leave alone */
     uint32_t flags;       /* SHMCHAN_CREATE | SHMCHAN_EXCL | ... ; 0 = open existing */
-    uint32_t mode;        /* permission bits at creation; 0 = 0600 */
+    uint32_t mode;        /* permission bits at creation, 0..0777 (anything else is
+                             SHMCHAN_EINVAL); 0 = 0600. An existing channel keeps
+                             its own mode (shmchan_info.mode says which). */
     uint32_t policy;      /* queue: SHMCHAN_POLICY_* */
     uint64_t max_msg;     /* largest message in bytes; create default 4096 */
     uint64_t capacity;    /* queue: ring bytes, rounded up to a power of two;
@@ -164,8 +167,13 @@ SHMCHAN_API void shmchan_opts_init(shmchan_opts *opts);
 
 /**
  * Remove a channel's name (SHMCHAN_FILE in flags: a file path). Processes
- * that have it open keep using it until they close it.
+ * that have it open keep using it until they close it. It removes whatever is
+ * at the name (a FIFO or a foreign file too: check with shmchan_info_get()
+ * first where that matters, as `shmchan rm` does), but takes turns with
+ * reapers and waits (bounded) for a creator to finish building, so that it
+ * never lands on a channel a racing shmchan_reap() did not mean to remove.
  * @return SHMCHAN_OK, SHMCHAN_ENAME, SHMCHAN_ENOENT, SHMCHAN_EACCES, SHMCHAN_ESYS.
+ * Blocking: up to about 2 s while a creator builds the channel.
  */
 SHMCHAN_API int shmchan_unlink(const char *name, uint32_t flags);
 
@@ -207,8 +215,11 @@ typedef struct shmchan_info {
 
 /**
  * Describe the channel called name without joining it (flags: SHMCHAN_FILE).
+ * Never blocks on what is at the name: a FIFO, socket, directory or symlink
+ * there is SHMCHAN_EUNSAFE at once.
  * @return SHMCHAN_OK, the open errors (SHMCHAN_ENOENT, SHMCHAN_EBADMAGIC,
- *         SHMCHAN_ELAYOUT, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT, SHMCHAN_EACCES).
+ *         SHMCHAN_ELAYOUT, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT, SHMCHAN_EACCES,
+ *         SHMCHAN_EUNSAFE).
  */
 SHMCHAN_API int shmchan_info_get(const char *name, uint32_t flags, shmchan_info *info);
 
@@ -249,8 +260,14 @@ SHMCHAN_API void shmchan_list_close(shmchan_list *it);
 /**
  * Remove the channel if no process has it open (its users all exited or
  * crashed). With dry_run it only reports. *removed_out (may be NULL) is 1 if
- * it was (or would be) removed.
- * @return SHMCHAN_OK, SHMCHAN_EBUSY if some process has it open, open errors.
+ * it was (or would be) removed. Never removes a channel in use or being
+ * created: it decides under the channel's init lock, which a creator holds
+ * from before the channel is READY until it has joined (docs/design.md,
+ * "Race-free creation"), and it removes the name only if it still names the
+ * object it inspected.
+ * @return SHMCHAN_OK, SHMCHAN_EBUSY if some process has it open or is creating
+ *         it, SHMCHAN_ENOENT if it is gone (or replaced) meanwhile, open errors
+ *         (SHMCHAN_EUNSAFE for a FIFO, socket, directory or symlink).
  */
 SHMCHAN_API int shmchan_reap(const char *name, uint32_t flags, bool dry_run, int *removed_out);
 
@@ -272,7 +289,10 @@ typedef struct shmchan_latest shmchan_latest;
  * @return SHMCHAN_OK, SHMCHAN_EINVAL, SHMCHAN_ENAME, SHMCHAN_ENOENT,
  *         SHMCHAN_EEXIST, SHMCHAN_EACCES, SHMCHAN_EBADMAGIC, SHMCHAN_ELAYOUT,
  *         SHMCHAN_EGEOMETRY, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT,
- *         SHMCHAN_ENOSPC, SHMCHAN_ENOMEM, SHMCHAN_EINIT, SHMCHAN_ESYS.
+ *         SHMCHAN_ENOSPC, SHMCHAN_ENOMEM, SHMCHAN_EINIT, SHMCHAN_EUNSAFE,
+ *         SHMCHAN_ESYS. SHMCHAN_EUNSAFE: the name is a FIFO, socket, directory
+ *         or symlink, or (creating) an object of another user that is not a
+ *         valid channel; see docs/security.md, "The filesystem".
  * Thread-safety: any thread. A handle may be shared by threads.
  */
 SHMCHAN_API int shmchan_latest_open(const char *name, const shmchan_opts *opts,
@@ -283,8 +303,10 @@ SHMCHAN_API void shmchan_latest_close(shmchan_latest *ch);
 /**
  * Publish len bytes as the newest message. Writers never wait for readers;
  * concurrent writers are serialised by a lock that survives a dead holder, and
- * each publish gets the next sequence number (starting at 1).
- * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_ERDONLY, SHMCHAN_ETRUNCATED.
+ * each publish gets the next sequence number (starting at 1). A handle's
+ * first publish takes one of the channel's 128 writer slots until it closes.
+ * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_ERDONLY, SHMCHAN_ETRUNCATED,
+ *         SHMCHAN_ELIMIT (all writer slots taken).
  */
 SHMCHAN_API int shmchan_latest_publish(shmchan_latest *ch, const void *data, size_t len,
                                        uint64_t *seq_out);
@@ -293,7 +315,12 @@ SHMCHAN_API int shmchan_latest_publish(shmchan_latest *ch, const void *data, siz
  * Zero-copy publish: *buf_out receives max_msg writable bytes in a buffer no
  * reader sees yet; shmchan_latest_commit() publishes the first len of them,
  * shmchan_latest_abort() drops them. Holds the writer lock meanwhile.
- * @return SHMCHAN_OK, SHMCHAN_ESTATE if already begun, SHMCHAN_ERDONLY.
+ * Blocking: waits for the writers' lock while another writer holds it
+ * (another thread sharing the handle too); a dead or forged holder is
+ * recovered, never waited for for ever.
+ * @return SHMCHAN_OK, SHMCHAN_ESTATE if this thread already began on this
+ *         handle, SHMCHAN_ERDONLY, SHMCHAN_ETRUNCATED, SHMCHAN_ELIMIT (the
+ *         handle's first publish found all 128 writer slots taken).
  */
 SHMCHAN_API int shmchan_latest_begin(shmchan_latest *ch, void **buf_out);
 SHMCHAN_API int shmchan_latest_commit(shmchan_latest *ch, size_t len, uint64_t *seq_out);

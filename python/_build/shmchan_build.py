@@ -4,9 +4,16 @@ It needs nothing but the standard library, so ``pip install ./python`` works
 offline, with or without build isolation, and on a machine without
 setuptools or wheel. It builds:
 
-- a wheel of the pure-Python package (``py3-none-any``), or, when given a
-  libshmchan to bundle, a platform wheel with the library copied next to the
-  package, where the binding looks first after SHMCHAN_LIBRARY::
+- a wheel of the package with its compiled module (shmchan/_native.c, built
+  with the C compiler Python was built with and Python's headers, from
+  python3-dev on Debian; no download), tagged for this interpreter; without a
+  compiler or headers a pure-Python wheel (the ctypes path only).
+  ``-C native=on`` makes a failed compile an error, ``-C native=off`` skips it;
+- the wheel records where libshmchan was installed (``pkg-config --variable=libdir
+  shmchan``, as ``cmake --install`` leaves it), so that ``import shmchan``
+  finds it without ``ldconfig``; or, when given a libshmchan to bundle, the
+  library copied next to the package, where the binding looks first after
+  SHMCHAN_LIBRARY (a relative PATH is taken from where pip was run)::
 
       pip install ./python -C bundle-library=build/libshmchan.so
       SHMCHAN_BUNDLE_LIBRARY=build/libshmchan.so pip install ./python
@@ -23,7 +30,12 @@ import hashlib
 import io
 import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 import sysconfig
+import tempfile
 import tarfile
 import time
 import zipfile
@@ -67,7 +79,7 @@ def _metadata() -> str:
 def _package_files() -> list[Path]:
     files = []
     for p in sorted((ROOT / PACKAGE).iterdir()):
-        if p.suffix == ".py" or p.name == "py.typed":
+        if p.suffix in (".py", ".pyi") or p.name == "py.typed":
             files.append(p)
     return files
 
@@ -77,10 +89,87 @@ def _bundle_library(config_settings: Optional[dict[str, Any]]) -> Optional[Path]
         "SHMCHAN_BUNDLE_LIBRARY")
     if not path:
         return None
-    p = Path(path).resolve()
-    if not p.is_file():
-        raise FileNotFoundError(f"bundle-library: no such file: {p}")
-    return p
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        tried = [p]
+    else:
+        # pip runs this backend in the source directory; the user meant the
+        # directory where they ran pip, which the shell leaves in PWD.
+        tried = []
+        pwd = os.environ.get("PWD")
+        if pwd and Path(pwd).is_dir():
+            tried.append(Path(pwd) / p)
+        if Path.cwd() / p not in tried:
+            tried.append(Path.cwd() / p)
+    for cand in tried:
+        if cand.is_file():
+            return cand.resolve()
+    raise FileNotFoundError("bundle-library: no such file: " + " nor ".join(map(str, tried)))
+
+
+def _installed_libdir() -> Optional[str]:
+    """Where an installed libshmchan is, from its pkg-config file."""
+    if os.name == "nt":
+        return None
+    try:
+        p = subprocess.run(["pkg-config", "--variable=libdir", "shmchan"],
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    libdir = p.stdout.strip()
+    if p.returncode != 0 or not libdir:
+        return None
+    if not any((Path(libdir) / n).exists() for n in ("libshmchan.so.0", "libshmchan.so",
+                                                      "libshmchan.0.dylib")):
+        return None
+    return str(Path(libdir).resolve())
+
+
+def _header_dir() -> Optional[Path]:
+    for d in (ROOT.parent / "include", ROOT / "_build" / "include"):
+        if (d / "shmchan" / "shmchan.h").is_file():
+            return d
+    return None
+
+
+def _native_mode(config_settings: Optional[dict[str, Any]]) -> str:
+    mode = str((config_settings or {}).get("native") or os.environ.get(
+        "SHMCHAN_BUILD_NATIVE") or "auto").lower()
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"native must be auto, on or off, not {mode!r}")
+    return mode
+
+
+def _compile_native(out_dir: Path) -> Path:
+    """Compile shmchan/_native.c into an extension module for this Python."""
+    if os.name == "nt":
+        raise RuntimeError("the compiled module is built by CMake on Windows")
+    inc = _header_dir()
+    if inc is None:
+        raise RuntimeError("include/shmchan/shmchan.h not found")
+    pyinc = sysconfig.get_paths()["include"]
+    if not (Path(pyinc) / "Python.h").is_file():
+        raise RuntimeError(f"Python.h not found in {pyinc} (install python3-dev)")
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    if shutil.which(cc[0]) is None:
+        raise RuntimeError(f"no C compiler ({cc[0]})")
+    out = out_dir / ("_native" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+    cmd = cc + ["-shared", "-fPIC", "-O2", "-std=gnu11", "-fvisibility=hidden",
+                "-I", str(inc), "-I", pyinc, str(ROOT / PACKAGE / "_native.c"), "-o", str(out)]
+    if sys.platform == "darwin":
+        cmd += ["-undefined", "dynamic_lookup"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout}{p.stderr}")
+    return out
+
+
+def _interpreter_tag() -> str:
+    impl = sys.implementation.name
+    if impl != "cpython":
+        raise RuntimeError("the compiled module is for CPython")
+    v = f"{sys.version_info[0]}{sys.version_info[1]}"
+    return f"cp{v}-cp{v}{getattr(sys, 'abiflags', '')}"
 
 
 def _platform_tag() -> str:
@@ -140,14 +229,34 @@ def get_requires_for_build_editable(
 def build_wheel(wheel_directory: str, config_settings: Optional[dict[str, Any]] = None,
                 metadata_directory: Optional[str] = None) -> str:
     lib = _bundle_library(config_settings)
-    tag = "py3-none-any" if lib is None else f"py3-none-{_platform_tag()}"
-    w = _Wheel(wheel_directory, tag)
-    for p in _package_files():
-        w.add(f"{PACKAGE}/{p.name}", p.read_bytes())
-    if lib is not None:
-        plat = "win" if os.name == "nt" else ("darwin" if "darwin" in _platform_tag() else "")
-        w.add(f"{PACKAGE}/{LIB_NAME.get(plat, 'libshmchan.so')}", lib.read_bytes(), 0o755)
-    return w.close(purelib=lib is None)
+    mode = _native_mode(config_settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        native: Optional[Path] = None
+        if mode != "off":
+            try:
+                native = _compile_native(Path(tmp))
+            except (OSError, RuntimeError) as e:
+                if mode == "on":
+                    raise
+                print(f"shmchan: compiled module not built ({e}); ctypes only",
+                      file=sys.stderr)
+        if native is not None:
+            tag = f"{_interpreter_tag()}-{_platform_tag()}"
+        else:
+            tag = "py3-none-any" if lib is None else f"py3-none-{_platform_tag()}"
+        w = _Wheel(wheel_directory, tag)
+        for p in _package_files():
+            w.add(f"{PACKAGE}/{p.name}", p.read_bytes())
+        if native is not None:
+            w.add(f"{PACKAGE}/{native.name}", native.read_bytes(), 0o755)
+        if lib is not None:
+            plat = "win" if os.name == "nt" else ("darwin" if "darwin" in _platform_tag() else "")
+            w.add(f"{PACKAGE}/{LIB_NAME.get(plat, 'libshmchan.so')}", lib.read_bytes(), 0o755)
+        libdir = None if lib is not None else _installed_libdir()
+        w.add(f"{PACKAGE}/_install.py", (
+            '"""Written by the build backend: where libshmchan was installed."""\n'
+            f"LIBDIR = {libdir!r}\n").encode())
+        return w.close(purelib=lib is None and native is None)
 
 
 def build_editable(wheel_directory: str, config_settings: Optional[dict[str, Any]] = None,
@@ -160,10 +269,14 @@ def build_editable(wheel_directory: str, config_settings: Optional[dict[str, Any
 def build_sdist(sdist_directory: str, config_settings: Optional[dict[str, Any]] = None) -> str:
     base = f"{PACKAGE}-{_version()}"
     name = f"{base}.tar.gz"
-    files = [ROOT / "pyproject.toml", ROOT / "_build" / "shmchan_build.py"] + _package_files()
+    files = ([ROOT / "pyproject.toml", ROOT / "_build" / "shmchan_build.py",
+              ROOT / PACKAGE / "_native.c"] + _package_files())
     with tarfile.open(Path(sdist_directory) / name, "w:gz", format=tarfile.PAX_FORMAT) as tar:
         for p in files:
             tar.add(p, arcname=f"{base}/{p.relative_to(ROOT).as_posix()}")
+        inc = _header_dir()
+        if inc is not None:  # the compiled module's one header, for builds from the sdist
+            tar.add(inc / "shmchan" / "shmchan.h", arcname=f"{base}/_build/include/shmchan/shmchan.h")
         data = _metadata().encode()
         info = tarfile.TarInfo(f"{base}/PKG-INFO")
         info.size = len(data)

@@ -34,20 +34,27 @@ from __future__ import annotations
 import ctypes as _ctypes
 from typing import Optional as _Optional
 
-from . import _errors, _ffi
+from . import _backend, _errors, _ffi
 from ._common import SLICE_SECONDS, Info, Name, Peer, encode_name, info_by_name, peers_by_name
 from ._errors import Error, ShmchanError
 from ._latest import Latest, LatestReservation, LatestView
 from ._queue import Message, Queue, QueueReservation, QueueView
 from ._recording import RecordedChannel, RecordedMessage, Recording, RecordingError
+from ._wait import opening as _opening
 
 __version__ = "0.2.0"
 
 #: libshmchan's version string, e.g. "0.2.0", and as a tuple.
 library_version: str = _ffi.version_string
 library_version_info: tuple[int, int, int] = _ffi.version_info
-#: Path (or name) of the libshmchan that was loaded.
+#: Path of the libshmchan file that was loaded.
 library_path: str = _ffi.library_path
+#: The places tried for it, in order, each once.
+library_tried: list[str] = list(_ffi.tried)
+#: "native" when the compiled module serves the per-message calls, else "ctypes".
+backend: str = _backend.name
+#: Path of the compiled module that was loaded, or None.
+native_path: _Optional[str] = _backend.native_path
 #: Version of the shared-memory layout the loaded library reads and writes.
 LAYOUT_VERSION: int = _ffi.layout_version
 #: Longest channel name, in bytes.
@@ -140,14 +147,20 @@ def reap(name: Name, *, file: _Optional[bool] = None, dry_run: bool = False) -> 
     return bool(removed.value)
 
 
-def open_latest(name: Name, *, create: bool = False, **kw: object) -> Latest:
-    """Latest(name, create=create, ...): see :class:`Latest`."""
-    return Latest(name, create=create, **kw)  # type: ignore[arg-type]
+def open_latest(name: Name, *, create: bool = False, wait: _Optional[float] = None,
+                **kw: object) -> Latest:
+    """Latest(name, create=create, ...): see :class:`Latest`; wait=seconds
+    waits that long for the channel to be created (see Latest.open)."""
+    return _opening(lambda: Latest(name, create=create, **kw),  # type: ignore[arg-type]
+                    *encode_name(name, kw.get("file"))[::2], wait)  # type: ignore[arg-type]
 
 
-def open_queue(name: Name, *, create: bool = False, **kw: object) -> Queue:
-    """Queue(name, create=create, ...): see :class:`Queue`."""
-    return Queue(name, create=create, **kw)  # type: ignore[arg-type]
+def open_queue(name: Name, *, create: bool = False, wait: _Optional[float] = None,
+               **kw: object) -> Queue:
+    """Queue(name, create=create, ...): see :class:`Queue`; wait=seconds
+    waits that long for the queue to be created (see Queue.open)."""
+    return _opening(lambda: Queue(name, create=create, **kw),  # type: ignore[arg-type]
+                    *encode_name(name, kw.get("file"))[::2], wait)  # type: ignore[arg-type]
 
 
 # Last, so that the module's own code above never sees the shadowed builtin;
@@ -160,5 +173,6 @@ __all__ = [
     "RecordedChannel", "RecordingError", "Peer", "unlink", "info", "exists",
     "peers", "list_channels", "reap", "valid_name", "open_latest", "open_queue",
     "error_for", "error_classes", "library_version", "library_version_info", "library_path",
+    "library_tried", "backend", "native_path",
     "LAYOUT_VERSION", "NAME_MAX", "SLICE_SECONDS", "__version__",
 ] + sorted(_errors.exported)

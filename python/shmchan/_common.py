@@ -15,6 +15,7 @@ from ctypes import c_char, c_ubyte, c_void_p
 from typing import Any, Callable, Optional, Union
 
 from . import _errors, _ffi
+from ._numpy import ViewArray
 
 #: Longest single wait inside the library. Blocking calls loop over waits this
 #: long so that a signal handler (Ctrl-C: KeyboardInterrupt) runs promptly even
@@ -212,9 +213,13 @@ class Channel:
             return
         self._release_views()
         self._closing = True
+        stop = getattr(self._handle, "stop", None)  # the compiled module's calls
+        if stop is not None:
+            stop()
         # Calls in other threads see _closing and leave within a slice.
         deadline = time.monotonic() + 4 * SLICE_SECONDS + 1.0
-        while self._active and time.monotonic() < deadline:
+        while (self._active or getattr(self._handle, "active", 0)) and \
+                time.monotonic() < deadline:
             time.sleep(0.001)
         if not self._active:
             self._free()
@@ -292,7 +297,7 @@ class Channel:
         return info_by_name(self._path, self._name, self._file)
 
 
-class Mapped:
+class Mapped(ViewArray):
     """A memoryview over shared memory that is invalidated when released.
 
     The memoryview exports a ctypes array placed on the shared memory;

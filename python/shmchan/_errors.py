@@ -60,6 +60,7 @@ _ALIASES: dict[str, str] = {
     "ENOTSUP": "NotSupported",
     "EINIT": "Initializing",
     "ESTATE": "BadState",
+    "EUNSAFE": "Unsafe",
 }
 
 
@@ -194,4 +195,12 @@ def from_code(
 def error(code: int, operation: Optional[str] = None, channel: Optional[str] = None) -> Error:
     """from_code(), picking up the OS errno behind an ESYS of this thread."""
     oserr = _ffi.lib.shmchan_last_oserror() if code == ESYS else 0
+    if code == EAGAIN and operation in _FULL_OPERATIONS:
+        # The library's one message for EAGAIN speaks of receiving.
+        return classes[code]("queue full: no space for the message", channel=channel,
+                             operation=operation)
     return from_code(code, operation, channel, oserr)
+
+
+#: Calls whose EAGAIN means the queue had no space (timeout 0).
+_FULL_OPERATIONS = ("send", "send_many", "reserve", "send_obj", "send_array")

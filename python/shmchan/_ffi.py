@@ -9,9 +9,14 @@ The library is looked for, in this order:
 
 1. the path in the environment variable ``SHMCHAN_LIBRARY``;
 2. next to this file (a copy placed in the package at install time);
-3. the build tree of a source checkout (``<repo>/build``), when the package
+3. the build tree of a source checkout (``<repo>/build*``), when the package
    is imported from ``<repo>/python``;
-4. the system: ``ctypes.util.find_library("shmchan")``, then the soname.
+4. the libdir where ``pip install`` found it installed (``cmake --install``
+   then ``pip install ./python``: no ``ldconfig`` needed);
+5. the system: ``ctypes.util.find_library("shmchan")``, then the soname.
+
+``library_path`` is the file that was loaded (for a bare soname, the file the
+dynamic loader picked).
 
 Its version is checked at import: the same major version as this binding and
 at least the minor version the binding was written for.
@@ -56,34 +61,81 @@ else:
     _SYSTEM = ("libshmchan.so.0",)
 
 
+def _installed_libdir() -> list[Path]:
+    """The libdir that ``pip install`` found libshmchan installed in (from
+    its pkg-config file), recorded in the wheel as shmchan/_install.py."""
+    try:
+        from . import _install  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    libdir = getattr(_install, "LIBDIR", None)
+    return [Path(libdir)] if libdir else []
+
+
 def _candidates() -> list[str]:
-    """Paths to try, in order of preference (see the module docstring)."""
+    """Paths to try, in order of preference (see the module docstring), each
+    once: files that resolve to the same library are tried once."""
     env = os.environ.get(ENV_LIBRARY)
     if env:
         return [env]  # explicit: no silent fallback to another copy
     here = Path(__file__).resolve().parent
-    out = [str(here / n) for n in _NAMES if (here / n).exists()]
+    dirs = [here]
     repo = here.parent.parent
     if here.parent.name == "python" and (repo / "include" / "shmchan" / "shmchan.h").exists():
-        for build in sorted(repo.glob("build*")):
-            out += [str(build / n) for n in _NAMES if (build / n).exists()]
+        dirs += sorted(repo.glob("build*"))
+    dirs += _installed_libdir()
+    out: list[str] = []
+    seen: set[Path] = set()
+    for d in dirs:
+        for n in _NAMES:
+            p = d / n
+            if p.exists() and p.resolve() not in seen:
+                seen.add(p.resolve())
+                out.append(str(p))
     found = ctypes.util.find_library("shmchan")
-    if found:
-        out.append(found)
-    out += list(_SYSTEM)
+    for name in ([found] if found else []) + list(_SYSTEM):
+        if name not in out:
+            out.append(name)
     return out
+
+
+def _loaded_path(dll: ctypes.CDLL, fallback: str) -> str:
+    """The file the dynamic loader actually opened for dll (Linux: dlinfo)."""
+    if not sys.platform.startswith("linux"):
+        return fallback
+    try:
+        class LinkMap(Structure):
+            _fields_ = [("l_addr", c_void_p), ("l_name", c_char_p)]
+
+        libc = ctypes.CDLL(None)
+        lm = POINTER(LinkMap)()
+        RTLD_DI_LINKMAP = 2
+        if libc.dlinfo(c_void_p(dll._handle), RTLD_DI_LINKMAP, ctypes.byref(lm)) != 0:
+            return fallback
+        name = lm.contents.l_name
+        return os.path.abspath(os.fsdecode(name)) if name else fallback
+    except (AttributeError, OSError, ValueError):
+        return fallback
+
+
+#: Every place tried, in order (also those after the one that loaded).
+tried: list[str] = []
 
 
 def _load() -> tuple[ctypes.CDLL, str]:
     errors = []
     for path in _candidates():
+        tried.append(path)
         try:
-            return ctypes.CDLL(path), path
+            dll = ctypes.CDLL(path)
         except OSError as e:
             errors.append(f"  {path}: {e}")
+            continue
+        return dll, _loaded_path(dll, path) if os.sep not in path else path
     raise ImportError(
         "shmchan: cannot load libshmchan; set SHMCHAN_LIBRARY to its path, build it "
-        "(cmake --build build) or install it. Tried:\n" + "\n".join(errors)
+        "(cmake --build build) or install it (cmake --install, then pip install ./python "
+        "again). Tried:\n" + "\n".join(errors)
     )
 
 

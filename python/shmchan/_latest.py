@@ -7,7 +7,9 @@ import threading
 from ctypes import byref, c_size_t, c_uint64, c_void_p
 from typing import Iterator, Optional
 
-from . import _errors, _ffi
+from . import _backend, _errors, _ffi
+from ._obj import LatestObjects
+from ._wait import opening
 from ._common import (
     _SLICE_C,
     BytesLike,
@@ -34,7 +36,7 @@ _read_next_f = _ffi.fast("shmchan_latest_read_next")
 _wait_f = _ffi.fast("shmchan_latest_wait")
 
 
-class Latest(Channel):
+class Latest(Channel, LatestObjects):
     """A latest-value channel: writers publish whole messages, readers get the
     newest complete one with its sequence number (1, 2, ...) and can sleep
     until a newer one exists.
@@ -117,6 +119,8 @@ class Latest(Channel):
         self._wseq = c_uint64()
         self._wseqref = byref(self._wseq)
         self._reservation: Optional[LatestReservation] = None
+        # The compiled module (if loaded) takes over publish/read/wait/read_next.
+        _backend.attach(self, _backend.LATEST)
 
     @classmethod
     def create(
@@ -146,10 +150,13 @@ class Latest(Channel):
         file: Optional[bool] = None,
         spin_ns: Optional[int] = None,
         global_namespace: bool = False,
+        wait: Optional[float] = None,
     ) -> "Latest":
-        """Open an existing channel (NotFound if there is none)."""
-        return cls(name, readonly=readonly, max_msg=max_msg, file=file, spin_ns=spin_ns,
-                   global_namespace=global_namespace)
+        """Open an existing channel (NotFound if there is none; with wait,
+        after waiting up to that many seconds for it to be created)."""
+        return opening(lambda: cls(name, readonly=readonly, max_msg=max_msg, file=file,
+                                   spin_ns=spin_ns, global_namespace=global_namespace),
+                       *encode_name(name, file)[::2], wait)
 
     # -------------------------------------------------------- properties
     @property
@@ -412,6 +419,9 @@ class Latest(Channel):
         self._last = m.seq
         return LatestView(self, m)
 
+
+
+_backend.install(Latest)  # last_seen kept by the compiled handle, if any
 
 class LatestView(Mapped):
     """The newest message of a Latest channel, in place (see Latest.view)."""

@@ -9,7 +9,9 @@ from ctypes import byref, c_size_t, c_void_p
 from itertools import accumulate
 from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
-from . import _errors, _ffi
+from . import _backend, _errors, _ffi
+from ._obj import QueueObjects
+from ._wait import opening
 from ._common import (
     _SLICE_C,
     BytesLike,
@@ -84,7 +86,7 @@ def _align8(n: int) -> int:
     return (n + 7) & ~7
 
 
-class Queue(Channel):
+class Queue(Channel, QueueObjects):
     """A queue: a bounded ring of variable-length messages with any number
     of writers, broadcast subscribers and competing workers.
 
@@ -186,6 +188,8 @@ class Queue(Channel):
         self._reservation: Optional[QueueReservation] = None
         self._peeked: Optional[QueueView] = None
         self._batch: Optional[tuple[Any, ...]] = None
+        # The compiled module (if loaded) takes over send and recv.
+        _backend.attach(self, _backend.QUEUE)
 
     @classmethod
     def create(
@@ -223,21 +227,26 @@ class Queue(Channel):
         file: Optional[bool] = None,
         spin_ns: Optional[int] = None,
         global_namespace: bool = False,
+        wait: Optional[float] = None,
     ) -> "Queue":
-        """Open an existing queue (NotFound if there is none)."""
-        return cls(name, role=role, start=start, readonly=readonly, file=file,
-                   spin_ns=spin_ns, global_namespace=global_namespace)
+        """Open an existing queue (NotFound if there is none; with wait,
+        after waiting up to that many seconds for it to be created)."""
+        return opening(lambda: cls(name, role=role, start=start, readonly=readonly, file=file,
+                                   spin_ns=spin_ns, global_namespace=global_namespace),
+                       *encode_name(name, file)[::2], wait)
 
     @classmethod
     def subscribe(cls, name: Name, *, oldest: bool = False, **kw: object) -> "Queue":
-        """Open an existing queue as a subscriber (oldest=True: replay)."""
-        return cls(name, role="subscriber", start="oldest" if oldest else "newest",
-                   **kw)  # type: ignore[arg-type]
+        """Open an existing queue as a subscriber (oldest=True: replay;
+        wait=seconds: wait that long for it to be created)."""
+        return cls.open(name, role="subscriber", start="oldest" if oldest else "newest",
+                        **kw)  # type: ignore[arg-type]
 
     @classmethod
     def worker(cls, name: Name, **kw: object) -> "Queue":
-        """Open an existing queue as a competing worker."""
-        return cls(name, role="worker", **kw)  # type: ignore[arg-type]
+        """Open an existing queue as a competing worker (wait=seconds: wait
+        that long for it to be created)."""
+        return cls.open(name, role="worker", **kw)  # type: ignore[arg-type]
 
     # -------------------------------------------------------- properties
     @property
@@ -512,6 +521,8 @@ class Queue(Channel):
                            for i in range(0, len(w), 5)]
         finally:
             self._leave()
+        if rc == _errors.EAGAIN and timeout == 0:
+            return []  # nothing waiting: an empty batch, as a non-blocking poll expects
         if rc != 0:
             self._raise(rc, "recv_batch")
         return out

@@ -80,6 +80,39 @@ class ModuleFunctions(ChannelTest):
         shmchan.unlink(a)
         self.assertNotIn(a, shmchan.list())
 
+    def test_fifo_hangs_nothing(self) -> None:
+        """A FIFO at a channel's name or path (anybody can make one in
+        /dev/shm) makes info(), exists(), reap() and opening fail at once
+        with Unsafe, and list() goes on; run in a child with a timeout, so
+        that a regression fails instead of hanging the suite."""
+        fifo_path = self.path("fifo")
+        os.mkfifo(fifo_path)
+        names = [str(fifo_path)]
+        if sys.platform.startswith("linux"):
+            n = self.name()
+            os.mkfifo(f"/dev/shm/shmchan.{n}")
+            names.append(n)
+        code = ("import pathlib, shmchan, sys\n"
+                "for arg in sys.argv[1:]:\n"
+                "    name = pathlib.Path(arg) if '/' in arg else arg\n"
+                "    for call in (shmchan.info, shmchan.exists, shmchan.reap,\n"
+                "                 lambda n: shmchan.Latest.open(n, readonly=True),\n"
+                "                 lambda n: shmchan.Latest.create(n)):\n"
+                "        try:\n"
+                "            call(name)\n"
+                "        except shmchan.Unsafe:\n"
+                "            continue\n"
+                "        sys.exit(f'{name}: {call} did not raise Unsafe')\n"
+                "if len(sys.argv) > 2 and sys.argv[2] not in shmchan.list():\n"
+                "    sys.exit('list() lost the FIFO')\n"
+                "print('ok')\n")
+        try:
+            p = run_python(code, *names, timeout=30)
+        except subprocess.TimeoutExpired:
+            self.fail("a FIFO hung info(), exists(), reap() or open()")
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "ok"), p.stderr)
+        self.assertTrue(fifo_path.is_fifo())
+
     def test_reap(self) -> None:
         n = self.name()
         ch = shmchan.Latest.create(n)
@@ -158,6 +191,8 @@ class LibraryLookup(unittest.TestCase):
             shutil.copytree(PYTHON_DIR / "shmchan", pkg,
                             ignore=shutil.ignore_patterns("__pycache__", "*.so*"))
             shutil.copy(shmchan.library_path, pkg / "libshmchan.so")
+            if shmchan.native_path:  # the compiled module travels with the package
+                shutil.copy(shmchan.native_path, pkg)
             env = self.env_without_library()
             env["PYTHONPATH"] = tmp
             p = run_python(self.CODE, env=env)
@@ -200,11 +235,13 @@ class Packaging(unittest.TestCase):
             env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
             target = Path(tmp) / "site"
             # A copy: the build writes nothing into the source tree anyway.
-            src = Path(tmp) / "src"
+            # With the header beside it, as in the checkout: the compiled module needs it.
+            src = Path(tmp) / "repo" / "python"
             shutil.copytree(PYTHON_DIR, src, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(PYTHON_DIR.parent / "include", src.parent / "include")
             p = subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--no-index", "--target", str(target),
-                 "-C", f"bundle-library={shmchan.library_path}", str(src)],
+                 "--config-settings", f"bundle-library={shmchan.library_path}", str(src)],
                 capture_output=True, text=True, env=env, timeout=300)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             self.assertTrue((target / "shmchan" / "libshmchan.so").exists())

@@ -54,7 +54,7 @@ shmchan_info_get(const char *name, uint32_t flags, shmchan_info *info)
         return SHMCHAN_EINVAL;
     }
     shmchan__region r;
-    int rc = shmchan__region_inspect(name, flags, &r);
+    int rc = shmchan__region_inspect(name, flags, false, &r);
     if (rc != SHMCHAN_OK) {
         return rc;
     }
@@ -76,7 +76,7 @@ shmchan_peers_get(const char *name, uint32_t flags, shmchan_peer *peers, size_t 
     }
     *count_out = 0;
     shmchan__region r;
-    int rc = shmchan__region_inspect(name, flags, &r);
+    int rc = shmchan__region_inspect(name, flags, false, &r);
     if (rc != SHMCHAN_OK) {
         return rc;
     }
@@ -132,6 +132,31 @@ shmchan_list_close(shmchan_list *it)
     }
 }
 
+/*
+ * The reaper decides under lock INIT (region.c, step 5): a creator holds it
+ * from before READY until it holds OPEN, and an opener that joined while we
+ * held it checks afterwards that the name is still its object. Exclusive
+ * where the object can be opened for writing, so that two reapers take turns
+ * and the second finds the name gone; shared otherwise.
+ */
+static int
+reap_locked(shmchan__region *r, const char *name, uint32_t flags, bool dry_run)
+{
+    bool excl = (r->flags & SHMCHAN_RDONLY) == 0;
+    if (shmchan__lock_try(r->shm, SHMCHAN__LOCK_INIT, excl) != SHMCHAN_OK) {
+        return SHMCHAN_EBUSY; /* being created, or a reaper is at it */
+    }
+    int rc = shmchan__lock_probe(r->shm, SHMCHAN__LOCK_OPEN);
+    if (rc == SHMCHAN_OK) {
+        rc = shmchan__shm_same(r->shm, name, flags); /* ENOENT: replaced meanwhile */
+    }
+    if (rc == SHMCHAN_OK && !dry_run) {
+        rc = shmchan__shm_unlink(name, flags);
+    }
+    shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
+    return rc;
+}
+
 int
 shmchan_reap(const char *name, uint32_t flags, bool dry_run, int *removed_out)
 {
@@ -139,23 +164,14 @@ shmchan_reap(const char *name, uint32_t flags, bool dry_run, int *removed_out)
         *removed_out = 0;
     }
     shmchan__region r;
-    int rc = shmchan__region_inspect(name, flags, &r);
+    int rc = shmchan__region_inspect(name, flags, !dry_run, &r);
     if (rc != SHMCHAN_OK) {
         return rc;
     }
-    /* Nobody holds LOCK_OPEN: no handle is open, so no process uses it. A
-     * racing opener may still join between the probe and the unlink; it keeps
-     * a working (now nameless) channel, as with any unlink. */
-    rc = shmchan__lock_probe(r.shm, SHMCHAN__LOCK_OPEN);
+    rc = reap_locked(&r, name, r.flags & (SHMCHAN_FILE | SHMCHAN_GLOBAL), dry_run);
     shmchan__region_close(&r);
     if (rc != SHMCHAN_OK) {
         return rc;
-    }
-    if (!dry_run) {
-        rc = shmchan__shm_unlink(name, flags);
-        if (rc != SHMCHAN_OK) {
-            return rc;
-        }
     }
     if (removed_out != NULL) {
         *removed_out = 1;

@@ -66,14 +66,19 @@ typedef struct shmchan__region {
     uint32_t spin_ns; /* 0: no spinning */
     shmchan__atomic_u32 spin_now; /* the readers' spin, adapted (shmchan__spin_learn) */
     bool asym;        /* this process registered for asymmetric fences */
+    bool created;     /* this open created the backing object */
+    bool init_held;   /* holds SHMCHAN__LOCK_INIT: built it, not yet settled */
 } shmchan__region;
 
 int shmchan__region_open(const char *name, const shmchan_opts *opts,
                          const shmchan__kind_ops *ops, shmchan__region *r);
 void shmchan__region_close(shmchan__region *r);
 
-/* Open any kind read-only for inspection (info, peers, reap). */
-int shmchan__region_inspect(const char *name, uint32_t flags, shmchan__region *r);
+/* Open any kind for inspection (info, peers, reap) without joining it:
+ * read-only, or read-write where allowed when writable (a reaper, so that it
+ * can take SHMCHAN__LOCK_INIT exclusively). */
+int shmchan__region_inspect(const char *name, uint32_t flags, bool writable,
+                            shmchan__region *r);
 
 /* Truncated under us (SIGBUS guarded): every operation then fails. */
 static inline bool

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "slotlock.h"
 
 /* A reader gives up a read after this many looks in all (laps by a hostile or
  * impossibly fast writer): never spin for ever on shared words nobody is bound
@@ -18,6 +19,7 @@
 #endif
 #define MAX_MSG_LIMIT (UINT64_C(1) << 40)
 #define WAITER_RECHECK_NS (1000ull * 1000 * 1000)
+#define HANDLE_NAP_NS (20ull * 1000)
 
 struct shmchan_latest {
     shmchan__region r;
@@ -25,8 +27,19 @@ struct shmchan_latest {
     uint64_t stride;     /* bytes from one buffer to the next */
     bool begun;          /* between begin and commit/abort */
     uint64_t begun_seq;  /* sequence the open reservation will get */
+    /* The thread that holds the writers' lock through this handle (its
+     * thread token), 0 if none: threads sharing the handle take turns here,
+     * and the fields below are only touched by that thread. */
+    _Atomic(uintptr_t) holder;
+    bool has_slot;       /* took a writer slot (at the first begin) */
+    uint32_t wslot;      /* its index */
+    uint64_t wstate;     /* its state while ours: gen << 32 | 1 */
+    uint64_t me;         /* our lock word */
+    uint64_t holds;      /* times we took the lock: hold is 2 * holds + 1 meanwhile */
     shmchan__atomic_u32 fenced_in; /* in ctl->fenced (internal.h): threads share it */
 };
+
+static void drop_slot(shmchan_latest *ch);
 
 static uint64_t
 buf_stride(uint64_t max_msg)
@@ -87,10 +100,18 @@ latest_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom
 {
     (void)data;
     (void)g;
+    (void)shm;
     shmchan__latest_ctl *c = (shmchan__latest_ctl *)ctl;
     shmchan__store(&c->waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
-    (void)shmchan__mutex_init(shm, c->mutex);
+    shmchan__store(&c->lock, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->lk_waiters, 0, SHMCHAN__RELAXED);
+    for (uint32_t i = 0; i < SHMCHAN__LATEST_WRITERS; i++) {
+        shmchan__latest_wslot *w = &c->writers[i];
+        uint64_t st = shmchan__load(&w->state, SHMCHAN__RELAXED);
+        shmchan__store(&w->state, st & ~(uint64_t)UINT32_MAX, SHMCHAN__RELAXED);
+        shmchan__store(&w->hold, 0, SHMCHAN__RELAXED);
+    }
 }
 
 static void
@@ -154,7 +175,8 @@ shmchan_latest_close(shmchan_latest *ch)
         (void)shmchan_latest_abort(ch);
     }
     shmchan__fence_sleeper_leave(&ch->ctl->fenced, &ch->fenced_in);
-    shmchan__region_close(&ch->r);
+    drop_slot(ch);
+    shmchan__region_close(&ch->r); /* drops the slot's kernel lock last */
     free(ch);
 }
 
@@ -172,6 +194,164 @@ shmchan_latest_seq(shmchan_latest *ch)
 
 /* --------------------------------------------------------------- writing */
 
+/*
+ * The writers' lock is a slot lock (slotlock.h; protocol in layout.h above
+ * shmchan__latest_ctl). Its owner judgement: a word naming no writer slot, a
+ * free slot, another generation, a slot whose owner does not hold the lock
+ * (even `hold`), a dead owner, or our own word while we are the ones taking
+ * it, is forged or stale. *mark is the `hold` the verdict saw.
+ */
+static bool
+writer_gone(const void *ctx, uint64_t word, uint64_t *mark)
+{
+    const shmchan_latest *ch = ctx;
+    uint32_t lo = (uint32_t)word;
+    *mark = 0;
+    if (lo == 0 || lo > SHMCHAN__LATEST_WRITERS || word == ch->me) {
+        return true;
+    }
+    shmchan__latest_wslot *w = &ch->ctl->writers[lo - 1];
+    uint64_t hold = shmchan__load(&w->hold, SHMCHAN__ACQUIRE);
+    *mark = hold;
+    if ((hold & 1) == 0) {
+        return true; /* its owner is not taking or holding the lock */
+    }
+    uint64_t st = shmchan__load(&w->state, SHMCHAN__ACQUIRE);
+    return shmchan__owner_slot_gone(ch->r.shm, word, st, SHMCHAN__LOCK_SLOTS + lo - 1);
+}
+
+/* After a steal: the slot's owner did not take the lock again meanwhile. A
+ * re-take stores a new odd hold before its CAS, which our CAS read from. */
+static bool
+writer_kept(const void *ctx, uint64_t word, uint64_t mark)
+{
+    const shmchan_latest *ch = ctx;
+    uint32_t lo = (uint32_t)word;
+    if (lo == 0 || lo > SHMCHAN__LATEST_WRITERS || word == ch->me) {
+        return true;
+    }
+    return shmchan__load(&ch->ctl->writers[lo - 1].hold, SHMCHAN__ACQUIRE) == mark;
+}
+
+static shmchan__slock
+writers_lock(const shmchan_latest *ch)
+{
+    shmchan__latest_ctl *c = ch->ctl;
+    shmchan__slock l = {ch->r.shm, &c->lock, &c->lk_waiters, &c->lk_wake,
+                        writer_gone, writer_kept, ch};
+    return l;
+}
+
+/* This thread's token: the address of a thread-local, private memory only. */
+static uintptr_t
+thread_token(void)
+{
+    static SHMCHAN__THREAD_LOCAL char token;
+    return (uintptr_t)&token;
+}
+
+/* Become the handle's holder thread: threads sharing the handle nap here
+ * while one of them is between begin and commit. */
+static void
+hold_handle(shmchan_latest *ch, uintptr_t self)
+{
+    for (uint32_t i = 1;; i++) {
+        uintptr_t none = 0;
+        if (shmchan__cas(&ch->holder, &none, self)) {
+            return;
+        }
+        if (i % 64 != 0) {
+            shmchan__cpu_relax();
+        } else {
+            shmchan__sleep_ns(HANDLE_NAP_NS);
+        }
+    }
+}
+
+static void
+raise_used(shmchan__atomic_u32 *used, uint32_t n)
+{
+    uint32_t u = shmchan__load(used, SHMCHAN__RELAXED);
+    while (u < n && !shmchan__cas(used, &u, n)) {
+    }
+}
+
+/* Take the first writer slot whose kernel lock is free, with a new
+ * generation. OK, ELIMIT (all in use), or the lock's error. */
+static int
+take_slot(shmchan_latest *ch)
+{
+    for (uint32_t k = 0; k < SHMCHAN__LATEST_WRITERS; k++) {
+        int rc = shmchan__lock_try(ch->r.shm, SHMCHAN__LOCK_SLOTS + k, true);
+        if (rc == SHMCHAN_EBUSY) {
+            continue;
+        }
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+        shmchan__latest_wslot *w = &ch->ctl->writers[k];
+        uint64_t st = shmchan__load(&w->state, SHMCHAN__ACQUIRE);
+        while (!shmchan__cas(&w->state, &st, ((st >> 32) + 1) << 32)) {
+        }
+        uint64_t gen = (st >> 32) + 1;
+        shmchan__store(&w->hold, 0, SHMCHAN__RELAXED);
+        ch->wslot = k;
+        ch->wstate = gen << 32 | 1u;
+        ch->me = shmchan__owner_word(gen, k);
+        ch->holds = 0;
+        ch->has_slot = true;
+        shmchan__store(&w->state, ch->wstate, SHMCHAN__RELEASE);
+        raise_used(&ch->ctl->writers_used, k + 1);
+        return SHMCHAN_OK;
+    }
+    return SHMCHAN_ELIMIT;
+}
+
+/* Take the writers' lock (the handle is held). OK or ETRUNCATED. */
+static int
+lock_writers(shmchan_latest *ch)
+{
+    shmchan__latest_wslot *w = &ch->ctl->writers[ch->wslot];
+    /* Our slot says who we are and that we are taking the lock before the
+     * CAS can name us (its release orders these stores first): a peer that
+     * scribbled them is corrected here. */
+    shmchan__store(&w->state, ch->wstate, SHMCHAN__RELAXED);
+    shmchan__store(&w->hold, 2 * ++ch->holds + 1, SHMCHAN__RELAXED);
+    shmchan__slock l = writers_lock(ch);
+    int rc = shmchan__slock_take(&l, ch->me, -1);
+    if (rc == SHMCHAN__SLOCK_STOLEN) {
+        /* A dead or forged owner: the buffer it may have touched is the
+         * unpublished one we rewrite now. */
+        shmchan__fetch_add(&ch->r.hdr->recovered, 1, SHMCHAN__RELAXED);
+        return SHMCHAN_OK;
+    }
+    if (rc != SHMCHAN_OK) {
+        shmchan__store(&w->hold, 2 * ch->holds + 2, SHMCHAN__RELEASE);
+    }
+    return rc;
+}
+
+/* Release the writers' lock and the handle: the lock word first, then our
+ * even hold (a contender that sees it sees the word free), then the handle. */
+static void
+unlock_writers(shmchan_latest *ch)
+{
+    shmchan__store(&ch->ctl->lock, 0, SHMCHAN__RELEASE);
+    shmchan__store(&ch->ctl->writers[ch->wslot].hold, 2 * ch->holds + 2, SHMCHAN__RELEASE);
+    shmchan__store(&ch->holder, 0, SHMCHAN__RELEASE);
+}
+
+/* Our writer slot back at close (its kernel lock goes with the region). */
+static void
+drop_slot(shmchan_latest *ch)
+{
+    if (ch->has_slot) {
+        shmchan__store(&ch->ctl->writers[ch->wslot].state, ch->wstate & ~(uint64_t)UINT32_MAX,
+                       SHMCHAN__RELEASE);
+        ch->has_slot = false;
+    }
+}
+
 int
 shmchan_latest_begin(shmchan_latest *ch, void **buf_out)
 {
@@ -184,19 +364,20 @@ shmchan_latest_begin(shmchan_latest *ch, void **buf_out)
     if (shmchan__region_broken(&ch->r)) {
         return SHMCHAN_ETRUNCATED;
     }
-    /* `begun` is read only under the mutex: threads sharing the handle wait
-     * for each other here, while a second begin by the holder itself fails
-     * (error-checking mutex: ESTATE; a recursive one: the check below). */
-    int rc = shmchan__mutex_lock(ch->r.shm, ch->ctl->mutex, -1);
-    if (rc == SHMCHAN__OWNER_DIED) {
-        /* The dead writer touched only the unpublished buffer we reuse now. */
-        shmchan__fetch_add(&ch->r.hdr->recovered, 1, SHMCHAN__RELAXED);
-    } else if (rc != SHMCHAN_OK) {
-        return rc;
+    /* Only this thread can have stored its own token: a second begin by the
+     * holder fails, other threads sharing the handle wait their turn. */
+    uintptr_t self = thread_token();
+    if (shmchan__load(&ch->holder, SHMCHAN__RELAXED) == self) {
+        return SHMCHAN_ESTATE;
     }
-    if (ch->begun) {
-        shmchan__mutex_unlock(ch->r.shm, ch->ctl->mutex);
-        return SHMCHAN_ESTATE; /* this handle already holds the writer lock */
+    hold_handle(ch, self);
+    int rc = ch->has_slot ? SHMCHAN_OK : take_slot(ch);
+    if (rc == SHMCHAN_OK) {
+        rc = lock_writers(ch);
+    }
+    if (rc != SHMCHAN_OK) {
+        shmchan__store(&ch->holder, 0, SHMCHAN__RELEASE);
+        return rc;
     }
     uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__RELAXED) + 1;
     shmchan__latest_buf *b = buf_of(ch, s);
@@ -208,14 +389,18 @@ shmchan_latest_begin(shmchan_latest *ch, void **buf_out)
     return SHMCHAN_OK;
 }
 
+/* After the lock's release (and the readers' wake word when a message was
+ * published): one publisher's barrier serves both handshakes, readers asleep
+ * and writers asleep. */
 static void
-wake_readers(shmchan_latest *ch, uint64_t s)
+wake_sleepers(shmchan_latest *ch, bool published)
 {
-    shmchan__store(&ch->ctl->wake, (uint32_t)s, SHMCHAN__RELEASE);
-    shmchan__fence_publisher(ch->r.asym, &ch->ctl->fenced); /* the sleepers handshake */
-    if (shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED) != 0) {
+    shmchan__fence_publisher(ch->r.asym, &ch->ctl->fenced);
+    if (published && shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED) != 0) {
         shmchan__wake_all(ch->r.shm, &ch->ctl->wake);
     }
+    shmchan__slock l = writers_lock(ch);
+    shmchan__slock_wake(&l);
 }
 
 int
@@ -236,14 +421,15 @@ shmchan_latest_commit(shmchan_latest *ch, size_t len, uint64_t *seq_out)
     shmchan__store(&b->len, len, SHMCHAN__RELAXED);
     shmchan__store(&b->tag, 2 * s, SHMCHAN__RELEASE);
     shmchan__store(&c->seq, s, SHMCHAN__RELEASE);
-    /* Counters are only written under the mutex: no read-modify-write needed. */
+    /* Counters are only written under the lock: no read-modify-write needed. */
     shmchan__store(&c->messages, shmchan__load(&c->messages, SHMCHAN__RELAXED) + 1,
                    SHMCHAN__RELAXED);
     shmchan__store(&c->bytes, shmchan__load(&c->bytes, SHMCHAN__RELAXED) + len,
                    SHMCHAN__RELAXED);
     ch->begun = false;
-    shmchan__mutex_unlock(ch->r.shm, c->mutex);
-    wake_readers(ch, s);
+    unlock_writers(ch);
+    shmchan__store(&c->wake, (uint32_t)s, SHMCHAN__RELEASE);
+    wake_sleepers(ch, true);
     if (seq_out != NULL) {
         *seq_out = s;
     }
@@ -261,7 +447,8 @@ shmchan_latest_abort(shmchan_latest *ch)
     }
     /* The buffer keeps its odd tag: nobody reads it, the next writer reuses it. */
     ch->begun = false;
-    shmchan__mutex_unlock(ch->r.shm, ch->ctl->mutex);
+    unlock_writers(ch);
+    wake_sleepers(ch, false);
     return SHMCHAN_OK;
 }
 

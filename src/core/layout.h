@@ -25,7 +25,7 @@
 
 /* "SHMCHAN\0" read as a little-endian u64; a big-endian peer sees it reversed. */
 #define SHMCHAN__MAGIC UINT64_C(0x004e4148434d4853)
-#define SHMCHAN__LAYOUT_VERSION 2u
+#define SHMCHAN__LAYOUT_VERSION 3u
 #define SHMCHAN__STATE_READY UINT32_C(0x52454459) /* "READY" */
 #define SHMCHAN__PAGE 4096u
 #define SHMCHAN__HDR_SIZE 256u
@@ -79,17 +79,34 @@ _Static_assert(sizeof(shmchan__hdr) == SHMCHAN__HDR_SIZE, "header is 256 bytes")
 
 #define SHMCHAN__LATEST_NBUF 4u
 
+#define SHMCHAN__LATEST_WRITERS 128u /* writer slots: writer handles at once */
+
 /*
  * Latest-value control block, at hdr.ctl_off. A multi-buffer seqlock:
  *
- * Writers serialise on `mutex` (robust: a dead holder is detected by the next
- * locker, see platform.h). Publishing sequence s (s = seq + 1) goes to buffer
- * s % nbuf, which is never the published one (the published one is (s-1) %
- * nbuf). The writer stores the buffer's tag = 2s+1 ("being written"), a
- * release fence, the payload and len, then tag = 2s (release), and finally
- * seq = s (release) and wake = (uint32_t)s. A writer that dies mid-copy has
- * only touched an unpublished buffer: readers keep the last complete message,
- * and the next writer (told OWNER_DIED) rewrites the same buffer.
+ * Writers serialise on `lock`, a slot lock (core/slotlock.h): 0 when free,
+ * else gen << 32 | (slot + 1) naming the holder's writer slot. No process
+ * address is ever stored here: every word a peer can forge is a number that
+ * is validated. A handle takes a writer slot at its first publish and keeps
+ * it until close, holding the slot's kernel lock (SHMCHAN__LOCK_SLOTS + slot)
+ * meanwhile. To take the writers' lock its owner stores its slot's `state`
+ * and an odd `hold` (it is taking or holding the lock), then CASes lock from
+ * 0 to its word; to release, it stores lock = 0 and then an even `hold`, both
+ * with release order. A contender that finds the word naming no slot, a free
+ * slot, another generation, an even `hold` or a free kernel lock steals the
+ * word with a CAS; if `hold` changed meanwhile (the owner released and took
+ * the lock again, the same word) it gives the word back. Contenders spin,
+ * then sleep on `lk_wake` counted in `lk_waiters` (the Dekker pattern of
+ * readers below, through the publisher's barrier of the commit), and look at
+ * the owner again at least every 10 ms. docs/design.md has the argument.
+ *
+ * Publishing sequence s (s = seq + 1) goes to buffer s % nbuf, which is never
+ * the published one (the published one is (s-1) % nbuf). The writer stores
+ * the buffer's tag = 2s+1 ("being written"), a release fence, the payload and
+ * len, then tag = 2s (release), and finally seq = s (release) and wake =
+ * (uint32_t)s. A writer that dies mid-copy has only touched an unpublished
+ * buffer: readers keep the last complete message, and the next writer (who
+ * steals the lock) rewrites the same buffer.
  *
  * A reader loads seq (acquire) = s, then the buffer's tag (acquire); if it is
  * not 2s, the writer has lapped it: retry. It copies len and the payload
@@ -109,8 +126,18 @@ _Static_assert(sizeof(shmchan__hdr) == SHMCHAN__HDR_SIZE, "header is 256 bytes")
  * after message and forced it once instead. With no waiter, publishing makes
  * no system call.
  */
+/* A writer slot. Four share a cache line: writers that contend for it
+ * contend for the lock anyway, and the control block stays in the first
+ * page with the header. */
+typedef struct shmchan__latest_wslot {
+    shmchan__atomic_u64 state; /* gen << 32 | 1 while in use, gen << 32 when free */
+    shmchan__atomic_u64 hold;  /* odd while its owner takes or holds the lock */
+} shmchan__latest_wslot;
+
+_Static_assert(sizeof(shmchan__latest_wslot) == 16, "latest slot pinned");
+
 typedef struct shmchan__latest_ctl {
-    /* Line 0: written by the writer holding mutex, once per publish. */
+    /* Line 0: written by the writer holding the lock, once per publish. */
     shmchan__atomic_u64 seq;      /* newest complete sequence, 0 = none */
     shmchan__atomic_u32 wake;     /* (uint32_t)seq: the futex word */
     uint32_t pad0;
@@ -122,11 +149,20 @@ typedef struct shmchan__latest_ctl {
     shmchan__atomic_u32 fenced;   /* readers for whom publishers fence (internal.h) */
     shmchan__atomic_u64 sleeps;   /* times a reader slept */
     uint8_t pad3[SHMCHAN__CACHE_LINE - 16];
-    /* Lines 2..: the writers' robust mutex. */
-    uint8_t mutex[SHMCHAN__MUTEX_SIZE];
+    /* Line 2: the writers' lock. */
+    shmchan__atomic_u64 lock;       /* 0 free, else gen << 32 | (writer slot + 1) */
+    shmchan__atomic_u32 lk_waiters; /* writers asleep waiting for the lock */
+    shmchan__atomic_u32 lk_wake;    /* their futex word, bumped on release */
+    shmchan__atomic_u32 writers_used; /* writer slots ever used: scan bound */
+    uint8_t pad4[SHMCHAN__CACHE_LINE - 20];
+    /* Lines 3..: writer slots, written by their owners. */
+    shmchan__latest_wslot writers[SHMCHAN__LATEST_WRITERS];
 } shmchan__latest_ctl;
 
-_Static_assert(sizeof(shmchan__latest_ctl) == 3 * SHMCHAN__CACHE_LINE, "latest ctl pinned");
+_Static_assert(sizeof(shmchan__latest_ctl) == 3 * SHMCHAN__CACHE_LINE + 16 * SHMCHAN__LATEST_WRITERS,
+               "latest ctl pinned");
+_Static_assert(SHMCHAN__HDR_SIZE + sizeof(shmchan__latest_ctl) <= SHMCHAN__PAGE,
+               "latest ctl fits the first page");
 
 /*
  * One buffer: tag and length, then the payload right behind them, the whole

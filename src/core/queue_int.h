@@ -7,6 +7,7 @@
 #define SHMCHAN_QUEUE_INT_H
 
 #include "internal.h"
+#include "slotlock.h"
 
 #define SHMCHAN__QUEUE_DEFAULT_CAPACITY (UINT64_C(1) << 20)
 #define SHMCHAN__QUEUE_DEFAULT_SLOTS 64u
@@ -141,7 +142,7 @@ shmchan__qfits(const shmchan__qview *v, uint64_t pos, uint32_t kind, uint64_t le
 static inline uint64_t
 shmchan__qowner(uint64_t state, uint32_t idx)
 {
-    return (state >> 32) << 32 | (uint64_t)(idx + 1);
+    return shmchan__owner_word(state >> 32, idx);
 }
 
 /* ------------------------------------------------------------ functions */

@@ -12,14 +12,14 @@
 
 #include "queue_int.h"
 
-#define LOCK_SPINS 256u
-#define LOCK_NAP_NS (20ull * 1000)
 #define OLDEST_TRIES 1000
 
 /* Whether the owner named by a claim-lock word is gone. */
 static bool
-owner_gone(const shmchan__qview *v, uint64_t word)
+owner_gone(const void *ctx, uint64_t word, uint64_t *mark)
 {
+    const shmchan__qview *v = ctx;
+    (void)mark;
     uint32_t lo = (uint32_t)word;
     if (lo == 0 || lo > v->nreaders + v->nwriters) {
         return true; /* no such slot: a scribbled word, take it */
@@ -28,50 +28,21 @@ owner_gone(const shmchan__qview *v, uint64_t word)
     uint64_t st = idx < v->nreaders
                       ? shmchan__load(&v->readers[idx].state, SHMCHAN__ACQUIRE)
                       : shmchan__load(&v->writers[idx - v->nreaders].state, SHMCHAN__ACQUIRE);
-    if ((st >> 32) != (word >> 32) || (uint32_t)st == 0) {
-        return true; /* the slot was freed or taken over since */
-    }
-    return shmchan__lock_probe(v->shm, SHMCHAN__LOCK_SLOTS + idx) == SHMCHAN_OK;
+    return shmchan__owner_slot_gone(v->shm, word, st, SHMCHAN__LOCK_SLOTS + idx);
 }
 
 int
 shmchan__qlock_slow(const shmchan__qview *v, uint64_t me, int64_t wait_ns)
 {
-    shmchan__queue_ctl *c = v->ctl;
-    uint64_t until = 0;
-    for (uint32_t i = 1;; i++) {
-        uint64_t cur = shmchan__load(&c->lock, SHMCHAN__RELAXED);
-        if (cur == 0) {
-            if (shmchan__cas(&c->lock, &cur, me)) {
-                return SHMCHAN_OK;
-            }
-            continue;
-        }
-        if (i % LOCK_SPINS != 0) {
-            shmchan__cpu_relax();
-            continue;
-        }
-        if (owner_gone(v, cur)) {
-            if (shmchan__cas(&c->lock, &cur, me)) {
-                shmchan__qrepair(v);
-                shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
-                return SHMCHAN_OK;
-            }
-            continue;
-        }
-        if (shmchan__shm_faulted(v->shm)) {
-            return SHMCHAN_ETRUNCATED;
-        }
-        if (wait_ns >= 0) {
-            uint64_t now = shmchan__now_ns();
-            if (until == 0) {
-                until = now + (uint64_t)wait_ns;
-            } else if (now >= until) {
-                return SHMCHAN_ETIMEDOUT;
-            }
-        }
-        shmchan__sleep_ns(LOCK_NAP_NS); /* the holder may be descheduled */
+    /* Claims are short and never sleep under the lock: contenders nap. */
+    shmchan__slock l = {v->shm, &v->ctl->lock, NULL, NULL, owner_gone, NULL, v};
+    int rc = shmchan__slock_slow(&l, me, wait_ns);
+    if (rc == SHMCHAN__SLOCK_STOLEN) {
+        shmchan__qrepair(v);
+        shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
+        return SHMCHAN_OK;
     }
+    return rc;
 }
 
 static void

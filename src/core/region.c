@@ -12,6 +12,17 @@
  *      before mapping the size it claims.
  *   4. Every handle holds SHMCHAN__LOCK_OPEN shared; one that can take it
  *      exclusively is alone and resets process-bound state first.
+ *   5. A builder keeps LOCK_INIT from before READY until it holds LOCK_OPEN,
+ *      and a reaper decides under LOCK_INIT (inspect.c), so it never sees a
+ *      channel between READY and its creator's join. Every opener then waits
+ *      until no reaper holds LOCK_INIT and checks that the name still refers
+ *      to its object; if a reaper removed it just before the join, the open
+ *      starts again (and a create creates it anew).
+ *   6. Only the process that created the name removes it after a failure,
+ *      and only while it holds LOCK_INIT and the name is still its object.
+ *   7. Nobody builds into an object that is not its own (created by this
+ *      open, or owned by its effective user): a squatter's empty object or
+ *      a symlinked file is refused with SHMCHAN_EUNSAFE (docs/security.md).
  */
 #include <string.h>
 
@@ -20,6 +31,7 @@
 #define INIT_WAIT_NS (2000 * 1000 * 1000ull) /* how long a creator may take */
 #define EMPTY_GRACE_NS (50 * 1000 * 1000ull) /* an empty object may be brand new */
 #define POLL_NS (200 * 1000ull)
+#define UNLINK_TRIES 16 /* an unlink that keeps finding the name replaced */
 /* No size in a header may exceed this: offsets computed from validated sizes
  * then stay far from 64-bit overflow, whatever a forged header says. */
 #define SIZE_LIMIT (UINT64_C(1) << 48)
@@ -82,8 +94,7 @@ layout_signature(void)
 {
     uint32_t facts[] = {SHMCHAN__LAYOUT_VERSION,      (uint32_t)sizeof(void *),
                         (uint32_t)sizeof(shmchan__hdr), (uint32_t)sizeof(shmchan__atomic_u64),
-                        (uint32_t)_Alignof(shmchan__atomic_u64), SHMCHAN__CACHE_LINE,
-                        SHMCHAN__MUTEX_SIZE};
+                        (uint32_t)_Alignof(shmchan__atomic_u64), SHMCHAN__CACHE_LINE};
     return shmchan__fnv1a(facts, sizeof(facts));
 }
 
@@ -264,13 +275,54 @@ classify_unready(shmchan__region *r, uint64_t waited)
 }
 
 /*
+ * Build into the object we hold LOCK_INIT on, if it is ours to build: never a
+ * foreign file, and never an object of another user (a squatter's). One this
+ * open did not create gets the requested mode: it was made by an earlier
+ * creator of ours that died, perhaps with another mode.
+ */
+static int
+build_locked(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops *ops,
+             uint64_t waited)
+{
+    uint64_t size = 0;
+    int rc = shmchan__shm_size(r->shm, &size);
+    if (rc == SHMCHAN_OK && size > 0) {
+        rc = map_parts(r, size < SHMCHAN__HDR_SIZE ? size : SHMCHAN__HDR_SIZE);
+    }
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    if (size >= SHMCHAN__HDR_SIZE &&
+        shmchan__load(&r->hdr->state, SHMCHAN__ACQUIRE) == SHMCHAN__STATE_READY) {
+        return SHMCHAN_OK; /* built while we took the lock */
+    }
+    bool buildable = size == 0 || dead_creator_zeros(r, size) ||
+                     (size >= sizeof(uint64_t) && r->hdr->magic == SHMCHAN__MAGIC);
+    if (!buildable) {
+        return classify_unready(r, 0); /* foreign: never overwritten */
+    }
+    if (!r->created && shmchan__shm_foreign(r->shm)) {
+        /* Another user's: its creator may not have taken INIT yet. */
+        return size == 0 && waited <= EMPTY_GRACE_NS ? SHMCHAN_EAGAIN : SHMCHAN_EUNSAFE;
+    }
+    if (!r->created) {
+        rc = shmchan__shm_set_mode(r->shm, opts->mode == 0 ? 0600u : opts->mode);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+    }
+    r->init_held = true; /* kept until joined (step 5) or cleaned up (step 6) */
+    return initialise(r, opts, ops);
+}
+
+/*
  * One look at the object: OK when READY (or built now), EAGAIN when somebody
  * else holds lock INIT (or we cannot take it: a read-only handle), or when we
  * may not build and it is not READY; else the error.
  */
 static int
 try_attach_or_build(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops *ops,
-                    bool may_build)
+                    bool may_build, uint64_t waited)
 {
     uint64_t size = 0;
     int rc = shmchan__shm_size(r->shm, &size);
@@ -290,23 +342,10 @@ try_attach_or_build(shmchan__region *r, const shmchan_opts *opts, const shmchan_
         return SHMCHAN_EAGAIN;
     }
     /* Nobody else can build now: what we see stays as it is until we drop INIT. */
-    rc = shmchan__shm_size(r->shm, &size);
-    if (rc == SHMCHAN_OK && size > 0) {
-        rc = map_parts(r, size < SHMCHAN__HDR_SIZE ? size : SHMCHAN__HDR_SIZE);
+    rc = build_locked(r, opts, ops, waited);
+    if (!r->init_held) {
+        shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
     }
-    if (rc == SHMCHAN_OK) {
-        bool ours = size == 0 || dead_creator_zeros(r, size) ||
-                    (size >= sizeof(uint64_t) && r->hdr->magic == SHMCHAN__MAGIC);
-        if (size >= SHMCHAN__HDR_SIZE &&
-            shmchan__load(&r->hdr->state, SHMCHAN__ACQUIRE) == SHMCHAN__STATE_READY) {
-            rc = SHMCHAN_OK; /* built while we took the lock */
-        } else if (ours) {
-            rc = initialise(r, opts, ops);
-        } else {
-            rc = classify_unready(r, 0); /* foreign: never overwritten */
-        }
-    }
-    shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
     return rc;
 }
 
@@ -322,11 +361,11 @@ await_ready(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_op
 {
     uint64_t start = shmchan__now_ns();
     for (;;) {
-        int rc = try_attach_or_build(r, opts, ops, may_build);
+        uint64_t waited = shmchan__now_ns() - start;
+        int rc = try_attach_or_build(r, opts, ops, may_build, waited);
         if (rc != SHMCHAN_EAGAIN) {
             return rc;
         }
-        uint64_t waited = shmchan__now_ns() - start;
         if (!may_build && shmchan__lock_probe(r->shm, SHMCHAN__LOCK_INIT) == SHMCHAN_OK) {
             rc = classify_unready(r, waited);
             if (rc != SHMCHAN_EAGAIN) {
@@ -419,12 +458,55 @@ open_backing(const char *name, uint32_t flags, uint32_t mode, shmchan__region *r
     if ((flags & SHMCHAN_RDONLY) && (flags & SHMCHAN_CREATE)) {
         return SHMCHAN_EINVAL;
     }
+    if ((mode & ~0777u) != 0) {
+        return SHMCHAN_EINVAL; /* permission bits only: no set-id or sticky channels */
+    }
     return shmchan__shm_open(name, flags, mode == 0 ? 0600u : mode, &r->shm, created);
 }
 
-int
-shmchan__region_open(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *ops,
-                     shmchan__region *r)
+/*
+ * Step 5, after joining: once no reaper holds LOCK_INIT, a reaper either saw
+ * our LOCK_OPEN or has finished removing the name; so the name must still be
+ * our object. ENOENT when it is not (the caller starts again).
+ */
+static int
+settle(shmchan__region *r, const char *name)
+{
+    uint64_t start = shmchan__now_ns();
+    while (shmchan__lock_probe(r->shm, SHMCHAN__LOCK_INIT) == SHMCHAN_EBUSY) {
+        if (shmchan__now_ns() - start > INIT_WAIT_NS) {
+            return SHMCHAN_EINIT;
+        }
+        shmchan__sleep_ns(POLL_NS);
+    }
+    return shmchan__shm_same(r->shm, name, r->flags);
+}
+
+/*
+ * Step 6: a creator that fails before READY removes the name, but only while
+ * it holds LOCK_INIT (no reaper or builder is at work on it) and only if the
+ * name is still the object it created: never another process's channel.
+ */
+static void
+remove_half_made(shmchan__region *r, const char *name)
+{
+    bool ready = r->hdr != NULL &&
+                 shmchan__load(&r->hdr->state, SHMCHAN__ACQUIRE) == SHMCHAN__STATE_READY;
+    if (!r->created || ready) {
+        return;
+    }
+    if (!r->init_held && shmchan__lock_try(r->shm, SHMCHAN__LOCK_INIT, true) != SHMCHAN_OK) {
+        return; /* somebody else is building it now: theirs to finish */
+    }
+    r->init_held = true;
+    if (shmchan__shm_same(r->shm, name, r->flags) == SHMCHAN_OK) {
+        (void)shmchan__shm_unlink(name, r->flags);
+    }
+}
+
+static int
+open_once(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *ops,
+          shmchan__region *r, bool *vanished)
 {
     memset(r, 0, sizeof(*r));
     r->flags = opts->flags;
@@ -432,8 +514,8 @@ shmchan__region_open(const char *name, const shmchan_opts *opts, const shmchan__
     r->spin_ns = opts->spin_ns == SHMCHAN_SPIN_DEFAULT  ? SHMCHAN__DEFAULT_SPIN_NS
                  : opts->spin_ns == SHMCHAN_SPIN_NONE ? 0
                                                         : opts->spin_ns;
-    bool created = false;
-    int rc = open_backing(name, opts->flags, opts->mode, r, &created);
+    *vanished = false;
+    int rc = open_backing(name, opts->flags, opts->mode, r, &r->created);
     if (rc == SHMCHAN_OK) {
         rc = await_ready(r, opts, ops, (opts->flags & SHMCHAN_CREATE) != 0);
     }
@@ -443,26 +525,55 @@ shmchan__region_open(const char *name, const shmchan_opts *opts, const shmchan__
     if (rc == SHMCHAN_OK) {
         rc = join(r, ops);
     }
-    if (rc != SHMCHAN_OK) {
-        bool half_made = created && (r->hdr == NULL || shmchan__load(&r->hdr->state,
-                                                                     SHMCHAN__ACQUIRE) !=
-                                                           SHMCHAN__STATE_READY);
+    if (rc == SHMCHAN_OK && r->init_held) {
+        shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
+        r->init_held = false;
+    }
+    if (rc == SHMCHAN_OK) {
+        rc = settle(r, name);
+        *vanished = rc == SHMCHAN_ENOENT;
+    }
+    if (rc != SHMCHAN_OK && r->shm != NULL) {
+        remove_half_made(r, name);
         shmchan__region_close(r);
-        if (half_made) {
-            (void)shmchan__shm_unlink(name, opts->flags);
-        }
     }
     return rc;
 }
 
+/* An open whose channel was removed under it starts again; one that keeps
+ * losing that race for as long as a creator may take gives up (EINIT). */
 int
-shmchan__region_inspect(const char *name, uint32_t flags, shmchan__region *r)
+shmchan__region_open(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *ops,
+                     shmchan__region *r)
+{
+    uint64_t start = shmchan__now_ns();
+    for (;;) {
+        bool vanished = false;
+        int rc = open_once(name, opts, ops, r, &vanished);
+        if (!vanished) {
+            return rc;
+        }
+        if (shmchan__now_ns() - start > INIT_WAIT_NS) {
+            return (opts->flags & SHMCHAN_CREATE) ? SHMCHAN_EINIT : SHMCHAN_ENOENT;
+        }
+    }
+}
+
+int
+shmchan__region_inspect(const char *name, uint32_t flags, bool writable, shmchan__region *r)
 {
     memset(r, 0, sizeof(*r));
-    flags = (flags & (SHMCHAN_FILE | SHMCHAN_GLOBAL)) | SHMCHAN_RDONLY;
-    r->flags = flags;
+    flags &= SHMCHAN_FILE | SHMCHAN_GLOBAL;
     bool created = false;
-    int rc = open_backing(name, flags, 0, r, &created);
+    int rc = SHMCHAN_EACCES;
+    if (writable) {
+        r->flags = flags;
+        rc = open_backing(name, flags, 0, r, &created);
+    }
+    if (rc == SHMCHAN_EACCES) {
+        r->flags = flags | SHMCHAN_RDONLY;
+        rc = open_backing(name, r->flags, 0, r, &created);
+    }
     if (rc == SHMCHAN_OK) {
         rc = await_ready(r, NULL, NULL, false);
     }
@@ -482,6 +593,41 @@ shmchan__region_close(shmchan__region *r)
     memset(r, 0, sizeof(*r));
 }
 
+/*
+ * Open what is at the name now, for shmchan_unlink: read-write where allowed,
+ * so that LOCK_INIT can be taken exclusively (*excl).
+ */
+static int
+unlink_open(const char *name, uint32_t flags, shmchan__shm **s, bool *excl)
+{
+    bool created = false;
+    *excl = true;
+    int rc = shmchan__shm_open(name, flags, 0600u, s, &created);
+    if (rc == SHMCHAN_EACCES) {
+        *excl = false;
+        rc = shmchan__shm_open(name, flags | SHMCHAN_RDONLY, 0600u, s, &created);
+    }
+    return rc;
+}
+
+/* Take LOCK_INIT, waiting (bounded) while a builder or reaper holds it. */
+static void
+init_lock_wait(shmchan__shm *s, bool excl)
+{
+    uint64_t start = shmchan__now_ns();
+    while (shmchan__lock_try(s, SHMCHAN__LOCK_INIT, excl) != SHMCHAN_OK &&
+           shmchan__now_ns() - start <= INIT_WAIT_NS) {
+        shmchan__sleep_ns(POLL_NS);
+    }
+}
+
+/*
+ * Remove the name under LOCK_INIT of the object it names, as a reaper does
+ * (inspect.c): so an unlink never lands between a reaper's check that the
+ * name is still its object and its own unlink, and never on a channel whose
+ * builder has not joined yet (it waits for the build, bounded). What cannot
+ * be opened (a FIFO, a socket, an object we cannot read) is removed by name.
+ */
 int
 shmchan_unlink(const char *name, uint32_t flags)
 {
@@ -493,6 +639,27 @@ shmchan_unlink(const char *name, uint32_t flags)
         if (rc != SHMCHAN_OK) {
             return rc;
         }
+    } else if (name[0] == '\0') {
+        return SHMCHAN_EINVAL;
+    }
+    flags &= SHMCHAN_FILE | SHMCHAN_GLOBAL;
+    for (int i = 0; i < UNLINK_TRIES; i++) {
+        shmchan__shm *s = NULL;
+        bool excl = true;
+        int rc = unlink_open(name, flags, &s, &excl);
+        if (rc != SHMCHAN_OK) {
+            return rc == SHMCHAN_ENOENT ? rc : shmchan__shm_unlink(name, flags);
+        }
+        init_lock_wait(s, excl);
+        rc = shmchan__shm_same(s, name, flags);
+        if (rc == SHMCHAN_OK) {
+            rc = shmchan__shm_unlink(name, flags);
+        }
+        shmchan__shm_close(s);
+        if (rc != SHMCHAN_ENOENT) {
+            return rc;
+        }
+        /* Replaced meanwhile: remove what is there now. */
     }
     return shmchan__shm_unlink(name, flags);
 }

@@ -37,6 +37,12 @@ _Static_assert(sizeof(shmchan__atomic_u64) == 8, "atomic u64 must be 8 bytes");
 #define SHMCHAN__CACHE_LINE 64
 
 #if defined(_MSC_VER)
+#define SHMCHAN__THREAD_LOCAL __declspec(thread)
+#else
+#define SHMCHAN__THREAD_LOCAL _Thread_local
+#endif
+
+#if defined(_MSC_VER)
 #include <intrin.h>
 #define shmchan__cpu_relax() _mm_pause()
 #define SHMCHAN__LIKELY(x) (x)

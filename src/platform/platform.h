@@ -34,7 +34,11 @@ typedef struct shmchan__shm shmchan__shm;
  * SHMCHAN_FILE (name is a path, taken as given), SHMCHAN_RDONLY,
  * SHMCHAN_GLOBAL. *created_out says whether this call created it (then its
  * size is 0 and the caller initialises it). Names are already validated.
- * Errors: ENOENT, EEXIST, EACCES, ENOSPC, ENOMEM, ESYS.
+ * Never follows a symbolic link at the name and never blocks: anything but a
+ * regular file or shared-memory object there (FIFO, socket, device,
+ * directory, symlink) is EUNSAFE. With SHMCHAN_CREATE, a name that vanishes
+ * between the exclusive create and the plain open is created again.
+ * Errors: ENOENT, EEXIST, EACCES, EUNSAFE, ENOSPC, ENOMEM, ESYS.
  */
 int shmchan__shm_open(const char *name, uint32_t flags, uint32_t mode, shmchan__shm **out,
                       bool *created_out);
@@ -61,6 +65,18 @@ void shmchan__shm_close(shmchan__shm *s);
 /* Remove the name. Errors: ENOENT, EACCES, ESYS. */
 int shmchan__shm_unlink(const char *name, uint32_t flags);
 
+/* Whether the name still refers to this very object: OK, or ENOENT when it is
+ * gone or names another object now (always OK where names cannot outlive
+ * their last handle or be replaced, as on Windows). */
+int shmchan__shm_same(shmchan__shm *s, const char *name, uint32_t flags);
+
+/* Whether the object belongs to another user than this process's effective
+ * one (false where the platform has no owners to compare, as on Windows). */
+bool shmchan__shm_foreign(shmchan__shm *s);
+
+/* Set the permission bits of an object of ours (no-op where there are none). */
+int shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode);
+
 /* Permission bits of the object (0 where the platform has none). */
 uint32_t shmchan__shm_mode(shmchan__shm *s);
 
@@ -86,8 +102,10 @@ int shmchan__lock_try(shmchan__shm *s, uint32_t idx, bool exclusive);
 /* Release lock idx held by this object (no-op if not held). */
 void shmchan__lock_drop(shmchan__shm *s, uint32_t idx);
 
-/* Whether another open object holds lock idx in a way that conflicts with an
- * exclusive request: OK if free, EBUSY if held. Never takes the lock. */
+/* Whether lock idx is held, by this object or another, in a way that
+ * conflicts with an exclusive request from a third: OK if free, EBUSY if held.
+ * Never takes the lock. A lock this object holds counts as held, so that a
+ * handle never judges its own slot's owner (itself) gone. */
 int shmchan__lock_probe(shmchan__shm *s, uint32_t idx);
 
 /* ----------------------------------------------------- waiting and waking */
@@ -122,22 +140,6 @@ void shmchan__wake_all(shmchan__shm *s, const shmchan__atomic_u32 *word);
  */
 bool shmchan__asym_register(void);
 bool shmchan__fence_slow(void);
-
-/* ------------------------------------------------------ robust mutexes */
-
-/*
- * A mutex that lives in the mapping (SHMCHAN__MUTEX_SIZE bytes at m) and
- * notices a dead holder. Lock returns OK, SHMCHAN__OWNER_DIED (the previous
- * holder died holding it: the caller now holds it and repairs what it
- * protects), ETIMEDOUT (timeout_ns >= 0) or ECORRUPT (the bytes are not a
- * usable mutex: hostile or reinitialised). Init is done once by the creator
- * and again by a first opener that finds nobody else attached.
- */
-#define SHMCHAN__MUTEX_SIZE 64
-#define SHMCHAN__OWNER_DIED 1
-int shmchan__mutex_init(shmchan__shm *s, void *m);
-int shmchan__mutex_lock(shmchan__shm *s, void *m, int64_t timeout_ns);
-void shmchan__mutex_unlock(shmchan__shm *s, void *m);
 
 /* ------------------------------------------------ processes and time */
 

@@ -8,9 +8,9 @@
  * it, on a read-write and a read-only handle, a well-behaved writer publishes
  * and the readers run again, and the inspection calls reopen the channel.
  *
- * The writers' mutex is restored after the scribble: a writer that holds (or
- * forges) the writers' lock blocks other writers by design (docs/security.md);
- * readers must never be blocked, so every reader path runs on the forged bytes.
+ * The writers' lock and slots are scribbled too: a forged lock word names no
+ * live holder here (the one writer's own word, a free or dead slot, no slot),
+ * so the writer's publish must recover it and complete (docs/security.md).
  *
  * Input: byte 0 chooses the target range (bits 0-1), whether waits sleep
  * (bit 2) and how the rest applies (bit 3: patch records, see fz_scribble;
@@ -26,8 +26,6 @@
 #define MAX_MSG 64
 #define CTL_OFF 256   /* header size */
 #define DATA_OFF 4096 /* first page after header and control block */
-#define MUTEX_OFF (CTL_OFF + 128) /* two cache lines into the control block */
-#define MUTEX_SIZE 64
 
 static const char *path;
 static uint8_t *raw;        /* our own mapping of the whole file */
@@ -82,7 +80,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     size_t start = starts[d[0] & 3];
     size_t room = region_size - start;
     if ((d[0] & 3) == 3) {
-        room = 128; /* the control block's counters only: seq, wake, waiters */
+        room = 192; /* the control block's words: seq, wake, waiters, the lock */
     }
     int sleep_ms = (d[0] & 4) ? 1 : 0;
     bool patch = (d[0] & 8) != 0;
@@ -90,7 +88,6 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     n--;
     memcpy(raw, pristine, region_size);
     fz_scribble(raw + start, room, d, n, patch);
-    memcpy(raw + MUTEX_OFF, pristine + MUTEX_OFF, MUTEX_SIZE);
 
     fz_latest_reads(reader, sleep_ms);
     fz_latest_reads(rdonly, sleep_ms);

@@ -69,6 +69,25 @@ create_opts(const cli_args *a, const char *name, shmchan_opts *o)
     o->max_writers = a->writers;
 }
 
+static int info_get(const char *name, uint32_t flags, shmchan_info *in);
+
+/* A channel that existed keeps its mode: an explicit --mode that differs is
+ * an error (status 1), so that a script never believes it set one. Checked
+ * while our handle keeps the channel there; created ones have the mode asked. */
+static int
+create_check_mode(const cli_args *a, const char *name, uint32_t flags)
+{
+    shmchan_info in;
+    if (!cli_has(a, OPT_MODE) ||
+        info_get(name, flags & (SHMCHAN_FILE | SHMCHAN_GLOBAL), &in) != SHMCHAN_OK ||
+        in.mode == 0 || in.mode == a->mode) {
+        return CLI_OK; /* no permission bits on Windows */
+    }
+    return cli_errorf("create", name, "exists with mode %04o, not the %04o asked for; its mode "
+                      "was not changed (remove it and create it again, or chmod it)",
+                      (unsigned)in.mode, (unsigned)a->mode);
+}
+
 static int
 run_create(const cli_args *a)
 {
@@ -84,16 +103,18 @@ run_create(const cli_args *a)
     shmchan_opts o;
     create_opts(a, name, &o);
     int rc;
+    shmchan_queue *q = NULL;
+    shmchan_latest *ch = NULL;
     if (queue) {
-        shmchan_queue *q = NULL;
         rc = shmchan_queue_open(name, &o, &q);
-        shmchan_queue_close(q);
     } else {
-        shmchan_latest *ch = NULL;
         rc = shmchan_latest_open(name, &o, &ch);
-        shmchan_latest_close(ch);
     }
-    return rc == SHMCHAN_OK ? CLI_OK : cli_open_failed("create", name, o.flags, rc);
+    int status = rc == SHMCHAN_OK ? create_check_mode(a, name, o.flags)
+                                  : cli_open_failed("create", name, o.flags, rc);
+    shmchan_queue_close(q);
+    shmchan_latest_close(ch);
+    return status;
 }
 
 const cli_cmd cli_cmd_create = {
@@ -121,7 +142,8 @@ const cli_cmd cli_cmd_create = {
         "                     readers lose the oldest messages and are told how many)\n"
         "  --readers N        queue: reader slots (default 64)\n"
         "  --writers N        queue: writer slots (default 64)\n"
-        "  --mode MODE        permission bits in octal (default 0600: owner only)\n"
+        "  --mode MODE        permission bits in octal, up to 0777 (default 0600: owner\n"
+        "                     only); an existing channel with another mode is an error\n"
         "  --excl             fail if the channel exists (default: accept an existing one\n"
         "                     if its kind and the sizes given match)\n"
         "  --global           Windows: the Global\\ namespace\n",
@@ -494,17 +516,43 @@ const cli_cmd cli_cmd_info = {
 
 /* ----------------------------------------------------------------- rm */
 
-/* A file is removed only if it is recognisably a channel: `rm ./notes.txt`
- * must not delete someone's notes. Shared-memory names carry our prefix. */
+/*
+ * Without --force a name is removed only if it was recognised as a channel:
+ * one that opens, or whose header shows it is one (another layout version,
+ * damaged, being created). Under our shared-memory prefix an object with
+ * foreign contents is squatting our names and goes too; a file with foreign
+ * contents is somebody's data (`rm ./notes.txt` must not delete notes). A
+ * FIFO, socket, symlink or device (EUNSAFE) or an object we cannot read
+ * (EACCES) is never recognised.
+ */
+static bool
+rm_recognised(int rc, bool file)
+{
+    switch (rc) {
+    case SHMCHAN_OK:
+    case SHMCHAN_ENOENT: /* unlink reports it */
+    case SHMCHAN_ELAYOUT:
+    case SHMCHAN_ECORRUPT:
+    case SHMCHAN_EGEOMETRY:
+    case SHMCHAN_EINIT:
+        return true;
+    case SHMCHAN_EBADMAGIC:
+    case SHMCHAN_ETRUNCATED:
+        return !file;
+    default:
+        return false;
+    }
+}
+
 static int
 rm_one(const cli_args *a, const char *name)
 {
     uint32_t flags = cli_flags(a, name);
     bool force = cli_has(a, OPT_FORCE);
-    if ((flags & SHMCHAN_FILE) && !force) {
+    if (!force) {
         shmchan_info in;
         int rc = info_get(name, flags, &in);
-        if (rc == SHMCHAN_EBADMAGIC || rc == SHMCHAN_ETRUNCATED) {
+        if (!rm_recognised(rc, (flags & SHMCHAN_FILE) != 0)) {
             return cli_errorf("rm", name, "not removed: %s (%s); use --force to remove it anyway",
                               shmchan_strerror(rc), shmchan_errname(rc));
         }
@@ -539,27 +587,39 @@ const cli_cmd cli_cmd_rm = {
     .usage = "NAME... [--force]",
     .help =
         "Remove channels by name. Processes that have one open keep using it until they\n"
-        "close it; new opens no longer find it. A file path is removed only if the file\n"
-        "is recognisably a channel. Continues past errors; status 1 if any failed.\n\n"
-        "  -f, --force   ignore missing channels; remove files that do not look like\n"
+        "close it; new opens no longer find it. Only what is recognisably a channel is\n"
+        "removed (also a damaged one): not a FIFO, socket, symlink or device, not what\n"
+        "you cannot read, and for a file path not a file of other contents. Continues\n"
+        "past errors; status 1 if any failed.\n\n"
+        "  -f, --force   ignore missing channels; remove names that are not recognisably\n"
         "                channels too\n"
         "  --global      Windows: the Global\\ namespace\n",
 };
 
 /* ----------------------------------------------------------------- gc */
 
+/*
+ * What could not be inspected is reported and left alone without changing
+ * the status (docs/cli.md): with --force a dry look comes first, so that
+ * only a failed removal makes the status 1.
+ */
 static int
 gc_one(const cli_args *a, const char *name, bool listed, size_t *found)
 {
     bool force = cli_has(a, OPT_FORCE);
+    uint32_t flags = cli_flags(a, name);
     int removed = 0;
-    int rc = shmchan_reap(name, cli_flags(a, name), !force, &removed);
+    int rc = shmchan_reap(name, flags, true, &removed);
+    bool inspected = rc == SHMCHAN_OK;
+    if (inspected && force && removed) {
+        rc = shmchan_reap(name, flags, false, &removed);
+    }
     if (rc == SHMCHAN_EBUSY || rc == SHMCHAN_EINIT || (rc == SHMCHAN_ENOENT && listed)) {
         return CLI_OK; /* in use, being created, or gone meanwhile */
     }
     if (rc != SHMCHAN_OK) {
         cli_error("gc", name, rc);
-        return force ? CLI_ERR : CLI_OK;
+        return inspected ? CLI_ERR : CLI_OK;
     }
     if (removed) {
         printf("%s %s\n", force ? "removed" : "unused", name);
@@ -606,7 +666,9 @@ const cli_cmd cli_cmd_gc = {
         "every channel in shared memory, or the NAMEs given (file paths too). Prints\n"
         "'unused NAME' for each and removes nothing, unless --force: then it removes\n"
         "them and prints 'removed NAME'. A channel in use is never removed. Safe to run\n"
-        "at any time. Channels that cannot be inspected are reported on stderr.\n\n"
-        "  -f, --force   remove the unused channels (status 1 if a removal failed)\n"
+        "at any time. Names that cannot be inspected (not a channel, a FIFO, no\n"
+        "permission, missing) are reported on stderr and skipped; they do not change\n"
+        "the status.\n\n"
+        "  -f, --force   remove the unused channels (status 1 only if a removal failed)\n"
         "  --global      Windows: the Global\\ namespace\n",
 };

@@ -39,6 +39,9 @@ channel_fix(int rc)
     case SHMCHAN_ELAYOUT:
         return "made by another shmchan version: use that version, or remove it (shmchan rm) "
                "once nothing uses it";
+    case SHMCHAN_EUNSAFE:
+        return "not a channel (a FIFO, socket, symlink or directory) or another user's object "
+               "squatting the name: see who made it (ls -l /dev/shm), then shmchan rm --force NAME";
     case SHMCHAN_EINIT:
         return "being created, or its creator died while creating it: if this persists, "
                "remove it (shmchan rm)";

@@ -229,7 +229,8 @@ parse_mode(const char *s, uint32_t *out)
     }
     errno = 0;
     unsigned long v = strtoul(s, &end, 8);
-    if (errno != 0 || *end != '\0' || v > 07777 || v == 0) {
+    /* Permission bits only: set-uid, set-gid and sticky make no sense on a channel. */
+    if (errno != 0 || *end != '\0' || v > 0777 || v == 0) {
         return false;
     }
     *out = (uint32_t)v;

@@ -7,6 +7,22 @@
  * every operation then checks the flag and returns SHMCHAN_ETRUNCATED. A
  * SIGBUS anywhere else goes to the previous handler or the default action.
  *
+ * The application may install its own SIGBUS handler after ours (Python's
+ * faulthandler, crash reporters). Three things keep the promise then:
+ *   - every new mapping checks that our handler is still the installed one
+ *     and installs it again on top if not, chaining to the application's;
+ *   - a handler that chains to ours by re-raising the signal (faulthandler
+ *     restores the previous handler and calls raise()) gives us a signal
+ *     without the fault's address (si_code <= 0): we then look at the size of
+ *     every guarded object (fstat, async-signal-safe) and replace the
+ *     mappings of those that shrank; the faulting access, retried when the
+ *     handlers return, reads zeros;
+ *   - chaining is guarded against loops (the application's handler calling
+ *     ours, which chains to it): a nested non-ours signal goes to the default
+ *     action.
+ * A handler that never returns and never chains (it exits on SIGBUS) cannot
+ * be helped: docs/security.md says so.
+ *
  * The table is a fixed array read lock-free by the handler.
  */
 #include "platform/posix/posix.h"
@@ -16,6 +32,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #define GUARD_SLOTS 4096
 
@@ -23,62 +40,132 @@ typedef struct guard_slot {
     _Atomic(uintptr_t) base; /* 0 = free; set last when adding */
     _Atomic(uint64_t) len;
     _Atomic(atomic_int *) faulted;
+    _Atomic(int) fd; /* the backing object, to see whether it shrank */
 } guard_slot;
 
 static guard_slot slots[GUARD_SLOTS];
 static struct sigaction previous;
-static pthread_once_t installed = PTHREAD_ONCE_INIT;
+static pthread_mutex_t install_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local int chaining; /* inside the previous handler, on this thread */
+
+/* Nobody's SIGBUS: the default action. A fault is retried when we return
+ * and is now fatal; a signal that was sent (si_code <= 0) is sent again. */
+static void
+fatal(int sig, const siginfo_t *si)
+{
+    signal(sig, SIG_DFL);
+    if (si == NULL || si->si_code <= 0) {
+        raise(sig);
+    }
+}
 
 static void
 chain(int sig, siginfo_t *si, void *uc)
 {
+    if (chaining) {
+        /* The previous handler came back to us (it chains to ours): not our
+         * fault, and nobody else's either. */
+        fatal(sig, si);
+        return;
+    }
     if (previous.sa_flags & SA_SIGINFO) {
+        chaining = 1;
         previous.sa_sigaction(sig, si, uc);
+        chaining = 0;
         return;
     }
     if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        chaining = 1;
         previous.sa_handler(sig);
+        chaining = 0;
         return;
     }
-    signal(sig, SIG_DFL); /* returning re-executes the access: now fatal */
+    fatal(sig, si);
+}
+
+/* Replace slot i's mapping by zero pages and flag it. */
+static bool
+zero_fill(int i)
+{
+    uintptr_t b = atomic_load(&slots[i].base);
+    uint64_t n = atomic_load(&slots[i].len);
+    if (b <= 1) {
+        return false;
+    }
+    void *p = mmap((void *)b, (size_t)n, PROT_READ | PROT_WRITE,
+                   MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        return false;
+    }
+    atomic_store(atomic_load(&slots[i].faulted), 1);
+    return true;
+}
+
+/* A SIGBUS without the fault's address (re-raised by another handler): zero
+ * every guarded mapping whose object is now shorter than the mapping. */
+static bool
+zero_shrunk(void)
+{
+    bool any = false;
+    for (int i = 0; i < GUARD_SLOTS; i++) {
+        uintptr_t b = atomic_load(&slots[i].base);
+        uint64_t n = atomic_load(&slots[i].len);
+        struct stat st;
+        if (b > 1 && fstat(atomic_load(&slots[i].fd), &st) == 0 && (uint64_t)st.st_size < n) {
+            any |= zero_fill(i);
+        }
+    }
+    return any;
 }
 
 static void
 on_sigbus(int sig, siginfo_t *si, void *uc)
 {
-    uintptr_t a = (uintptr_t)si->si_addr;
-    for (int i = 0; i < GUARD_SLOTS; i++) {
-        uintptr_t b = atomic_load(&slots[i].base);
-        uint64_t n = atomic_load(&slots[i].len);
-        if (b != 0 && a >= b && a - b < n) {
-            int e = errno;
-            void *p = mmap((void *)b, (size_t)n, PROT_READ | PROT_WRITE,
-                           MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            errno = e;
-            if (p != MAP_FAILED) {
-                atomic_store(atomic_load(&slots[i].faulted), 1);
-                return;
-            }
+    int e = errno;
+    bool ours = false;
+    if (si != NULL && si->si_code > 0) { /* a fault, with its address */
+        uintptr_t a = (uintptr_t)si->si_addr;
+        for (int i = 0; i < GUARD_SLOTS && !ours; i++) {
+            uintptr_t b = atomic_load(&slots[i].base);
+            uint64_t n = atomic_load(&slots[i].len);
+            ours = b > 1 && a >= b && a - b < n && zero_fill(i);
         }
+    } else {
+        ours = zero_shrunk();
     }
-    chain(sig, si, uc);
+    errno = e;
+    if (!ours) {
+        chain(sig, si, uc);
+    }
 }
 
+/* Install our handler unless it is the one installed; the one it replaces
+ * becomes the one we chain to. */
 static void
-install(void)
+ensure_installed(void)
 {
-    struct sigaction sa;
+    struct sigaction cur;
+    if (sigaction(SIGBUS, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_sigbus) {
+        return;
+    }
+    pthread_mutex_lock(&install_mu);
+    struct sigaction sa, old;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_sigbus;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, &previous);
+    if (sigaction(SIGBUS, &sa, &old) == 0 &&
+        !((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == on_sigbus)) {
+        previous = old;
+    }
+    pthread_mutex_unlock(&install_mu);
 }
 
 int
-shmchan__posix_guard_add(void *base, uint64_t len, atomic_int *faulted)
+shmchan__posix_guard_add(void *base, uint64_t len, atomic_int *faulted, int fd)
 {
-    pthread_once(&installed, install);
+    ensure_installed();
     for (int i = 0; i < GUARD_SLOTS; i++) {
         uintptr_t expected = 0;
         if (atomic_load(&slots[i].base) != 0) {
@@ -88,6 +175,7 @@ shmchan__posix_guard_add(void *base, uint64_t len, atomic_int *faulted)
         if (atomic_compare_exchange_strong(&slots[i].base, &expected, (uintptr_t)1)) {
             atomic_store(&slots[i].len, 0);
             atomic_store(&slots[i].faulted, faulted);
+            atomic_store(&slots[i].fd, fd);
             atomic_store(&slots[i].len, len);
             atomic_store(&slots[i].base, (uintptr_t)base);
             return SHMCHAN_OK;

@@ -5,6 +5,11 @@
  * one process are distinct peers, and the kernel drops them on close or
  * death: a lock that can be taken means its holder is gone, whatever pid
  * now runs. tmpfs (POSIX shm) and local filesystems support them.
+ *
+ * F_OFD_GETLK ignores the asking description's own locks, so each object
+ * remembers which it holds (s->held) and the probe answers for those itself:
+ * otherwise a handle that is both a reader and a writer would find its own
+ * slot "free" and drop itself as dead.
  */
 #include "platform/posix/posix.h"
 
@@ -24,13 +29,61 @@ lock_range(struct flock *fl, short type, uint32_t idx)
     fl->l_len = 1;
 }
 
+/* Where idx is in s->held, or nheld if not there. Caller holds held_mu. */
+static uint32_t
+held_at(const shmchan__shm *s, uint32_t idx)
+{
+    uint32_t i = 0;
+    while (i < s->nheld && s->held[i] != idx) {
+        i++;
+    }
+    return i;
+}
+
+static bool
+held_add(shmchan__shm *s, uint32_t idx)
+{
+    pthread_mutex_lock(&s->held_mu);
+    uint32_t i = held_at(s, idx);
+    bool ok = i < s->nheld || s->nheld < SHMCHAN__POSIX_HELD_MAX;
+    if (ok && i == s->nheld) {
+        s->held[s->nheld++] = idx;
+    }
+    pthread_mutex_unlock(&s->held_mu);
+    return ok;
+}
+
+static void
+held_remove(shmchan__shm *s, uint32_t idx)
+{
+    pthread_mutex_lock(&s->held_mu);
+    uint32_t i = held_at(s, idx);
+    if (i < s->nheld) {
+        s->held[i] = s->held[--s->nheld];
+    }
+    pthread_mutex_unlock(&s->held_mu);
+}
+
+static bool
+held_by_us(shmchan__shm *s, uint32_t idx)
+{
+    pthread_mutex_lock(&s->held_mu);
+    bool held = held_at(s, idx) < s->nheld;
+    pthread_mutex_unlock(&s->held_mu);
+    return held;
+}
+
 int
 shmchan__lock_try(shmchan__shm *s, uint32_t idx, bool exclusive)
 {
     struct flock fl;
     lock_range(&fl, exclusive ? F_WRLCK : F_RDLCK, idx);
     if (fcntl(s->fd, F_OFD_SETLK, &fl) == 0) {
-        return SHMCHAN_OK;
+        if (held_add(s, idx)) {
+            return SHMCHAN_OK;
+        }
+        shmchan__lock_drop(s, idx);
+        return SHMCHAN_ELIMIT;
     }
     if (errno == EAGAIN || errno == EACCES) {
         return SHMCHAN_EBUSY;
@@ -47,11 +100,15 @@ shmchan__lock_drop(shmchan__shm *s, uint32_t idx)
     struct flock fl;
     lock_range(&fl, F_UNLCK, idx);
     (void)fcntl(s->fd, F_OFD_SETLK, &fl);
+    held_remove(s, idx);
 }
 
 int
 shmchan__lock_probe(shmchan__shm *s, uint32_t idx)
 {
+    if (held_by_us(s, idx)) {
+        return SHMCHAN_EBUSY;
+    }
     struct flock fl;
     lock_range(&fl, F_WRLCK, idx);
     if (fcntl(s->fd, F_OFD_GETLK, &fl) != 0) {

@@ -22,41 +22,95 @@ shm_path(const char *name, char *out, size_t cap)
     (void)snprintf(out, cap, "%s%s", SHM_PREFIX, name);
 }
 
+/*
+ * Every open refuses what an attacker can put at a name: O_NOFOLLOW fails on
+ * a symbolic link, O_NONBLOCK keeps a FIFO from blocking the open until a
+ * writer comes, and the fstat after it refuses anything that is not a
+ * regular file (docs/security.md, "The filesystem"). glibc's shm_open is an
+ * open() under /dev/shm that passes O_NONBLOCK on; other systems' shm_open
+ * reject unknown flags and cannot hold FIFOs, so they get none.
+ */
+#ifdef __linux__
+#define SHM_NONBLOCK O_NONBLOCK
+#else
+#define SHM_NONBLOCK 0
+#endif
+
 static int
 open_fd(const char *name, uint32_t flags, int oflags, uint32_t mode)
 {
     if (flags & SHMCHAN_FILE) {
-        return open(name, oflags | O_CLOEXEC | O_NOCTTY, (mode_t)mode);
+        return open(name, oflags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, (mode_t)mode);
     }
     char path[64];
     shm_path(name, path, sizeof(path));
-    return shm_open(path, oflags, (mode_t)mode);
+    return shm_open(path, oflags | SHM_NONBLOCK, (mode_t)mode);
 }
 
-/* Create exclusively when asked; fall back to opening an existing one. */
+/* A regular file, or a shared-memory object where the system gives those no
+ * file type; then blocking mode again (it changes nothing for those). */
+static int
+check_regular(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        return shmchan__posix_err(errno);
+    }
+    if (!S_ISREG(st.st_mode) && (st.st_mode & S_IFMT) != 0) {
+        return SHMCHAN_EUNSAFE;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        return shmchan__posix_err(errno);
+    }
+    return SHMCHAN_OK;
+}
+
+/* How often a create retries when the name it found vanished before it
+ * could open it (a failed creator or a reaper removed it meanwhile). */
+#define CREATE_TRIES 64
+
+/*
+ * Create exclusively when asked; fall back to opening an existing one. A
+ * name that vanishes between the two is created again, so that a plain
+ * create never reports ENOENT. Returns the fd, or a negative SHMCHAN_E*.
+ */
 static int
 open_or_create(const char *name, uint32_t flags, uint32_t mode, bool *created)
 {
     int acc = (flags & SHMCHAN_RDONLY) ? O_RDONLY : O_RDWR;
     *created = false;
-    if (flags & SHMCHAN_CREATE) {
-        int fd = open_fd(name, flags, acc | O_CREAT | O_EXCL, mode);
-        if (fd >= 0) {
-            *created = true;
-            /* The mode is exact, whatever the umask says. */
-            if (fchmod(fd, (mode_t)mode) != 0) {
-                int e = errno;
-                close(fd);
-                errno = e;
-                return -1;
+    for (int i = 0;; i++) {
+        if (flags & SHMCHAN_CREATE) {
+            int fd = open_fd(name, flags, acc | O_CREAT | O_EXCL, mode);
+            if (fd >= 0) {
+                *created = true;
+                /* The mode is exact, whatever the umask says. */
+                if (fchmod(fd, (mode_t)mode) != 0) {
+                    int rc = shmchan__posix_err(errno);
+                    close(fd);
+                    return rc;
+                }
+                return fd;
             }
+            if (errno != EEXIST || (flags & SHMCHAN_EXCL)) {
+                return errno == ELOOP ? SHMCHAN_EUNSAFE : shmchan__posix_err(errno);
+            }
+        }
+        int fd = open_fd(name, flags, acc, 0);
+        if (fd >= 0) {
             return fd;
         }
-        if (errno != EEXIST || (flags & SHMCHAN_EXCL)) {
-            return -1;
+        /* A symlink, a socket, a directory (glibc's shm_open reports EINVAL
+         * for one; our names are valid, so nothing else gives EINVAL). */
+        if (errno == ELOOP || errno == ENXIO || errno == EISDIR ||
+            (errno == EINVAL && !(flags & SHMCHAN_FILE))) {
+            return SHMCHAN_EUNSAFE;
+        }
+        if (errno != ENOENT || !(flags & SHMCHAN_CREATE) || i + 1 >= CREATE_TRIES) {
+            return shmchan__posix_err(errno);
         }
     }
-    return open_fd(name, flags, acc, 0);
 }
 
 int
@@ -64,6 +118,7 @@ shmchan__shm_open(const char *name, uint32_t flags, uint32_t mode, shmchan__shm 
                   bool *created_out)
 {
     *out = NULL;
+    *created_out = false;
     if (!(flags & SHMCHAN_FILE) && strlen(name) + sizeof(SHM_PREFIX) > 64) {
         return SHMCHAN_ENAME;
     }
@@ -71,15 +126,66 @@ shmchan__shm_open(const char *name, uint32_t flags, uint32_t mode, shmchan__shm 
     if (s == NULL) {
         return SHMCHAN_ENOMEM;
     }
-    s->fd = open_or_create(name, flags, mode, created_out);
-    if (s->fd < 0) {
-        int rc = shmchan__posix_err(errno);
+    bool created = false;
+    int fd = open_or_create(name, flags, mode, &created);
+    int rc = fd < 0 ? fd : check_regular(fd);
+    if (rc != SHMCHAN_OK) {
+        if (fd >= 0) {
+            close(fd); /* never one we created: O_CREAT makes regular files */
+        }
         free(s);
         return rc;
     }
+    s->fd = fd;
     s->rdonly = (flags & SHMCHAN_RDONLY) != 0;
+    pthread_mutex_init(&s->held_mu, NULL);
+    *created_out = created;
     *out = s;
     return SHMCHAN_OK;
+}
+
+bool
+shmchan__shm_foreign(shmchan__shm *s)
+{
+    struct stat st;
+    return fstat(s->fd, &st) != 0 || st.st_uid != geteuid();
+}
+
+int
+shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode)
+{
+    return fchmod(s->fd, (mode_t)mode) == 0 ? SHMCHAN_OK : shmchan__posix_err(errno);
+}
+
+static int
+stat_name(const char *name, uint32_t flags, struct stat *st)
+{
+    if (flags & SHMCHAN_FILE) {
+        return lstat(name, st);
+    }
+    char path[64 + sizeof(SHM_DIR)];
+    (void)snprintf(path, sizeof(path), "%s%s", SHM_DIR, SHM_PREFIX);
+    (void)snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s", name);
+    return lstat(path, st);
+}
+
+int
+shmchan__shm_same(shmchan__shm *s, const char *name, uint32_t flags)
+{
+    struct stat mine, there;
+    if (fstat(s->fd, &mine) != 0) {
+        return shmchan__posix_err(errno);
+    }
+#ifndef __linux__
+    if (!(flags & SHMCHAN_FILE)) {
+        return SHMCHAN_OK; /* no path to compare with; see docs/security.md */
+    }
+#endif
+    if (stat_name(name, flags, &there) != 0) {
+        return errno == ENOENT ? SHMCHAN_ENOENT : shmchan__posix_err(errno);
+    }
+    return mine.st_dev == there.st_dev && mine.st_ino == there.st_ino ? SHMCHAN_OK
+                                                                      : SHMCHAN_ENOENT;
 }
 
 int
@@ -134,7 +240,7 @@ shmchan__shm_map(shmchan__shm *s, uint64_t size, void **addr_out)
     if (p == MAP_FAILED) {
         return shmchan__posix_err(errno);
     }
-    int rc = shmchan__posix_guard_add(p, size, &s->faulted);
+    int rc = shmchan__posix_guard_add(p, size, &s->faulted, s->fd);
     if (rc != SHMCHAN_OK) {
         munmap(p, (size_t)size);
         return rc;
@@ -159,6 +265,7 @@ shmchan__shm_close(shmchan__shm *s)
     }
     unmap(s);
     close(s->fd); /* drops every OFD lock of this object */
+    pthread_mutex_destroy(&s->held_mu);
     free(s);
 }
 

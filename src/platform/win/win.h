@@ -66,13 +66,6 @@ typedef struct shmchan__win_meta {
 
 _Static_assert(sizeof(shmchan__win_meta) <= SHMCHAN__WIN_META_SIZE, "platform page fits");
 
-/* A named mutex opened by this object, keyed by its offset in the mapping. */
-typedef struct shmchan__win_mutex {
-    uint64_t off;
-    HANDLE h;
-    shmchan__atomic_u32 owner; /* thread holding it through this object, 0 if none */
-} shmchan__win_mutex;
-
 struct shmchan__shm {
     bool rdonly;
     bool named;           /* pagefile-backed named channel; else file-backed */
@@ -86,11 +79,9 @@ struct shmchan__shm {
     void *base;           /* the one view of the region, or NULL */
     uint64_t len;
     wchar_t prefix[SHMCHAN__WIN_OBJ_NAME]; /* name of the platform page; others append */
-    CRITICAL_SECTION cs;  /* guards held[] and mutexes[] between threads */
+    CRITICAL_SECTION cs;  /* guards held[] between threads */
     uint8_t *held;        /* per lock index: 0 free, 1 shared, 2 exclusive */
     uint32_t nheld;
-    shmchan__win_mutex **mutexes; /* each allocated once: pointers stay valid */
-    uint32_t nmutexes;
 };
 
 /* Map a GetLastError() value to a shmchan code, recording it for shmchan_last_oserror(). */
@@ -106,7 +97,7 @@ void shmchan__win_obj_name(const shmchan__shm *s, const char *suffix, wchar_t *o
 int shmchan__win_lockfile_open(shmchan__shm *s, const char *name, bool global);
 void shmchan__win_lockfile_close(shmchan__shm *s);
 
-/* Offset of p in the mapping of s (wait words and mutexes are keyed by it). */
+/* Offset of p in the mapping of s (wait words are keyed by it). */
 static inline uint64_t
 shmchan__win_offset(const shmchan__shm *s, const void *p)
 {

@@ -158,10 +158,8 @@ shmchan__lock_probe(shmchan__shm *s, uint32_t idx)
     int rc;
     EnterCriticalSection(&s->cs);
     uint8_t have = idx < s->nheld ? s->held[idx] : HELD_NONE;
-    if (have == HELD_EXCL) {
-        rc = SHMCHAN_OK; /* nobody else can hold it */
-    } else if (have == HELD_SHARED) {
-        rc = SHMCHAN_EBUSY;
+    if (have != HELD_NONE) {
+        rc = SHMCHAN_EBUSY; /* held by us */
     } else if (range_lock(s->lockfile, LOCK_BASE + idx, true)) {
         range_unlock(s->lockfile, LOCK_BASE + idx);
         rc = SHMCHAN_OK;

@@ -21,7 +21,7 @@
  * A file-backed channel maps the file through an unnamed mapping made for
  * each view; its platform page is named after the file's identity (volume
  * serial and file index), so every process that opens the same file, by any
- * path, meets the same wait and mutex objects.
+ * path, meets the same wait objects.
  *
  * Truncation: Windows refuses to shrink a file below a mapped view
  * (ERROR_USER_MAPPED_FILE), and a pagefile mapping cannot shrink at all, so
@@ -180,7 +180,7 @@ open_file(shmchan__shm *s, const char *name, uint32_t flags, bool *created)
         return shmchan__win_err(GetLastError());
     }
     if (fi.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) {
-        return SHMCHAN_EACCES;
+        return SHMCHAN_EUNSAFE;
     }
     char id[48];
     (void)snprintf(id, sizeof(id), "f%08lx.%08lx%08lx", (unsigned long)fi.dwVolumeSerialNumber,
@@ -432,11 +432,6 @@ shmchan__shm_close(shmchan__shm *s)
         return;
     }
     unmap(s);
-    for (uint32_t i = 0; i < s->nmutexes; i++) {
-        CloseHandle(s->mutexes[i]->h);
-        free(s->mutexes[i]);
-    }
-    free(s->mutexes);
     if (s->data_map != NULL) {
         CloseHandle(s->data_map);
     }
@@ -480,6 +475,33 @@ shmchan__shm_unlink(const char *name, uint32_t flags)
         return shmchan__win_err(GetLastError());
     }
     CloseHandle(h);
+    return SHMCHAN_OK;
+}
+
+/* A named mapping lives exactly as long as a handle: its name cannot be
+ * replaced under an open handle. A file's name is not compared here (see
+ * docs/security.md, "The filesystem": the Windows build does not check it). */
+int
+shmchan__shm_same(shmchan__shm *s, const char *name, uint32_t flags)
+{
+    (void)s;
+    (void)name;
+    (void)flags;
+    return SHMCHAN_OK;
+}
+
+bool
+shmchan__shm_foreign(shmchan__shm *s)
+{
+    (void)s;
+    return false; /* access is an ACL, decided when opening */
+}
+
+int
+shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode)
+{
+    (void)s;
+    (void)mode;
     return SHMCHAN_OK;
 }
 

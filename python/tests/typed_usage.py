@@ -1,0 +1,55 @@
+"""Code that uses shmchan as a typed program would: checked by
+``mypy --strict`` in the test command (python.mypy), never run."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import shmchan
+
+
+def writer(name: str) -> int:
+    with shmchan.Latest.create(name, max_msg=64) as ch:
+        latest: shmchan.Latest = ch  # the context manager gives a Latest
+        seq: int = latest.publish(b"x")
+        with latest.begin(8) as r:
+            r.data[:1] = b"y"
+        return seq + latest.publish_obj({"k": 1})
+
+
+def reader(name: str) -> Optional[bytes]:
+    try:
+        with shmchan.Latest.open(name, wait=1.0) as ch:
+            seq, data = ch.read_next(0, timeout=0.5)
+            with ch.view() as v:
+                first: int = v.data[0]
+                v.check()
+            return data if seq > first else None
+    except shmchan.TimedOut:  # a TimeoutError
+        return None
+    except shmchan.NotFound as e:
+        code: int = e.code
+        return str(code).encode()
+
+
+def queue(name: str) -> list[shmchan.Message]:
+    with shmchan.Queue.create(name, capacity=1 << 16) as q:
+        q.send(b"a", timeout=0)
+        q.send_obj([1, 2])
+        with shmchan.Queue.subscribe(name, oldest=True) as sub:
+            obj: Any = sub.recv_obj(timeout=1)
+            with sub.peek(timeout=1) as v:
+                _ = bytes(v)
+            del obj
+            return sub.recv_batch(16, timeout=0)
+
+
+def errors(e: BaseException) -> str:
+    if isinstance(e, shmchan.WouldBlock):
+        return "full or empty"
+    if isinstance(e, (shmchan.MessageTooLarge, shmchan.Stale, shmchan.Error)):
+        return e.message
+    return ""
+
+
+print(shmchan.library_path, shmchan.backend, shmchan.LAYOUT_VERSION)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Iterator, NamedTuple, Optional, Union
 
 MAGIC = b"SHMCHREC"
 VERSION = 1
@@ -32,8 +31,7 @@ class RecordingError(ValueError):
     before its end."""
 
 
-@dataclass(frozen=True)
-class RecordedChannel:
+class RecordedChannel(NamedTuple):
     """A channel as recorded: its name, kind ("queue" or "latest") and sizes."""
 
     name: str
@@ -43,8 +41,7 @@ class RecordedChannel:
     capacity: int
 
 
-@dataclass(frozen=True)
-class RecordedMessage:
+class RecordedMessage(NamedTuple):
     """One recorded message: its channel, the channel's sequence number, the
     recorder's receive time (Unix epoch nanoseconds), how many messages (queue
     overwrite) or versions (latest value) the recorder missed before it, the

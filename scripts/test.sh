@@ -68,7 +68,8 @@ build() {
 
 mkdir -p _build
 need_build_tools
-need_packages libjansson-dev:/usr/include/jansson.h strace:strace util-linux:setpriv python3-numpy:/usr/lib/python3/dist-packages/numpy python3-zmq:/usr/lib/python3/dist-packages/zmq python3-mypy:/usr/lib/python3/dist-packages/mypy python3-dev:/usr/bin/python3-config
+need_packages libjansson-dev:/usr/include/jansson.h strace:strace util-linux:setpriv python3-numpy:/usr/lib/python3/dist-packages/numpy python3-zmq:/usr/lib/python3/dist-packages/zmq python3-mypy:/usr/lib/python3/dist-packages/mypy python3-dev:/usr/bin/python3-config \
+    tmux:tmux pandoc:pandoc bash:bash
 
 if build release _build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
     run_ctest release _build/release

@@ -39,6 +39,7 @@ from ._common import SLICE_SECONDS, Info, Name, Peer, encode_name, info_by_name,
 from ._errors import Error, ShmchanError
 from ._latest import Latest, LatestReservation, LatestView
 from ._queue import Message, Queue, QueueReservation, QueueView
+from ._recording import RecordedChannel, RecordedMessage, Recording, RecordingError
 from ._wait import opening as _opening
 
 __version__ = "0.2.0"
@@ -168,7 +169,8 @@ list = list_channels  # noqa: A001
 
 __all__ = [
     "Error", "ShmchanError", "Latest", "LatestView", "LatestReservation", "Queue",
-    "QueueView", "QueueReservation", "Message", "Info", "Peer", "unlink", "info", "exists",
+    "QueueView", "QueueReservation", "Message", "Info", "Recording", "RecordedMessage",
+    "RecordedChannel", "RecordingError", "Peer", "unlink", "info", "exists",
     "peers", "list_channels", "reap", "valid_name", "open_latest", "open_queue",
     "error_for", "error_classes", "library_version", "library_version_info", "library_path",
     "library_tried", "backend", "native_path",

@@ -296,3 +296,35 @@ def open_latest(name: Name, *, create: bool = ..., wait: Optional[float] = ...,
                 **kw: Any) -> Latest: ...
 def open_queue(name: Name, *, create: bool = ..., wait: Optional[float] = ...,
                **kw: Any) -> Queue: ...
+
+# --------------------------------------------------------------- recordings
+
+class RecordingError(ValueError): ...
+
+class RecordedChannel(NamedTuple):
+    name: str
+    kind: str
+    policy: str
+    max_msg: int
+    capacity: int
+
+class RecordedMessage(NamedTuple):
+    channel: RecordedChannel
+    seq: int
+    time_ns: int
+    lost: int
+    data: bytes
+    session: int
+
+class Recording:
+    path: str
+    channels: list[RecordedChannel]
+    torn_offset: int
+    torn_bytes: int
+    sessions: int
+    def __init__(self, path: Union[str, os.PathLike[str]]) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Recording: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def __iter__(self) -> Iterator[RecordedMessage]: ...
+    def messages(self) -> list[RecordedMessage]: ...

@@ -12,6 +12,13 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 test -f "$prefix/include/shmchan/shmchan.h"
 if [[ -x $build/tools/shmchan/shmchan ]]; then
     test -x "$prefix/bin/shmchan" || { echo "CLI built but not installed"; exit 1; }
+    # Its manual pages (one per command of its --help) and bash completion.
+    for c in "" $("$prefix/bin/shmchan" --help |
+        awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print "-" $1 } on && /^$/ { on = 0 }'); do
+        test -s "$prefix/share/man/man1/shmchan$c.1" || { echo "shmchan$c.1 not installed"; exit 1; }
+    done
+    test -s "$prefix/share/bash-completion/completions/shmchan" ||
+        { echo "bash completion not installed"; exit 1; }
 fi
 
 cmake -S "$src" -B "$work/b" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

@@ -58,6 +58,14 @@ enum cli_opt {
     OPT_WORKER,
     OPT_ALL,
     OPT_FORCE,
+    /* top, stat, record, replay (cmd_top.c, cmd_stat.c, cmd_record.c) */
+    OPT_INTERVAL,
+    OPT_ONCE,
+    OPT_SORT,
+    OPT_OUTPUT,
+    OPT_APPEND,
+    OPT_SPEED,
+    OPT_FAST,
     OPT_COUNT_
 };
 
@@ -83,6 +91,10 @@ typedef struct cli_args {
     uint32_t writers;
     uint32_t mode;
     cli_fmt fmt;
+    int64_t interval_ms; /* --interval, 1000 unless given */
+    const char *sort;    /* --sort KEY */
+    const char *output;  /* -o FILE */
+    double speed;        /* --speed X */
 } cli_args;
 
 typedef struct cli_cmd {
@@ -129,6 +141,7 @@ int cli_interrupted(void);
 extern const cli_cmd cli_cmd_create, cli_cmd_put, cli_cmd_get, cli_cmd_watch;
 extern const cli_cmd cli_cmd_send, cli_cmd_recv, cli_cmd_follow;
 extern const cli_cmd cli_cmd_ls, cli_cmd_info, cli_cmd_rm, cli_cmd_gc, cli_cmd_doctor;
+extern const cli_cmd cli_cmd_top, cli_cmd_stat, cli_cmd_record, cli_cmd_replay, cli_cmd_cat;
 
 /* cmd_admin.c: kind-aware opening, shared by the message commands. */
 int cli_open_latest(const char *verb, const char *name, uint32_t flags, shmchan_latest **out);
@@ -172,6 +185,7 @@ void json_set_u64(cli_json *obj, const char *key, uint64_t v);
 void json_set_i64(cli_json *obj, const char *key, int64_t v);
 void json_set_str(cli_json *obj, const char *key, const char *s);
 void json_set_bool(cli_json *obj, const char *key, bool v);
+void json_set_f64(cli_json *obj, const char *key, double v);
 void json_set_bytes(cli_json *obj, const void *data, size_t len);
 int json_print(cli_json *v, bool pretty);
 

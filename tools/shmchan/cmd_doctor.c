@@ -106,9 +106,10 @@ survey_check(const survey *s, sys_check *c)
         return;
     }
     c->status = s->problems_seen != 0 ? SYS_WARN : SYS_OK;
-    snprintf(c->detail, sizeof(c->detail), "%zu channels in shared memory, %zu unreadable, "
-             "%zu not in use, %zu dead peers awaiting recovery",
-             s->total, s->problems_seen, s->unused, s->dead_peers);
+    snprintf(c->detail, sizeof(c->detail), "%zu channel%s in shared memory, %zu unreadable, "
+             "%zu not in use, %zu dead peer%s awaiting recovery",
+             s->total, s->total == 1 ? "" : "s", s->problems_seen, s->unused, s->dead_peers,
+             s->dead_peers == 1 ? "" : "s");
     if (s->unused != 0) {
         snprintf(c->fix, sizeof(c->fix), "'shmchan gc' lists the channels no process has open; "
                  "'shmchan gc --force' removes them");

@@ -207,6 +207,7 @@ run_watch(const cli_args *a)
     const char *name = a->pos[0];
     shmchan_latest *ch;
     sys_catch_interrupts();
+    sys_watch_stdout();
     int rc = watch_open(a, name, &ch);
     if (rc != CLI_OK) {
         return rc;
@@ -228,6 +229,9 @@ run_watch(const cli_args *a)
                           " messages (SHMCHAN_ETIMEDOUT)", printed, a->count);
     }
     if (rc == SHMCHAN_ESYS) {
+        if (sys_interrupted()) {
+            return cli_exit_interrupted(); /* the reader of our pipe left */
+        }
         return cli_errorf("watch", name, "writing output: %s", strerror(errno));
     }
     return cli_error("watch", name, rc);

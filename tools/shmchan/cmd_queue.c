@@ -225,6 +225,9 @@ recv_result(const cli_args *a, const char *name, int rc, uint64_t want, uint64_t
         return cli_errorf(a->cmd->name, name, "timed out after %" PRIu64 " of %" PRIu64
                           " messages (SHMCHAN_ETIMEDOUT)", got, want);
     case SHMCHAN_ESYS:
+        if (sys_interrupted()) {
+            return cli_exit_interrupted(); /* the reader of our pipe left */
+        }
         return cli_errorf(a->cmd->name, name, "writing output: %s", strerror(errno));
     default:
         return cli_error(a->cmd->name, name, rc);
@@ -241,6 +244,7 @@ receive(const cli_args *a, uint64_t default_count)
         return cli_usage(verb, "--oldest applies to subscribers, not to --worker");
     }
     sys_catch_interrupts();
+    sys_watch_stdout(); /* `follow q | head -1` ends when head does */
     shmchan_queue *q;
     int rc = cli_open_queue(verb, name, cli_flags(a, name) | reader_flags(a), &q);
     if (rc != CLI_OK) {

@@ -73,6 +73,12 @@ json_set_bool(cli_json *obj, const char *key, bool v)
     json_object_set_new(J(obj), key, json_boolean(v));
 }
 
+void
+json_set_f64(cli_json *obj, const char *key, double v)
+{
+    json_object_set_new(J(obj), key, json_real(v));
+}
+
 static char *
 base64(const unsigned char *p, size_t len)
 {
@@ -175,6 +181,12 @@ json_set_str(cli_json *obj, const char *key, const char *s)
 
 void
 json_set_bool(cli_json *obj, const char *key, bool v)
+{
+    (void)obj, (void)key, (void)v;
+}
+
+void
+json_set_f64(cli_json *obj, const char *key, double v)
 {
     (void)obj, (void)key, (void)v;
 }

@@ -14,7 +14,16 @@
 #include "cli.h"
 #include "sys.h"
 
-typedef enum arg_kind { ARG_NONE, ARG_SIZE, ARG_UINT, ARG_SECONDS, ARG_MODE, ARG_POLICY } arg_kind;
+typedef enum arg_kind {
+    ARG_NONE,
+    ARG_SIZE,
+    ARG_UINT,
+    ARG_SECONDS,
+    ARG_MODE,
+    ARG_POLICY,
+    ARG_STRING,
+    ARG_NUMBER
+} arg_kind;
 
 static const struct optdef {
     const char *name;
@@ -44,11 +53,19 @@ static const struct optdef {
     [OPT_WORKER] = {"worker", 0, ARG_NONE},
     [OPT_ALL] = {"all", 'a', ARG_NONE},
     [OPT_FORCE] = {"force", 'f', ARG_NONE},
+    [OPT_INTERVAL] = {"interval", 'i', ARG_SECONDS},
+    [OPT_ONCE] = {"once", 0, ARG_NONE},
+    [OPT_SORT] = {"sort", 's', ARG_STRING},
+    [OPT_OUTPUT] = {"output", 'o', ARG_STRING},
+    [OPT_APPEND] = {"append", 'a', ARG_NONE},
+    [OPT_SPEED] = {"speed", 0, ARG_NUMBER},
+    [OPT_FAST] = {"fast", 0, ARG_NONE},
 };
 
 static const cli_cmd *const commands[] = {
     &cli_cmd_create, &cli_cmd_put, &cli_cmd_get, &cli_cmd_watch, &cli_cmd_send, &cli_cmd_recv,
     &cli_cmd_follow, &cli_cmd_ls,  &cli_cmd_info, &cli_cmd_rm,   &cli_cmd_gc,   &cli_cmd_doctor,
+    &cli_cmd_top,    &cli_cmd_stat, &cli_cmd_record, &cli_cmd_replay, &cli_cmd_cat,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -191,6 +208,19 @@ parse_seconds(const char *s, int64_t *ms_out)
 }
 
 static bool
+parse_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || end == s || !(v > 0.0) || v > 1e9) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool
 parse_mode(const char *s, uint32_t *out)
 {
     char *end;
@@ -251,6 +281,16 @@ set_value(cli_args *a, enum cli_opt opt, const char *v)
         return parse_uint(v, &a->count);
     case OPT_TIMEOUT:
         return parse_seconds(v, &a->timeout_ms);
+    case OPT_INTERVAL:
+        return parse_seconds(v, &a->interval_ms) && a->interval_ms > 0;
+    case OPT_SORT:
+        a->sort = v;
+        return true;
+    case OPT_OUTPUT:
+        a->output = v;
+        return *v != '\0';
+    case OPT_SPEED:
+        return parse_number(v, &a->speed);
     default:
         return false;
     }
@@ -269,15 +309,91 @@ find_long(const char *name, size_t len)
     return -1;
 }
 
+/* A letter may mean different options to different commands (-a). */
 static int
-find_short(char c)
+find_short(char c, uint64_t accepted)
 {
+    int any = -1;
     for (int i = 0; i < OPT_COUNT_; i++) {
         if (opt_table[i].shortname == c && c != 0) {
-            return i;
+            if (accepted & O(i)) {
+                return i;
+            }
+            any = any < 0 ? i : any;
         }
     }
-    return -1;
+    return any;
+}
+
+/* Edit distance (insertions, deletions, substitutions) of two short words. */
+static size_t
+distance(const char *a, size_t na, const char *b)
+{
+    size_t nb = strlen(b), row[64];
+    if (na >= 63 || nb >= 63) {
+        return SIZE_MAX;
+    }
+    for (size_t j = 0; j <= nb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+/* The nearest of names[] to word: the only one it begins, else the closest
+ * within half of its letters. NULL if none is near. */
+static const char *
+nearest(const char *word, size_t len, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    size_t prefixed = 0, bd = (len + 1) / 2;
+    for (size_t i = 0; i < n; i++) {
+        if (len > 0 && strncmp(word, names[i], len) == 0) {
+            prefixed++;
+            best = names[i];
+        }
+    }
+    if (prefixed == 1) {
+        return best;
+    }
+    best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = distance(word, len, names[i]);
+        if (d <= bd && (best == NULL || d < distance(word, len, best))) {
+            best = names[i];
+        }
+    }
+    return best;
+}
+
+static int
+unknown_option(const cli_args *a, const char *arg)
+{
+    const char *names[OPT_COUNT_];
+    size_t n = 0;
+    for (int i = 0; i < OPT_COUNT_; i++) {
+        if ((a->cmd->opts | O(OPT_HELP)) & O(i)) {
+            names[n++] = opt_table[i].name;
+        }
+    }
+    const char *w = arg + (arg[1] == '-' ? 2 : 1);
+    const char *eq = strchr(w, '=');
+    const char *s = nearest(w, eq != NULL ? (size_t)(eq - w) : strlen(w), names, n);
+    if (s != NULL) {
+        return cli_usage(a->cmd->name, "unknown option '%s'; did you mean '--%s'?", arg, s);
+    }
+    return cli_usage(a->cmd->name, "unknown option '%s'", arg);
 }
 
 /* Parse the option at argv[*i]; advances *i past a separate value. */
@@ -294,10 +410,10 @@ parse_option(cli_args *a, int argc, char **argv, int *i)
         opt = find_long(arg + 2, len);
         value = eq != NULL ? eq + 1 : NULL;
     } else {
-        opt = arg[2] == '\0' ? find_short(arg[1]) : -1;
+        opt = arg[2] == '\0' ? find_short(arg[1], a->cmd->opts | O(OPT_HELP)) : -1;
     }
     if (opt < 0 || !((a->cmd->opts | O(OPT_HELP)) & O(opt))) {
-        return cli_usage(verb, "unknown option '%s'", arg);
+        return unknown_option(a, arg);
     }
     const struct optdef *d = &opt_table[opt];
     if (d->arg == ARG_NONE && value != NULL) {
@@ -435,6 +551,20 @@ find_command(const char *name)
     return NULL;
 }
 
+static int
+unknown_command(const char *name)
+{
+    const char *names[NCOMMANDS];
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        names[i] = commands[i]->name;
+    }
+    const char *s = nearest(name, strlen(name), names, NCOMMANDS);
+    if (s != NULL) {
+        return cli_usage(NULL, "unknown command '%s'; did you mean '%s'?", name, s);
+    }
+    return cli_usage(NULL, "unknown command '%s'", name);
+}
+
 /* "shmchan", "shmchan --help", "shmchan help [VERB]", "shmchan --version". */
 static int
 run_top_level(int argc, char **argv, bool *done)
@@ -448,7 +578,7 @@ run_top_level(int argc, char **argv, bool *done)
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0) {
         const cli_cmd *c = argc > 2 ? find_command(argv[2]) : NULL;
         if (argc > 2 && c == NULL) {
-            return cli_usage(NULL, "unknown command '%s'", argv[2]);
+            return unknown_command(argv[2]);
         }
         c != NULL ? print_cmd_help(c) : print_help(stdout);
         return CLI_OK;
@@ -473,9 +603,10 @@ main(int argc, char **argv)
     cli_args a;
     memset(&a, 0, sizeof(a));
     a.timeout_ms = SHMCHAN_WAIT_FOREVER;
+    a.interval_ms = 1000;
     a.cmd = find_command(argv[1]);
     if (a.cmd == NULL) {
-        return cli_usage(NULL, "unknown command '%s'", argv[1]);
+        return unknown_command(argv[1]);
     }
     rc = parse_args(&a, argc - 2, argv + 2);
     if (rc != CLI_OK) {

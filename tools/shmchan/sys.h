@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Put stdin and stdout in binary mode where the platform distinguishes. */
 void sys_init(void);
@@ -22,6 +23,41 @@ int sys_interrupted(void);
 
 /* Monotonic milliseconds. */
 uint64_t sys_now_ms(void);
+
+/* Wall-clock nanoseconds since 1970 (receive times of recordings). */
+int64_t sys_unix_ns(void);
+
+uint32_t sys_getpid(void);
+
+/* Sleep for ms milliseconds (returns early on a caught signal). */
+void sys_sleep_ms(uint64_t ms);
+
+/* If stdout is a pipe or socket, notice when its reader goes away while we
+ * wait for messages (`follow q | head -1`): the wait is interrupted at once
+ * and sys_interrupted() then says SIGPIPE (13). Call after
+ * sys_catch_interrupts(). */
+void sys_watch_stdout(void);
+
+/* Cut an open file to size bytes (appending after a torn tail). */
+int sys_file_truncate(FILE *f, uint64_t size);
+
+/* Threads and a lock for the recorder (one thread per channel). */
+typedef struct sys_thread sys_thread;
+typedef struct sys_lock sys_lock;
+int sys_thread_start(sys_thread **out, void (*fn)(void *), void *arg);
+void sys_thread_join(sys_thread *t);
+sys_lock *sys_lock_new(void);
+void sys_lock_free(sys_lock *l);
+void sys_lock_take(sys_lock *l);
+void sys_lock_give(sys_lock *l);
+
+/* The interactive terminal of `top`: raw keys without echo, its size. */
+int sys_term_raw(void);     /* 0 if stdin and stdout are a terminal, now raw */
+void sys_term_restore(void);
+void sys_term_size(int *rows, int *cols);
+/* The next key within timeout_ms: a byte, SYS_KEY_UP/DOWN, or -1 for none. */
+enum { SYS_KEY_UP = 0x100, SYS_KEY_DOWN, SYS_KEY_ESC };
+int sys_term_key(int64_t timeout_ms);
 
 /* Results of the environment checks of `shmchan doctor`. */
 typedef enum sys_status { SYS_OK, SYS_INFO, SYS_WARN, SYS_FAIL } sys_status;

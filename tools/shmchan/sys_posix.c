@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,7 +17,9 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/statvfs.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +68,225 @@ sys_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int64_t
+sys_unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+uint32_t
+sys_getpid(void)
+{
+    return (uint32_t)getpid();
+}
+
+void
+sys_sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    (void)nanosleep(&ts, NULL); /* EINTR: the caller checks sys_interrupted() */
+}
+
+int
+sys_file_truncate(FILE *f, uint64_t size)
+{
+    return fflush(f) == 0 && ftruncate(fileno(f), (off_t)size) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------ stdout watch */
+
+static pthread_t main_thread;
+
+/* poll() reports POLLERR on a pipe's write end once no reader is left (and
+ * POLLHUP on a socket): then interrupt the main thread's wait, again every
+ * 100 ms in case one lands before its sleep begins. */
+static void *
+stdout_watch(void *arg)
+{
+    (void)arg;
+    struct pollfd p = {STDOUT_FILENO, 0, 0};
+    while (poll(&p, 1, -1) < 0 || (p.revents & (POLLERR | POLLHUP)) == 0) {
+        p.revents = 0;
+    }
+    caught = SIGPIPE;
+    for (;;) {
+        (void)pthread_kill(main_thread, SIGPIPE);
+        sys_sleep_ms(100);
+    }
+    return NULL;
+}
+
+void
+sys_watch_stdout(void)
+{
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal; /* no SA_RESTART: the wait returns SHMCHAN_EINTR */
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGPIPE, &sa, NULL);
+    main_thread = pthread_self();
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    (void)pthread_create(&t, &at, stdout_watch, NULL);
+    pthread_attr_destroy(&at);
+}
+
+/* ----------------------------------------------------- threads, locks */
+
+struct sys_thread {
+    pthread_t t;
+    void (*fn)(void *);
+    void *arg;
+};
+
+struct sys_lock {
+    pthread_mutex_t m;
+};
+
+static void *
+thread_main(void *p)
+{
+    sys_thread *t = p;
+    t->fn(t->arg);
+    return NULL;
+}
+
+int
+sys_thread_start(sys_thread **out, void (*fn)(void *), void *arg)
+{
+    sys_thread *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return -1;
+    }
+    t->fn = fn;
+    t->arg = arg;
+    if (pthread_create(&t->t, NULL, thread_main, t) != 0) {
+        free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+void
+sys_thread_join(sys_thread *t)
+{
+    if (t != NULL) {
+        (void)pthread_join(t->t, NULL);
+        free(t);
+    }
+}
+
+sys_lock *
+sys_lock_new(void)
+{
+    sys_lock *l = calloc(1, sizeof(*l));
+    if (l != NULL && pthread_mutex_init(&l->m, NULL) != 0) {
+        free(l);
+        l = NULL;
+    }
+    return l;
+}
+
+void
+sys_lock_free(sys_lock *l)
+{
+    if (l != NULL) {
+        pthread_mutex_destroy(&l->m);
+        free(l);
+    }
+}
+
+void
+sys_lock_take(sys_lock *l)
+{
+    (void)pthread_mutex_lock(&l->m);
+}
+
+void
+sys_lock_give(sys_lock *l)
+{
+    (void)pthread_mutex_unlock(&l->m);
+}
+
+/* ---------------------------------------------------------- terminal */
+
+static struct termios term_saved;
+static bool term_is_raw;
+
+int
+sys_term_raw(void)
+{
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO) ||
+        tcgetattr(STDIN_FILENO, &term_saved) != 0) {
+        return -1;
+    }
+    struct termios t = term_saved;
+    t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &t) != 0) {
+        return -1;
+    }
+    term_is_raw = true;
+    return 0;
+}
+
+void
+sys_term_restore(void)
+{
+    if (term_is_raw) {
+        (void)tcsetattr(STDIN_FILENO, TCSANOW, &term_saved);
+        term_is_raw = false;
+    }
+}
+
+void
+sys_term_size(int *rows, int *cols)
+{
+    struct winsize w;
+    *rows = 24;
+    *cols = 80;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_row > 0 && w.ws_col > 0) {
+        *rows = w.ws_row;
+        *cols = w.ws_col;
+    }
+}
+
+static int
+read_byte(int64_t timeout_ms)
+{
+    struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+    unsigned char c;
+    if (poll(&p, 1, (int)timeout_ms) <= 0 || read(STDIN_FILENO, &c, 1) != 1) {
+        return -1;
+    }
+    return c;
+}
+
+int
+sys_term_key(int64_t timeout_ms)
+{
+    int c = read_byte(timeout_ms);
+    if (c != 0x1b) {
+        return c;
+    }
+    /* An escape sequence follows at once; a lone ESC does not. */
+    if (read_byte(30) != '[') {
+        return SYS_KEY_ESC;
+    }
+    int d = read_byte(30);
+    return d == 'A' ? SYS_KEY_UP : d == 'B' ? SYS_KEY_DOWN : -1;
 }
 
 /* ----------------------------------------------------------- checks */

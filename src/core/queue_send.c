@@ -33,22 +33,106 @@ blocks(const shmchan__qview *v, uint64_t pos, uint64_t need)
     return need > v->cap && pos < need - v->cap;
 }
 
+/* The consumed watermark as writers may use it: never below oldest (what is
+ * gone is gone), never past the tail (a forged or racing value), and never
+ * misaligned (forged: then only oldest counts). */
+static uint64_t
+consumed_now(const shmchan__qview *v)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__ACQUIRE);
+    uint64_t tail = shmchan__load(&c->tail, SHMCHAN__ACQUIRE);
+    uint64_t k = shmchan__load(&c->consumed, SHMCHAN__ACQUIRE);
+    if (k % SHMCHAN__QREC_ALIGN != 0 || k < oldest) {
+        k = oldest;
+    }
+    return k > tail ? tail : k;
+}
+
+static void
+raise_consumed(const shmchan__qview *v, uint64_t pos)
+{
+    uint64_t k = shmchan__load(&v->ctl->consumed, SHMCHAN__RELAXED);
+    while (k < pos && !shmchan__cas(&v->ctl->consumed, &k, pos)) {
+    }
+}
+
 /*
- * The smallest position writers must not overwrite: every live subscriber's
- * cursor and, when workers exist, work_pos and the positions workers
- * announced. work_pos is read before the slots (seq_cst): a worker announces
- * (seq_cst) before its CAS on work_pos, so if we saw the CAS we see the
- * announcement. Stale values are smaller, hence safe.
+ * A reader that read [from, pos) continuously leaves (closes, is dropped as
+ * dead, is reset): if that covers the watermark, what it read is consumed.
+ * A worker's reading is the workers' shared cursor.
+ */
+void
+shmchan__qretire(const shmchan__qview *v, uint32_t role, uint64_t from, uint64_t pos)
+{
+    if (role == SHMCHAN_PEER_WORKER) {
+        pos = shmchan__load(&v->ctl->work_pos, SHMCHAN__ACQUIRE);
+    }
+    if ((role != SHMCHAN_PEER_SUBSCRIBER && role != SHMCHAN_PEER_WORKER) ||
+        pos == SHMCHAN__QPOS_NONE || pos % SHMCHAN__QREC_ALIGN != 0 ||
+        pos > shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE)) {
+        return;
+    }
+    if (from <= consumed_now(v)) {
+        raise_consumed(v, pos);
+    }
+}
+
+/*
+ * Raise the watermark k through the live readers: a subscriber that joined
+ * at or below it has read up to its position; workers that joined at or
+ * below it have read up to the smallest of work_pos and their announcements.
+ * Readers may chain (one joined where another stands), hence the passes.
+ */
+static uint64_t
+advance_consumed(const shmchan__qview *v, uint64_t k, uint32_t n, uint64_t work)
+{
+    for (uint32_t pass = 0; pass <= n; pass++) {
+        uint64_t k0 = k, wend = work;
+        bool wcover = false;
+        for (uint32_t i = 0; i < n; i++) {
+            shmchan__qreader *rd = &v->readers[i];
+            uint32_t role = (uint32_t)shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
+            uint64_t pos = shmchan__load(&rd->pos, SHMCHAN__SEQ_CST);
+            uint64_t from = shmchan__load(&rd->from, SHMCHAN__RELAXED);
+            if (role == SHMCHAN_PEER_WORKER) {
+                wcover |= from <= k;
+                wend = pos < wend ? pos : wend;
+            } else if (role == SHMCHAN_PEER_SUBSCRIBER && from <= k && pos > k &&
+                       pos != SHMCHAN__QPOS_NONE) {
+                k = pos;
+            }
+        }
+        if (wcover && wend > k) {
+            k = wend;
+        }
+        if (k == k0) {
+            break;
+        }
+    }
+    return k;
+}
+
+/*
+ * The smallest position writers must not overwrite (docs/queue.md, "Unread
+ * messages"): the consumed watermark, every live subscriber's cursor and,
+ * when workers exist, work_pos and the positions workers announced. work_pos
+ * is read before the slots (seq_cst): a worker announces (seq_cst) before its
+ * CAS on work_pos, so if we saw the CAS we see the announcement. Stale values
+ * are smaller, hence safe. The watermark is raised on the way (a CAS to a
+ * larger value: it may run without the claim lock). *live_out (may be NULL)
+ * receives whether any reader is registered.
  */
 uint64_t
-shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead)
+shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead, bool *live_out)
 {
     shmchan__queue_ctl *c = v->ctl;
     uint64_t work = shmchan__load(&c->work_pos, SHMCHAN__SEQ_CST);
+    uint64_t k = consumed_now(v);
     uint32_t n = shmchan__load(&c->readers_used, SHMCHAN__ACQUIRE);
     n = n < v->nreaders ? n : v->nreaders;
     uint64_t min = UINT64_MAX;
-    bool workers = false;
+    bool workers = false, live = false;
     for (uint32_t i = 0; i < n; i++) {
         shmchan__qreader *rd = &v->readers[i];
         uint32_t role = (uint32_t)shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
@@ -60,10 +144,22 @@ shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead)
         if (drop_dead && blocks(v, eff, need) && shmchan__qdrop_reader(v, i)) {
             continue;
         }
+        live = true;
         workers |= role == SHMCHAN_PEER_WORKER;
         min = pos < min ? pos : min;
     }
-    return workers && work < min ? work : min;
+    if (live) {
+        uint64_t k2 = advance_consumed(v, k, n, work);
+        if (k2 > k) {
+            raise_consumed(v, k2);
+            k = k2;
+        }
+    }
+    if (live_out != NULL) {
+        *live_out = live;
+    }
+    min = workers && work < min ? work : min;
+    return k < min ? k : min;
 }
 
 static uint64_t
@@ -153,8 +249,9 @@ walk(const shmchan__qview *v, uint64_t me, uint64_t p0, uint64_t end, uint64_t *
  * the first rewind_at bytes of its ring, which stay in the caches, rather
  * than through all of it. Only when every reader is within half the offset of the tail
  * (a lagging one keeps the whole ring for its burst) and the early record
- * overwrites nothing unread, and only while a reader is registered (a ring
- * nobody reads keeps its history for late subscribers). After a miss, not
+ * overwrites nothing unread (the gate includes the consumed watermark), and
+ * only while a reader is registered (a ring nobody reads keeps even its read
+ * history for late SHMCHAN_OLDEST subscribers). After a miss, not
  * again for a quarter of the window.
  */
 static bool
@@ -169,11 +266,12 @@ wants_rewind(shmchan_queue *q, uint64_t p0, uint64_t span)
     uint64_t clear = p0 - off + span + sizeof(shmchan__qrec); /* and past this */
     uint64_t need = (near > clear ? near : clear) + v->cap;   /* so the gate at least this */
     uint64_t gate = shmchan__load(&v->ctl->gate, SHMCHAN__RELAXED);
+    bool live = true;
     if (gate < need) {
-        gate = gate_of(v, shmchan__qgate_scan(v, need, false));
+        gate = gate_of(v, shmchan__qgate_scan(v, need, false, &live));
         shmchan__store(&v->ctl->gate, gate, SHMCHAN__RELAXED);
     }
-    if (gate != UINT64_MAX && gate >= need) {
+    if (live && gate >= need) {
         return true;
     }
     q->rewind_next = p0 + v->rewind_at / 4;
@@ -197,7 +295,7 @@ claim_locked(shmchan_queue *q, uint64_t len, const void *data, claim_t *cl)
     uint64_t p = shmchan__qplace(v, p0, span, rewind);
     uint64_t end = p + span + sizeof(shmchan__qrec);
     if (!v->overwrite && end > shmchan__load(&c->gate, SHMCHAN__RELAXED)) {
-        uint64_t g = gate_of(v, shmchan__qgate_scan(v, end, false));
+        uint64_t g = gate_of(v, shmchan__qgate_scan(v, end, false, NULL));
         shmchan__store(&c->gate, g, SHMCHAN__RELAXED);
         if (end > g) {
             cl->need = end;
@@ -206,15 +304,24 @@ claim_locked(shmchan_queue *q, uint64_t len, const void *data, claim_t *cl)
     }
     uint64_t oldest0 = shmchan__load(&c->oldest, SHMCHAN__RELAXED), oldest = oldest0;
     uint64_t from = UINT64_MAX, msgs = 0;
-    bool workers = v->overwrite && shmchan__load(&c->nworkers, SHMCHAN__RELAXED) != 0;
-    if (workers) {
-        from = shmchan__load(&c->work_pos, SHMCHAN__ACQUIRE);
+    bool workers = false, nobody = false;
+    if (v->overwrite) {
+        /* Who counts what is overwritten unread: subscribers count their own
+         * losses, skip_workers the workers'; with no reader registered, we
+         * count what is past the consumed watermark. */
+        workers = shmchan__load(&c->nworkers, SHMCHAN__RELAXED) != 0;
+        nobody = !workers && shmchan__load(&c->nsubs, SHMCHAN__RELAXED) == 0;
+        from = workers  ? shmchan__load(&c->work_pos, SHMCHAN__ACQUIRE)
+               : nobody ? shmchan__load(&c->consumed, SHMCHAN__RELAXED)
+                        : UINT64_MAX;
     }
     if (walk(v, q->wowner, p0, end, &oldest, from, &msgs) != SHMCHAN_OK) {
         return SHMCHAN_EBUSY;
     }
     if (workers && from < oldest) {
         skip_workers(v, from, oldest0, oldest, msgs);
+    } else if (nobody && msgs != 0) {
+        shmchan__fetch_add(&c->drops, msgs, SHMCHAN__RELAXED);
     }
     /* The journal first: a contender that finds us dead can finish this. */
     shmchan__store(&c->j_pos, p0, SHMCHAN__RELAXED);
@@ -254,7 +361,7 @@ wait_space(shmchan_queue *q, uint64_t need, uint64_t deadline, bool *spun, uint6
         uint64_t more = need + (v->cap / 16 < SPACE_BATCH ? v->cap / 16 : SPACE_BATCH);
         do {
             for (int i = 0; i < 4; i++) {
-                if (!blocks(v, shmchan__qgate_scan(v, need, false), now < half ? more : need)) {
+                if (!blocks(v, shmchan__qgate_scan(v, need, false, NULL), now < half ? more : need)) {
                     return SHMCHAN_OK;
                 }
                 for (int k = 0; k < SPACE_PAUSES; k++) {
@@ -268,7 +375,7 @@ wait_space(shmchan_queue *q, uint64_t need, uint64_t deadline, bool *spun, uint6
     uint64_t nap = shmchan__fence_waiter(*slice);
     uint32_t w = shmchan__load(&c->space, SHMCHAN__SEQ_CST);
     int rc = SHMCHAN_OK;
-    if (blocks(v, shmchan__qgate_scan(v, need, true), need)) {
+    if (blocks(v, shmchan__qgate_scan(v, need, true, NULL), need)) {
         uint64_t until = shmchan__now_ns() + nap;
         *slice = SHMCHAN__QSLICE_NS;
         rc = shmchan__sleep_on(&q->r, &c->space, w,

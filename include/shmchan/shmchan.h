@@ -86,6 +86,7 @@ SHMCHAN_API uint32_t shmchan_layout_version(void);
     X(ENOTSUP, -22, "not supported on this platform")                              \
     X(EINIT, -23, "channel is still being created by another process")            \
     X(ESTATE, -24, "call out of order (nothing reserved, or already reserved)")   \
+    X(EFORKED, -25, "handle was opened by another process (inherited across fork)") \
     X(ESYS, -99, "operating system error")
 
 enum {
@@ -103,6 +104,27 @@ SHMCHAN_API const char *shmchan_errname(int err);
 
 /** errno (GetLastError() on Windows) behind this thread's last SHMCHAN_ESYS. */
 SHMCHAN_API int shmchan_last_oserror(void);
+
+/**
+ * What this thread's last failed open said beyond its code, as text, such as
+ * "max_msg is 1024, not 2048" after SHMCHAN_EGEOMETRY, or "" when it said
+ * nothing more. Each shmchan_latest_open() and shmchan_queue_open() clears it
+ * first. The string is thread-local and lives until this thread's next open.
+ * Thread-safety: any thread (each sees its own). Blocking: no.
+ */
+SHMCHAN_API const char *shmchan_last_error_detail(void);
+
+/**
+ * The parts of this thread's last SHMCHAN_EGEOMETRY: the field that differs
+ * ("kind", "policy", "max_msg", "capacity", "max_readers", "max_writers"; a
+ * static string), the existing channel's value and the requested one (kinds
+ * and policies as SHMCHAN_KIND_* and SHMCHAN_POLICY_*). Any output may be NULL.
+ * @return SHMCHAN_OK, or SHMCHAN_ENOENT when this thread's last open failed
+ *         otherwise or succeeded (the outputs are then left alone).
+ * Thread-safety: any thread (each sees its own). Blocking: no.
+ */
+SHMCHAN_API int shmchan_last_error_geometry(const char **field_out, uint64_t *existing_out,
+                                            uint64_t *requested_out);
 
 /* ---------------------------------------------------------------- options */
 
@@ -137,10 +159,19 @@ SHMCHAN_API int shmchan_last_oserror(void);
 #define SHMCHAN_SPIN_DEFAULT 0u          /* spin_ns: default (20 µs) */
 #define SHMCHAN_SPIN_NONE 0xFFFFFFFFu    /* spin_ns: sleep at once */
 
+/* Every flag this version knows; any other bit is SHMCHAN_EINVAL. */
+#define SHMCHAN_FLAGS_KNOWN                                                                  \
+    (SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE | SHMCHAN_RDONLY | SHMCHAN_GLOBAL |        \
+     SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER)
+
 /*
  * Options for opening or creating a channel. Zero means "default" when creating
  * and "accept whatever the channel has" when opening; a non-zero geometry field
- * that differs from an existing channel's is SHMCHAN_EGEOMETRY.
+ * that differs from an existing channel's is SHMCHAN_EGEOMETRY, and
+ * shmchan_last_error_detail() / shmchan_last_error_geometry() then name the
+ * field and both values. Flag bits outside SHMCHAN_FLAGS_KNOWN and non-zero
+ * reserved words are SHMCHAN_EINVAL, so that later versions can give them a
+ * meaning without an older library silently ignoring it.
  */
 typedef struct shmchan_opts {
     uint32_t struct_size; /* set by shmchan_opts_init(); leave alone */

@@ -113,13 +113,21 @@ queue_match(const shmchan_opts *o, const shmchan__geom *g)
     if (!sane) {
         return SHMCHAN_ECORRUPT;
     }
-    if ((o->max_msg != 0 && o->max_msg != g->max_msg) ||
-        (o->policy != SHMCHAN_POLICY_ANY && o->policy != g->policy) ||
-        (o->max_readers != 0 && o->max_readers != g->max_readers) ||
-        (o->max_writers != 0 && o->max_writers != g->max_writers) ||
-        (o->capacity != 0 && (o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY ||
-                              pow2_up(o->capacity) != g->capacity))) {
-        return SHMCHAN_EGEOMETRY;
+    if (o->max_msg != 0 && o->max_msg != g->max_msg) {
+        return shmchan__geometry_error("max_msg", g->max_msg, o->max_msg);
+    }
+    if (o->policy != SHMCHAN_POLICY_ANY && o->policy != g->policy) {
+        return shmchan__geometry_error("policy", g->policy, o->policy);
+    }
+    if (o->max_readers != 0 && o->max_readers != g->max_readers) {
+        return shmchan__geometry_error("max_readers", g->max_readers, o->max_readers);
+    }
+    if (o->max_writers != 0 && o->max_writers != g->max_writers) {
+        return shmchan__geometry_error("max_writers", g->max_writers, o->max_writers);
+    }
+    if (o->capacity != 0 && (o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY ||
+                             pow2_up(o->capacity) != g->capacity)) {
+        return shmchan__geometry_error("capacity", g->capacity, o->capacity);
     }
     return SHMCHAN_OK;
 }
@@ -541,8 +549,10 @@ shmchan_queue_open(const char *name, const shmchan_opts *opts, shmchan_queue **o
     }
     *out = NULL;
     shmchan_opts o;
-    shmchan__opts_copy(opts, &o);
-    int rc = check_flags(o.flags);
+    int rc = shmchan__opts_copy(opts, &o);
+    if (rc == SHMCHAN_OK) {
+        rc = check_flags(o.flags);
+    }
     if (rc != SHMCHAN_OK) {
         return rc;
     }
@@ -576,6 +586,12 @@ void
 shmchan_queue_close(shmchan_queue *q)
 {
     if (q == NULL) {
+        return;
+    }
+    if (shmchan__region_foreign(&q->r)) {
+        /* Inherited across fork: the slots and counts are the opener's. */
+        shmchan__region_close(&q->r);
+        free(q);
         return;
     }
     shmchan__qview *v = &q->v;
@@ -621,6 +637,9 @@ shmchan_queue_info(shmchan_queue *q, shmchan_info *info)
 {
     if (q == NULL || info == NULL || info->struct_size < sizeof(shmchan_info)) {
         return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
     }
     if (shmchan__region_broken(&q->r)) {
         return SHMCHAN_ETRUNCATED;

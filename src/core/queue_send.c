@@ -446,6 +446,9 @@ claim(shmchan_queue *q, uint64_t len, const void *data, int64_t timeout_ms, clai
 static int
 may_send(shmchan_queue *q, size_t len)
 {
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
+    }
     if (q->r.flags & SHMCHAN_RDONLY) {
         return SHMCHAN_ERDONLY;
     }
@@ -541,6 +544,9 @@ shmchan_queue_commit(shmchan_queue *q, size_t len)
     if (q == NULL) {
         return SHMCHAN_EINVAL;
     }
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
+    }
     if (!q->reserved) {
         return SHMCHAN_ESTATE;
     }
@@ -556,6 +562,9 @@ shmchan_queue_abort(shmchan_queue *q)
 {
     if (q == NULL) {
         return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
     }
     if (!q->reserved) {
         return SHMCHAN_ESTATE;

@@ -220,4 +220,17 @@ err_is "shmchan: recv $lv: is a latest-value channel, not a queue: use put, get 
 expect 1 "watch on a queue" "$S" watch "$q" --timeout 0
 err_has "is a queue, not a latest-value channel" "watch on a queue"
 
+# A geometry mismatch names the field and both values (issue 12); a kind
+# mismatch is reported only when the kind differs.
+new_chan gx
+expect 0 "create a latest-value channel of 1024" "$S" create "$gx" --max-msg 1024
+expect 1 "create it again with another max-msg" "$S" create "$gx" --max-msg 2048
+err_is "shmchan: create $gx: max_msg is 1024, not 2048 (SHMCHAN_EGEOMETRY)" "max-msg mismatch"
+new_chan gy
+expect 0 "create a 64k queue" "$S" create "$gy" --queue --capacity 64k
+expect 1 "create it again with another capacity" "$S" create "$gy" --queue --capacity 128k
+err_is "shmchan: create $gy: capacity is 65536, not 131072 (SHMCHAN_EGEOMETRY)" "capacity mismatch"
+expect 1 "create it again with another policy" "$S" create "$gy" --queue --policy overwrite
+err_is "shmchan: create $gy: policy is block, not overwrite (SHMCHAN_EGEOMETRY)" "policy mismatch"
+
 finish

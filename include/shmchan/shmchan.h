@@ -219,7 +219,7 @@ typedef struct shmchan_info {
     uint64_t seq;          /* latest: newest sequence; queue: next sequence */
     uint64_t messages;     /* messages published / committed */
     uint64_t bytes;        /* payload bytes published / committed */
-    uint64_t drops;        /* queue overwrite: messages overwritten unread */
+    uint64_t drops;        /* queue: messages overwritten unread (overwrite mode) */
     uint64_t waits;        /* times a writer waited for space / reader slept */
     uint64_t recovered;    /* dead peers cleaned up (readers, writers, locks) */
     uint64_t oldest_seq;   /* queue: oldest message still held */
@@ -299,7 +299,11 @@ typedef struct shmchan_msg {
 typedef struct shmchan_latest shmchan_latest;
 
 /**
- * Open or create a latest-value channel.
+ * Open or create a latest-value channel. SHMCHAN_EINVAL also for unknown flag
+ * bits or non-zero reserved words; after SHMCHAN_EGEOMETRY (kind or max_msg
+ * differs) shmchan_last_error_detail() names the field and both values. Every
+ * other call on the handle returns SHMCHAN_EFORKED in a process other than
+ * the opener's (see Caveats).
  * @return SHMCHAN_OK, SHMCHAN_EINVAL, SHMCHAN_ENAME, SHMCHAN_ENOENT,
  *         SHMCHAN_EEXIST, SHMCHAN_EACCES, SHMCHAN_EBADMAGIC, SHMCHAN_ELAYOUT,
  *         SHMCHAN_EGEOMETRY, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT,
@@ -375,6 +379,10 @@ typedef struct shmchan_queue shmchan_queue;
  * SHMCHAN_SUBSCRIBE (optionally | SHMCHAN_OLDEST) or SHMCHAN_WORKER the handle
  * also takes a reader slot and can receive; in block mode its position then
  * holds writers back until it consumes or closes (or its process dies).
+ * Block mode never overwrites a message that no reader has received: with no
+ * reader registered, writers wait for the first one (docs/queue.md, "Unread
+ * messages"); a subscriber joining at the newest does not consume what came
+ * before it.
  * @return the errors of shmchan_latest_open(), and SHMCHAN_ELIMIT when the
  *         reader table (for a plain handle: the writer table) is full.
  * Thread-safety: a handle is used by one thread at a time; open one per thread.
@@ -385,7 +393,9 @@ SHMCHAN_API void shmchan_queue_close(shmchan_queue *q);
 
 /**
  * Copy len bytes in as one message. In block mode waits up to timeout_ms for
- * space; in overwrite mode never waits.
+ * space (also while no reader is registered and the ring holds only unread
+ * messages); in overwrite mode never waits. Any call on a handle opened by
+ * another process (inherited across fork) returns SHMCHAN_EFORKED.
  * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_EAGAIN (no space, timeout 0),
  *         SHMCHAN_ETIMEDOUT, SHMCHAN_ERDONLY, SHMCHAN_EINTR, SHMCHAN_ESTATE (a
  *         reservation is open), SHMCHAN_ELIMIT (a reader handle's first send
@@ -456,8 +466,16 @@ SHMCHAN_API int shmchan_queue_info(shmchan_queue *q, shmchan_info *info);
 
 /* ---------------------------------------------------------------- caveats
  *
- * - fork(): a child must not use handles inherited from its parent; open new
- *   ones. Liveness of readers is tracked per open handle, not per process.
+ * - fork(): a handle belongs to the process that opened it. In a child every
+ *   call on an inherited handle returns SHMCHAN_EFORKED (shmchan_latest_seq()
+ *   returns 0), and shmchan_*_close() there only unmaps it: the opener's slots,
+ *   locks and counts stay. Open new handles in the child. (Detected by a
+ *   pthread_atfork handler, and at close also by the pid.) Liveness of readers
+ *   is tracked per open handle, not per process; a child that inherited the
+ *   descriptor keeps the opener's liveness locks held until it closes it or
+ *   exits.
+ * - Handles: a process may hold as many as its descriptor limit allows (each
+ *   holds one descriptor and one mapping).
  * - Crashes: a process that dies mid-operation is detected by the kernel
  *   resources it held (locks), not by its pid, and cleaned up on the next
  *   operation that needs it; see docs/recovery.md.

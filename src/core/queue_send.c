@@ -79,41 +79,6 @@ shmchan__qretire(const shmchan__qview *v, uint32_t role, uint64_t from, uint64_t
 }
 
 /*
- * Raise the watermark k through the live readers: a subscriber that joined
- * at or below it has read up to its position; workers that joined at or
- * below it have read up to the smallest of work_pos and their announcements.
- * Readers may chain (one joined where another stands), hence the passes.
- */
-static uint64_t
-advance_consumed(const shmchan__qview *v, uint64_t k, uint32_t n, uint64_t work)
-{
-    for (uint32_t pass = 0; pass <= n; pass++) {
-        uint64_t k0 = k, wend = work;
-        bool wcover = false;
-        for (uint32_t i = 0; i < n; i++) {
-            shmchan__qreader *rd = &v->readers[i];
-            uint32_t role = (uint32_t)shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
-            uint64_t pos = shmchan__load(&rd->pos, SHMCHAN__SEQ_CST);
-            uint64_t from = shmchan__load(&rd->from, SHMCHAN__RELAXED);
-            if (role == SHMCHAN_PEER_WORKER) {
-                wcover |= from <= k;
-                wend = pos < wend ? pos : wend;
-            } else if (role == SHMCHAN_PEER_SUBSCRIBER && from <= k && pos > k &&
-                       pos != SHMCHAN__QPOS_NONE) {
-                k = pos;
-            }
-        }
-        if (wcover && wend > k) {
-            k = wend;
-        }
-        if (k == k0) {
-            break;
-        }
-    }
-    return k;
-}
-
-/*
  * The smallest position writers must not overwrite (docs/queue.md, "Unread
  * messages"): the consumed watermark, every live subscriber's cursor and,
  * when workers exist, work_pos and the positions workers announced. work_pos
@@ -128,11 +93,11 @@ shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead, bool
 {
     shmchan__queue_ctl *c = v->ctl;
     uint64_t work = shmchan__load(&c->work_pos, SHMCHAN__SEQ_CST);
-    uint64_t k = consumed_now(v);
+    uint64_t k0 = consumed_now(v), k = k0;
     uint32_t n = shmchan__load(&c->readers_used, SHMCHAN__ACQUIRE);
     n = n < v->nreaders ? n : v->nreaders;
-    uint64_t min = UINT64_MAX;
-    bool workers = false, live = false;
+    uint64_t min = UINT64_MAX, wmin = work;
+    bool workers = false, wcover = false, live = false;
     for (uint32_t i = 0; i < n; i++) {
         shmchan__qreader *rd = &v->readers[i];
         uint32_t role = (uint32_t)shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
@@ -140,20 +105,28 @@ shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead, bool
             continue;
         }
         uint64_t pos = shmchan__load(&rd->pos, SHMCHAN__SEQ_CST);
+        uint64_t from = shmchan__load(&rd->from, SHMCHAN__RELAXED);
         uint64_t eff = role == SHMCHAN_PEER_WORKER && work < pos ? work : pos;
         if (drop_dead && blocks(v, eff, need) && shmchan__qdrop_reader(v, i)) {
             continue;
         }
         live = true;
-        workers |= role == SHMCHAN_PEER_WORKER;
         min = pos < min ? pos : min;
-    }
-    if (live) {
-        uint64_t k2 = advance_consumed(v, k, n, work);
-        if (k2 > k) {
-            raise_consumed(v, k2);
-            k = k2;
+        if (role == SHMCHAN_PEER_WORKER) {
+            workers = true;
+            wcover |= from <= k;
+            wmin = pos < wmin ? pos : wmin;
+        } else if (from <= k && pos > k && pos != SHMCHAN__QPOS_NONE) {
+            k = pos; /* it read [from, pos) without a gap from the watermark on */
         }
+    }
+    if (wcover && wmin > k) {
+        k = wmin; /* workers that joined at or below it took everything below wmin */
+    }
+    if (k > k0) {
+        /* One pass: readers that chain (one joined where another stands, in
+         * the other slot order) are followed by the next scans. */
+        raise_consumed(v, k);
     }
     if (live_out != NULL) {
         *live_out = live;

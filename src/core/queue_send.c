@@ -239,7 +239,10 @@ wants_rewind(shmchan_queue *q, uint64_t p0, uint64_t span)
     uint64_t clear = p0 - off + span + sizeof(shmchan__qrec); /* and past this */
     uint64_t need = (near > clear ? near : clear) + v->cap;   /* so the gate at least this */
     uint64_t gate = shmchan__load(&v->ctl->gate, SHMCHAN__RELAXED);
-    bool live = true;
+    /* A cached gate may come from a scan that found no reader: look at the
+     * counts too (line 1, written only by joins and leaves). */
+    bool live = shmchan__load(&v->ctl->nsubs, SHMCHAN__RELAXED) != 0 ||
+                shmchan__load(&v->ctl->nworkers, SHMCHAN__RELAXED) != 0;
     if (gate < need) {
         gate = gate_of(v, shmchan__qgate_scan(v, need, false, &live));
         shmchan__store(&v->ctl->gate, gate, SHMCHAN__RELAXED);

@@ -257,11 +257,18 @@ TEST(hardening_queue_dead_reader_does_not_block)
     shmchan_queue *w = queue_open(n, SHMCHAN_CREATE, 4, &rc);
     T_OK(rc);
     T_EQ_U64(t_wait(t_spawn("hardening_queue_subscribe_and_die", n)), t_killed_status());
-    char msg[64];
+    /* A live worker reads what is sent (issue 12: with no live reader at all,
+     * writers keep what nobody read and wait instead). */
+    shmchan_queue *k = queue_open(n, SHMCHAN_WORKER, 0, &rc);
+    T_OK(rc);
+    char msg[64], buf[64];
+    size_t len = 0;
     memset(msg, 'q', sizeof(msg));
     for (int i = 0; i < 1000; i++) { /* far more than the 4 KiB ring holds */
         T_OK(shmchan_queue_send(w, msg, sizeof(msg), 5000));
+        T_OK(shmchan_queue_recv(k, buf, sizeof(buf), 0, &len, NULL));
     }
+    shmchan_queue_close(k);
     shmchan_queue_close(w);
 }
 

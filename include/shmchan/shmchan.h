@@ -87,6 +87,7 @@ SHMCHAN_API uint32_t shmchan_layout_version(void);
     X(EINIT, -23, "channel is still being created by another process")            \
     X(ESTATE, -24, "call out of order (nothing reserved, or already reserved)")   \
     X(EUNSAFE, -25, "unsafe object: not a regular file, or another user's non-channel") \
+    X(EFORKED, -26, "handle was opened by another process (inherited across fork)") \
     X(ESYS, -99, "operating system error")
 
 enum {
@@ -104,6 +105,27 @@ SHMCHAN_API const char *shmchan_errname(int err);
 
 /** errno (GetLastError() on Windows) behind this thread's last SHMCHAN_ESYS. */
 SHMCHAN_API int shmchan_last_oserror(void);
+
+/**
+ * What this thread's last failed open said beyond its code, as text, such as
+ * "max_msg is 1024, not 2048" after SHMCHAN_EGEOMETRY, or "" when it said
+ * nothing more. Each shmchan_latest_open() and shmchan_queue_open() clears it
+ * first. The string is thread-local and lives until this thread's next open.
+ * Thread-safety: any thread (each sees its own). Blocking: no.
+ */
+SHMCHAN_API const char *shmchan_last_error_detail(void);
+
+/**
+ * The parts of this thread's last SHMCHAN_EGEOMETRY: the field that differs
+ * ("kind", "policy", "max_msg", "capacity", "max_readers", "max_writers"; a
+ * static string), the existing channel's value and the requested one (kinds
+ * and policies as SHMCHAN_KIND_* and SHMCHAN_POLICY_*). Any output may be NULL.
+ * @return SHMCHAN_OK, or SHMCHAN_ENOENT when this thread's last open failed
+ *         otherwise or succeeded (the outputs are then left alone).
+ * Thread-safety: any thread (each sees its own). Blocking: no.
+ */
+SHMCHAN_API int shmchan_last_error_geometry(const char **field_out, uint64_t *existing_out,
+                                            uint64_t *requested_out);
 
 /* ---------------------------------------------------------------- options */
 
@@ -138,10 +160,19 @@ SHMCHAN_API int shmchan_last_oserror(void);
 #define SHMCHAN_SPIN_DEFAULT 0u          /* spin_ns: default (20 µs) */
 #define SHMCHAN_SPIN_NONE 0xFFFFFFFFu    /* spin_ns: sleep at once */
 
+/* Every flag this version knows; any other bit is SHMCHAN_EINVAL. */
+#define SHMCHAN_FLAGS_KNOWN                                                                  \
+    (SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE | SHMCHAN_RDONLY | SHMCHAN_GLOBAL |        \
+     SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER)
+
 /*
  * Options for opening or creating a channel. Zero means "default" when creating
  * and "accept whatever the channel has" when opening; a non-zero geometry field
- * that differs from an existing channel's is SHMCHAN_EGEOMETRY.
+ * that differs from an existing channel's is SHMCHAN_EGEOMETRY, and
+ * shmchan_last_error_detail() / shmchan_last_error_geometry() then name the
+ * field and both values. Flag bits outside SHMCHAN_FLAGS_KNOWN and non-zero
+ * reserved words are SHMCHAN_EINVAL, so that later versions can give them a
+ * meaning without an older library silently ignoring it.
  */
 typedef struct shmchan_opts {
     uint32_t struct_size; /* set by shmchan_opts_init(); leave alone */
@@ -196,7 +227,7 @@ typedef struct shmchan_info {
     uint64_t seq;          /* latest: newest sequence; queue: next sequence */
     uint64_t messages;     /* messages published / committed */
     uint64_t bytes;        /* payload bytes published / committed */
-    uint64_t drops;        /* queue overwrite: messages overwritten unread */
+    uint64_t drops;        /* queue: messages overwritten unread (overwrite mode) */
     uint64_t waits;        /* times a writer waited for space / reader slept */
     uint64_t recovered;    /* dead peers cleaned up (readers, writers, locks) */
     uint64_t oldest_seq;   /* queue: oldest message still held */
@@ -285,7 +316,11 @@ typedef struct shmchan_msg {
 typedef struct shmchan_latest shmchan_latest;
 
 /**
- * Open or create a latest-value channel.
+ * Open or create a latest-value channel. SHMCHAN_EINVAL also for unknown flag
+ * bits or non-zero reserved words; after SHMCHAN_EGEOMETRY (kind or max_msg
+ * differs) shmchan_last_error_detail() names the field and both values. Every
+ * other call on the handle returns SHMCHAN_EFORKED in a process other than
+ * the opener's (see Caveats).
  * @return SHMCHAN_OK, SHMCHAN_EINVAL, SHMCHAN_ENAME, SHMCHAN_ENOENT,
  *         SHMCHAN_EEXIST, SHMCHAN_EACCES, SHMCHAN_EBADMAGIC, SHMCHAN_ELAYOUT,
  *         SHMCHAN_EGEOMETRY, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT,
@@ -371,6 +406,10 @@ typedef struct shmchan_queue shmchan_queue;
  * SHMCHAN_SUBSCRIBE (optionally | SHMCHAN_OLDEST) or SHMCHAN_WORKER the handle
  * also takes a reader slot and can receive; in block mode its position then
  * holds writers back until it consumes or closes (or its process dies).
+ * Block mode never overwrites a message that no reader has received: with no
+ * reader registered, writers wait for the first one (docs/queue.md, "Unread
+ * messages"); a subscriber joining at the newest does not consume what came
+ * before it.
  * @return the errors of shmchan_latest_open(), and SHMCHAN_ELIMIT when the
  *         reader table (for a plain handle: the writer table) is full.
  * Thread-safety: a handle is used by one thread at a time; open one per thread.
@@ -381,7 +420,9 @@ SHMCHAN_API void shmchan_queue_close(shmchan_queue *q);
 
 /**
  * Copy len bytes in as one message. In block mode waits up to timeout_ms for
- * space; in overwrite mode never waits.
+ * space (also while no reader is registered and the ring holds only unread
+ * messages); in overwrite mode never waits. Any call on a handle opened by
+ * another process (inherited across fork) returns SHMCHAN_EFORKED.
  * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE, SHMCHAN_EAGAIN (no space, timeout 0),
  *         SHMCHAN_ETIMEDOUT, SHMCHAN_ERDONLY, SHMCHAN_EINTR, SHMCHAN_ESTATE (a
  *         reservation is open), SHMCHAN_ELIMIT (a reader handle's first send
@@ -452,8 +493,16 @@ SHMCHAN_API int shmchan_queue_info(shmchan_queue *q, shmchan_info *info);
 
 /* ---------------------------------------------------------------- caveats
  *
- * - fork(): a child must not use handles inherited from its parent; open new
- *   ones. Liveness of readers is tracked per open handle, not per process.
+ * - fork(): a handle belongs to the process that opened it. In a child every
+ *   call on an inherited handle returns SHMCHAN_EFORKED (shmchan_latest_seq()
+ *   returns 0), and shmchan_*_close() there only unmaps it: the opener's slots,
+ *   locks and counts stay. Open new handles in the child. (Detected by a
+ *   pthread_atfork handler, and at close also by the pid.) Liveness of readers
+ *   is tracked per open handle, not per process; a child that inherited the
+ *   descriptor keeps the opener's liveness locks held until it closes it or
+ *   exits.
+ * - Handles: a process may hold as many as its descriptor limit allows (each
+ *   holds one descriptor and one mapping).
  * - Crashes: a process that dies mid-operation is detected by the kernel
  *   resources it held (locks), not by its pid, and cleaned up on the next
  *   operation that needs it; see docs/recovery.md.

@@ -38,6 +38,9 @@ class Error(Exception):
     channel: Optional[str]
     operation: Optional[str]
     oserror: int
+    field: Optional[str]
+    existing: Any
+    requested: Any
     def __init__(self, message: Optional[str] = ..., *, channel: Optional[str] = ...,
                  operation: Optional[str] = ..., oserror: int = ...) -> None: ...
 
@@ -73,6 +76,7 @@ class EINIT(Error): ...
 class ESTATE(Error): ...
 class ESYS(Error, OSError): ...
 class EUNSAFE(Error): ...
+class EFORKED(Error): ...
 InvalidArgument = EINVAL
 InvalidName = ENAME
 NotFound = ENOENT
@@ -97,6 +101,7 @@ NotSupported = ENOTSUP
 Initializing = EINIT
 BadState = ESTATE
 Unsafe = EUNSAFE
+Forked = EFORKED
 
 # ------------------------------------------------------------------ records
 

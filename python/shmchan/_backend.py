@@ -57,9 +57,9 @@ def _places() -> list[Path]:
 
 
 def _forked(channel: str) -> Exception:
-    return RuntimeError(
-        f"{channel!r}: this handle was opened before fork(); open the channel again in the "
-        "child process")
+    """What the compiled module raises for a handle used after fork(): the
+    library's own EFORKED, as the ctypes path raises it."""
+    return _errors.from_code(_errors.exported["EFORKED"].code, None, channel)
 
 
 def _load() -> tuple[Optional[ModuleType], Optional[str], list[str]]:

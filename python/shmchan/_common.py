@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import math
+import operator
 import os
 import sys
 import threading
@@ -39,6 +40,33 @@ def encode_name(name: Name, file: Optional[bool]) -> tuple[bytes, str, bool]:
     return os.fsencode(s), s, is_file
 
 
+# Ranges of the C integer types behind the binding's integer parameters.
+_INT_RANGES = {
+    "u32": (0, 2**32 - 1),
+    "u64": (0, 2**64 - 1),
+    "size": (0, 2 ** (8 * ctypes.sizeof(ctypes.c_size_t)) - 1),
+}
+
+
+def check_int(name: str, value: Any, ctype: str = "u64") -> int:
+    """value as an int for a C parameter of type ctype ("u32", "u64" or
+    "size"): every integer argument of the binding passes here, so that none
+    wraps silently through ctypes. TypeError for a non-integer (bool too),
+    ValueError below the range, OverflowError above it."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not bool")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
+    lo, hi = _INT_RANGES[ctype]
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, not {v}")
+    if v > hi:
+        raise OverflowError(f"{name} must be at most {hi}, not {v}")
+    return v
+
+
 def check_timeout(timeout: Timeout) -> None:
     if timeout is not None and (timeout < 0 or math.isnan(timeout)):
         raise ValueError("timeout must be None (wait for ever) or a number of seconds >= 0")
@@ -48,11 +76,12 @@ def spin_value(spin_ns: Optional[int]) -> int:
     """Python's spin_ns (None: default, 0: none) to the C field."""
     if spin_ns is None:
         return _ffi.SPIN_DEFAULT
+    spin_ns = check_int("spin_ns", spin_ns, "u32")
     if spin_ns == 0:
         return _ffi.SPIN_NONE
-    if not 0 < spin_ns < _ffi.SPIN_NONE:
-        raise ValueError("spin_ns out of range")
-    return int(spin_ns)
+    if spin_ns >= _ffi.SPIN_NONE:
+        raise OverflowError(f"spin_ns must be below {_ffi.SPIN_NONE}, not {spin_ns}")
+    return spin_ns
 
 
 def as_buffer(data: BytesLike) -> tuple[Any, int]:
@@ -294,7 +323,15 @@ class Channel:
         self._views.add(view)
 
     def _info_by_name(self) -> "Info":
+        if self.closed:
+            raise self._closed_error()
         return info_by_name(self._path, self._name, self._file)
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"a {self._kind} handle cannot be pickled or passed to another process: pass "
+            f"its name ({self._name!r}) instead and open it there"
+        )
 
 
 class Mapped(ViewArray):

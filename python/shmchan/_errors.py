@@ -11,6 +11,7 @@ Python's own hierarchy: the built-in base class, the ``errno`` value for the
 
 from __future__ import annotations
 
+import ctypes
 import errno as _errno
 from typing import Any, Optional
 
@@ -61,6 +62,7 @@ _ALIASES: dict[str, str] = {
     "EINIT": "Initializing",
     "ESTATE": "BadState",
     "EUNSAFE": "Unsafe",
+    "EFORKED": "Forked",
 }
 
 
@@ -74,6 +76,11 @@ class Error(Exception):
         channel: the channel name or path involved, or None.
         operation: the call that failed (``"open"``, ``"publish"``...), or None.
         oserror: for ESYS, the operating system's errno behind it, else 0.
+        field, existing, requested: for EGEOMETRY raised by an open, the
+            field that differs ("kind", "policy", "max_msg", "capacity",
+            "max_readers", "max_writers") and the existing channel's and the
+            requested values (kind and policy as names: "queue", "block"...);
+            else None.
     """
 
     code: int = 0
@@ -91,6 +98,9 @@ class Error(Exception):
     ) -> None:
         if message is not None:
             self.message = message
+        self.field: Optional[str] = None
+        self.existing: Any = None
+        self.requested: Any = None
         self.channel = channel
         self.operation = operation
         self.oserror = oserror
@@ -174,6 +184,7 @@ EINTR: int = exported["EINTR"].code
 EMSGSIZE: int = exported["EMSGSIZE"].code
 ESTALE: int = exported["ESTALE"].code
 ESYS: int = exported["ESYS"].code
+EGEOMETRY: int = exported["EGEOMETRY"].code if "EGEOMETRY" in exported else 0
 
 
 def from_code(
@@ -192,14 +203,38 @@ def from_code(
     return cls(channel=channel, operation=operation, oserror=oserror)
 
 
+_KIND_NAMES = {1: "latest", 2: "queue"}
+_POLICY_NAMES = {0: None, 1: "block", 2: "overwrite"}
+
+
+def _geometry(e: Error) -> None:
+    """Attach this thread's last geometry mismatch (the open just failed)."""
+    field = ctypes.c_char_p()
+    have, want = ctypes.c_uint64(), ctypes.c_uint64()
+    if _ffi.lib.shmchan_last_error_geometry(ctypes.byref(field), ctypes.byref(have),
+                                            ctypes.byref(want)) != 0 or not field.value:
+        return
+    e.field = field.value.decode()
+    names = {"kind": _KIND_NAMES, "policy": _POLICY_NAMES}.get(e.field)
+    e.existing = names.get(have.value, have.value) if names else have.value
+    e.requested = names.get(want.value, want.value) if names else want.value
+    detail = _ffi.lib.shmchan_last_error_detail()
+    if detail:
+        e.message = f"{e.message}: {detail.decode()}"
+
+
 def error(code: int, operation: Optional[str] = None, channel: Optional[str] = None) -> Error:
-    """from_code(), picking up the OS errno behind an ESYS of this thread."""
+    """from_code(), picking up what this thread's library call left behind:
+    the OS errno of an ESYS, the field and values of an EGEOMETRY."""
     oserr = _ffi.lib.shmchan_last_oserror() if code == ESYS else 0
     if code == EAGAIN and operation in _FULL_OPERATIONS:
         # The library's one message for EAGAIN speaks of receiving.
         return classes[code]("queue full: no space for the message", channel=channel,
                              operation=operation)
-    return from_code(code, operation, channel, oserr)
+    e = from_code(code, operation, channel, oserr)
+    if code == EGEOMETRY:
+        _geometry(e)
+    return e
 
 
 #: Calls whose EAGAIN means the queue had no space (timeout 0).

@@ -264,6 +264,8 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "shmchan_strerror": (c_char_p, [c_int]),
     "shmchan_errname": (c_char_p, [c_int]),
     "shmchan_last_oserror": (c_int, []),
+    "shmchan_last_error_detail": (c_char_p, []),
+    "shmchan_last_error_geometry": (c_int, [POINTER(c_char_p), _U64, _U64]),
     "shmchan_opts_init": (None, [POINTER(Opts)]),
     "shmchan_unlink": (c_int, [c_char_p, c_uint32]),
     "shmchan_name_check": (c_int, [c_char_p]),

@@ -14,6 +14,7 @@ from ._common import (
     _SLICE_C,
     BytesLike,
     Channel,
+    check_int,
     Info,
     Mapped,
     Name,
@@ -92,8 +93,8 @@ class Latest(Channel, LatestObjects):
             | (_ffi.FILE if is_file else 0)
             | (_ffi.GLOBAL if global_namespace else 0)
         )
-        o.mode = mode
-        o.max_msg = max_msg
+        o.mode = check_int("mode", mode, "u32")
+        o.max_msg = check_int("max_msg", max_msg)
         o.spin_ns = spin_value(spin_ns)
         h = c_void_p()
         rc = _lib.shmchan_latest_open(path, byref(o), byref(h))
@@ -230,6 +231,7 @@ class Latest(Channel, LatestObjects):
         Holds the channel's writer lock until then: other writers wait."""
         if length is None:
             length = self._max_msg
+        length = check_int("length", length, "size")
         if not 0 <= length <= self._max_msg:
             raise _errors.from_code(_errors.EMSGSIZE, "begin", self._name)
         self._no_reservation_here("begin")
@@ -327,8 +329,7 @@ class Latest(Channel, LatestObjects):
 
         Raises TimedOut (a TimeoutError), or WouldBlock if timeout=0 and
         nothing newer exists. Ctrl-C raises KeyboardInterrupt promptly."""
-        if after is None:
-            after = self._last
+        after = self._last if after is None else check_int("after", after)
         s = c_uint64()
         sref = byref(s)
         h = self._enter()
@@ -348,8 +349,7 @@ class Latest(Channel, LatestObjects):
     def read_next(self, after: Optional[int] = None, timeout: Timeout = None) -> tuple[int, bytes]:
         """Wait as wait() does, then read the newest message: (sequence, bytes).
         Messages published in between are skipped (latest-value semantics)."""
-        if after is None:
-            after = self._last
+        after = self._last if after is None else check_int("after", after)
         h = self._enter()
         try:
             cap = self._max_msg
@@ -389,7 +389,7 @@ class Latest(Channel, LatestObjects):
         """Yield (sequence, bytes) each time a newer message exists, skipping
         any published in between. Ends when a wait times out (never when
         timeout is None)."""
-        seq = self._last if after is None else after
+        seq = self._last if after is None else check_int("after", after)
         while True:
             try:
                 seq, data = self.read_next(seq, timeout)
@@ -481,7 +481,7 @@ class LatestReservation(Mapped):
     def commit(self, length: Optional[int] = None) -> int:
         """Publish the first length bytes (default: the reserved length) and
         return the sequence number. ``data`` is invalid afterwards."""
-        n = self._length if length is None else length
+        n = self._length if length is None else check_int("length", length, "size")
         if not 0 <= n <= self._channel.max_msg:  # type: ignore[attr-defined]
             raise _errors.from_code(_errors.EMSGSIZE, "commit", self._channel.name)
         return self._finish(True, n)

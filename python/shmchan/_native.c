@@ -562,6 +562,34 @@ Handle_get_last(Handle *self, void *unused)
     return PyLong_FromUnsignedLongLong(self->last);
 }
 
+/* An integer argument for a uint64_t, as the ctypes path checks it
+ * (_common.check_int): TypeError for a non-integer or a bool, ValueError
+ * below zero, OverflowError above 2**64 - 1. */
+static int
+as_u64(PyObject *v, const char *name, uint64_t *out)
+{
+    if (PyBool_Check(v) || !PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an integer, not %.100s", name,
+                     Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    PyObject *zero = PyLong_FromLong(0);
+    int neg = zero == NULL ? -1 : PyObject_RichCompareBool(v, zero, Py_LT);
+    Py_XDECREF(zero);
+    if (neg != 0) {
+        if (neg > 0) {
+            PyErr_Format(PyExc_ValueError, "%s must be >= 0", name);
+        }
+        return -1;
+    }
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
 static int
 Handle_set_last(Handle *self, PyObject *v, void *unused)
 {
@@ -569,8 +597,8 @@ Handle_set_last(Handle *self, PyObject *v, void *unused)
         PyErr_SetString(PyExc_AttributeError, "cannot delete last");
         return -1;
     }
-    unsigned long long x = PyLong_AsUnsignedLongLong(v);
-    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+    uint64_t x;
+    if (as_u64(v, "last", &x) != 0) {
         return -1;
     }
     self->last = x;
@@ -585,12 +613,7 @@ parse_after(Handle *self, PyObject *a, uint64_t *out)
         *out = self->last;
         return 0;
     }
-    unsigned long long x = PyLong_AsUnsignedLongLong(a);
-    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
-        return -1;
-    }
-    *out = x;
-    return 0;
+    return as_u64(a, "after", out);
 }
 
 /* ----------------------------------------------------------------- queue */

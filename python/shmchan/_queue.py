@@ -16,6 +16,7 @@ from ._common import (
     _SLICE_C,
     BytesLike,
     Channel,
+    check_int,
     Info,
     Mapped,
     Name,
@@ -160,12 +161,12 @@ class Queue(Channel, QueueObjects):
             | _ROLES[role]
             | (_ffi.OLDEST if start == "oldest" else 0)
         )
-        o.mode = mode
+        o.mode = check_int("mode", mode, "u32")
         o.policy = _POLICIES[policy]
-        o.max_msg = max_msg
-        o.capacity = capacity
-        o.max_readers = max_readers
-        o.max_writers = max_writers
+        o.max_msg = check_int("max_msg", max_msg)
+        o.capacity = check_int("capacity", capacity)
+        o.max_readers = check_int("max_readers", max_readers, "u32")
+        o.max_writers = check_int("max_writers", max_writers, "u32")
         o.spin_ns = spin_value(spin_ns)
         h = c_void_p()
         rc = _lib.shmchan_queue_open(path, byref(o), byref(h))
@@ -273,6 +274,8 @@ class Queue(Channel, QueueObjects):
 
     def peers(self) -> list[Peer]:
         """The queue's registered readers and writers (looked up by name)."""
+        if self.closed:
+            raise self._closed_error()
         return peers_by_name(self._path, self._name, self._file)
 
     # ----------------------------------------------------------- sending
@@ -357,8 +360,7 @@ class Queue(Channel, QueueObjects):
         reservation whose ``data`` is a writable memoryview over them. Fill
         it, then commit() (possibly fewer bytes) or abort(); a ``with`` block
         commits when it ends normally and aborts on an exception."""
-        if size < 0:
-            raise ValueError("size must be >= 0")
+        size = check_int("size", size, "size")
         self._no_reservation_here("reserve")
         h = self._enter()
         try:
@@ -492,6 +494,8 @@ class Queue(Channel, QueueObjects):
         """Receive up to max_count messages in one call, waiting (as recv_msg)
         only for the first; at most about max_bytes are copied at once. The
         cheapest way to receive many small messages."""
+        max_count = check_int("max_count", max_count, "size")
+        max_bytes = check_int("max_bytes", max_bytes, "size")
         if max_count <= 0:
             raise ValueError("max_count must be positive")
         cap = max(_align8(self._max_msg), min(max_bytes, max_count * _align8(self._max_msg)))
@@ -626,7 +630,7 @@ class QueueReservation(Mapped):
 
     def commit(self, length: Optional[int] = None) -> None:
         """Send the first length bytes (default: all reserved) as a message."""
-        n = self._length if length is None else length
+        n = self._length if length is None else check_int("length", length, "size")
         if not 0 <= n <= self._length:
             raise _errors.from_code(_errors.EMSGSIZE, "commit", self._channel.name)
         self._finish(True, n)

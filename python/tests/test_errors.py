@@ -144,5 +144,28 @@ class RealFailures(ChannelTest):
             shmchan.unlink(self.name())
 
 
+class Issue12Errors(ChannelTest):
+    def test_forked_error_class(self) -> None:
+        self.assertIs(shmchan.Forked, shmchan.EFORKED)
+        self.assertEqual(shmchan.EFORKED.name, "SHMCHAN_EFORKED")
+        self.assertIn("another process", shmchan.EFORKED.message)
+
+    def test_geometry_attributes(self) -> None:
+        n = self.name()
+        with shmchan.Latest.create(n, max_msg=1024):
+            with self.assertRaises(shmchan.GeometryMismatch) as cm:
+                shmchan.Latest.create(n, max_msg=2048)
+            e = cm.exception
+            self.assertEqual((e.field, e.existing, e.requested), ("max_msg", 1024, 2048))
+            self.assertIn("max_msg is 1024, not 2048", str(e))
+            with self.assertRaises(shmchan.GeometryMismatch) as cm:
+                shmchan.Queue.open(n)
+            self.assertEqual((cm.exception.field, cm.exception.existing), ("kind", "latest"))
+        # Other errors carry no geometry.
+        with self.assertRaises(shmchan.NotFound) as nf:
+            shmchan.Latest.open(self.name())
+        self.assertIsNone(nf.exception.field)
+
+
 if __name__ == "__main__":
     unittest.main()

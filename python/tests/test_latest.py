@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import os
 import threading
 import unittest
 
@@ -434,6 +435,67 @@ class LatestLifetime(ChannelTest):
                 self.assertEqual(ch.wait(after=0, timeout=0), ch.seq)
         with self.assertRaises(ValueError):
             shmchan.Latest.create(n, spin_ns=-1)
+
+
+class LatestInputs(ChannelTest):
+    """Issue 12: integers never wrap; closed objects, pickling and fork."""
+
+    def test_integers_out_of_range(self) -> None:
+        n = self.name()
+        for bad in (2**64, 2**64 + 100):
+            with self.assertRaises(OverflowError):
+                shmchan.Latest.create(n, max_msg=bad)
+        with self.assertRaises(OverflowError):
+            shmchan.Latest.create(n, mode=2**32)
+        with self.assertRaises(ValueError):
+            shmchan.Latest.create(n, max_msg=-1)
+        with self.assertRaises(TypeError):
+            shmchan.Latest.create(n, max_msg=4.5)  # type: ignore[arg-type]
+        self.assertFalse(shmchan.exists(n))
+        with shmchan.Latest.create(n, max_msg=64) as ch:
+            self.assertEqual(ch.max_msg, 64)
+            ch.publish(b"x")
+            for call in (lambda: ch.wait(after=-1, timeout=0),
+                         lambda: ch.read_next(after=-1, timeout=0)):
+                with self.assertRaises(ValueError):
+                    call()
+            for call in (lambda: ch.wait(after=2**64, timeout=0),
+                         lambda: ch.read_next(after=2**64, timeout=0),
+                         lambda: ch.begin(2**64)):
+                with self.assertRaises(OverflowError):
+                    call()
+
+    def test_info_on_a_closed_channel(self) -> None:
+        ch = shmchan.Latest.create(self.name())
+        ch.close()
+        with self.assertRaises(ValueError):
+            ch.info()
+
+    def test_pickling_says_to_pass_the_name(self) -> None:
+        import pickle
+        with shmchan.Latest.create(self.name()) as ch:
+            with self.assertRaisesRegex(TypeError, "pass its name"):
+                pickle.dumps(ch)
+
+    @unittest.skipUnless(hasattr(os, "fork"), "needs os.fork")
+    def test_forked_child_gets_forked_error(self) -> None:
+        with shmchan.Latest.create(self.name()) as ch:
+            ch.publish(b"parent")
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    try:
+                        ch.publish(b"child")
+                    except shmchan.Forked:
+                        code = 0
+                    ch.close()  # only unmaps
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+            self.assertEqual(ch.read(), (1, b"parent"))
+            self.assertEqual(ch.publish(b"again"), 2)
 
 
 if __name__ == "__main__":

@@ -467,5 +467,116 @@ class Concurrency(QueueTest):
                 self.assertEqual(mine, list(range(per)))  # each writer's order kept
 
 
+class Issue12(QueueTest):
+    """Block policy before the first reader, fork, pickling, closed objects."""
+
+    def test_block_first_worker_gets_every_message(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=64, capacity=4096) as w:
+            sent = 0
+            with self.assertRaises(shmchan.WouldBlock):
+                for i in range(1, 401):
+                    w.send(str(i).encode(), timeout=0)
+                    sent = i
+            self.assertLess(sent, 400)
+            with self.assertRaises(shmchan.TimedOut):
+                w.send(b"more", timeout=0.05)
+            with shmchan.Queue.worker(n) as k:
+                got = [k.recv_msg(timeout=5) for _ in range(sent)]
+                self.assertEqual([m.data for m in got], [str(i).encode() for i in range(1, sent + 1)])
+                self.assertEqual([m.lost for m in got], [0] * sent)
+            self.assertEqual(w.info().drops, 0)
+
+    def test_overwrite_with_no_reader_counts_drops(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=64, capacity=4096, policy="overwrite") as w:
+            for i in range(400):
+                w.send(b"%d" % i, timeout=0)
+            info = w.info()
+            self.assertGreater(info.drops, 0)
+            self.assertEqual(info.drops, info.oldest_seq - 1)
+
+    @unittest.skipUnless(hasattr(os, "fork"), "needs os.fork")
+    def test_fork_child_keeps_parents_reader_slot(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=64, capacity=4096) as w, \
+                shmchan.Queue.subscribe(n) as r:
+            w.send(b"before")
+            self.assertEqual(r.recv(timeout=5), b"before")
+            pid = os.fork()
+            if pid == 0:  # the child: never touches the handles, exits normally
+                code = 1
+                try:
+                    import gc
+                    try:
+                        r.recv(timeout=0)
+                    except shmchan.Forked:
+                        code = 0
+                    del r
+                    gc.collect()  # the finalisers run here, as at a normal exit
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+            self.assertEqual(w.info().readers, 1)
+            sent = 0
+            with self.assertRaises(shmchan.WouldBlock):
+                for i in range(1000):
+                    w.send(b"%d" % i, timeout=0)
+                    sent += 1
+            self.assertLess(sent, 200)  # a ring of 4 KiB: the subscriber holds writers back
+            got = [r.recv(timeout=5) for _ in range(sent)]
+            self.assertEqual(got, [b"%d" % i for i in range(sent)])
+
+    def test_pickling_a_handle_says_to_pass_the_name(self) -> None:
+        import pickle
+        n = self.name()
+        with shmchan.Queue.create(n) as w:
+            with self.assertRaisesRegex(TypeError, "pass its name"):
+                pickle.dumps(w)
+
+    def test_info_and_peers_on_a_closed_queue(self) -> None:
+        n = self.name()
+        w = shmchan.Queue.create(n)
+        w.close()
+        with self.assertRaises(ValueError):
+            w.info()
+        with self.assertRaises(ValueError):
+            w.peers()
+
+    def test_integers_out_of_range(self) -> None:
+        n = self.name()
+        for kw in ({"max_msg": 2**64}, {"max_msg": 2**64 + 100}, {"capacity": 2**64},
+                   {"max_readers": 2**32}, {"max_writers": 2**32 + 5}, {"mode": 2**32}):
+            with self.subTest(**kw), self.assertRaises(OverflowError):
+                shmchan.Queue.create(n, **kw)
+        for kw in ({"max_msg": -1}, {"capacity": -4096}, {"max_readers": -1}):
+            with self.subTest(**kw), self.assertRaises(ValueError):
+                shmchan.Queue.create(n, **kw)
+        self.assertFalse(shmchan.exists(n))
+        with shmchan.Queue.create(n, max_msg=64) as w:
+            with self.assertRaises(OverflowError):
+                w.reserve(2**64)
+            with self.assertRaises(ValueError):
+                w.reserve(-1)
+
+    def test_geometry_mismatch_names_the_field(self) -> None:
+        n = self.name()
+        with shmchan.Queue.create(n, max_msg=1024, capacity=1 << 16):
+            with self.assertRaises(shmchan.GeometryMismatch) as cm:
+                shmchan.Queue.create(n, max_msg=2048)
+            e = cm.exception
+            self.assertEqual((e.field, e.existing, e.requested), ("max_msg", 1024, 2048))
+            self.assertIn("max_msg is 1024, not 2048", str(e))
+            with self.assertRaises(shmchan.GeometryMismatch) as cm:
+                shmchan.Queue.create(n, policy="overwrite")
+            self.assertEqual((cm.exception.field, cm.exception.existing,
+                              cm.exception.requested), ("policy", "block", "overwrite"))
+            with self.assertRaises(shmchan.GeometryMismatch) as cm:
+                shmchan.Latest.open(n)
+            self.assertEqual((cm.exception.field, cm.exception.existing,
+                              cm.exception.requested), ("kind", "queue", "latest"))
+
+
 if __name__ == "__main__":
     unittest.main()

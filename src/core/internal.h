@@ -68,7 +68,27 @@ typedef struct shmchan__region {
     bool asym;        /* this process registered for asymmetric fences */
     bool created;     /* this open created the backing object */
     bool init_held;   /* holds SHMCHAN__LOCK_INIT: built it, not yet settled */
+    uint32_t pid;     /* the opener's process */
+    uint32_t forks;   /* shmchan__forks when opened */
 } shmchan__region;
+
+/*
+ * Whether the handle was opened by another process (inherited across fork):
+ * then it must not touch shared state (docs/security.md). One plain load of
+ * a process-wide counter that only fork() changes, so hot paths can afford it.
+ */
+static inline bool
+shmchan__region_forked(const shmchan__region *r)
+{
+    return SHMCHAN__UNLIKELY(r->forks != shmchan__load(&shmchan__forks, SHMCHAN__RELAXED));
+}
+
+/* At close: forked (also without a fork handler, e.g. a raw clone) or not. */
+static inline bool
+shmchan__region_foreign(const shmchan__region *r)
+{
+    return shmchan__region_forked(r) || r->pid != shmchan__pid();
+}
 
 int shmchan__region_open(const char *name, const shmchan_opts *opts,
                          const shmchan__kind_ops *ops, shmchan__region *r);
@@ -88,7 +108,13 @@ shmchan__region_broken(const shmchan__region *r)
 }
 
 /* Copy opts with the caller's struct_size honoured (older, shorter structs). */
-void shmchan__opts_copy(const shmchan_opts *in, shmchan_opts *out);
+/* Copy the caller's options (any struct_size) into out; SHMCHAN_EINVAL for
+ * unknown flag bits or non-zero reserved words. Clears the error detail. */
+int shmchan__opts_copy(const shmchan_opts *in, shmchan_opts *out);
+/* Record this thread's geometry error detail (error.c): the field, the
+ * existing and the requested value; returns SHMCHAN_EGEOMETRY. */
+int shmchan__geometry_error(const char *field, uint64_t existing, uint64_t requested);
+void shmchan__detail_clear(void);
 
 
 /* Sleep in the kernel while *word equals expected. Returns OK (re-check),

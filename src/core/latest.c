@@ -83,10 +83,20 @@ static int
 latest_match(const shmchan_opts *o, const shmchan__geom *g)
 {
     if (o->max_msg != 0 && o->max_msg != g->max_msg) {
-        return SHMCHAN_EGEOMETRY;
+        return shmchan__geometry_error("max_msg", g->max_msg, o->max_msg);
     }
-    if (o->capacity != 0 || o->policy != 0 || o->max_readers != 0 || o->max_writers != 0) {
-        return SHMCHAN_EGEOMETRY;
+    /* Queue geometry asked of a latest-value channel, which has none. */
+    if (o->capacity != 0) {
+        return shmchan__geometry_error("capacity", 0, o->capacity);
+    }
+    if (o->policy != 0) {
+        return shmchan__geometry_error("policy", 0, o->policy);
+    }
+    if (o->max_readers != 0) {
+        return shmchan__geometry_error("max_readers", 0, o->max_readers);
+    }
+    if (o->max_writers != 0) {
+        return shmchan__geometry_error("max_writers", 0, o->max_writers);
     }
     /* max_msg first: a forged one near 2^64 would wrap the size products. */
     bool sane = g->max_msg <= MAX_MSG_LIMIT && g->nbuf == SHMCHAN__LATEST_NBUF &&
@@ -146,7 +156,10 @@ shmchan_latest_open(const char *name, const shmchan_opts *opts, shmchan_latest *
     }
     *out = NULL;
     shmchan_opts o;
-    shmchan__opts_copy(opts, &o);
+    int orc = shmchan__opts_copy(opts, &o);
+    if (orc != SHMCHAN_OK) {
+        return orc;
+    }
     if (o.flags & (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER)) {
         return SHMCHAN_EINVAL;
     }
@@ -171,6 +184,12 @@ shmchan_latest_close(shmchan_latest *ch)
     if (ch == NULL) {
         return;
     }
+    if (shmchan__region_foreign(&ch->r)) {
+        /* Inherited across fork: the writer lock and counts are the opener's. */
+        shmchan__region_close(&ch->r);
+        free(ch);
+        return;
+    }
     if (ch->begun) {
         (void)shmchan_latest_abort(ch);
     }
@@ -189,7 +208,9 @@ shmchan_latest_max_msg(const shmchan_latest *ch)
 uint64_t
 shmchan_latest_seq(shmchan_latest *ch)
 {
-    return ch == NULL ? 0 : shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+    return ch == NULL || shmchan__region_forked(&ch->r)
+               ? 0
+               : shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
 }
 
 /* --------------------------------------------------------------- writing */
@@ -358,6 +379,9 @@ shmchan_latest_begin(shmchan_latest *ch, void **buf_out)
     if (ch == NULL || buf_out == NULL) {
         return SHMCHAN_EINVAL;
     }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
+    }
     if (ch->r.flags & SHMCHAN_RDONLY) {
         return SHMCHAN_ERDONLY;
     }
@@ -409,6 +433,9 @@ shmchan_latest_commit(shmchan_latest *ch, size_t len, uint64_t *seq_out)
     if (ch == NULL) {
         return SHMCHAN_EINVAL;
     }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
+    }
     if (!ch->begun) {
         return SHMCHAN_ESTATE;
     }
@@ -441,6 +468,9 @@ shmchan_latest_abort(shmchan_latest *ch)
 {
     if (ch == NULL) {
         return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
     }
     if (!ch->begun) {
         return SHMCHAN_ESTATE;
@@ -539,6 +569,9 @@ shmchan_latest_read(shmchan_latest *ch, void *buf, size_t cap, size_t *len_out,
     if (ch == NULL || (buf == NULL && cap != 0)) {
         return SHMCHAN_EINVAL;
     }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
+    }
     int budget = READ_RETRIES;
     while (budget > 0) {
         shmchan__latest_buf *b;
@@ -576,6 +609,9 @@ shmchan_latest_view(shmchan_latest *ch, shmchan_msg *msg)
     if (ch == NULL || msg == NULL) {
         return SHMCHAN_EINVAL;
     }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
+    }
     shmchan__latest_buf *b;
     uint64_t tag, len, s;
     int budget = READ_RETRIES;
@@ -596,6 +632,9 @@ shmchan_latest_view_check(shmchan_latest *ch, const shmchan_msg *msg)
 {
     if (ch == NULL || msg == NULL || msg->seq == 0) {
         return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
     }
     if (shmchan__region_broken(&ch->r)) {
         return SHMCHAN_ETRUNCATED;
@@ -743,6 +782,9 @@ shmchan_latest_wait(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms,
     if (ch == NULL) {
         return SHMCHAN_EINVAL;
     }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
+    }
     uint64_t s;
     int rc = wait_newer(ch, after_seq, timeout_ms, false, 0, &s);
     if (rc == SHMCHAN_OK && seq_out != NULL) {
@@ -787,6 +829,9 @@ shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf, size
 {
     if (ch == NULL || (buf == NULL && cap != 0)) {
         return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
     }
     /* Look at the successor's tag, not at seq: when it has turned, copy at
      * once and let read_successor confirm seq beside the copy, rather than

@@ -246,6 +246,17 @@ _Static_assert(SHMCHAN__QREC_ALIGN % 16 == 0, "records hold whole headers");
  * position) + capacity: a claim that ends at or below it needs no look at
  * the reader table (the Disruptor's cached gating sequence).
  *
+ * Line 1, `consumed`: the watermark of what readers have read (docs/queue.md,
+ * "Unread messages"). Every message before it was received by some reader;
+ * block-mode writers never overwrite a record at or after min(consumed, every
+ * live reader's position), so with no reader registered they wait for the
+ * first one instead of overwriting. It only grows (CAS to a larger value):
+ * a writer scanning the reader table raises it to the end of what a reader
+ * has read continuously from it (a reader whose `from` is at or below it),
+ * and a reader leaving (closing, dropped dead, reset) does the same with its
+ * final position. Overwrite-mode writers count the messages they overwrite
+ * at or after it in `drops` while no reader is registered.
+ *
  * Line 2, `oldest`: position of the oldest record still intact. A claim moves
  * it past every record it is about to overwrite, then issues a release fence,
  * before its first store into them; the header at `oldest` is always intact
@@ -277,11 +288,14 @@ typedef struct shmchan__queue_ctl {
     shmchan__atomic_u64 j_pos;    /* journal: tail when it started */
     shmchan__atomic_u64 j_len;    /* journal: payload length claimed, | QJ_REWOUND */
     shmchan__atomic_u64 j_oldest; /* journal: oldest after it */
-    /* Line 1: table extents and the worker count (atomic updates). */
+    /* Line 1: table extents, reader counts, the consumed watermark (atomic
+     * updates, never on a hot path). */
     shmchan__atomic_u32 readers_used; /* reader slots ever used: scan bound */
     shmchan__atomic_u32 writers_used; /* writer slots ever used: scan bound */
     shmchan__atomic_u32 nworkers;     /* live worker slots */
-    uint8_t pad1[SHMCHAN__CACHE_LINE - 12];
+    shmchan__atomic_u32 nsubs;        /* live subscriber slots */
+    shmchan__atomic_u64 consumed;     /* watermark: every message before it was read */
+    uint8_t pad1[SHMCHAN__CACHE_LINE - 24];
     /* Line 2: oldest intact record. */
     shmchan__atomic_u64 oldest;
     uint8_t pad2[SHMCHAN__CACHE_LINE - 8];
@@ -325,8 +339,10 @@ typedef struct shmchan__qreader {
     shmchan__atomic_u64 received; /* messages received */
     shmchan__atomic_u64 lost;     /* messages lost to overwriting */
     shmchan__atomic_u64 start;    /* process start time (display) */
+    shmchan__atomic_u64 from;     /* where it joined: subscriber's first position,
+                                     worker: work_pos then; QPOS_NONE before */
     shmchan__atomic_u32 pid;
-    uint8_t pad[SHMCHAN__CACHE_LINE - 52];
+    uint8_t pad[SHMCHAN__CACHE_LINE - 60];
 } shmchan__qreader;
 
 /*

@@ -113,13 +113,21 @@ queue_match(const shmchan_opts *o, const shmchan__geom *g)
     if (!sane) {
         return SHMCHAN_ECORRUPT;
     }
-    if ((o->max_msg != 0 && o->max_msg != g->max_msg) ||
-        (o->policy != SHMCHAN_POLICY_ANY && o->policy != g->policy) ||
-        (o->max_readers != 0 && o->max_readers != g->max_readers) ||
-        (o->max_writers != 0 && o->max_writers != g->max_writers) ||
-        (o->capacity != 0 && (o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY ||
-                              pow2_up(o->capacity) != g->capacity))) {
-        return SHMCHAN_EGEOMETRY;
+    if (o->max_msg != 0 && o->max_msg != g->max_msg) {
+        return shmchan__geometry_error("max_msg", g->max_msg, o->max_msg);
+    }
+    if (o->policy != SHMCHAN_POLICY_ANY && o->policy != g->policy) {
+        return shmchan__geometry_error("policy", g->policy, o->policy);
+    }
+    if (o->max_readers != 0 && o->max_readers != g->max_readers) {
+        return shmchan__geometry_error("max_readers", g->max_readers, o->max_readers);
+    }
+    if (o->max_writers != 0 && o->max_writers != g->max_writers) {
+        return shmchan__geometry_error("max_writers", g->max_writers, o->max_writers);
+    }
+    if (o->capacity != 0 && (o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY ||
+                             pow2_up(o->capacity) != g->capacity)) {
+        return shmchan__geometry_error("capacity", g->capacity, o->capacity);
     }
     return SHMCHAN_OK;
 }
@@ -155,9 +163,23 @@ queue_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom 
         }
     }
     shmchan__qrepair(&v);
+    uint64_t k = shmchan__load(&c->consumed, SHMCHAN__RELAXED);
+    if (k % SHMCHAN__QREC_ALIGN != 0 || k > shmchan__load(&c->tail, SHMCHAN__RELAXED)) {
+        /* Scribbled: keep what is held unread (from the oldest on). */
+        shmchan__store(&c->consumed, shmchan__load(&c->oldest, SHMCHAN__RELAXED),
+                       SHMCHAN__RELAXED);
+    }
+    for (uint32_t i = 0; i < v.nreaders; i++) {
+        /* Readers that died: what they read stays read. */
+        shmchan__qreader *rd = &v.readers[i];
+        shmchan__qretire(&v, (uint32_t)shmchan__load(&rd->state, SHMCHAN__RELAXED),
+                         shmchan__load(&rd->from, SHMCHAN__RELAXED),
+                         shmchan__load(&rd->pos, SHMCHAN__RELAXED));
+    }
     shmchan__store(&c->lock, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->gate, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->nworkers, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->nsubs, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->rd_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->sp_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
@@ -165,6 +187,7 @@ queue_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom 
         uint64_t st = shmchan__load(&v.readers[i].state, SHMCHAN__RELAXED);
         shmchan__store(&v.readers[i].state, st & ~(uint64_t)UINT32_MAX, SHMCHAN__RELAXED);
         shmchan__store(&v.readers[i].pos, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
+        shmchan__store(&v.readers[i].from, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
     }
     for (uint32_t j = 0; j < v.nwriters; j++) {
         uint64_t st = shmchan__load(&v.writers[j].state, SHMCHAN__RELAXED);
@@ -192,6 +215,7 @@ queue_init(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom *
     shmchan__store(&v.ctl->next_seq, 1, SHMCHAN__RELAXED);
     for (uint32_t i = 0; i < v.nreaders; i++) {
         shmchan__store(&v.readers[i].pos, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
+        shmchan__store(&v.readers[i].from, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
     }
     for (uint32_t j = 0; j < v.nwriters; j++) {
         shmchan__store(&v.writers[j].resv, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
@@ -448,8 +472,13 @@ join_reader(shmchan_queue *q, uint32_t role, bool from_oldest)
     uint64_t gen = 0;
     uint32_t old = new_generation(&rd->state, &gen);
     if (old != 0) {
+        /* Its owner died: what it read stays read. */
+        shmchan__qretire(v, old, shmchan__load(&rd->from, SHMCHAN__RELAXED),
+                         shmchan__load(&rd->pos, SHMCHAN__ACQUIRE));
         if (old == SHMCHAN_PEER_WORKER) {
             shmchan__fetch_sub(&c->nworkers, 1, SHMCHAN__RELAXED);
+        } else if (old == SHMCHAN_PEER_SUBSCRIBER) {
+            shmchan__fetch_sub(&c->nsubs, 1, SHMCHAN__RELAXED);
         }
         shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
     }
@@ -459,6 +488,7 @@ join_reader(shmchan_queue *q, uint32_t role, bool from_oldest)
     shmchan__store(&rd->received, 0, SHMCHAN__RELAXED);
     shmchan__store(&rd->lost, 0, SHMCHAN__RELAXED);
     shmchan__store(&rd->pos, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
+    shmchan__store(&rd->from, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
     shmchan__store(&rd->state, gen << 32 | role, SHMCHAN__RELEASE);
     raise_used(&c->readers_used, i + 1);
     q->rslot = i;
@@ -478,7 +508,9 @@ join_reader(shmchan_queue *q, uint32_t role, bool from_oldest)
         q->pos = from_oldest ? oldest : tail;
         q->seq = seq_at(v, q->pos);
         shmchan__store(&rd->seq, q->seq, SHMCHAN__RELAXED);
+        shmchan__store(&rd->from, q->pos, SHMCHAN__RELAXED);
         shmchan__store(&rd->pos, q->pos, SHMCHAN__RELEASE);
+        shmchan__fetch_add(&c->nsubs, 1, SHMCHAN__RELAXED);
         lower_gate(v, q->pos);
     } else {
         shmchan__fetch_add(&c->nworkers, 1, SHMCHAN__RELAXED);
@@ -489,6 +521,7 @@ join_reader(shmchan_queue *q, uint32_t role, bool from_oldest)
             work = shmchan__load(&c->work_pos, SHMCHAN__ACQUIRE);
         }
         shmchan__store(&rd->seq, seq_at(v, work), SHMCHAN__RELAXED);
+        shmchan__store(&rd->from, work, SHMCHAN__RELEASE);
         lower_gate(v, work);
     }
     shmchan__qunlock(v);
@@ -516,8 +549,10 @@ shmchan_queue_open(const char *name, const shmchan_opts *opts, shmchan_queue **o
     }
     *out = NULL;
     shmchan_opts o;
-    shmchan__opts_copy(opts, &o);
-    int rc = check_flags(o.flags);
+    int rc = shmchan__opts_copy(opts, &o);
+    if (rc == SHMCHAN_OK) {
+        rc = check_flags(o.flags);
+    }
     if (rc != SHMCHAN_OK) {
         return rc;
     }
@@ -553,6 +588,12 @@ shmchan_queue_close(shmchan_queue *q)
     if (q == NULL) {
         return;
     }
+    if (shmchan__region_foreign(&q->r)) {
+        /* Inherited across fork: the slots and counts are the opener's. */
+        shmchan__region_close(&q->r);
+        free(q);
+        return;
+    }
     shmchan__qview *v = &q->v;
     if (q->reserved) {
         (void)shmchan_queue_abort(q);
@@ -563,9 +604,15 @@ shmchan_queue_close(shmchan_queue *q)
     if (q->role != 0) {
         shmchan__qreader *rd = &v->readers[q->rslot];
         uint64_t st = (q->rowner >> 32) << 32 | q->role;
-        if (shmchan__cas(&rd->state, &st, st & ~(uint64_t)UINT32_MAX) &&
-            q->role == SHMCHAN_PEER_WORKER) {
-            shmchan__fetch_sub(&v->ctl->nworkers, 1, SHMCHAN__RELAXED);
+        /* What we read stays read, before our cursor stops holding writers. */
+        shmchan__qretire(v, q->role, shmchan__load(&rd->from, SHMCHAN__RELAXED),
+                         q->role == SHMCHAN_PEER_SUBSCRIBER ? q->pos : SHMCHAN__QPOS_NONE);
+        if (shmchan__cas(&rd->state, &st, st & ~(uint64_t)UINT32_MAX)) {
+            if (q->role == SHMCHAN_PEER_WORKER) {
+                shmchan__fetch_sub(&v->ctl->nworkers, 1, SHMCHAN__RELAXED);
+            } else {
+                shmchan__fetch_sub(&v->ctl->nsubs, 1, SHMCHAN__RELAXED);
+            }
         }
         shmchan__qwake_writers(v, true); /* our cursor no longer holds them back */
         shmchan__fence_sleeper_leave(&v->ctl->fenced, &q->fenced_in);
@@ -590,6 +637,9 @@ shmchan_queue_info(shmchan_queue *q, shmchan_info *info)
 {
     if (q == NULL || info == NULL || info->struct_size < sizeof(shmchan_info)) {
         return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
     }
     if (shmchan__region_broken(&q->r)) {
         return SHMCHAN_ETRUNCATED;

@@ -232,9 +232,14 @@ bool shmchan__qspin_pays(shmchan_queue *q);
 
 /* Take a writer slot for the handle (queue.c). */
 int shmchan__qtake_writer(shmchan_queue *q);
-/* Smallest position a writer must not overwrite, UINT64_MAX if none;
- * drop_dead: drop dead readers that hold back a claim ending at need. */
-uint64_t shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead);
+/* Smallest position a writer must not overwrite (the consumed watermark or
+ * a live reader); drop_dead: drop dead readers that hold back a claim ending
+ * at need; *live_out (may be NULL): whether a reader is registered. */
+uint64_t shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead,
+                             bool *live_out);
+/* A reader of this role that read [from, pos) leaves: raise the consumed
+ * watermark if that covers it (queue_send.c). */
+void shmchan__qretire(const shmchan__qview *v, uint32_t role, uint64_t from, uint64_t pos);
 
 /* Abort/release what a handle holds (queue_send.c, queue_recv.c). */
 void shmchan__qrelease_view(shmchan_queue *q);

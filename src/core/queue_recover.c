@@ -195,12 +195,17 @@ shmchan__qdrop_reader(const shmchan__qview *v, uint32_t i)
     if (role == 0 || shmchan__lock_probe(v->shm, SHMCHAN__LOCK_SLOTS + i) != SHMCHAN_OK) {
         return false;
     }
+    /* What it read stays read (true whether or not the CAS below wins). */
+    shmchan__qretire(v, role, shmchan__load(&rd->from, SHMCHAN__RELAXED),
+                     shmchan__load(&rd->pos, SHMCHAN__ACQUIRE));
     /* The generation in the CAS makes sure a new owner is never dropped. */
     if (!shmchan__cas(&rd->state, &st, st & ~(uint64_t)UINT32_MAX)) {
         return false;
     }
     if (role == SHMCHAN_PEER_WORKER) {
         shmchan__fetch_sub(&v->ctl->nworkers, 1, SHMCHAN__RELAXED);
+    } else if (role == SHMCHAN_PEER_SUBSCRIBER) {
+        shmchan__fetch_sub(&v->ctl->nsubs, 1, SHMCHAN__RELAXED);
     }
     shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
     return true;

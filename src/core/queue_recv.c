@@ -382,6 +382,9 @@ work_publish(shmchan_queue *q, uint64_t next_seq, uint64_t end)
 static int
 reader_check(shmchan_queue *q)
 {
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
+    }
     if (q->role == 0) {
         return SHMCHAN_EKIND;
     }
@@ -711,6 +714,9 @@ shmchan_queue_release(shmchan_queue *q)
 {
     if (q == NULL) {
         return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
     }
     if (!q->viewing) {
         return SHMCHAN_ESTATE;

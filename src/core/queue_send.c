@@ -33,22 +33,71 @@ blocks(const shmchan__qview *v, uint64_t pos, uint64_t need)
     return need > v->cap && pos < need - v->cap;
 }
 
+/* The consumed watermark as writers may use it: never below oldest (what is
+ * gone is gone), never past the tail (a forged or racing value), and never
+ * misaligned (forged: then only oldest counts). */
+static uint64_t
+consumed_now(const shmchan__qview *v)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__ACQUIRE);
+    uint64_t tail = shmchan__load(&c->tail, SHMCHAN__ACQUIRE);
+    uint64_t k = shmchan__load(&c->consumed, SHMCHAN__ACQUIRE);
+    if (k % SHMCHAN__QREC_ALIGN != 0 || k < oldest) {
+        k = oldest;
+    }
+    return k > tail ? tail : k;
+}
+
+static void
+raise_consumed(const shmchan__qview *v, uint64_t pos)
+{
+    uint64_t k = shmchan__load(&v->ctl->consumed, SHMCHAN__RELAXED);
+    while (k < pos && !shmchan__cas(&v->ctl->consumed, &k, pos)) {
+    }
+}
+
 /*
- * The smallest position writers must not overwrite: every live subscriber's
- * cursor and, when workers exist, work_pos and the positions workers
- * announced. work_pos is read before the slots (seq_cst): a worker announces
- * (seq_cst) before its CAS on work_pos, so if we saw the CAS we see the
- * announcement. Stale values are smaller, hence safe.
+ * A reader that read [from, pos) continuously leaves (closes, is dropped as
+ * dead, is reset): if that covers the watermark, what it read is consumed.
+ * A worker's reading is the workers' shared cursor.
+ */
+void
+shmchan__qretire(const shmchan__qview *v, uint32_t role, uint64_t from, uint64_t pos)
+{
+    if (role == SHMCHAN_PEER_WORKER) {
+        pos = shmchan__load(&v->ctl->work_pos, SHMCHAN__ACQUIRE);
+    }
+    if ((role != SHMCHAN_PEER_SUBSCRIBER && role != SHMCHAN_PEER_WORKER) ||
+        pos == SHMCHAN__QPOS_NONE || pos % SHMCHAN__QREC_ALIGN != 0 ||
+        pos > shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE)) {
+        return;
+    }
+    if (from <= consumed_now(v)) {
+        raise_consumed(v, pos);
+    }
+}
+
+/*
+ * The smallest position writers must not overwrite (docs/queue.md, "Unread
+ * messages"): the consumed watermark, every live subscriber's cursor and,
+ * when workers exist, work_pos and the positions workers announced. work_pos
+ * is read before the slots (seq_cst): a worker announces (seq_cst) before its
+ * CAS on work_pos, so if we saw the CAS we see the announcement. Stale values
+ * are smaller, hence safe. The watermark is raised on the way (a CAS to a
+ * larger value: it may run without the claim lock). *live_out (may be NULL)
+ * receives whether any reader is registered.
  */
 uint64_t
-shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead)
+shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead, bool *live_out)
 {
     shmchan__queue_ctl *c = v->ctl;
     uint64_t work = shmchan__load(&c->work_pos, SHMCHAN__SEQ_CST);
+    uint64_t k0 = consumed_now(v), k = k0;
     uint32_t n = shmchan__load(&c->readers_used, SHMCHAN__ACQUIRE);
     n = n < v->nreaders ? n : v->nreaders;
-    uint64_t min = UINT64_MAX;
-    bool workers = false;
+    uint64_t min = UINT64_MAX, wmin = work;
+    bool workers = false, wcover = false, live = false;
     for (uint32_t i = 0; i < n; i++) {
         shmchan__qreader *rd = &v->readers[i];
         uint32_t role = (uint32_t)shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
@@ -56,14 +105,34 @@ shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead)
             continue;
         }
         uint64_t pos = shmchan__load(&rd->pos, SHMCHAN__SEQ_CST);
+        uint64_t from = shmchan__load(&rd->from, SHMCHAN__RELAXED);
         uint64_t eff = role == SHMCHAN_PEER_WORKER && work < pos ? work : pos;
         if (drop_dead && blocks(v, eff, need) && shmchan__qdrop_reader(v, i)) {
             continue;
         }
-        workers |= role == SHMCHAN_PEER_WORKER;
+        live = true;
         min = pos < min ? pos : min;
+        if (role == SHMCHAN_PEER_WORKER) {
+            workers = true;
+            wcover |= from <= k;
+            wmin = pos < wmin ? pos : wmin;
+        } else if (from <= k && pos > k && pos != SHMCHAN__QPOS_NONE) {
+            k = pos; /* it read [from, pos) without a gap from the watermark on */
+        }
     }
-    return workers && work < min ? work : min;
+    if (wcover && wmin > k) {
+        k = wmin; /* workers that joined at or below it took everything below wmin */
+    }
+    if (k > k0) {
+        /* One pass: readers that chain (one joined where another stands, in
+         * the other slot order) are followed by the next scans. */
+        raise_consumed(v, k);
+    }
+    if (live_out != NULL) {
+        *live_out = live;
+    }
+    min = workers && work < min ? work : min;
+    return k < min ? k : min;
 }
 
 static uint64_t
@@ -153,8 +222,9 @@ walk(const shmchan__qview *v, uint64_t me, uint64_t p0, uint64_t end, uint64_t *
  * the first rewind_at bytes of its ring, which stay in the caches, rather
  * than through all of it. Only when every reader is within half the offset of the tail
  * (a lagging one keeps the whole ring for its burst) and the early record
- * overwrites nothing unread, and only while a reader is registered (a ring
- * nobody reads keeps its history for late subscribers). After a miss, not
+ * overwrites nothing unread (the gate includes the consumed watermark), and
+ * only while a reader is registered (a ring nobody reads keeps even its read
+ * history for late SHMCHAN_OLDEST subscribers). After a miss, not
  * again for a quarter of the window.
  */
 static bool
@@ -169,11 +239,15 @@ wants_rewind(shmchan_queue *q, uint64_t p0, uint64_t span)
     uint64_t clear = p0 - off + span + sizeof(shmchan__qrec); /* and past this */
     uint64_t need = (near > clear ? near : clear) + v->cap;   /* so the gate at least this */
     uint64_t gate = shmchan__load(&v->ctl->gate, SHMCHAN__RELAXED);
+    /* A cached gate may come from a scan that found no reader: look at the
+     * counts too (line 1, written only by joins and leaves). */
+    bool live = shmchan__load(&v->ctl->nsubs, SHMCHAN__RELAXED) != 0 ||
+                shmchan__load(&v->ctl->nworkers, SHMCHAN__RELAXED) != 0;
     if (gate < need) {
-        gate = gate_of(v, shmchan__qgate_scan(v, need, false));
+        gate = gate_of(v, shmchan__qgate_scan(v, need, false, &live));
         shmchan__store(&v->ctl->gate, gate, SHMCHAN__RELAXED);
     }
-    if (gate != UINT64_MAX && gate >= need) {
+    if (live && gate >= need) {
         return true;
     }
     q->rewind_next = p0 + v->rewind_at / 4;
@@ -197,7 +271,7 @@ claim_locked(shmchan_queue *q, uint64_t len, const void *data, claim_t *cl)
     uint64_t p = shmchan__qplace(v, p0, span, rewind);
     uint64_t end = p + span + sizeof(shmchan__qrec);
     if (!v->overwrite && end > shmchan__load(&c->gate, SHMCHAN__RELAXED)) {
-        uint64_t g = gate_of(v, shmchan__qgate_scan(v, end, false));
+        uint64_t g = gate_of(v, shmchan__qgate_scan(v, end, false, NULL));
         shmchan__store(&c->gate, g, SHMCHAN__RELAXED);
         if (end > g) {
             cl->need = end;
@@ -206,15 +280,24 @@ claim_locked(shmchan_queue *q, uint64_t len, const void *data, claim_t *cl)
     }
     uint64_t oldest0 = shmchan__load(&c->oldest, SHMCHAN__RELAXED), oldest = oldest0;
     uint64_t from = UINT64_MAX, msgs = 0;
-    bool workers = v->overwrite && shmchan__load(&c->nworkers, SHMCHAN__RELAXED) != 0;
-    if (workers) {
-        from = shmchan__load(&c->work_pos, SHMCHAN__ACQUIRE);
+    bool workers = false, nobody = false;
+    if (v->overwrite) {
+        /* Who counts what is overwritten unread: subscribers count their own
+         * losses, skip_workers the workers'; with no reader registered, we
+         * count what is past the consumed watermark. */
+        workers = shmchan__load(&c->nworkers, SHMCHAN__RELAXED) != 0;
+        nobody = !workers && shmchan__load(&c->nsubs, SHMCHAN__RELAXED) == 0;
+        from = workers  ? shmchan__load(&c->work_pos, SHMCHAN__ACQUIRE)
+               : nobody ? shmchan__load(&c->consumed, SHMCHAN__RELAXED)
+                        : UINT64_MAX;
     }
     if (walk(v, q->wowner, p0, end, &oldest, from, &msgs) != SHMCHAN_OK) {
         return SHMCHAN_EBUSY;
     }
     if (workers && from < oldest) {
         skip_workers(v, from, oldest0, oldest, msgs);
+    } else if (nobody && msgs != 0) {
+        shmchan__fetch_add(&c->drops, msgs, SHMCHAN__RELAXED);
     }
     /* The journal first: a contender that finds us dead can finish this. */
     shmchan__store(&c->j_pos, p0, SHMCHAN__RELAXED);
@@ -254,7 +337,7 @@ wait_space(shmchan_queue *q, uint64_t need, uint64_t deadline, bool *spun, uint6
         uint64_t more = need + (v->cap / 16 < SPACE_BATCH ? v->cap / 16 : SPACE_BATCH);
         do {
             for (int i = 0; i < 4; i++) {
-                if (!blocks(v, shmchan__qgate_scan(v, need, false), now < half ? more : need)) {
+                if (!blocks(v, shmchan__qgate_scan(v, need, false, NULL), now < half ? more : need)) {
                     return SHMCHAN_OK;
                 }
                 for (int k = 0; k < SPACE_PAUSES; k++) {
@@ -268,7 +351,7 @@ wait_space(shmchan_queue *q, uint64_t need, uint64_t deadline, bool *spun, uint6
     uint64_t nap = shmchan__fence_waiter(*slice);
     uint32_t w = shmchan__load(&c->space, SHMCHAN__SEQ_CST);
     int rc = SHMCHAN_OK;
-    if (blocks(v, shmchan__qgate_scan(v, need, true), need)) {
+    if (blocks(v, shmchan__qgate_scan(v, need, true, NULL), need)) {
         uint64_t until = shmchan__now_ns() + nap;
         *slice = SHMCHAN__QSLICE_NS;
         rc = shmchan__sleep_on(&q->r, &c->space, w,
@@ -339,6 +422,9 @@ claim(shmchan_queue *q, uint64_t len, const void *data, int64_t timeout_ms, clai
 static int
 may_send(shmchan_queue *q, size_t len)
 {
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
+    }
     if (q->r.flags & SHMCHAN_RDONLY) {
         return SHMCHAN_ERDONLY;
     }
@@ -434,6 +520,9 @@ shmchan_queue_commit(shmchan_queue *q, size_t len)
     if (q == NULL) {
         return SHMCHAN_EINVAL;
     }
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
+    }
     if (!q->reserved) {
         return SHMCHAN_ESTATE;
     }
@@ -449,6 +538,9 @@ shmchan_queue_abort(shmchan_queue *q)
 {
     if (q == NULL) {
         return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&q->r)) {
+        return SHMCHAN_EFORKED;
     }
     if (!q->reserved) {
         return SHMCHAN_ESTATE;

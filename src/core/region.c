@@ -45,9 +45,10 @@ shmchan_opts_init(shmchan_opts *opts)
     }
 }
 
-void
+int
 shmchan__opts_copy(const shmchan_opts *in, shmchan_opts *out)
 {
+    shmchan__detail_clear();
     shmchan_opts_init(out);
     if (in != NULL) {
         size_t n = in->struct_size;
@@ -57,6 +58,15 @@ shmchan__opts_copy(const shmchan_opts *in, shmchan_opts *out)
         memcpy(out, in, n);
         out->struct_size = (uint32_t)sizeof(*out);
     }
+    if ((out->flags & ~(uint32_t)SHMCHAN_FLAGS_KNOWN) != 0) {
+        return SHMCHAN_EINVAL;
+    }
+    for (size_t i = 0; i < sizeof(out->reserved) / sizeof(out->reserved[0]); i++) {
+        if (out->reserved[i] != 0) {
+            return SHMCHAN_EINVAL;
+        }
+    }
+    return SHMCHAN_OK;
 }
 
 int
@@ -394,7 +404,7 @@ validate_and_map(shmchan__region *r, const shmchan_opts *opts, const shmchan__ki
         return rc;
     }
     if (ops != NULL && g.kind != ops->kind) {
-        return SHMCHAN_EGEOMETRY;
+        return shmchan__geometry_error("kind", g.kind, ops->kind);
     }
     /* Inspection (no ops) checks the kind's geometry too: info and peers
      * must not walk tables a forged header makes larger than the region. */
@@ -509,6 +519,9 @@ open_once(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *o
           shmchan__region *r, bool *vanished)
 {
     memset(r, 0, sizeof(*r));
+    shmchan__fork_watch();
+    r->pid = shmchan__pid();
+    r->forks = shmchan__load(&shmchan__forks, SHMCHAN__RELAXED);
     r->flags = opts->flags;
     r->asym = shmchan__asym_register(); /* before any publish through r */
     r->spin_ns = opts->spin_ns == SHMCHAN_SPIN_DEFAULT  ? SHMCHAN__DEFAULT_SPIN_NS

@@ -144,6 +144,12 @@ bool shmchan__fence_slow(void);
 /* ------------------------------------------------ processes and time */
 
 uint32_t shmchan__pid(void);
+/* Bumped in a child process by fork() (a pthread_atfork child handler,
+ * installed by shmchan__fork_watch(), which is cheap after the first call;
+ * never changes on Windows): a handle that recorded another value was opened
+ * by an ancestor. A plain load, for the hot paths. */
+extern shmchan__atomic_u32 shmchan__forks;
+void shmchan__fork_watch(void);
 /* Start time of a process in platform units, 0 if unknown or gone: pairs
  * with a pid to name one process for display and diagnosis. */
 uint64_t shmchan__proc_start(uint32_t pid);

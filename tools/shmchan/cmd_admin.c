@@ -11,25 +11,33 @@
 
 /* ------------------------------------------------------------ opening */
 
-/* Name the channel's real kind when a kind mismatch is the cause. */
+/*
+ * A geometry mismatch names the field and both values, as the failed open
+ * itself reported them (not as a later look at the channel might, which a
+ * racing re-creation could change); a kind mismatch says which verbs fit.
+ */
 int
 cli_open_failed(const char *verb, const char *name, uint32_t flags, int rc)
 {
-    shmchan_info info;
-    memset(&info, 0, sizeof(info));
-    info.struct_size = sizeof(info);
-    if (rc == SHMCHAN_EGEOMETRY &&
-        shmchan_info_get(name, flags & (SHMCHAN_FILE | SHMCHAN_GLOBAL), &info) == SHMCHAN_OK) {
-        if (info.kind == SHMCHAN_KIND_QUEUE) {
-            return cli_errorf(verb, name, "is a queue, not a latest-value channel: use send, "
-                              "recv or follow (SHMCHAN_EGEOMETRY)");
-        }
-        if (info.kind == SHMCHAN_KIND_LATEST) {
-            return cli_errorf(verb, name, "is a latest-value channel, not a queue: use put, get "
-                              "or watch (SHMCHAN_EGEOMETRY)");
-        }
+    (void)flags;
+    const char *field = NULL;
+    uint64_t have = 0, want = 0;
+    if (rc != SHMCHAN_EGEOMETRY || shmchan_last_error_geometry(&field, &have, &want) != SHMCHAN_OK) {
+        return cli_error(verb, name, rc);
     }
-    return cli_error(verb, name, rc);
+    if (strcmp(field, "kind") == 0 && have == SHMCHAN_KIND_QUEUE) {
+        return cli_errorf(verb, name, "is a queue, not a latest-value channel: use send, "
+                          "recv or follow (SHMCHAN_EGEOMETRY)");
+    }
+    if (strcmp(field, "kind") == 0 && have == SHMCHAN_KIND_LATEST) {
+        return cli_errorf(verb, name, "is a latest-value channel, not a queue: use put, get "
+                          "or watch (SHMCHAN_EGEOMETRY)");
+    }
+    if (have == 0 && strcmp(field, "max_msg") != 0) {
+        return cli_errorf(verb, name, "is a latest-value channel, which has no %s: use put, "
+                          "get or watch (SHMCHAN_EGEOMETRY)", field);
+    }
+    return cli_errorf(verb, name, "%s (SHMCHAN_EGEOMETRY)", shmchan_last_error_detail());
 }
 
 int

@@ -23,18 +23,23 @@
  * A handler that never returns and never chains (it exits on SIGBUS) cannot
  * be helped: docs/security.md says so.
  *
- * The table is a fixed array read lock-free by the handler.
+ * The table is read lock-free by the handler. It grows in chunks that are
+ * never freed (a chunk pointer, once published, stays valid), so the number
+ * of mappings a process may guard is bounded only by memory: GUARD_CHUNKS x
+ * GUARD_CHUNK (16 M), far beyond the descriptors a process can hold.
  */
 #include "platform/posix/posix.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define GUARD_SLOTS 4096
+#define GUARD_CHUNK 4096
+#define GUARD_CHUNKS 4096
 
 typedef struct guard_slot {
     _Atomic(uintptr_t) base; /* 0 = free; set last when adding */
@@ -43,7 +48,9 @@ typedef struct guard_slot {
     _Atomic(int) fd; /* the backing object, to see whether it shrank */
 } guard_slot;
 
-static guard_slot slots[GUARD_SLOTS];
+static guard_slot first[GUARD_CHUNK];
+static _Atomic(guard_slot *) chunks[GUARD_CHUNKS] = {first};
+static pthread_mutex_t grow_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction previous;
 static pthread_mutex_t install_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int chaining; /* inside the previous handler, on this thread */
@@ -83,12 +90,20 @@ chain(int sig, siginfo_t *si, void *uc)
     fatal(sig, si);
 }
 
-/* Replace slot i's mapping by zero pages and flag it. */
-static bool
-zero_fill(int i)
+/* The slot at index k of the whole table, or NULL past the chunks made. */
+static guard_slot *
+slot_at(int k)
 {
-    uintptr_t b = atomic_load(&slots[i].base);
-    uint64_t n = atomic_load(&slots[i].len);
+    guard_slot *chunk = atomic_load(&chunks[k / GUARD_CHUNK]);
+    return chunk == NULL ? NULL : &chunk[k % GUARD_CHUNK];
+}
+
+/* Replace slot g's mapping by zero pages and flag it. */
+static bool
+zero_fill(guard_slot *g)
+{
+    uintptr_t b = atomic_load(&g->base);
+    uint64_t n = atomic_load(&g->len);
     if (b <= 1) {
         return false;
     }
@@ -97,7 +112,7 @@ zero_fill(int i)
     if (p == MAP_FAILED) {
         return false;
     }
-    atomic_store(atomic_load(&slots[i].faulted), 1);
+    atomic_store(atomic_load(&g->faulted), 1);
     return true;
 }
 
@@ -107,12 +122,13 @@ static bool
 zero_shrunk(void)
 {
     bool any = false;
-    for (int i = 0; i < GUARD_SLOTS; i++) {
-        uintptr_t b = atomic_load(&slots[i].base);
-        uint64_t n = atomic_load(&slots[i].len);
+    guard_slot *g;
+    for (int k = 0; k < GUARD_CHUNK * GUARD_CHUNKS && (g = slot_at(k)) != NULL; k++) {
+        uintptr_t b = atomic_load(&g->base);
+        uint64_t n = atomic_load(&g->len);
         struct stat st;
-        if (b > 1 && fstat(atomic_load(&slots[i].fd), &st) == 0 && (uint64_t)st.st_size < n) {
-            any |= zero_fill(i);
+        if (b > 1 && fstat(atomic_load(&g->fd), &st) == 0 && (uint64_t)st.st_size < n) {
+            any |= zero_fill(g);
         }
     }
     return any;
@@ -125,10 +141,12 @@ on_sigbus(int sig, siginfo_t *si, void *uc)
     bool ours = false;
     if (si != NULL && si->si_code > 0) { /* a fault, with its address */
         uintptr_t a = (uintptr_t)si->si_addr;
-        for (int i = 0; i < GUARD_SLOTS && !ours; i++) {
-            uintptr_t b = atomic_load(&slots[i].base);
-            uint64_t n = atomic_load(&slots[i].len);
-            ours = b > 1 && a >= b && a - b < n && zero_fill(i);
+        guard_slot *g;
+        for (int k = 0; k < GUARD_CHUNK * GUARD_CHUNKS && !ours && (g = slot_at(k)) != NULL;
+             k++) {
+            uintptr_t b = atomic_load(&g->base);
+            uint64_t n = atomic_load(&g->len);
+            ours = b > 1 && a >= b && a - b < n && zero_fill(g);
         }
     } else {
         ours = zero_shrunk();
@@ -162,11 +180,11 @@ ensure_installed(void)
     pthread_mutex_unlock(&install_mu);
 }
 
-int
-shmchan__posix_guard_add(void *base, uint64_t len, atomic_int *faulted, int fd)
+/* Claim a free slot of one chunk; false if the chunk is full. */
+static bool
+claim_in(guard_slot *slots, void *base, uint64_t len, atomic_int *faulted, int fd)
 {
-    ensure_installed();
-    for (int i = 0; i < GUARD_SLOTS; i++) {
+    for (int i = 0; i < GUARD_CHUNK; i++) {
         uintptr_t expected = 0;
         if (atomic_load(&slots[i].base) != 0) {
             continue;
@@ -178,19 +196,56 @@ shmchan__posix_guard_add(void *base, uint64_t len, atomic_int *faulted, int fd)
             atomic_store(&slots[i].fd, fd);
             atomic_store(&slots[i].len, len);
             atomic_store(&slots[i].base, (uintptr_t)base);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Chunk c, made (zeroed, then published) if missing; NULL without memory. */
+static guard_slot *
+chunk_made(int c)
+{
+    guard_slot *slots = atomic_load(&chunks[c]);
+    if (slots != NULL) {
+        return slots;
+    }
+    pthread_mutex_lock(&grow_mu);
+    slots = atomic_load(&chunks[c]);
+    if (slots == NULL) {
+        slots = calloc(GUARD_CHUNK, sizeof(guard_slot));
+        if (slots != NULL) {
+            atomic_store(&chunks[c], slots);
+        }
+    }
+    pthread_mutex_unlock(&grow_mu);
+    return slots;
+}
+
+int
+shmchan__posix_guard_add(void *base, uint64_t len, atomic_int *faulted, int fd)
+{
+    ensure_installed();
+    for (int c = 0; c < GUARD_CHUNKS; c++) {
+        guard_slot *slots = chunk_made(c);
+        if (slots == NULL) {
+            return SHMCHAN_ENOMEM;
+        }
+        if (claim_in(slots, base, len, faulted, fd)) {
             return SHMCHAN_OK;
         }
     }
-    return SHMCHAN_ELIMIT;
+    return SHMCHAN_ENOMEM; /* 16 M guarded mappings in one process */
 }
 
 void
 shmchan__posix_guard_remove(void *base)
 {
-    for (int i = 0; i < GUARD_SLOTS; i++) {
-        if (atomic_load(&slots[i].base) == (uintptr_t)base) {
-            atomic_store(&slots[i].len, 0);
-            atomic_store(&slots[i].base, 0);
+    guard_slot *g;
+    for (int k = 0; k < GUARD_CHUNK * GUARD_CHUNKS && (g = slot_at(k)) != NULL; k++) {
+        if (atomic_load(&g->base) == (uintptr_t)base) {
+            atomic_store(&g->len, 0);
+            atomic_store(&g->base, 0);
             return;
         }
     }

@@ -2,6 +2,7 @@
 #include "platform/posix/posix.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,28 @@
 #include <unistd.h>
 
 static _Thread_local int last_oserror;
+
+shmchan__atomic_u32 shmchan__forks;
+static pthread_once_t fork_watched = PTHREAD_ONCE_INIT;
+
+/* Runs in the child, single-threaded, right after fork(). */
+static void
+forked_child(void)
+{
+    atomic_fetch_add(&shmchan__forks, 1);
+}
+
+static void
+fork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, forked_child);
+}
+
+void
+shmchan__fork_watch(void)
+{
+    (void)pthread_once(&fork_watched, fork_register);
+}
 
 void
 shmchan__oserror_set(int err)

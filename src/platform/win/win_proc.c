@@ -9,6 +9,13 @@
 
 static SHMCHAN__WIN_TLS int last_oserror;
 
+shmchan__atomic_u32 shmchan__forks; /* Windows has no fork: stays 0 */
+
+void
+shmchan__fork_watch(void)
+{
+}
+
 void
 shmchan__oserror_set(int err)
 {

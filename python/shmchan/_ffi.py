@@ -9,7 +9,8 @@ The library is looked for, in this order:
 
 1. the path in the environment variable ``SHMCHAN_LIBRARY``;
 2. next to this file (a copy placed in the package at install time);
-3. the build tree of a source checkout (``<repo>/build``), when the package
+3. the build tree of a source checkout (``<repo>/build*``, then
+   ``<repo>/_build/release``, which scripts/test.sh makes), when the package
    is imported from ``<repo>/python``;
 4. the system: ``ctypes.util.find_library("shmchan")``, then the soname.
 
@@ -65,7 +66,7 @@ def _candidates() -> list[str]:
     out = [str(here / n) for n in _NAMES if (here / n).exists()]
     repo = here.parent.parent
     if here.parent.name == "python" and (repo / "include" / "shmchan" / "shmchan.h").exists():
-        for build in sorted(repo.glob("build*")):
+        for build in [*sorted(repo.glob("build*")), repo / "_build" / "release"]:
             out += [str(build / n) for n in _NAMES if (build / n).exists()]
     found = ctypes.util.find_library("shmchan")
     if found:

@@ -169,11 +169,13 @@ TEST(queue_slot_generation_protects_next_owner)
     o.max_readers = 1;
     shmchan_queue *w = NULL;
     T_OK(shmchan_queue_open(n, &o, &w));
-    int rounds = (int)(tq_seconds() * 20);
+    int rounds = 0;
     const char *joined = t_path();
     char arg[600];
     snprintf(arg, sizeof(arg), "%s %s", n, joined);
-    for (int r = 0; r < rounds; r++) {
+    /* At least 10 rounds; more for the stress time (SHMCHAN_STRESS_SECONDS). */
+    for (uint64_t end = t_now_ns() + (uint64_t)(tq_seconds() * 1e9);
+         rounds < 10 || (t_now_ns() < end && rounds < 1000); rounds++) {
         T_EQ_U64(t_wait_bounded(t_spawn("promised_gen_die", n), 60000), t_killed_status());
         (void)remove(joined);
         t_proc j = t_spawn("promised_gen_join", arg);

@@ -287,22 +287,30 @@ TEST(queue_4_writers_4_subscribers_big_ring)
 }
 
 /* arg: "name out": take messages until a stop; write "writer counter" lines. */
-/* Count a worker in at the gate file (one byte each), then wait until all
- * n are in: the others must get messages meanwhile. 0, or 1 after 60 s. */
+/* Check in at the gate (create gate.<index>), then wait until all n workers
+ * did: the others must get messages meanwhile. One file each, as appends
+ * of several processes to one file are not atomic everywhere (Wine).
+ * 0, or 1 after 60 s. */
 static int
-gate_wait(const char *gate, long n)
+gate_wait(const char *gate, unsigned index, unsigned n)
 {
-    FILE *f = fopen(gate, "ab");
-    if (f == NULL || fwrite("x", 1, 1, f) != 1 || fclose(f) != 0) {
+    char path[600];
+    snprintf(path, sizeof(path), "%s.%u", gate, index);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fclose(f) != 0) {
         return 1;
     }
     for (uint64_t end = t_now_ns() + UINT64_C(60000000000); t_now_ns() < end;) {
-        f = fopen(gate, "rb");
-        long size = f != NULL && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-        if (f != NULL) {
-            fclose(f);
+        unsigned in = 0;
+        for (unsigned i = 0; i < n; i++) {
+            snprintf(path, sizeof(path), "%s.%u", gate, i);
+            f = fopen(path, "rb");
+            in += f != NULL;
+            if (f != NULL) {
+                fclose(f);
+            }
         }
-        if (size >= n) {
+        if (in == n) {
             return 0;
         }
         t_sleep_ms(1);
@@ -311,15 +319,15 @@ gate_wait(const char *gate, long n)
     return 1;
 }
 
-/* arg: "name out gate workers": after its first message a worker waits at
- * the gate until every worker got one (work is shared, not hoarded). */
+/* arg: "name out gate workers index": after its first message a worker
+ * waits at the gate until every worker got one (work is shared, not hoarded). */
 HELPER(queue_mp_worker)
 {
     char name[64], out[512], gate[512];
     t_arg_word(arg, 0, name, sizeof(name));
     t_arg_word(arg, 1, out, sizeof(out));
     t_arg_word(arg, 2, gate, sizeof(gate));
-    long workers = (long)t_arg_u32(arg, 3);
+    unsigned workers = t_arg_u32(arg, 3), index = t_arg_u32(arg, 4);
     bool first = true;
     shmchan_opts o = t_opts(SHMCHAN_WORKER);
     shmchan_queue *q = NULL;
@@ -366,7 +374,7 @@ HELPER(queue_mp_worker)
         }
         if (first && !stop && gate[0] != '\0') {
             first = false;
-            if (gate_wait(gate, workers) != 0) {
+            if (gate_wait(gate, index, workers) != 0) {
                 return 5;
             }
         }
@@ -390,7 +398,7 @@ three_writers_four_workers(uint64_t capacity, int count)
     char arg[1200];
     for (int i = 0; i < NK; i++) {
         out[i] = t_path();
-        snprintf(arg, sizeof(arg), "%s %s %s %d", n, out[i], gate, NK);
+        snprintf(arg, sizeof(arg), "%s %s %s %d %d", n, out[i], gate, NK, i);
         workers[i] = t_spawn("queue_mp_worker", arg);
     }
     await_readers(n, NK);
@@ -438,6 +446,10 @@ three_writers_four_workers(uint64_t capacity, int count)
         T_EQ_U64(seen[i], 1); /* never lost */
     }
     free(seen);
+    for (int i = 0; i < NK; i++) {
+        snprintf(arg, sizeof(arg), "%s.%d", gate, i);
+        (void)remove(arg);
+    }
     printf("%d of %d workers got messages\n", busy, NK);
     T_EQ_U64(busy, NK); /* each waited at the gate until all had work */
     shmchan_queue_close(q);

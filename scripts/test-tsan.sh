@@ -42,4 +42,4 @@ if [[ -z $line ]]; then
     exit 1
 fi
 echo "tsan: $line"
-[[ $line == *" 0 failed" && $reports -eq 0 ]]
+[[ $line == *" 0 failed,"* && $reports -eq 0 ]]

@@ -85,7 +85,9 @@ chaos_latest_writer(chaos_slot *s, const chaos_chan *c, uint64_t seed)
     uint64_t rng = seed;
     uint32_t inc = (uint32_t)atomic_load(&s->inc);
     uint8_t msg[CHAOS_MAX_MSG];
-    for (uint64_t counter = 0; !atomic_load(&chaos_b->stop); counter++) {
+    /* At least one message: a creator that was slow to create (a loaded
+     * machine, a 1 MiB region) still leaves the round something to check. */
+    for (uint64_t counter = 0; counter == 0 || !atomic_load(&chaos_b->stop); counter++) {
         size_t len = chaos_msg_len(&rng);
         int rc;
         if (chaos_rand(&rng) & 1) {

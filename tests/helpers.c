@@ -19,6 +19,29 @@ t_fail(const char *file, int line, const char *fmt, ...)
     _Exit(1);
 }
 
+const char *t_test_name = "";
+
+void
+t_skip(const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    printf("SKIP: %s\n", why);
+    /* The test command collects skips with their reasons (scripts/test.sh). */
+    const char *log = getenv("SHMCHAN_SKIP_LOG");
+    FILE *f = log != NULL && log[0] != '\0' ? fopen(log, "a") : NULL;
+    if (f != NULL) {
+        fprintf(f, "%s\t%s\n", t_test_name, why);
+        fclose(f);
+    }
+    fflush(NULL);
+    cleanup_now();
+    _Exit(T_SKIP_STATUS);
+}
+
 #define MAX_CLEANUP 256
 static char names[MAX_CLEANUP][64];
 static char paths[MAX_CLEANUP][512];

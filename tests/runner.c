@@ -1,8 +1,11 @@
 /*
  * Test runner. Each test runs in its own process (this binary re-executed
  * with --run NAME) with a timeout, so a crash or hang fails that test alone.
- *   shmchan_tests                  run all, print "N passed, N failed"
+ *   shmchan_tests                  run all, print "N passed, N failed, N skipped"
  *   shmchan_tests NAME...          run the named tests
+ * A test that calls T_SKIP ends with status T_SKIP_STATUS and counts as
+ * skipped, not passed; the exit status is 1 if any failed, T_SKIP_STATUS if
+ * all were skipped (so that ctest shows a skip), else 0.
  *   shmchan_tests --list           print the test names
  *   shmchan_tests --run NAME       run one test in this process
  *   shmchan_tests --helper NAME A  run a helper (a peer process of a test)
@@ -87,6 +90,10 @@ run_isolated(const test_entry *t)
         printf("PASS %s\n", t->name);
         return 0;
     }
+    if (st == T_SKIP_STATUS) {
+        printf("SKIP %s\n", t->name);
+        return 2;
+    }
     printf("FAIL %s (exit status %d)\n", t->name, st);
     return 1;
 }
@@ -111,19 +118,21 @@ main(int argc, char **argv)
             return 125;
         }
         t_isolate();
+        t_test_name = t->name;
         t->fn();
         fflush(NULL);
         return 0;
     }
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (int i = 1; i < argc || (argc == 1 && (size_t)i <= NTESTS); i++) {
         const test_entry *t = argc > 1 ? find_test(argv[i]) : &tests[i - 1];
         if (t == NULL) {
             fprintf(stderr, "no such test: %s\n", argv[i]);
             return 2;
         }
-        run_isolated(t) == 0 ? passed++ : failed++;
+        int r = run_isolated(t);
+        r == 0 ? passed++ : r == 2 ? skipped++ : failed++;
     }
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed != 0 ? 1 : skipped != 0 && passed == 0 ? T_SKIP_STATUS : 0;
 }

@@ -32,6 +32,21 @@
 #endif
 
 T_NORETURN T_PRINTF(3, 4) void t_fail(const char *file, int line, const char *fmt, ...);
+T_NORETURN T_PRINTF(1, 2) void t_skip(const char *fmt, ...);
+
+/* Exit status of a skipped test: the runner reports it as SKIP, and ctest
+ * (SKIP_RETURN_CODE) as "Not Run (Skipped)". */
+#define T_SKIP_STATUS 77
+
+/*
+ * End the test as skipped, with the reason: only for a check that cannot
+ * run in this environment (never to pass quietly). scripts/test.sh fails a
+ * stage whose skips are not in scripts/expected-skips.txt.
+ */
+#define T_SKIP(...) t_skip(__VA_ARGS__)
+
+/* The name of the test this process runs (set by the runner), or "". */
+extern const char *t_test_name;
 
 #define T_TRUE(x)                                              \
     do {                                                       \
@@ -124,6 +139,10 @@ int t_truncate(const char *path, uint64_t size); /* 0 on success */
 void t_die(void); /* end this process as abruptly as SIGKILL would */
 /* Path of the built shmchan CLI (from SHMCHAN_CLI or next to the tests). */
 const char *t_cli(void);
+/* POSIX: the nth (from 0) id at or above 61000 that no user or group has
+ * (/etc/passwd, /etc/group), the same in every process; for tests that run
+ * helpers as another uid or put them in other groups. */
+int t_unused_id(int nth);
 /* Run a shell command line; returns its exit status. Output into out if given. */
 int t_sh(const char *cmd, char *out, size_t cap);
 

@@ -1,5 +1,7 @@
 /* POSIX layer of the test harness: processes, clocks, shell commands. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -164,4 +166,16 @@ int
 t_proc_id(t_proc p)
 {
     return (int)p;
+}
+
+int
+t_unused_id(int nth)
+{
+    /* The same answer in every process of a run: helpers recompute it. */
+    for (int id = 61000; id < 2000000; id++) {
+        if (getpwuid((uid_t)id) == NULL && getgrgid((gid_t)id) == NULL && nth-- == 0) {
+            return id;
+        }
+    }
+    t_fail(__FILE__, __LINE__, "no unused user or group id found");
 }

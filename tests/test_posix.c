@@ -76,7 +76,8 @@ TEST(region_unlink_removes_name)
 
 HELPER(open_as_nobody)
 {
-    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) {
+    gid_t id = (gid_t)t_unused_id(0); /* a uid and gid nobody else has */
+    if (geteuid() == 0 && (setgid(id) != 0 || setuid((uid_t)id) != 0)) {
         return 3;
     }
     shmchan_latest *ch = NULL;

@@ -409,9 +409,13 @@ TEST(queue_hostile_scribbles)
     uint64_t seed = 0x1234567 ^ (uint64_t)t_pid();
     uint8_t msg[256], buf[600];
     uint64_t iterations = (uint64_t)(tq_seconds() * 20000), oks = 0;
+    uint64_t epochs = 0, live_epochs = 0, epoch_oks = 0; /* between reopenings */
     uint64_t t0 = t_now_ns();
     for (uint64_t i = 0; i < iterations; i++) {
         if (i % 500 == 499) {
+            epochs++;
+            live_epochs += epoch_oks != 0;
+            epoch_oks = 0;
             /* Everybody leaves and comes back: the first opener resets what
              * it can (a scribbled tail, stale slots), so the lies go on
              * meeting a working queue. */
@@ -453,6 +457,7 @@ TEST(queue_hostile_scribbles)
         T_TRUE(allowed(rc));
         T_TRUE(rc != SHMCHAN_OK || got <= 256);
         oks += rc == SHMCHAN_OK;
+        epoch_oks += rc == SHMCHAN_OK;
         rc = shmchan_queue_recv_batch(k, buf, sizeof(buf), 4, 0, msgs, &count);
         T_TRUE(allowed(rc));
         for (size_t c = 0; rc == SHMCHAN_OK && c < count; c++) {
@@ -478,9 +483,14 @@ TEST(queue_hostile_scribbles)
             T_OK(xorshift(&seed) % 2 ? shmchan_queue_commit(w, 50) : shmchan_queue_abort(w));
         }
     }
-    printf("%llu iterations in %.1f s, %llu messages received\n",
+    printf("%llu iterations in %.1f s, %llu messages received, in %llu of %llu epochs\n",
            (unsigned long long)iterations, (double)(t_now_ns() - t0) / 1e9,
-           (unsigned long long)oks);
+           (unsigned long long)oks, (unsigned long long)live_epochs,
+           (unsigned long long)epochs);
+    /* Something was delivered under the lies (the share varies widely with
+     * the seed: 1-60% of the sends in 200 runs); a queue that never
+     * delivers would pass every check above. */
+    T_TRUE(oks > 0 && live_epochs > 0);
     munmap(base, size);
     shmchan_info info = {.struct_size = sizeof(info)};
     T_OK(shmchan_queue_info(w, &info));

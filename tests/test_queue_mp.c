@@ -287,11 +287,48 @@ TEST(queue_4_writers_4_subscribers_big_ring)
 }
 
 /* arg: "name out": take messages until a stop; write "writer counter" lines. */
+/* Check in at the gate (create gate.<index>), then wait until all n workers
+ * did: the others must get messages meanwhile. One file each, as appends
+ * of several processes to one file are not atomic everywhere (Wine).
+ * 0, or 1 after 60 s. */
+static int
+gate_wait(const char *gate, unsigned index, unsigned n)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s.%u", gate, index);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fclose(f) != 0) {
+        return 1;
+    }
+    for (uint64_t end = t_now_ns() + UINT64_C(60000000000); t_now_ns() < end;) {
+        unsigned in = 0;
+        for (unsigned i = 0; i < n; i++) {
+            snprintf(path, sizeof(path), "%s.%u", gate, i);
+            f = fopen(path, "rb");
+            in += f != NULL;
+            if (f != NULL) {
+                fclose(f);
+            }
+        }
+        if (in == n) {
+            return 0;
+        }
+        t_sleep_ms(1);
+    }
+    fprintf(stderr, "worker: the other workers got no message in 60 s\n");
+    return 1;
+}
+
+/* arg: "name out gate workers index": after its first message a worker
+ * waits at the gate until every worker got one (work is shared, not hoarded). */
 HELPER(queue_mp_worker)
 {
-    char name[64], out[512];
+    char name[64], out[512], gate[512];
     t_arg_word(arg, 0, name, sizeof(name));
     t_arg_word(arg, 1, out, sizeof(out));
+    t_arg_word(arg, 2, gate, sizeof(gate));
+    unsigned workers = t_arg_u32(arg, 3), index = t_arg_u32(arg, 4);
+    bool first = true;
     shmchan_opts o = t_opts(SHMCHAN_WORKER);
     shmchan_queue *q = NULL;
     if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
@@ -335,6 +372,12 @@ HELPER(queue_mp_worker)
         if (call % 3 == 2 && shmchan_queue_release(q) != SHMCHAN_OK) {
             return 4;
         }
+        if (first && !stop && gate[0] != '\0') {
+            first = false;
+            if (gate_wait(gate, index, workers) != 0) {
+                return 5;
+            }
+        }
         if (stop) {
             break;
         }
@@ -350,12 +393,12 @@ three_writers_four_workers(uint64_t capacity, int count)
     enum { NW = 3, NK = 4 };
     const char *n = t_name();
     shmchan_queue *q = tq_create(n, capacity, TQ_MAXMSG, 0);
-    const char *out[NK];
+    const char *out[NK], *gate = t_path();
     t_proc workers[NK], writers[NW];
-    char arg[700];
+    char arg[1200];
     for (int i = 0; i < NK; i++) {
         out[i] = t_path();
-        snprintf(arg, sizeof(arg), "%s %s", n, out[i]);
+        snprintf(arg, sizeof(arg), "%s %s %s %d %d", n, out[i], gate, NK, i);
         workers[i] = t_spawn("queue_mp_worker", arg);
     }
     await_readers(n, NK);
@@ -403,7 +446,12 @@ three_writers_four_workers(uint64_t capacity, int count)
         T_EQ_U64(seen[i], 1); /* never lost */
     }
     free(seen);
+    for (int i = 0; i < NK; i++) {
+        snprintf(arg, sizeof(arg), "%s.%d", gate, i);
+        (void)remove(arg);
+    }
     printf("%d of %d workers got messages\n", busy, NK);
+    T_EQ_U64(busy, NK); /* each waited at the gate until all had work */
     shmchan_queue_close(q);
 }
 

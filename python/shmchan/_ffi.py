@@ -9,7 +9,8 @@ The library is looked for, in this order:
 
 1. the path in the environment variable ``SHMCHAN_LIBRARY``;
 2. next to this file (a copy placed in the package at install time);
-3. the build tree of a source checkout (``<repo>/build*``), when the package
+3. the build tree of a source checkout (``<repo>/build*``, then
+   ``<repo>/_build/release``, which scripts/test.sh makes), when the package
    is imported from ``<repo>/python``;
 4. the libdir where ``pip install`` found it installed (``cmake --install``
    then ``pip install ./python``: no ``ldconfig`` needed);
@@ -82,7 +83,7 @@ def _candidates() -> list[str]:
     dirs = [here]
     repo = here.parent.parent
     if here.parent.name == "python" and (repo / "include" / "shmchan" / "shmchan.h").exists():
-        dirs += sorted(repo.glob("build*"))
+        dirs += [*sorted(repo.glob("build*")), repo / "_build" / "release"]
     dirs += _installed_libdir()
     out: list[str] = []
     seen: set[Path] = set()

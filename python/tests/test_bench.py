@@ -15,8 +15,8 @@ BENCH = REPO / "bench" / "python" / "bench_python.py"
 @unittest.skipUnless(BENCH.exists(), "bench/python not in this tree")
 class Bench(unittest.TestCase):
     def test_smoke(self) -> None:
-        only = [] if queue_supported() else ["--only", "latest,Pipe,multiprocessing.Queue,recipe"]
-        p = subprocess.run([sys.executable, str(BENCH), "--smoke", *only], capture_output=True,
+        queue_supported()  # fails when the library lacks a queue function
+        p = subprocess.run([sys.executable, str(BENCH), "--smoke"], capture_output=True,
                            text=True, timeout=4 * CHILD_TIMEOUT, env=child_env())
         self.assertEqual(p.returncode, 0, p.stderr)
         table = [line for line in p.stdout.splitlines() if line.startswith("| ")]
@@ -25,8 +25,7 @@ class Bench(unittest.TestCase):
         self.assertIn("multiprocessing.Pipe", names)
         self.assertIn("multiprocessing.Queue", names)
         self.assertIn("recipe: mmap polling", names)
-        if queue_supported():
-            self.assertIn("shmchan queue", names)
+        self.assertIn("shmchan queue", names)
         self.assertIn("multiprocessing.Pipe (target >= 2 x)", p.stdout)
 
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
 import unittest
 
 import shmchan
-from support import ChannelTest
+from support import CHILD_TIMEOUT, ChannelTest, child_env, unused_id
 
 
 class ErrorTable(ChannelTest):
@@ -117,15 +121,50 @@ class RealFailures(ChannelTest):
         with self.assertRaises(shmchan.Truncated):
             shmchan.Latest.open(p)
 
-    @unittest.skipIf(hasattr(os, "geteuid") and os.geteuid() == 0, "root ignores permissions")
+    # A process of another user, as the C access tests run them: root
+    # ignores permission bits, so as root (as CI runs) the opener is a
+    # second uid that setpriv(1) starts (util-linux, installed by the test
+    # command); as any other user, the file's mode 0 refuses its owner too.
+    DENIED_CODE = (
+        "import pathlib, sys, shmchan\n"
+        "for arg in sys.argv[1:]:\n"
+        "    target = pathlib.Path(arg) if arg.startswith('/') else arg  # a file or a name\n"
+        "    for ro in (False, True):\n"
+        "        try:\n"
+        "            shmchan.Latest.open(target, readonly=ro).close()\n"
+        "            print('opened', target, ro)\n"
+        "        except shmchan.AccessDenied as e:\n"
+        "            print('denied', isinstance(e, PermissionError), type(e).__name__)\n"
+    )
+
+    @unittest.skipUnless(hasattr(os, "geteuid"), "POSIX users")
     def test_access_denied(self) -> None:
         p = self.path("private")
         with shmchan.Latest.create(p):
             pass
-        os.chmod(p, 0)
-        with self.assertRaises(shmchan.AccessDenied) as cm:
-            shmchan.Latest.open(p)
-        self.assertIsInstance(cm.exception, PermissionError)
+        n = self.name()
+        shmchan.Latest.create(n).close()  # mode 0600 by default
+        if os.geteuid() != 0:
+            os.chmod(p, 0)
+            with self.assertRaises(shmchan.AccessDenied) as cm:
+                shmchan.Latest.open(p)
+            self.assertIsInstance(cm.exception, PermissionError)
+            argv = [sys.executable, "-c", self.DENIED_CODE, str(p)]
+            targets = 1
+        else:
+            os.chmod(p.parent, 0o755)  # only the file's own mode (0600, root's) refuses
+            uid = str(unused_id())
+            setpriv = shutil.which("setpriv")
+            self.assertIsNotNone(setpriv, "setpriv not found: install util-linux")
+            argv = [str(setpriv), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                    sys.executable, "-c", self.DENIED_CODE, str(p), n]
+            targets = 2
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_TIMEOUT,
+                           env=child_env(), cwd=tempfile.gettempdir())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines(), ["denied True EACCES"] * 2 * targets,
+                         r.stderr)
+        self.assertEqual(shmchan.info(n).seq, 0)  # untouched
 
     def test_call_errors(self) -> None:
         n = self.name()

@@ -110,8 +110,7 @@ class CtrlC(ChannelTest):
             self.assertIn("returned (1, b'go')", out)
 
     def test_queue_recv(self) -> None:
-        if not queue_supported():
-            self.skipTest("this libshmchan has no queues yet")
+        queue_supported()  # fails when the library lacks a queue function
         n = self.name()
         with shmchan.Queue.create(n):
             self.interrupt(n, "queue", "recv", "plain")

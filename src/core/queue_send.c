@@ -80,8 +80,9 @@ shmchan__qretire(const shmchan__qview *v, uint32_t role, uint64_t from, uint64_t
 
 /*
  * The smallest position writers must not overwrite (docs/queue.md, "Unread
- * messages"): the consumed watermark, every live subscriber's cursor and,
- * when workers exist, work_pos and the positions workers announced. work_pos
+ * messages"): every live subscriber's cursor and, when workers exist,
+ * work_pos and the positions workers announced; with no reader registered,
+ * the consumed watermark. work_pos
  * is read before the slots (seq_cst): a worker announces (seq_cst) before its
  * CAS on work_pos, so if we saw the CAS we see the announcement. Stale values
  * are smaller, hence safe. The watermark is raised on the way (a CAS to a
@@ -131,8 +132,12 @@ shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_dead, bool
     if (live_out != NULL) {
         *live_out = live;
     }
+    /* With readers registered they alone hold writers back (the watermark
+     * only waits for the next reader): a subscriber that joined at the
+     * newest, with no worker, must not leave writers waiting for ever on a
+     * backlog nobody registered will read. */
     min = workers && work < min ? work : min;
-    return k < min ? k : min;
+    return live ? min : k;
 }
 
 static uint64_t

@@ -38,6 +38,7 @@ enum chaos_role {
     ROLE_QUEUE_SUBSCRIBER, /* killable: checks order and integrity */
     ROLE_QUEUE_STABLE,     /* never killed: also checks that nothing was lost */
     ROLE_QUEUE_WORKER,
+    ROLE_LATEST_STABLE, /* never killed: its last read must be the newest message */
 };
 
 typedef struct chaos_slot {
@@ -60,6 +61,9 @@ typedef struct chaos_board {
     _Atomic uint32_t killed[CHAOS_INCS];
     /* Stable subscribers: messages received from each incarnation. */
     _Atomic uint64_t received[CHAOS_STABLE][CHAOS_INCS];
+    /* The stable latest-value reader: messages it accepted, and the message
+     * it read once the writers were done (incarnation, counter + 1; 0: none). */
+    _Atomic uint64_t latest_checked, latest_final_inc, latest_final_count;
     /* Workers: one bit per (incarnation, counter), set by whoever got it. */
     _Atomic uint64_t taken[CHAOS_INCS][CHAOS_BITS / 64];
 } chaos_board;

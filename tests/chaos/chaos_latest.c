@@ -32,13 +32,19 @@ open_latest(chaos_slot *s, const chaos_chan *c, uint32_t flags, shmchan_latest *
     o.flags = flags | (c->create_race && !(flags & SHMCHAN_RDONLY) ? SHMCHAN_CREATE : 0);
     o.max_msg = c->create_race ? CREATE_RACE_MAX_MSG : CHAOS_MAX_MSG;
     uint64_t end = chaos_now_ns() + 5000000000u;
+    /* The stable reader waits out the round: a writer created it by then. */
+    bool stable = atomic_load(&s->role) == ROLE_LATEST_STABLE;
+    _Atomic uint32_t *until = stable ? &chaos_b->writers_done : &chaos_b->stop;
     int rc = shmchan_latest_open(c->name, &o, out);
-    while (transient(c, flags, rc) && chaos_now_ns() < end && !atomic_load(&chaos_b->stop)) {
+    while (transient(c, flags, rc) && (stable || chaos_now_ns() < end) && !atomic_load(until)) {
         usleep(1000);
         rc = shmchan_latest_open(c->name, &o, out);
     }
+    if (rc != SHMCHAN_OK && transient(c, flags, rc) && stable) {
+        rc = shmchan_latest_open(c->name, &o, out); /* the writers are done: it exists */
+    }
     if (rc != SHMCHAN_OK && transient(c, flags, rc)) {
-        return rc; /* the round ended before anybody created it */
+        return rc; /* the round ended before anybody created it (the driver checks) */
     }
     if (rc != SHMCHAN_OK) {
         chaos_fail(s, "latest open: %s", shmchan_errname(rc));
@@ -79,7 +85,9 @@ chaos_latest_writer(chaos_slot *s, const chaos_chan *c, uint64_t seed)
     uint64_t rng = seed;
     uint32_t inc = (uint32_t)atomic_load(&s->inc);
     uint8_t msg[CHAOS_MAX_MSG];
-    for (uint64_t counter = 0; !atomic_load(&chaos_b->stop); counter++) {
+    /* At least one message: a creator that was slow to create (a loaded
+     * machine, a 1 MiB region) still leaves the round something to check. */
+    for (uint64_t counter = 0; counter == 0 || !atomic_load(&chaos_b->stop); counter++) {
         size_t len = chaos_msg_len(&rng);
         int rc;
         if (chaos_rand(&rng) & 1) {
@@ -187,12 +195,40 @@ look(chaos_slot *s, shmchan_latest *ch, reader_state *st, uint64_t *rng)
     return rc == SHMCHAN_EAGAIN || rc == SHMCHAN_ETIMEDOUT ? SHMCHAN_OK : rc;
 }
 
+/* The stable reader, once every writer is gone: what it reads now must be
+ * the newest message (the driver checks it against the commit counts). */
+static void
+stable_final_read(chaos_slot *s, shmchan_latest *ch, reader_state *st)
+{
+    while (!atomic_load(&chaos_b->writers_done)) {
+        usleep(1000);
+    }
+    uint8_t buf[CHAOS_MAX_MSG];
+    size_t len = 0;
+    uint64_t seq = 0;
+    int rc = shmchan_latest_read(ch, buf, sizeof(buf), &len, &seq);
+    if (rc == SHMCHAN_OK) {
+        uint64_t before = atomic_load(&s->failures);
+        accept(s, st, buf, len, seq);
+        if (atomic_load(&s->failures) == before) {
+            atomic_store(&chaos_b->latest_final_inc, st->inc);
+            atomic_store(&chaos_b->latest_final_count, st->counter + 1);
+        }
+    } else if (rc != SHMCHAN_EAGAIN) {
+        chaos_fail(s, "final latest read: %s", shmchan_errname(rc));
+    }
+    atomic_store(&chaos_b->latest_checked, atomic_load(&s->checked));
+}
+
 int
 chaos_latest_reader(chaos_slot *s, const chaos_chan *c, uint64_t seed)
 {
     uint64_t rng = seed;
     shmchan_latest *ch = NULL;
-    uint32_t flags = chaos_rand(&rng) % 3 == 0 ? SHMCHAN_RDONLY : 0;
+    /* Read-only for the stable one: in a create race it must not create. */
+    uint32_t flags = chaos_rand(&rng) % 3 == 0 || atomic_load(&s->role) == ROLE_LATEST_STABLE
+                         ? SHMCHAN_RDONLY
+                         : 0;
     int rc = open_latest(s, c, flags, &ch);
     if (rc != SHMCHAN_OK) {
         return transient(c, flags, rc) ? 0 : 1;
@@ -204,6 +240,9 @@ chaos_latest_reader(chaos_slot *s, const chaos_chan *c, uint64_t seed)
         if (rc != SHMCHAN_OK) {
             chaos_fail(s, "latest read: %s", shmchan_errname(rc));
         }
+    }
+    if (atomic_load(&s->role) == ROLE_LATEST_STABLE) {
+        stable_final_read(s, ch, &st);
     }
     shmchan_latest_close(ch);
     return atomic_load(&s->failures) == 0 ? 0 : 1;

@@ -66,6 +66,23 @@ def message(i: int) -> bytes:
     return Q.pack(i) * (MSG // 8)  # a torn read mixes two counters
 
 
+def ping_pong(send: Any, recv: Any, warm: int, n: int) -> list[int]:
+    """Time warm + n round trips of send(message) then recv(), keeping the
+    last n; then send the STOP message and take its answer."""
+    out = []
+    for i in range(warm + n):
+        msg = message(i)
+        t0 = now()
+        send(msg)
+        recv()
+        t1 = now()
+        if i >= warm:
+            out.append(t1 - t0)
+    send(message(STOP))
+    recv()
+    return out
+
+
 def counter(data: Any) -> int:
     return Q.unpack_from(data, 0)[0]
 
@@ -201,19 +218,7 @@ class ShmQueue:
         outq, inq = self._open(args)
         with outq, inq:
             self.assert_ready(inq)
-            out = []
-            send, recv = outq.send, inq.recv
-            for i in range(warm + n):
-                msg = message(i)
-                t0 = now()
-                send(msg)
-                recv()
-                t1 = now()
-                if i >= warm:
-                    out.append(t1 - t0)
-            send(message(STOP))
-            recv()
-        return out
+            return ping_pong(outq.send, inq.recv, warm, n)
 
     @staticmethod
     def assert_ready(inq: Any) -> None:
@@ -324,18 +329,7 @@ class Zmq:
 
     def rtt_client(self, args: Any, warm: int, n: int) -> list[int]:
         ctx, outq, inq = self._open(args)
-        out = []
-        send, recv = outq.send, inq.recv
-        for i in range(warm + n):
-            msg = message(i)
-            t0 = now()
-            send(msg)
-            recv()
-            t1 = now()
-            if i >= warm:
-                out.append(t1 - t0)
-        send(message(STOP))
-        recv()
+        out = ping_pong(outq.send, inq.recv, warm, n)
         outq.close(linger=1000)
         inq.close(linger=0)
         ctx.term()
@@ -386,19 +380,7 @@ class MpPipe:
         conn.send_bytes(Q.pack(n))
 
     def rtt_client(self, conn: Any, warm: int, n: int) -> list[int]:
-        out = []
-        send, recv = conn.send_bytes, conn.recv_bytes
-        for i in range(warm + n):
-            msg = message(i)
-            t0 = now()
-            send(msg)
-            recv()
-            t1 = now()
-            if i >= warm:
-                out.append(t1 - t0)
-        send(message(STOP))
-        recv()
-        return out
+        return ping_pong(conn.send_bytes, conn.recv_bytes, warm, n)
 
     def thr_client(self, conn: Any, n: int) -> tuple[float, int]:
         msgs = [message(i) for i in range(n)]

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "sample.h"
 
 /* ------------------------------------------------------------ opening */
 
@@ -386,21 +387,6 @@ info_text(const char *name, uint32_t flags, const shmchan_info *in)
     printf("layout-version  %" PRIu32 "\n", in->layout_version);
 }
 
-static const char *
-peer_role(uint32_t role)
-{
-    switch (role) {
-    case SHMCHAN_PEER_WRITER:
-        return "writer";
-    case SHMCHAN_PEER_SUBSCRIBER:
-        return "subscriber";
-    case SHMCHAN_PEER_WORKER:
-        return "worker";
-    default:
-        return "unknown";
-    }
-}
-
 /* All peers of a queue; *out is malloc'ed. */
 static int
 peers_get(const char *name, uint32_t flags, shmchan_peer **out, size_t *n)
@@ -438,7 +424,7 @@ peers_text(const shmchan_peer *p, size_t n)
             snprintf(lag, sizeof(lag), "%" PRIu64, p[i].lag);
         }
         printf("%-10s %5" PRIu32 " %8" PRIu32 " %-5s %12s %10s %12" PRIu64 " %10" PRIu64 "\n",
-               peer_role(p[i].role), p[i].slot, p[i].pid, p[i].alive ? "alive" : "dead", pos,
+               peer_role_name(p[i].role), p[i].slot, p[i].pid, p[i].alive ? "alive" : "dead", pos,
                lag, p[i].count, p[i].lost);
     }
 }
@@ -449,7 +435,7 @@ peers_json(const shmchan_peer *p, size_t n)
     cli_json *arr = json_arr();
     for (size_t i = 0; i < n; i++) {
         cli_json *o = json_obj();
-        json_set_str(o, "role", peer_role(p[i].role));
+        json_set_str(o, "role", peer_role_name(p[i].role));
         json_set_u64(o, "slot", p[i].slot);
         json_set_u64(o, "pid", p[i].pid);
         json_set_bool(o, "alive", p[i].alive != 0);

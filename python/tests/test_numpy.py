@@ -20,8 +20,7 @@ except ImportError:  # the test command installs python3-numpy
 class Arrays(ChannelTest):
     def setUp(self) -> None:
         super().setUp()
-        if not queue_supported():
-            self.skipTest("library built without queues")
+        queue_supported()  # fails when the library lacks a queue function
 
     def samples(self) -> list["np.ndarray"]:
         return [

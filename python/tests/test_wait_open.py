@@ -59,8 +59,7 @@ class WaitForCreation(ChannelTest):
         self.assertLessEqual(len(tries), 6, tries)
 
     def test_queue_subscribe_waits_for_a_file_channel(self) -> None:
-        if not queue_supported():
-            self.skipTest("library built without queues")
+        queue_supported()  # fails when the library lacks a queue function
         path = self.path("later")
         p = self.creator(str(path), "queue", 0.3)
         try:
@@ -85,8 +84,7 @@ class WaitForCreation(ChannelTest):
 class NonBlocking(ChannelTest):
     def setUp(self) -> None:
         super().setUp()
-        if not queue_supported():
-            self.skipTest("library built without queues")
+        queue_supported()  # fails when the library lacks a queue function
 
     def test_recv_batch_timeout_zero_on_empty_queue(self) -> None:
         with shmchan.Queue.create(self.name(), role="subscriber") as q:

@@ -103,6 +103,20 @@ size_t br_env_prefix(unsigned char *buf, const char *host, const char *chan, uin
 void br_env_seq(unsigned char *buf, size_t prefix_len, uint64_t seq);
 /* Returns the payload offset, or 0 when the prefix is missing or malformed. */
 size_t br_env_parse(const unsigned char *buf, size_t len, br_hdr *h);
+/* A batch of queue messages in one core NATS message (docs/bridge.md): "SCB2",
+ * u8 n, n bytes "host/channel", u64 epoch, u32 count, then count records of
+ * u64 seq, u32 len and len bytes, all little-endian; sequences rise strictly. */
+#define BR_BATCH_MAGIC "SCB2"
+#define BR_BATCH_REC 12 /* a record's header: seq and len */
+size_t br_batch_prefix(unsigned char *buf, const char *host, const char *chan, uint64_t epoch);
+void br_batch_count(unsigned char *buf, size_t prefix_len, uint32_t count);
+void br_batch_record(unsigned char *rec, uint64_t seq, uint32_t len);
+/* Checks the whole batch; returns the offset of its first record and sets
+ * *count, or returns 0 when anything in it is malformed. */
+size_t br_batch_parse(const unsigned char *buf, size_t len, br_hdr *h, uint32_t *count);
+/* The record at *pos of a batch br_batch_parse() accepted; advances *pos. */
+const unsigned char *br_batch_next(const unsigned char *buf, size_t *pos, uint64_t *seq,
+                                   size_t *len);
 natsStatus br_hdr_set(natsMsg *m, const char *host, const char *chan, uint64_t epoch,
                       uint64_t seq, bool msgid);
 

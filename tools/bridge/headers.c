@@ -47,6 +47,29 @@ static uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The source part of either envelope: "host/channel" and the epoch. */
+static size_t parse_source(const unsigned char *buf, size_t len, size_t fixed, br_hdr *h)
+{
+    size_t n = len > 4 ? buf[4] : 0;
+    if (n == 0 || n >= sizeof h->src || len < 5 + n + fixed || memchr(buf + 5, 0, n))
+        return 0;
+    memcpy(h->src, buf + 5, n);
+    h->src[n] = 0;
+    h->epoch = get_u64(buf + 5 + n);
+    return split_src(h) == 0 ? 5 + n + 8 : 0;
+}
+
 size_t br_env_prefix(unsigned char *buf, const char *host, const char *chan, uint64_t epoch)
 {
     char src[BR_HOST_MAX + SHMCHAN_NAME_MAX + 2];
@@ -67,16 +90,67 @@ size_t br_env_parse(const unsigned char *buf, size_t len, br_hdr *h)
 {
     if (len < 5 || memcmp(buf, BR_ENV_MAGIC, 4) != 0)
         return 0;
-    size_t n = buf[4];
-    if (n == 0 || n >= sizeof h->src || len < 5 + n + 16 || memchr(buf + 5, 0, n))
+    size_t pos = parse_source(buf, len, 16, h);
+    if (pos == 0)
         return 0;
-    memcpy(h->src, buf + 5, n);
-    h->src[n] = 0;
-    h->epoch = get_u64(buf + 5 + n);
-    h->seq = get_u64(buf + 5 + n + 8);
-    if (h->seq == 0 || split_src(h) != 0)
+    h->seq = get_u64(buf + pos);
+    return h->seq == 0 ? 0 : pos + 8;
+}
+
+size_t br_batch_prefix(unsigned char *buf, const char *host, const char *chan, uint64_t epoch)
+{
+    size_t n = br_env_prefix(buf, host, chan, epoch); /* magic, source, epoch, seq slot */
+    memcpy(buf, BR_BATCH_MAGIC, 4);
+    return n - 8 + 4; /* the seq slot becomes the u32 count */
+}
+
+void br_batch_count(unsigned char *buf, size_t prefix_len, uint32_t count)
+{
+    put_u32(buf + prefix_len - 4, count);
+}
+
+void br_batch_record(unsigned char *rec, uint64_t seq, uint32_t len)
+{
+    put_u64(rec, seq);
+    put_u32(rec + 8, len);
+}
+
+size_t br_batch_parse(const unsigned char *buf, size_t len, br_hdr *h, uint32_t *count)
+{
+    if (len < 5 || memcmp(buf, BR_BATCH_MAGIC, 4) != 0)
         return 0;
-    return 5 + n + 16;
+    size_t pos = parse_source(buf, len, 12, h);
+    if (pos == 0)
+        return 0;
+    uint32_t n = get_u32(buf + pos);
+    size_t first = pos + 4;
+    uint64_t prev = 0;
+    pos = first;
+    for (uint32_t i = 0; i < n; i++) { /* every record inside, sequences rising */
+        if (len - pos < BR_BATCH_REC)
+            return 0;
+        uint64_t seq = get_u64(buf + pos);
+        size_t rlen = get_u32(buf + pos + 8);
+        if (seq <= prev || rlen > len - pos - BR_BATCH_REC)
+            return 0;
+        prev = seq;
+        pos += BR_BATCH_REC + rlen;
+    }
+    if (n == 0 || pos != len)
+        return 0;
+    h->seq = prev; /* the newest in the batch */
+    *count = n;
+    return first;
+}
+
+const unsigned char *br_batch_next(const unsigned char *buf, size_t *pos, uint64_t *seq,
+                                   size_t *len)
+{
+    const unsigned char *rec = buf + *pos;
+    *seq = get_u64(rec);
+    *len = get_u32(rec + 8);
+    *pos += BR_BATCH_REC + *len;
+    return rec + BR_BATCH_REC;
 }
 
 /* 0, or -1 when a header is missing or malformed. */

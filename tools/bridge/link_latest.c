@@ -32,6 +32,7 @@ typedef struct latest_state {
     uint64_t epoch;
     void *buf;          /* import: unused; export: the envelope prefix, then the payload */
     size_t cap;         /* the local channel's max_msg */
+    size_t bufcap;      /* bytes allocated at buf */
     size_t env;         /* export: length of the envelope prefix in buf */
     int nsrc;
     src_state src[SOURCES_MAX];
@@ -75,7 +76,8 @@ static int open_local(br_link *l, latest_state *st, bool create)
     rc = shmchan_info_get(l->channel, 0, &info);
     st->epoch = rc == SHMCHAN_OK ? (uint64_t)info.created_unix_ns : 0;
     st->cap = l->kind == BR_LATEST ? shmchan_latest_max_msg(st->ch) : shmchan_queue_max_msg(st->q);
-    st->buf = malloc(st->cap + BR_ENV_MAX);
+    st->bufcap = st->cap + BR_ENV_MAX + BR_BATCH_REC;
+    st->buf = malloc(st->bufcap);
     if (!st->buf)
         return SHMCHAN_ENOMEM;
     st->env = br_env_prefix(st->buf, l->ctx->cfg->host, l->channel, st->epoch);
@@ -137,21 +139,85 @@ static void export_latest(br_link *l, latest_state *st)
     }
 }
 
-/* Queue over core NATS: at most once, in order per source. */
-static void export_queue_core(br_link *l, latest_state *st)
+/* Room for one batch: the server's max_payload (known once connected; it may
+ * differ after a reconnect to another server), at least one local message. */
+static bool batch_room(br_link *l, latest_state *st, size_t *limit)
 {
-    while (!*l->ctx->stop) {
+    int64_t maxp = natsConnection_GetMaxPayload(l->ctx->nc);
+    size_t one = st->cap + BR_ENV_MAX + BR_BATCH_REC;
+    *limit = maxp > 512 ? (size_t)maxp - 512 : one; /* 512: as br_check_payload() */
+    size_t want = *limit > one ? *limit : one;
+    if (want <= st->bufcap)
+        return true;
+    void *p = realloc(st->buf, want);
+    if (!p)
+        return false;
+    st->buf = p; /* the prefix moved with it */
+    st->bufcap = want;
+    return true;
+}
+
+/* Take what the local queue holds, up to one NATS message: the first waiting
+ * up to BR_POLL_MS, the rest without waiting. Returns the batch's length (0:
+ * none). A first message larger than max_payload is taken, refused and
+ * counted alone. */
+static size_t take_batch(br_link *l, latest_state *st, size_t limit, uint32_t *count)
+{
+    unsigned char *buf = st->buf;
+    size_t pos = st->env;
+    *count = 0;
+    for (;;) {
+        size_t end = *count == 0 ? st->bufcap : limit;
+        if (pos + BR_BATCH_REC >= end)
+            break;
         size_t len;
         shmchan_msg info;
-        int rc = shmchan_queue_recv(st->q, (char *)st->buf + st->env, st->cap, BR_POLL_MS, &len,
-                                    &info);
-        if (rc == SHMCHAN_OK) {
-            if (info.lost)
-                atomic_fetch_add(&l->c.lost, info.lost);
-            publish(l, st, len, info.seq);
-        } else if (rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EINTR && rc != SHMCHAN_EAGAIN) {
+        int rc = shmchan_queue_recv(st->q, buf + pos + BR_BATCH_REC, end - pos - BR_BATCH_REC,
+                                    *count == 0 ? BR_POLL_MS : 0, &len, &info);
+        if (rc != SHMCHAN_OK) {
+            if (rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EINTR && rc != SHMCHAN_EAGAIN &&
+                rc != SHMCHAN_EMSGSIZE) {
+                atomic_fetch_add(&l->c.errors, 1);
+                if (*count == 0)
+                    nap_ms(BR_POLL_MS);
+            }
+            break; /* EMSGSIZE: it stays for the next batch */
+        }
+        if (info.lost)
+            atomic_fetch_add(&l->c.lost, info.lost);
+        if (*count == 0 && !br_check_payload(l, len, info.seq))
+            return 0;
+        br_batch_record(buf + pos, info.seq, (uint32_t)len);
+        pos += BR_BATCH_REC + len;
+        ++*count;
+    }
+    return *count ? pos : 0;
+}
+
+/* Queue over core NATS: at most once, in order per source. What the local
+ * queue holds goes out as one batch per NATS message (one write, one server
+ * delivery, one wake of the importer's readers), so small messages do not each
+ * pay the network's per-message cost; a lone message goes out at once. */
+static void export_queue_core(br_link *l, latest_state *st)
+{
+    st->env = br_batch_prefix(st->buf, l->ctx->cfg->host, l->channel, st->epoch);
+    while (!*l->ctx->stop) {
+        size_t limit;
+        uint32_t count;
+        if (!batch_room(l, st, &limit)) {
             atomic_fetch_add(&l->c.errors, 1);
             nap_ms(BR_POLL_MS);
+            continue;
+        }
+        size_t len = take_batch(l, st, limit, &count);
+        if (len == 0)
+            continue;
+        br_batch_count(st->buf, st->env, count);
+        if (natsConnection_Publish(l->ctx->nc, l->subject, st->buf, (int)len) == NATS_OK) {
+            atomic_fetch_add(&l->c.msgs, count);
+            atomic_fetch_add(&l->c.bytes, len - st->env - (size_t)count * BR_BATCH_REC);
+        } else {
+            atomic_fetch_add(&l->c.errors, 1);
         }
     }
 }
@@ -190,22 +256,79 @@ static bool newer(latest_state *st, const br_hdr *h)
     return true;
 }
 
-static void deliver_queue(br_link *l, latest_state *st, const void *data, size_t len)
+#define SEND_CHUNK 64 /* messages handed to one shmchan_queue_send_batch() */
+
+/* Send msgs[0..n) in order, waking the local readers once per call. */
+static void deliver_queue(br_link *l, latest_state *st, const shmchan_msg *msgs, size_t n)
 {
-    for (;;) {
-        int rc = shmchan_queue_send(st->q, data, len, BR_POLL_MS);
+    size_t done = 0;
+    while (done < n) {
+        size_t sent = 0;
+        int rc = shmchan_queue_send_batch(st->q, msgs + done, n - done, BR_POLL_MS, &sent);
+        for (size_t i = done; i < done + sent; i++)
+            atomic_fetch_add(&l->c.bytes, msgs[i].len);
+        atomic_fetch_add(&l->c.msgs, sent);
+        done += sent;
         if (rc == SHMCHAN_OK)
-            break;
+            continue;
         if ((rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EINTR) || *l->ctx->stop) {
-            atomic_fetch_add(&l->c.errors, 1);
+            atomic_fetch_add(&l->c.errors, n - done); /* at most once: dropped */
             return;
         }
     }
-    atomic_fetch_add(&l->c.msgs, 1);
-    atomic_fetch_add(&l->c.bytes, len);
 }
 
-/* libnats calls this on its own thread, one message at a time per subscription. */
+/* One message larger than the local channel's max_msg: dropped, counted. */
+static void too_large(br_link *l, latest_state *st, const br_hdr *h, size_t len)
+{
+    if (atomic_fetch_add(&l->c.oversize, 1) == 0)
+        br_log("import %s: message of %zu bytes from %s is larger than the channel's "
+               "max_msg of %zu: dropped (logged once)", l->channel, len, h->src, st->cap);
+}
+
+/* A batch into a local queue, in chunks that each wake its readers once. */
+static void deliver_batch(br_link *l, latest_state *st, const br_hdr *h,
+                          const unsigned char *raw, size_t pos, uint32_t count)
+{
+    shmchan_msg msgs[SEND_CHUNK];
+    size_t n = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t seq;
+        size_t len;
+        const unsigned char *data = br_batch_next(raw, &pos, &seq, &len);
+        if (len > st->cap) {
+            too_large(l, st, h, len);
+            continue;
+        }
+        msgs[n].data = data;
+        msgs[n].len = len;
+        if (++n == SEND_CHUNK) {
+            deliver_queue(l, st, msgs, n);
+            n = 0;
+        }
+    }
+    deliver_queue(l, st, msgs, n);
+}
+
+/* The newest value of a message (the last record of a batch) into a latest channel. */
+static void deliver_latest(br_link *l, latest_state *st, const br_hdr *h, const void *data,
+                           size_t len)
+{
+    if (len > st->cap) {
+        too_large(l, st, h, len);
+    } else if (!newer(st, h)) {
+        atomic_fetch_add(&l->c.stale, 1);
+    } else if (shmchan_latest_publish(st->ch, data, len, NULL) == SHMCHAN_OK) {
+        atomic_fetch_add(&l->c.msgs, 1);
+        atomic_fetch_add(&l->c.bytes, len);
+    } else {
+        atomic_fetch_add(&l->c.errors, 1);
+    }
+}
+
+/* libnats calls this on its own thread, one message at a time per subscription.
+ * A message is one value (SCB1) or a batch of queue messages (SCB2); either is
+ * checked whole before anything of it is delivered. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
     (void)nc;
@@ -214,30 +337,33 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
     latest_state *st = l->state;
     br_hdr h;
     const unsigned char *raw = (const unsigned char *)natsMsg_GetData(m);
-    size_t off = br_env_parse(raw, (size_t)natsMsg_GetDataLength(m), &h);
-    size_t len = (size_t)natsMsg_GetDataLength(m) - off;
-    const void *data = raw + off;
+    size_t total = (size_t)natsMsg_GetDataLength(m);
+    uint32_t count = 1;
+    bool batch = total >= 4 && memcmp(raw, BR_BATCH_MAGIC, 4) == 0;
+    size_t off = batch ? br_batch_parse(raw, total, &h, &count) : br_env_parse(raw, total, &h);
     if (off == 0) {
         if (atomic_fetch_add(&l->c.malformed, 1) == 0)
             br_log("import %s: message on %s without a valid shmchan envelope dropped (logged "
                    "once; see the malformed counter)", l->channel, natsMsg_GetSubject(m));
     } else if (!l->keep_own && strcmp(h.host, l->ctx->cfg->host) == 0) {
-        atomic_fetch_add(&l->c.loops, 1);
-    } else if (len > st->cap) {
-        if (atomic_fetch_add(&l->c.oversize, 1) == 0)
-            br_log("import %s: message of %zu bytes from %s is larger than the channel's "
-                   "max_msg of %zu: dropped (logged once)", l->channel, len, h.src, st->cap);
-    } else if (l->kind == BR_LATEST) {
-        if (!newer(st, &h)) {
-            atomic_fetch_add(&l->c.stale, 1);
-        } else if (shmchan_latest_publish(st->ch, data, len, NULL) == SHMCHAN_OK) {
-            atomic_fetch_add(&l->c.msgs, 1);
-            atomic_fetch_add(&l->c.bytes, len);
-        } else {
-            atomic_fetch_add(&l->c.errors, 1);
-        }
+        atomic_fetch_add(&l->c.loops, count);
+    } else if (batch && l->kind == BR_QUEUE) {
+        deliver_batch(l, st, &h, raw, off, count);
     } else {
-        deliver_queue(l, st, data, len);
+        size_t len = total - off;
+        const void *data = raw + off;
+        for (uint32_t i = 0; batch && i < count; i++) { /* the last record: the newest */
+            uint64_t seq;
+            data = br_batch_next(raw, &off, &seq, &len);
+        }
+        if (l->kind == BR_LATEST) {
+            deliver_latest(l, st, &h, data, len);
+        } else if (len > st->cap) {
+            too_large(l, st, &h, len);
+        } else {
+            shmchan_msg one = {.data = data, .len = len};
+            deliver_queue(l, st, &one, 1);
+        }
     }
     natsMsg_Destroy(m);
 }

@@ -143,6 +143,8 @@ static natsStatus connect(br_ctx *ctx)
         s = set_servers(o, ctx->cfg->server);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, "shmchan-bridge");
+    if (s == NATS_OK) /* write at once: no 1 ms flusher delay per hop (exports batch) */
+        s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK)

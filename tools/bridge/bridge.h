@@ -28,6 +28,7 @@ enum br_full { BR_FULL_BLOCK = 1, BR_FULL_REPORT = 2 };
 /* Counters of one link, read by the stats printer while the link runs. */
 typedef struct br_counters {
     atomic_uint_fast64_t msgs;      /* messages carried */
+    atomic_uint_fast64_t nats_msgs; /* NATS messages sent or taken (a core batch is one) */
     atomic_uint_fast64_t bytes;     /* payload bytes carried */
     atomic_uint_fast64_t stale;     /* latest import: older than what was published */
     atomic_uint_fast64_t dups;      /* queue import: already delivered, acked only */

@@ -90,8 +90,8 @@ static bool open_wait(br_link *l, latest_state *st, bool create)
     bool said = false;
     while (!*l->ctx->stop) {
         int rc = open_local(l, st, create);
-        if (rc == SHMCHAN_OK) {
-            if (said)
+        if (rc == SHMCHAN_OK) { /* a state change: from here on the exporter reads */
+            if (said || l->dir == BR_EXPORT)
                 br_log("%s: channel %s is open", l->dir == BR_EXPORT ? "export" : "import",
                        l->channel);
             return true;
@@ -115,6 +115,7 @@ static void publish(br_link *l, latest_state *st, size_t len, uint64_t seq)
     natsStatus s = natsConnection_Publish(l->ctx->nc, l->subject, st->buf, (int)(st->env + len));
     if (s == NATS_OK) {
         atomic_fetch_add(&l->c.msgs, 1);
+        atomic_fetch_add(&l->c.nats_msgs, 1);
         atomic_fetch_add(&l->c.bytes, len);
     } else {
         atomic_fetch_add(&l->c.errors, 1);
@@ -215,6 +216,7 @@ static void export_queue_core(br_link *l, latest_state *st)
         br_batch_count(st->buf, st->env, count);
         if (natsConnection_Publish(l->ctx->nc, l->subject, st->buf, (int)len) == NATS_OK) {
             atomic_fetch_add(&l->c.msgs, count);
+            atomic_fetch_add(&l->c.nats_msgs, 1);
             atomic_fetch_add(&l->c.bytes, len - st->env - (size_t)count * BR_BATCH_REC);
         } else {
             atomic_fetch_add(&l->c.errors, 1);
@@ -339,6 +341,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
     const unsigned char *raw = (const unsigned char *)natsMsg_GetData(m);
     size_t total = (size_t)natsMsg_GetDataLength(m);
     uint32_t count = 1;
+    atomic_fetch_add(&l->c.nats_msgs, 1);
     bool batch = total >= 4 && memcmp(raw, BR_BATCH_MAGIC, 4) == 0;
     size_t off = batch ? br_batch_parse(raw, total, &h, &count) : br_env_parse(raw, total, &h);
     if (off == 0) {

@@ -162,6 +162,7 @@ static int publish_acked(br_link *l, queue_state *st, const void *data, size_t l
             s = js_PublishMsg(&pa, l->ctx->js, m, &po, &ec);
         natsMsg_Destroy(m);
         if (s == NATS_OK) {
+            atomic_fetch_add(&l->c.nats_msgs, 1);
             if (pa->Duplicate)
                 atomic_fetch_add(&l->c.dups, 1);
             jsPubAck_Destroy(pa);
@@ -292,6 +293,7 @@ static bool send_local(br_link *l, queue_state *st, natsMsg *m, const void *data
 static void import_one(br_link *l, queue_state *st, natsMsg *m)
 {
     br_hdr h;
+    atomic_fetch_add(&l->c.nats_msgs, 1);
     size_t len = (size_t)natsMsg_GetDataLength(m);
     const void *data = natsMsg_GetData(m);
     if (br_hdr_parse(m, &h) != 0) {

@@ -39,13 +39,13 @@ void br_stats_print(const br_config *cfg, FILE *f)
         br_counters *c = (br_counters *)&l->c;
         fprintf(f,
                 "%s{\"dir\":\"%s\",\"kind\":\"%s\",\"mode\":\"%s\",\"channel\":\"%s\","
-                "\"subject\":\"%s\",\"msgs\":%llu,\"bytes\":%llu,\"stale\":%llu,\"dups\":%llu,"
+                "\"subject\":\"%s\",\"msgs\":%llu,\"nats_msgs\":%llu,\"bytes\":%llu,\"stale\":%llu,\"dups\":%llu,"
                 "\"loops\":%llu,\"malformed\":%llu,\"oversize\":%llu,\"full\":%llu,"
                 "\"lost\":%llu,\"errors\":%llu}",
                 i ? "," : "", l->dir == BR_EXPORT ? "export" : "import",
                 l->kind == BR_LATEST ? "latest" : "queue",
                 l->mode == BR_CORE ? "core" : "jetstream", l->channel, l->subject,
-                LOAD(c->msgs), LOAD(c->bytes), LOAD(c->stale), LOAD(c->dups), LOAD(c->loops),
+                LOAD(c->msgs), LOAD(c->nats_msgs), LOAD(c->bytes), LOAD(c->stale), LOAD(c->dups), LOAD(c->loops),
                 LOAD(c->malformed), LOAD(c->oversize), LOAD(c->full), LOAD(c->lost),
                 LOAD(c->errors));
     }

@@ -9,6 +9,10 @@
  *                                 send on OUT, an echo thread moves EIN -> EOUT,
  *                                 receive on IN (the bridges carry OUT -> EIN
  *                                 and EOUT -> IN)
+ *   local-lat   A B SIZE N        send on A, an echo thread moves A -> B, receive
+ *                                 on B: the hand-offs between local processes
+ *                                 alone (the bridge path has four more than the
+ *                                 direct one: twice this round trip's two)
  * Prints one line: mode size n msgs_per_s MB_per_s p50_us p99_us received. */
 #define _GNU_SOURCE
 #include <nats/nats.h>
@@ -207,7 +211,7 @@ static void *echo_main(void *p)
     return NULL;
 }
 
-static int chan_lat(char **v, size_t size, long n)
+static int chan_lat(char **v, size_t size, long n, const char *mode)
 {
     echo_arg e = {v[2], v[3], size, 0};
     pthread_t t;
@@ -227,7 +231,7 @@ static int chan_lat(char **v, size_t size, long n)
             break;
         rtt[got++] = now_s() - t1;
     }
-    report("chan-lat", size, n, got, now_s() - t0, rtt, got);
+    report(mode, size, n, got, now_s() - t0, rtt, got);
     atomic_store(&e.stop, 1);
     pthread_join(t, NULL);
     return 0;
@@ -242,7 +246,11 @@ int main(int argc, char **argv)
     if (argc == 6 && strcmp(argv[1], "chan-tput") == 0)
         return chan_tput(argv[2], argv[3], strtoul(argv[4], NULL, 10), atol(argv[5]));
     if (argc == 8 && strcmp(argv[1], "chan-lat") == 0)
-        return chan_lat(argv + 2, strtoul(argv[6], NULL, 10), atol(argv[7]));
+        return chan_lat(argv + 2, strtoul(argv[6], NULL, 10), atol(argv[7]), "chan-lat");
+    if (argc == 6 && strcmp(argv[1], "local-lat") == 0) {
+        char *v[4] = {argv[2], argv[3], argv[2], argv[3]}; /* the echo thread: A -> B */
+        return chan_lat(v, strtoul(argv[4], NULL, 10), atol(argv[5]), "local-lat");
+    }
     fprintf(stderr, "usage: see the comment at the top of bench/bridge/bench_bridge.c\n");
     return 2;
 }

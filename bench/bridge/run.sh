@@ -30,6 +30,7 @@ PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print
 URL=nats://127.0.0.1:$PORT
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait; rm -rf "$W"; rm -f /dev/shm/shmchan.bb_*' EXIT
+rm -f /dev/shm/shmchan.bb_* # a killed earlier run's queues
 printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s" }\n' "$PORT" "$W/store" >"$W/conf"
 nats-server -c "$W/conf" >"$W/ns.log" 2>&1 &
 PIDS+=($!)
@@ -61,6 +62,7 @@ start_pair() {
 }
 start_pair core
 start_pair jetstream
+for q in a b; do "$PROBE" qcreate bb_local_$q $((16 << 20)) >/dev/null || exit 1; done
 sleep 0.3
 
 direct() { "$BENCH" "direct-$1" "$URL" "$2" "$3"; }
@@ -90,7 +92,10 @@ bridged() { # MODE WHAT SIZE N
                     bridged core $what $size $count
                     direct $what $size $count
                 fi
-                [[ $what == lat ]] && nj=$((NLAT / 5))
+                if [[ $what == lat ]]; then # the local hand-offs alone, same round
+                    "$BENCH" local-lat bb_local_a bb_local_b $size $count
+                    nj=$((NLAT / 5))
+                fi
                 bridged jetstream $what $size $nj
             done
         done | sed "s/^/$r /"
@@ -118,10 +123,12 @@ for s in ("64", "65536"):
         d = [get(r, "direct-lat", s, c) for r in rounds]
         b = [get(r, "bridge-core-lat", s, c) for r in rounds]
         j = [get(r, "bridge-jetstream-lat", s, c) for r in rounds]
+        loc = [get(r, "local-lat", s, c) for r in rounds]
         add = [y - x for x, y in zip(d, b)]
         print("rtt  %6s B %s: direct %7.1f us  bridge-core %7.1f  added %+7.1f (rounds: %s)  "
-              "jetstream %8.1f" % (s, name, med(d), med(b), med(add),
-                                   " ".join("%+.0f" % x for x in add), med(j)))
+              "2 x local %7.1f  jetstream %8.1f" % (s, name, med(d), med(b), med(add),
+                                   " ".join("%+.0f" % x for x in add),
+                                   2 * med(loc), med(j)))
 lost = [x for x in rows if int(x[8]) < int(x[3])]
 for x in lost:
     print("short: round %s %s %s B: %s of %s arrived" % (x[0], x[1], x[2], x[8], x[3]))

@@ -6,7 +6,8 @@
  * Import: a libnats subscription callback publishes a value locally only if it
  * is newer, per source, than the last one it published (a restarted source
  * channel has a newer epoch, its creation time). Core NATS queues (mode=core)
- * share the export thread shape and the import callback in this file. */
+ * share the export thread shape and the import callback in this file; they
+ * travel in batches (docs/bridge.md, "Names"). */
 #define _GNU_SOURCE
 #include "bridge.h"
 

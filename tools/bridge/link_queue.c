@@ -321,7 +321,7 @@ static void import_one(br_link *l, queue_state *st, natsMsg *m)
              (unsigned long long)h.seq);
     if (br_journal_seen(st->journal, id)) {
         atomic_fetch_add(&l->c.dups, 1);
-        natsMsg_AckSync(m, NULL, NULL);
+        natsMsg_Ack(m, NULL);
         return;
     }
     shmchan_info info = {.struct_size = sizeof info};
@@ -334,7 +334,9 @@ static void import_one(br_link *l, queue_state *st, natsMsg *m)
     br_journal_done(st->journal);
     atomic_fetch_add(&l->c.msgs, 1);
     atomic_fetch_add(&l->c.bytes, len);
-    if (natsMsg_AckSync(m, NULL, NULL) != NATS_OK) /* redelivered later, then deduped */
+    /* Not waited for: the journal, not the ack's reply, is what keeps a redelivery
+     * (of an ack lost with the connection) out of the local queue. */
+    if (natsMsg_Ack(m, NULL) != NATS_OK)
         atomic_fetch_add(&l->c.errors, 1);
 }
 

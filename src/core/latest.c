@@ -36,7 +36,7 @@ struct shmchan_latest {
     uint64_t wstate;     /* its state while ours: gen << 32 | 1 */
     uint64_t me;         /* our lock word */
     uint64_t holds;      /* times we took the lock: hold is 2 * holds + 1 meanwhile */
-    shmchan__atomic_u32 fenced_in; /* in ctl->fenced (internal.h): threads share it */
+    shmchan__atomic_u32 fenced_in; /* in ctl->fenced (wait.h): threads share it */
 };
 
 static void drop_slot(shmchan_latest *ch);
@@ -656,7 +656,7 @@ newer(shmchan_latest *ch, uint64_t after_seq, uint64_t *seq_out)
  * Whether readers crowd the CPUs: `others` sleeping readers, we and the
  * writer outnumber them. A reader then sleeps at once rather than spin on a
  * CPU a peer needs, and, sleeping message after message, registers for
- * fenced publishers (internal.h) rather than force barriers at every sleep.
+ * fenced publishers (wait.h) rather than force barriers at every sleep.
  */
 static bool
 sleepers_crowd(uint32_t others)

@@ -17,7 +17,7 @@ shmchan__owner_slot_gone(shmchan__shm *shm, uint64_t word, uint64_t state, uint3
 
 /*
  * Sleep once while the word still holds cur: count in, barrier (the
- * releaser's store of 0 or our count is seen, see internal.h), look again,
+ * releaser's store of 0 or our count is seen, see wait.h), look again,
  * sleep for at most the recheck period.
  */
 static void

@@ -16,7 +16,7 @@
 #ifndef SHMCHAN_SLOTLOCK_H
 #define SHMCHAN_SLOTLOCK_H
 
-#include "internal.h"
+#include "wait.h"
 
 /* Lock word naming the owner of slot idx in generation gen. */
 static inline uint64_t
@@ -73,7 +73,7 @@ shmchan__slock_take(const shmchan__slock *l, uint64_t me, int64_t wait_ns)
 }
 
 /*
- * After a release store of 0 and the publisher's barrier (internal.h): wake
+ * After a release store of 0 and the publisher's barrier (wait.h): wake
  * the sleeping contenders, if any. A system call only when somebody sleeps.
  */
 static inline void

@@ -79,10 +79,7 @@ shmchan__slock_take(const shmchan__slock *l, uint64_t me, int64_t wait_ns)
 static inline void
 shmchan__slock_wake(const shmchan__slock *l)
 {
-    if (SHMCHAN__UNLIKELY(shmchan__load(l->waiters, SHMCHAN__RELAXED) != 0)) {
-        shmchan__fetch_add(l->wake, 1, SHMCHAN__RELEASE);
-        shmchan__wake_all(l->shm, l->wake);
-    }
+    shmchan__wake(l->shm, l->waiters, l->wake, true);
 }
 
 #endif /* SHMCHAN_SLOTLOCK_H */

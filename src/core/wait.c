@@ -28,21 +28,6 @@ shmchan__spin_learn(shmchan__region *r, uint64_t waited_ns)
 }
 
 int
-shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word, uint32_t expected,
-                  uint64_t deadline_ns)
-{
-    int64_t left = -1;
-    if (deadline_ns != 0) {
-        uint64_t now = shmchan__now_ns();
-        if (now >= deadline_ns) {
-            return SHMCHAN_ETIMEDOUT;
-        }
-        left = (int64_t)(deadline_ns - now);
-    }
-    return shmchan__wait(r->shm, word, expected, left);
-}
-
-int
 shmchan__wait_sleep(shmchan__shm *shm, shmchan__atomic_u32 *word, uint32_t w, uint64_t slice_ns,
                     uint64_t deadline_ns)
 {

@@ -49,11 +49,6 @@ typedef struct shmchan__spin_rule {
 
 #define SHMCHAN__SPIN_RECHECK_NS (10ull * 1000 * 1000)
 
-/* Sleep in the kernel while *word equals expected. Returns OK (re-check),
- * ETIMEDOUT or EINTR; deadline_ns is absolute monotonic, 0 = for ever. */
-int shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word,
-                      uint32_t expected, uint64_t deadline_ns);
-
 /*
  * The sleepers handshake (platform.h, asymmetric fences). A publisher, after
  * its stores and before it looks at the sleepers count, calls fence_fast: a

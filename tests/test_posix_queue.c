@@ -13,7 +13,6 @@
 #include <sys/syscall.h>
 #endif
 
-#define SHMCHAN_PLATFORM_POSIX 1
 #include "core/queue_int.h"
 #include "t.h"
 #include "test_queue_util.h"

@@ -299,3 +299,43 @@ TEST(hardening_queue_truncated_underneath)
     shmchan_queue_close(r);
     shmchan_queue_close(w);
 }
+
+/*
+ * The layout-version policy for new kinds (docs/design.md, "Kinds and the
+ * layout version"): a header whose kind number this library does not know,
+ * with everything else valid (a newer library made it, or a peer forged it),
+ * is "unsupported kind" to every entry point, not "corrupt", and the kinds
+ * this library knows stay usable beside it.
+ */
+TEST(kinds_unknown_kind_is_unsupported_not_corrupt)
+{
+    const char *p = make_file_latest(64);
+    forge_header(p, (long)OFF_KIND, 99); /* kind 99, policy 0; checksum redone */
+    shmchan_info info = {.struct_size = sizeof(info)};
+    T_ERR(shmchan_info_get(p, SHMCHAN_FILE, &info), SHMCHAN_EUNKNOWNKIND);
+    size_t n = 0;
+    T_ERR(shmchan_peers_get(p, SHMCHAN_FILE, NULL, 0, &n), SHMCHAN_EUNKNOWNKIND);
+    shmchan_opts o = t_opts(SHMCHAN_FILE);
+    shmchan_latest *ch = NULL;
+    T_ERR(shmchan_latest_open(p, &o, &ch), SHMCHAN_EUNKNOWNKIND);
+    T_TRUE(ch == NULL);
+    shmchan_queue *q = NULL;
+    T_ERR(shmchan_queue_open(p, &o, &q), SHMCHAN_EUNKNOWNKIND);
+    T_TRUE(q == NULL);
+    T_TRUE(shmchan_kind_name(99) == NULL);
+    T_TRUE(strcmp(shmchan_kind_name(SHMCHAN_KIND_QUEUE), "queue") == 0);
+    T_TRUE(strcmp(shmchan_errname(SHMCHAN_EUNKNOWNKIND), "SHMCHAN_EUNKNOWNKIND") == 0);
+
+    /* The kinds it knows, beside it: unaffected. */
+    const char *known = make_file_latest(64);
+    T_OK(shmchan_info_get(known, SHMCHAN_FILE, &info));
+    T_EQ_U64(info.kind, SHMCHAN_KIND_LATEST);
+    T_OK(shmchan_latest_open(known, &o, &ch));
+    char buf[64];
+    size_t len = 0;
+    uint64_t seq = 0;
+    T_OK(shmchan_latest_read(ch, buf, sizeof(buf), &len, &seq));
+    T_EQ_U64(len, 7);
+    T_MEMEQ(buf, "genuine", 7);
+    shmchan_latest_close(ch);
+}

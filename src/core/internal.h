@@ -33,7 +33,8 @@ struct shmchan__region;
 
 /* What each channel kind tells the region module. */
 typedef struct shmchan__kind_ops {
-    uint32_t kind;
+    uint32_t kind;    /* SHMCHAN_KIND_* */
+    const char *name; /* "latest", "queue": shmchan_kind_name() */
     /* Complete g from opts for creation (defaults, limits): OK or EINVAL. */
     int (*plan)(const shmchan_opts *opts, shmchan__geom *g);
     /* Compare the request in opts with an existing channel's geometry. */
@@ -124,5 +125,9 @@ void shmchan__info_fill(const shmchan__region *r, shmchan_info *info);
 
 extern const shmchan__kind_ops shmchan__latest_ops;
 extern const shmchan__kind_ops shmchan__queue_ops;
+
+/* The kind's operations from the table of kinds (kinds.c); NULL for a kind
+ * this library does not know (SHMCHAN_EUNKNOWNKIND). */
+const shmchan__kind_ops *shmchan__kind_find(uint32_t kind);
 
 #endif /* SHMCHAN_INTERNAL_H */

@@ -144,7 +144,14 @@ latest_info(const shmchan__region *r, shmchan_info *info)
 }
 
 const shmchan__kind_ops shmchan__latest_ops = {
-    SHMCHAN_KIND_LATEST, latest_plan, latest_match, latest_init, latest_reset, latest_info, NULL,
+    .kind = SHMCHAN_KIND_LATEST,
+    .name = "latest",
+    .plan = latest_plan,
+    .match = latest_match,
+    .init = latest_init,
+    .reset = latest_reset,
+    .info = latest_info,
+    .peers = NULL,
 };
 
 /* ------------------------------------------------------------ lifecycle */

@@ -145,8 +145,14 @@ queue_peers(const shmchan__region *r, shmchan_peer *peers, size_t cap, size_t *c
 }
 
 const shmchan__kind_ops shmchan__queue_ops = {
-    SHMCHAN_KIND_QUEUE, queue_plan, queue_match, queue_init, queue_reset, queue_info,
-    queue_peers,
+    .kind = SHMCHAN_KIND_QUEUE,
+    .name = "queue",
+    .plan = queue_plan,
+    .match = queue_match,
+    .init = queue_init,
+    .reset = queue_reset,
+    .info = queue_info,
+    .peers = queue_peers,
 };
 
 /* ------------------------------------------------------------ lifecycle */

@@ -78,7 +78,8 @@ shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
             return SHMCHAN_EMSGSIZE;
         }
         bool worker = q->rd.role == SHMCHAN_PEER_WORKER;
-        if (worker && !shmchan__ring_work_take(&q->v, &q->rd, f.pos, f.pos + shmchan__qspan(f.len))) {
+        if (worker &&
+            !shmchan__ring_work_take(&q->v, &q->rd, f.pos, f.pos + shmchan__qspan(f.len))) {
             continue;
         }
         if (f.len != 0) {
@@ -308,7 +309,8 @@ shmchan_queue_peek(shmchan_queue *q, int64_t timeout_ms, shmchan_msg *msg)
             return rc;
         }
         if (v->overwrite && shmchan__ring_overtaken(v, f.pos)) { /* the length read may be stale */
-            if (q->rd.role == SHMCHAN_PEER_SUBSCRIBER && shmchan__ring_resync(&q->v, &q->rd) == SHMCHAN_ECORRUPT) {
+            if (q->rd.role == SHMCHAN_PEER_SUBSCRIBER &&
+                shmchan__ring_resync(&q->v, &q->rd) == SHMCHAN_ECORRUPT) {
                 return SHMCHAN_ECORRUPT;
             }
             continue;
@@ -336,7 +338,8 @@ shmchan__qrelease_view(shmchan_queue *q)
     q->viewing = false;
     q->rd.received++;
     if (q->rd.role == SHMCHAN_PEER_WORKER) {
-        shmchan__ring_work_publish(&q->v, &q->rd, q->view.seq + 1, q->view.pos + shmchan__qspan(q->view.len));
+        shmchan__ring_work_publish(&q->v, &q->rd, q->view.seq + 1,
+                                   q->view.pos + shmchan__qspan(q->view.len));
     } else {
         q->rd.pos = q->view.pos + shmchan__qspan(q->view.len);
         q->rd.seq = q->view.seq + 1;

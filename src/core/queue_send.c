@@ -33,7 +33,8 @@ may_send(shmchan_queue *q, size_t len)
 
 /* claim(), then the check that the region is still there. */
 static int
-claim_checked(shmchan_queue *q, uint64_t len, const void *data, int64_t timeout_ms, shmchan__rclaim *cl)
+claim_checked(shmchan_queue *q, uint64_t len, const void *data, int64_t timeout_ms,
+              shmchan__rclaim *cl)
 {
     int rc = shmchan__ring_claim(&q->v, &q->wr, len, data, timeout_ms, cl);
     if (SHMCHAN__UNLIKELY(shmchan__region_broken(&q->r))) {
@@ -110,8 +111,8 @@ inline_data(const void *data)
 /* After a claim: publish the message (copying it in first unless the claim
  * committed it already: inline), waking readers unless the caller batches. */
 static void
-complete(shmchan_queue *q, const shmchan__rclaim *cl, const void *data, uint64_t len, bool inline_done,
-         bool wake)
+complete(shmchan_queue *q, const shmchan__rclaim *cl, const void *data, uint64_t len,
+         bool inline_done, bool wake)
 {
     if (inline_done) {
         shmchan__ring_committed(&q->v, &q->wr, len, wake);

@@ -50,7 +50,8 @@ shmchan__ring_resync(const shmchan__ring *v, shmchan__ring_rd *q)
  * a batch, which the caller then ends).
  */
 int
-shmchan__ring_sub_locate(const shmchan__ring *v, shmchan__ring_rd *q, shmchan__rfound *f, uint64_t *claimed, bool may_resync)
+shmchan__ring_sub_locate(const shmchan__ring *v, shmchan__ring_rd *q, shmchan__rfound *f,
+                         uint64_t *claimed, bool may_resync)
 {
     for (int i = 0; i < SKIP_MAX; i++) {
         uint64_t p = q->pos, s = q->seq;
@@ -258,7 +259,8 @@ locate(const shmchan__ring *v, shmchan__ring_rd *q, shmchan__rfound *f, uint64_t
 /* Find the next message, waiting up to timeout_ms: spin, then sleep with the
  * handshake of wait.h on `wake` (bounded sleeps, to look at stuck writers). */
 int
-shmchan__ring_await(const shmchan__ring *v, shmchan__ring_rd *q, int64_t timeout_ms, shmchan__rfound *f)
+shmchan__ring_await(const shmchan__ring *v, shmchan__ring_rd *q, int64_t timeout_ms,
+                    shmchan__rfound *f)
 {
     shmchan__queue_ctl *c = v->ctl;
     uint64_t claimed;
@@ -345,7 +347,8 @@ shmchan__ring_sub_publish(const shmchan__ring *v, shmchan__ring_rd *q)
 }
 
 void
-shmchan__ring_work_publish(const shmchan__ring *v, shmchan__ring_rd *q, uint64_t next_seq, uint64_t end)
+shmchan__ring_work_publish(const shmchan__ring *v, shmchan__ring_rd *q, uint64_t next_seq,
+                           uint64_t end)
 {
     shmchan__qreader *rd = &v->readers[q->slot];
     shmchan__store(&rd->seq, next_seq, SHMCHAN__RELAXED);

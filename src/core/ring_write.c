@@ -290,7 +290,8 @@ wait_space(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t need, uint64_t 
         uint64_t more = need + (v->cap / 16 < SPACE_BATCH ? v->cap / 16 : SPACE_BATCH);
         do {
             for (int i = 0; i < 4; i++) {
-                if (!blocks(v, shmchan__qgate_scan(v, need, false, NULL), now < half ? more : need)) {
+                uint64_t min = shmchan__qgate_scan(v, need, false, NULL);
+                if (!blocks(v, min, now < half ? more : need)) {
                     return SHMCHAN_OK;
                 }
                 for (int k = 0; k < SPACE_PAUSES; k++) {

@@ -168,6 +168,20 @@ check_flags(uint32_t flags)
     return SHMCHAN_OK;
 }
 
+/* A zeroed handle, cache-line aligned (see queue_int.h). */
+static shmchan_queue *
+handle_alloc(void)
+{
+    void *p = calloc(1, sizeof(shmchan_queue) + SHMCHAN__CACHE_LINE - 1);
+    if (p == NULL) {
+        return NULL;
+    }
+    uintptr_t at = ((uintptr_t)p + SHMCHAN__CACHE_LINE - 1) & ~(uintptr_t)(SHMCHAN__CACHE_LINE - 1);
+    shmchan_queue *q = (shmchan_queue *)at;
+    q->alloc = p;
+    return q;
+}
+
 int
 shmchan_queue_open(const char *name, const shmchan_opts *opts, shmchan_queue **out)
 {
@@ -183,13 +197,13 @@ shmchan_queue_open(const char *name, const shmchan_opts *opts, shmchan_queue **o
     if (rc != SHMCHAN_OK) {
         return rc;
     }
-    shmchan_queue *q = calloc(1, sizeof(*q));
+    shmchan_queue *q = handle_alloc();
     if (q == NULL) {
         return SHMCHAN_ENOMEM;
     }
     rc = shmchan__region_open(name, &o, &shmchan__queue_ops, &q->r);
     if (rc != SHMCHAN_OK) {
-        free(q);
+        free(q->alloc);
         return rc;
     }
     shmchan__ring_geom rg = shmchan__queue_ring_geom(&q->r.geom);
@@ -221,7 +235,7 @@ shmchan_queue_close(shmchan_queue *q)
     if (shmchan__region_foreign(&q->r)) {
         /* Inherited across fork: the slots and counts are the opener's. */
         shmchan__region_close(&q->r);
-        free(q);
+        free(q->alloc);
         return;
     }
     if (q->reserved) {
@@ -233,7 +247,7 @@ shmchan_queue_close(shmchan_queue *q)
     shmchan__ring_leave(&q->v, &q->rd);
     shmchan__ring_leave_writer(&q->v, &q->wr);
     shmchan__region_close(&q->r); /* drops the slot locks last */
-    free(q);
+    free(q->alloc);
 }
 
 size_t

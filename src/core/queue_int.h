@@ -9,17 +9,24 @@
 
 #include "ring.h"
 
+/*
+ * The handle. The reader and the writer cursor, which every receive or send
+ * writes, each start a cache line of their own (the handle is allocated
+ * cache-line aligned, see queue.c): what a send or receive touches in the
+ * handle is then the same few lines wherever the allocator puts it.
+ */
 struct shmchan_queue {
     shmchan__region r;
     shmchan__ring v;
-    shmchan__ring_rd rd; /* reader role, if any (rd.role != 0) */
-    shmchan__ring_wr wr; /* writer slot, taken at open or at the first send */
+    _Alignas(SHMCHAN__CACHE_LINE) shmchan__ring_rd rd; /* reader role, if any (rd.role != 0) */
+    _Alignas(SHMCHAN__CACHE_LINE) shmchan__ring_wr wr; /* writer slot: at open or first send */
     /* The open reservation. */
     bool reserved;
     shmchan__rclaim resv;
     /* The open view (peek). */
     bool viewing;
     shmchan__rfound view;
+    void *alloc; /* what calloc returned (the handle is aligned within it) */
 };
 
 /* The ring geometry of a queue region. */

@@ -180,3 +180,86 @@ TEST(queue_overwrite_no_reader_counts_drops)
     shmchan_queue_close(s);
     shmchan_queue_close(w);
 }
+
+/* Send count messages from seq+1 on with w and receive each with s at once,
+ * so that s never holds the writer back for long. */
+static void
+send_and_follow(shmchan_queue *w, shmchan_queue *s, uint32_t seq, uint32_t count)
+{
+    char buf[64];
+    for (uint32_t i = seq + 1; i <= seq + count; i++) {
+        T_OK(shmchan_queue_send(w, buf, msg_of(i, buf, sizeof(buf)), 0));
+        expect_msgs(s, i, 1);
+    }
+}
+
+/*
+ * A backlog that no registered reader was placed to read (the subscriber
+ * joined at the newest, no worker) is overwritten once the ring comes round:
+ * each of its messages counts in drops, exactly once, under both policies.
+ */
+static void
+backlog_nobody_read(uint32_t policy)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 64, policy);
+    char buf[64];
+    uint32_t sent = 0;
+    while (sent < 100 && shmchan_queue_send(w, buf, msg_of(sent + 1, buf, sizeof(buf)), 0) ==
+                             SHMCHAN_OK) {
+        sent++;
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    uint64_t before = info.drops; /* overwrite policy, no reader: counted already */
+    T_EQ_U64(before, info.oldest_seq - 1);
+    shmchan_queue *s = tq_open(n, SHMCHAN_SUBSCRIBE); /* at the newest */
+    send_and_follow(w, s, sent, 3 * sent);
+    tq_info(n, &info);
+    T_TRUE(info.oldest_seq > sent + 1); /* the whole backlog is gone */
+    T_EQ_U64(info.drops, sent);         /* every message of it counted, once */
+    shmchan_queue_close(s);
+    tq_info(n, &info);
+    T_EQ_U64(info.drops, sent);
+    shmchan_queue_close(w);
+}
+
+TEST(queue_block_backlog_nobody_read_counts_drops)
+{
+    backlog_nobody_read(0);
+}
+
+TEST(queue_overwrite_backlog_nobody_read_counts_drops)
+{
+    backlog_nobody_read(SHMCHAN_POLICY_OVERWRITE);
+}
+
+/* Two subscribers placed at different points: what neither was placed to
+ * read counts, what the earlier one read does not. */
+TEST(queue_backlog_drops_only_what_no_subscriber_covers)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 64, SHMCHAN_POLICY_OVERWRITE);
+    char buf[64];
+    for (uint32_t i = 1; i <= 20; i++) {
+        T_OK(shmchan_queue_send(w, buf, msg_of(i, buf, sizeof(buf)), 0));
+    }
+    shmchan_queue *a = tq_open(n, SHMCHAN_SUBSCRIBE); /* placed at 21 */
+    for (uint32_t i = 21; i <= 30; i++) {
+        T_OK(shmchan_queue_send(w, buf, msg_of(i, buf, sizeof(buf)), 0));
+    }
+    shmchan_queue *b = tq_open(n, SHMCHAN_SUBSCRIBE); /* placed at 31 */
+    expect_msgs(a, 21, 10);
+    for (uint32_t i = 31; i <= 400; i++) {
+        T_OK(shmchan_queue_send(w, buf, msg_of(i, buf, sizeof(buf)), 0));
+        expect_msgs(a, i, 1);
+        expect_msgs(b, i, 1);
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    T_TRUE(info.oldest_seq > 31);
+    T_EQ_U64(info.drops, 20); /* 1..20; a read 21..30 */
+    shmchan_queue_close(a);
+    shmchan_queue_close(b);
+    shmchan_queue_close(w);
+}

@@ -234,7 +234,7 @@ typedef struct shmchan_info {
     uint64_t seq;          /* latest: newest sequence; queue: next sequence */
     uint64_t messages;     /* messages published / committed */
     uint64_t bytes;        /* payload bytes published / committed */
-    uint64_t drops;        /* queue: messages overwritten unread (overwrite mode) */
+    uint64_t drops;        /* queue: messages overwritten unread (docs/queue.md, 5) */
     uint64_t waits;        /* times a writer waited for space / reader slept */
     uint64_t recovered;    /* dead peers cleaned up (readers, writers, locks) */
     uint64_t oldest_seq;   /* queue: oldest message still held */

@@ -254,8 +254,11 @@ _Static_assert(SHMCHAN__QREC_ALIGN % 16 == 0, "records hold whole headers");
  * a writer scanning the reader table raises it to the end of what a reader
  * has read continuously from it (a reader whose `from` is at or below it),
  * and a reader leaving (closing, dropped dead, reset) does the same with its
- * final position. Overwrite-mode writers count the messages they overwrite
- * at or after it in `drops` while no reader is registered.
+ * final position. Writers count in `drops` the messages they overwrite at or
+ * after it that no live subscriber was placed to read (below every live
+ * subscriber's `from`), when no worker is registered. `subs_epoch` changes
+ * with the subscriber set, so that a writer may cache that smallest `from`;
+ * a forged epoch or watermark only skews the count.
  *
  * Line 2, `oldest`: position of the oldest record still intact. A claim moves
  * it past every record it is about to overwrite, then issues a release fence,
@@ -295,7 +298,8 @@ typedef struct shmchan__queue_ctl {
     shmchan__atomic_u32 nworkers;     /* live worker slots */
     shmchan__atomic_u32 nsubs;        /* live subscriber slots */
     shmchan__atomic_u64 consumed;     /* watermark: every message before it was read */
-    uint8_t pad1[SHMCHAN__CACHE_LINE - 24];
+    shmchan__atomic_u32 subs_epoch;   /* bumped by every subscriber join and leave */
+    uint8_t pad1[SHMCHAN__CACHE_LINE - 28];
     /* Line 2: oldest intact record. */
     shmchan__atomic_u64 oldest;
     uint8_t pad2[SHMCHAN__CACHE_LINE - 8];

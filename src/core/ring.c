@@ -319,7 +319,7 @@ shmchan__ring_join(const shmchan__ring *v, shmchan__ring_rd *q, uint32_t role, b
         if (old == SHMCHAN_PEER_WORKER) {
             shmchan__fetch_sub(&c->nworkers, 1, SHMCHAN__RELAXED);
         } else if (old == SHMCHAN_PEER_SUBSCRIBER) {
-            shmchan__fetch_sub(&c->nsubs, 1, SHMCHAN__RELAXED);
+            shmchan__ring_count_sub(v, -1);
         }
         shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
     }
@@ -351,7 +351,7 @@ shmchan__ring_join(const shmchan__ring *v, shmchan__ring_rd *q, uint32_t role, b
         shmchan__store(&rd->seq, q->seq, SHMCHAN__RELAXED);
         shmchan__store(&rd->from, q->pos, SHMCHAN__RELAXED);
         shmchan__store(&rd->pos, q->pos, SHMCHAN__RELEASE);
-        shmchan__fetch_add(&c->nsubs, 1, SHMCHAN__RELAXED);
+        shmchan__ring_count_sub(v, 1);
         lower_gate(v, q->pos);
     } else {
         shmchan__fetch_add(&c->nworkers, 1, SHMCHAN__RELAXED);
@@ -384,7 +384,7 @@ shmchan__ring_leave(const shmchan__ring *v, shmchan__ring_rd *q)
         if (q->role == SHMCHAN_PEER_WORKER) {
             shmchan__fetch_sub(&v->ctl->nworkers, 1, SHMCHAN__RELAXED);
         } else {
-            shmchan__fetch_sub(&v->ctl->nsubs, 1, SHMCHAN__RELAXED);
+            shmchan__ring_count_sub(v, -1);
         }
     }
     shmchan__qwake_writers(v, true); /* our cursor no longer holds them back */

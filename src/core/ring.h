@@ -100,6 +100,9 @@ typedef struct shmchan__ring_wr {
     uint64_t total;
     uint64_t total_bytes;
     uint64_t rewind_next; /* after a rewind that did not fit, try again from here */
+    uint32_t placed_epoch; /* subs_epoch when `placed` was found */
+    bool placed_known;
+    uint64_t placed;       /* smallest `from` of the live subscribers then */
     shmchan__spin_rule spin; /* whether waits for space spin first */
 } shmchan__ring_wr;
 
@@ -256,6 +259,18 @@ int shmchan__qoldest(const shmchan__ring *v, uint64_t *pos_out, uint64_t *seq_ou
 uint64_t shmchan__ring_consumed(const shmchan__ring *v);
 /* Raise the watermark to pos (a CAS to a larger value; no lock needed). */
 void shmchan__ring_raise_consumed(const shmchan__ring *v, uint64_t pos);
+/* A subscriber joined (+1) or left (-1): count it, and tell writers that
+ * the smallest `from` they cached is stale. */
+static inline void
+shmchan__ring_count_sub(const shmchan__ring *v, int delta)
+{
+    if (delta > 0) {
+        shmchan__fetch_add(&v->ctl->nsubs, 1, SHMCHAN__RELAXED);
+    } else {
+        shmchan__fetch_sub(&v->ctl->nsubs, 1, SHMCHAN__RELAXED);
+    }
+    shmchan__fetch_add(&v->ctl->subs_epoch, 1, SHMCHAN__RELEASE);
+}
 /* A reader of this role that read [from, pos) leaves: raise the consumed
  * watermark if that covers it. */
 void shmchan__qretire(const shmchan__ring *v, uint32_t role, uint64_t from, uint64_t pos);

@@ -209,7 +209,7 @@ shmchan__qdrop_reader(const shmchan__ring *v, uint32_t i)
     if (role == SHMCHAN_PEER_WORKER) {
         shmchan__fetch_sub(&v->ctl->nworkers, 1, SHMCHAN__RELAXED);
     } else if (role == SHMCHAN_PEER_SUBSCRIBER) {
-        shmchan__fetch_sub(&v->ctl->nsubs, 1, SHMCHAN__RELAXED);
+        shmchan__ring_count_sub(v, -1);
     }
     shmchan__fetch_add(&v->hdr->recovered, 1, SHMCHAN__RELAXED);
     return true;
@@ -330,6 +330,7 @@ shmchan__ring_reset(const shmchan__ring *v)
     shmchan__store(&c->gate, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->nworkers, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->nsubs, 0, SHMCHAN__RELAXED);
+    shmchan__fetch_add(&c->subs_epoch, 1, SHMCHAN__RELAXED);
     shmchan__store(&c->rd_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->sp_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);

@@ -134,12 +134,12 @@ skip_workers(const shmchan__ring *v, uint64_t work, uint64_t oldest0, uint64_t o
 
 /*
  * Move *oldest past every record that a claim of [p0, end) overwrites, and
- * count the messages given up at or after position `from`. EBUSY when one of
- * them is still being written by a live writer (a full lap behind).
+ * count the messages given up in [cnt[0], cnt[1]). EBUSY when one of them is
+ * still being written by a live writer (a full lap behind).
  */
 static int
 walk(const shmchan__ring *v, uint64_t me, uint64_t p0, uint64_t end, uint64_t *oldest,
-     uint64_t from, uint64_t *msgs)
+     const uint64_t cnt[2], uint64_t *msgs)
 {
     uint64_t o = *oldest;
     uint64_t limit = end > v->cap ? end - v->cap : 0;
@@ -161,7 +161,7 @@ walk(const shmchan__ring *v, uint64_t me, uint64_t p0, uint64_t end, uint64_t *o
             }
             continue; /* look again: committed, or dropped */
         }
-        *msgs += kind == SHMCHAN__QTAG_MSG && o >= from;
+        *msgs += kind == SHMCHAN__QTAG_MSG && o >= cnt[0] && o < cnt[1];
         o += shmchan__qspan(len);
     }
     *oldest = o;
@@ -205,6 +205,51 @@ wants_rewind(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t p0, uint64_t 
     return false;
 }
 
+/* The smallest `from` of the live subscribers (UINT64_MAX: none), cached
+ * until the subscriber set changes. Joins happen under the claim lock, which
+ * we hold; a leave only raises it, so a stale value undercounts at worst. */
+static uint64_t
+placed_floor(const shmchan__ring *v, shmchan__ring_wr *q)
+{
+    uint32_t epoch = shmchan__load(&v->ctl->subs_epoch, SHMCHAN__ACQUIRE);
+    if (q->placed_known && q->placed_epoch == epoch) {
+        return q->placed;
+    }
+    uint32_t n = shmchan__load(&v->ctl->readers_used, SHMCHAN__ACQUIRE);
+    n = n < v->nreaders ? n : v->nreaders;
+    uint64_t min = UINT64_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        shmchan__qreader *rd = &v->readers[i];
+        uint64_t from = shmchan__load(&rd->from, SHMCHAN__RELAXED);
+        if ((uint32_t)shmchan__load(&rd->state, SHMCHAN__ACQUIRE) == SHMCHAN_PEER_SUBSCRIBER &&
+            from % SHMCHAN__QREC_ALIGN == 0 && from < min) {
+            min = from;
+        }
+    }
+    q->placed = min;
+    q->placed_epoch = epoch;
+    q->placed_known = true;
+    return min;
+}
+
+/*
+ * With no worker registered, the messages a claim ending at end overwrites
+ * that nobody received and no live subscriber was placed to read have no
+ * reader to count them: [consumed watermark, smallest `from`) (docs/queue.md,
+ * sections 5 and 6). Only a claim reaching past the watermark looks further.
+ */
+static void
+unread_nobody_placed(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t end, uint64_t cnt[2])
+{
+    uint64_t k = shmchan__ring_consumed(v);
+    if (end <= v->cap || end - v->cap <= k) {
+        return;
+    }
+    cnt[0] = k;
+    cnt[1] = shmchan__load(&v->ctl->nsubs, SHMCHAN__RELAXED) == 0 ? UINT64_MAX
+                                                                  : placed_floor(v, q);
+}
+
 /* The critical section. OK, EAGAIN (no space: block mode), EBUSY, ECORRUPT.
  * With data, the record is also filled and committed (shmchan__qapply). */
 int
@@ -230,24 +275,22 @@ shmchan__ring_claim_held(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t l
         }
     }
     uint64_t oldest0 = shmchan__load(&c->oldest, SHMCHAN__RELAXED), oldest = oldest0;
-    uint64_t from = UINT64_MAX, msgs = 0;
-    bool workers = false, nobody = false;
-    if (v->overwrite) {
-        /* Who counts what is overwritten unread: subscribers count their own
-         * losses, skip_workers the workers'; with no reader registered, we
-         * count what is past the consumed watermark. */
-        workers = shmchan__load(&c->nworkers, SHMCHAN__RELAXED) != 0;
-        nobody = !workers && shmchan__load(&c->nsubs, SHMCHAN__RELAXED) == 0;
-        from = workers  ? shmchan__load(&c->work_pos, SHMCHAN__ACQUIRE)
-               : nobody ? shmchan__load(&c->consumed, SHMCHAN__RELAXED)
-                        : UINT64_MAX;
+    /* Who counts what is overwritten unread: subscribers their own losses,
+     * skip_workers the workers' (overwrite mode), and, with no worker, we
+     * what nobody received and no subscriber was placed to read. */
+    uint64_t cnt[2] = {UINT64_MAX, UINT64_MAX}, msgs = 0;
+    bool workers = shmchan__load(&c->nworkers, SHMCHAN__RELAXED) != 0;
+    if (workers && v->overwrite) {
+        cnt[0] = shmchan__load(&c->work_pos, SHMCHAN__ACQUIRE);
+    } else if (!workers) {
+        unread_nobody_placed(v, q, end, cnt);
     }
-    if (walk(v, q->owner, p0, end, &oldest, from, &msgs) != SHMCHAN_OK) {
+    if (walk(v, q->owner, p0, end, &oldest, cnt, &msgs) != SHMCHAN_OK) {
         return SHMCHAN_EBUSY;
     }
-    if (workers && from < oldest) {
-        skip_workers(v, from, oldest0, oldest, msgs);
-    } else if (nobody && msgs != 0) {
+    if (workers && v->overwrite && cnt[0] < oldest) {
+        skip_workers(v, cnt[0], oldest0, oldest, msgs);
+    } else if (!workers && msgs != 0) {
         shmchan__fetch_add(&c->drops, msgs, SHMCHAN__RELAXED);
     }
     /* The journal first: a contender that finds us dead can finish this. */

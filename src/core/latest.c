@@ -18,6 +18,9 @@
 #define READ_RETRIES 1000000
 #endif
 #define MAX_MSG_LIMIT (UINT64_C(1) << 40)
+/* Sequences from here on are forged (2^62 publishes take centuries): tags
+ * 2s of their successors would wrap. */
+#define SEQ_LIMIT (UINT64_C(1) << 62)
 #define WAITER_RECHECK_NS (1000ull * 1000 * 1000)
 #define HANDLE_NAP_NS (20ull * 1000)
 
@@ -37,6 +40,7 @@ struct shmchan_latest {
     uint64_t me;         /* our lock word */
     uint64_t holds;      /* times we took the lock: hold is 2 * holds + 1 meanwhile */
     shmchan__atomic_u32 fenced_in; /* in ctl->fenced (internal.h): threads share it */
+    shmchan__atomic_u64 last_len;  /* length read_next took last: a hint (look_ahead) */
 };
 
 static void drop_slot(shmchan_latest *ch);
@@ -73,6 +77,9 @@ static uint64_t
 newest_seq(shmchan_latest *ch)
 {
     uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+    if (SHMCHAN__UNLIKELY(s >= SEQ_LIMIT)) {
+        return s; /* forged: no tag can name its successor */
+    }
     uint64_t t = shmchan__load(&buf_of(ch, s + 1)->tag, SHMCHAN__ACQUIRE);
     return t == 2 * (s + 1) ? s + 1 : s;
 }
@@ -400,7 +407,8 @@ static uint64_t
 roll_forward(shmchan_latest *ch, uint64_t seq)
 {
     uint64_t s = seq + 1;
-    if (SHMCHAN__UNLIKELY(shmchan__load(&buf_of(ch, s)->tag, SHMCHAN__ACQUIRE) == 2 * s)) {
+    if (SHMCHAN__UNLIKELY(seq < SEQ_LIMIT &&
+                          shmchan__load(&buf_of(ch, s)->tag, SHMCHAN__ACQUIRE) == 2 * s)) {
         shmchan__store(&ch->ctl->seq, s, SHMCHAN__RELEASE);
         return s;
     }
@@ -789,6 +797,23 @@ successor_turned(const shmchan_latest *ch, uint64_t after_seq)
     return shmchan__load(&buf_of(ch, after_seq + 1)->tag, SHMCHAN__ACQUIRE) >= want;
 }
 
+/*
+ * While waiting for message after_seq + 1: touch the last line the message
+ * will have if it is as long as the one before. The writer writes the lines
+ * past the tag's first, the tag's line last (copy_tag_line_last), so the
+ * fetch of that line overlaps with the writer's stores to the tag's line
+ * instead of starting only once the tag has turned. A line we hold already
+ * costs nothing; one the writer has not finished is fetched again.
+ */
+static void
+look_ahead(shmchan_latest *ch, uint64_t after_seq)
+{
+    uint64_t len = shmchan__load(&ch->last_len, SHMCHAN__RELAXED);
+    if (len > SHMCHAN__CACHE_LINE - sizeof(shmchan__latest_buf) && len <= ch->r.geom.max_msg) {
+        shmchan__prefetch(payload_of(buf_of(ch, after_seq + 1)) + len - 1);
+    }
+}
+
 /* Spin until successor_turned, for at most the adapted spin; returns when
  * the spin began, 0 if it did not spin. */
 static uint64_t
@@ -805,6 +830,7 @@ spin_for_next(shmchan_latest *ch, uint64_t after_seq)
             if (successor_turned(ch, after_seq)) {
                 return began;
             }
+            look_ahead(ch, after_seq);
             shmchan__cpu_relax();
         }
     } while (shmchan__now_ns() < end);
@@ -893,6 +919,7 @@ read_successor(shmchan_latest *ch, uint64_t after_seq, void *buf, size_t cap, si
         return SHMCHAN_EAGAIN;
     }
     *len_out = (size_t)len;
+    shmchan__store(&ch->last_len, len, SHMCHAN__RELAXED);
     return SHMCHAN_OK;
 }
 
@@ -917,6 +944,7 @@ shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf, size
     if (successor_turned(ch, after_seq)) {
         got = read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK;
     } else if (timeout_ms == 0) {
+        look_ahead(ch, after_seq);
         return shmchan__region_broken(&ch->r) ? SHMCHAN_ETRUNCATED : SHMCHAN_EAGAIN;
     } else {
         began = spin_for_next(ch, after_seq);

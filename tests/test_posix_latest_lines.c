@@ -6,7 +6,7 @@
  *
  * The raw tests map the channel's file and write a buffer directly, as a peer
  * (or a writer that died between two stores of its commit) leaves it. The
- * offsets come from the header, as layout.h pins them. POSIX only: the test
+ * offsets come from layout.h (offsetof) and from the header. POSIX only: the test
  * needs a shared mapping of the file while the channel is in use.
  */
 #include <fcntl.h>
@@ -15,13 +15,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "t.h"
 
 #define MAX_MSG 64
-#define HDR_OFF_DATA 80 /* shmchan__hdr.data_off */
-#define BUF_HDR 16      /* shmchan__latest_buf: tag, len */
-#define STRIDE 128      /* BUF_HDR + MAX_MSG rounded up to a cache line */
-#define NBUF 4
+#define HDR_OFF_DATA offsetof(shmchan__hdr, data_off)
+#define BUF_HDR sizeof(shmchan__latest_buf) /* tag, len */
+#define OFF_LEN offsetof(shmchan__latest_buf, len)
+/* BUF_HDR + MAX_MSG rounded up to a cache line */
+#define STRIDE ((BUF_HDR + MAX_MSG + SHMCHAN__CACHE_LINE - 1) / SHMCHAN__CACHE_LINE * SHMCHAN__CACHE_LINE)
+#define NBUF SHMCHAN__LATEST_NBUF
 
 static shmchan_latest *
 open_file(const char *path, uint32_t flags)
@@ -63,8 +66,8 @@ complete_unpublished(uint8_t *b, uint64_t s, const char *text)
 {
     uint64_t len = strlen(text);
     memcpy(b + BUF_HDR, text, len);
-    atomic_store((_Atomic uint64_t *)(void *)(b + 8), len);
-    atomic_store((_Atomic uint64_t *)(void *)b, 2 * s);
+    atomic_store((_Atomic uint64_t *)(void *)(b + OFF_LEN), len);
+    atomic_store((_Atomic uint64_t *)(void *)(b + offsetof(shmchan__latest_buf, tag)), 2 * s);
 }
 
 TEST(latest_complete_unpublished_message_kept)

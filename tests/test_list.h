@@ -165,6 +165,9 @@ XW(win_list_not_supported)
 XW(win_global_without_privilege)
 /* ring: issue 16, the table of kinds and the layout-version policy for new kinds */
 X(kinds_unknown_kind_is_unsupported_not_corrupt)
+/* cachelines: latest-value protocol of layout 4 (issue 14) */
+XP(latest_complete_unpublished_message_kept)
+XP(latest_view_stale_once_writer_may_begin)
 HP(promised_stopped_writer)
 HP(promised_other_writer)
 H(promised_wake_forever)

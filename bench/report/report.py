@@ -552,6 +552,91 @@ def section_simple(res, plotter, workload, title, text, make_table, png=None):
     return "\n".join(out)
 
 
+# ------------------------------------------------------- targets (issue 14) --
+
+QUEUE_POLL = ("shmchan-queue-poll", "shmchan-queue-zc-poll")
+QUEUE_COPYING = ("shmchan-queue-poll", "shmchan-queue-wait", "shmchan-queue-batch")
+QUEUE_ANY = QUEUE_COPYING + ("shmchan-queue-zc", "shmchan-queue-zc-poll")
+PEERS = {"iceoryx": ("iceoryx-poll", "iceoryx-wait"), "ZeroMQ": ("zmq",),
+         "Boost.Interprocess": ("boost-mq",)}
+
+
+def best(res, transports, workload, qos, key, size=None, low=True):
+    """(transport, value) of the best ok run among transports, or None."""
+    runs = [(t, number(r[key])) for t in transports
+            for r in [res.ok(t, workload, qos, size)] if r and number(r[key])]
+    if not runs:
+        return None
+    return (min if low else max)(runs, key=lambda tv: tv[1])
+
+
+def target_row(name, ours, ref, bound, at_most):
+    """One line of the targets table: ours / ref against the bound. Latency
+    targets (at_most) compare medians in ns, the others rates."""
+    if not ours or not ref:
+        return [name, "–", "–", "–", "no figure"]
+    ratio = ours[1] / ref[1]
+    holds = ratio <= bound if at_most else ratio >= bound
+    fmt = (lambda v: "%.0f" % v) if at_most else fmt_num
+    return [name, "%s: %s" % (ours[0], fmt(ours[1])), "%s: %s" % (ref[0], fmt(ref[1])),
+            "%.2f" % ratio, ("holds" if holds else "missed") + " (%s %g)" % (
+                "≤" if at_most else "≥", bound)]
+
+
+def fmt_num(v):
+    for scale, unit in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if v >= scale:
+            return "%.3g%s" % (v / scale, unit)
+    return "%.3g" % v
+
+
+def targets_rows(res, qos="held"):
+    lim = best_limit(res, "pingpong", qos)
+    lim = (lim["transport"], number(lim["median_ns"])) if lim else None
+    rows = [
+        target_row("busy-poll round trip, queue (ns)",
+                   best(res, QUEUE_POLL, "pingpong", qos, "median_ns"), lim, 1.5, True),
+        target_row("busy-poll round trip, latest-value (ns)",
+                   best(res, ("shmchan-latest-poll",), "pingpong", qos, "median_ns"), lim, 1.5,
+                   True),
+        target_row("spin-then-futex round trip, queue (ns)",
+                   best(res, ("shmchan-queue-wait",), "pingpong", qos, "median_ns"),
+                   best(res, ("spin-futex",), "pingpong", qos, "median_ns"), 1.2, True),
+        target_row("spin-then-futex round trip, latest-value (ns)",
+                   best(res, ("shmchan-latest-wait",), "pingpong", qos, "median_ns"),
+                   best(res, ("spin-futex",), "pingpong", qos, "median_ns"), 1.2, True),
+        target_row("sleeping reader woken, queue (ns)",
+                   best(res, ("shmchan-queue-wait",), "wakeup", qos, "median_ns"),
+                   best(res, ("futex",), "wakeup", qos, "median_ns"), 1.1, True),
+    ]
+    ours64 = best(res, QUEUE_ANY, "throughput", "held", "msgs_per_s", 64, low=False)
+    rows.append(target_row("64 B one-way vs minimal ring (msgs/s)", ours64,
+                           best(res, ("ring",), "throughput", "held", "msgs_per_s", 64, False),
+                           1.0, False))
+    rows.append(target_row("64 B one-way vs pipe (msgs/s)", ours64,
+                           best(res, ("pipe",), "throughput", "held", "msgs_per_s", 64, False),
+                           5.0, False))
+    for size in res.values("msg_size", "throughput"):
+        ours = best(res, QUEUE_ANY, "throughput", "held", "bytes_per_s", size, low=False)
+        for peer, names in PEERS.items():
+            ref = best(res, names, "throughput", "held", "bytes_per_s", size, low=False)
+            if ref:
+                rows.append(target_row("%s ahead of %s (B/s)" % (fmt_size(size), peer), ours, ref,
+                                       1.0, False))
+    rows.append(target_row(
+        "copying 1 MiB vs memcpy (B/s)",
+        best(res, QUEUE_COPYING, "throughput", "held", "bytes_per_s", 1 << 20, low=False),
+        best(res, (TP_LIMIT,), "throughput", "held", "bytes_per_s", 1 << 20, low=False),
+        0.7, False))
+    return rows
+
+
+def targets_table(res):
+    header = ["target (PM-QoS held)", "shmchan, best", "reference", "ratio", "verdict"]
+    return table(header, targets_rows(res), text_columns=3)
+
+
+
 def build_report(res, args, plotter):
     parts = ["# shmchan IPC benchmark results", "",
              "Written by `bench/run.sh%s`; raw data in `results.csv` (summary) and "
@@ -594,6 +679,10 @@ def build_report(res, args, plotter):
         "M writers send back to back into one channel; the reader checks every writer's "
         "sequence. Neither the hardware limit nor the Unix socket takes several writers, so "
         "the ratios compare with their one-writer 64 B throughput.\n", fanin_table))
+    parts += ["## Targets of issue 14", "",
+              "Ratios within this run (so on this machine's CPU, see Machine): the best "
+              "shmchan way against the reference named; `bench/run.sh` prints the same "
+              "table when it ends.", "", targets_table(res), ""]
     parts += ["## Runs without a figure", "", problems_table(res), ""]
     if plotter.error:
         parts += ["_Plots not made: %s_" % plotter.error, ""]
@@ -632,6 +721,7 @@ def main():
         plotter.cleanup()
     with open(os.path.join(args.outdir, "RESULTS.md"), "w") as f:
         f.write(build_report(res, args, plotter))
+    print(targets_table(res))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@
 #define READ_RETRIES 1000000
 #endif
 #define MAX_MSG_LIMIT (UINT64_C(1) << 40)
+/* Sequences from here on are forged (2^62 publishes take centuries): tags
+ * 2s of their successors would wrap. */
+#define SEQ_LIMIT (UINT64_C(1) << 62)
 #define WAITER_RECHECK_NS (1000ull * 1000 * 1000)
 #define RDONLY_POLL_NS (1000ull * 1000) /* a read-only waiter polls this often */
 #define HANDLE_NAP_NS (20ull * 1000)
@@ -38,6 +41,7 @@ struct shmchan_latest {
     uint64_t me;         /* our lock word */
     uint64_t holds;      /* times we took the lock: hold is 2 * holds + 1 meanwhile */
     shmchan__atomic_u32 fenced_in; /* in ctl->fenced (wait.h): threads share it */
+    shmchan__atomic_u64 last_len;  /* length read_next took last: a hint (look_ahead) */
 };
 
 static void drop_slot(shmchan_latest *ch);
@@ -60,6 +64,25 @@ static uint8_t *
 payload_of(shmchan__latest_buf *b)
 {
     return (uint8_t *)(b + 1);
+}
+
+/*
+ * The newest complete sequence. A commit stores the buffer's tag 2s before
+ * seq = s, and read_next takes message s from its tag alone (it never reads
+ * seq's line while messages come), so for a moment s is complete and seq
+ * still says s - 1: counting that message here keeps every reader call's
+ * answer from going back behind what read_next already returned. The look
+ * at the next buffer is on the line the next message arrives on.
+ */
+static uint64_t
+newest_seq(shmchan_latest *ch)
+{
+    uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+    if (SHMCHAN__UNLIKELY(s >= SEQ_LIMIT)) {
+        return s; /* forged: no tag can name its successor */
+    }
+    uint64_t t = shmchan__load(&buf_of(ch, s + 1)->tag, SHMCHAN__ACQUIRE);
+    return t == 2 * (s + 1) ? s + 1 : s;
 }
 
 /* ------------------------------------------------------- kind operations */
@@ -216,9 +239,7 @@ shmchan_latest_max_msg(const shmchan_latest *ch)
 uint64_t
 shmchan_latest_seq(shmchan_latest *ch)
 {
-    return ch == NULL || shmchan__region_forked(&ch->r)
-               ? 0
-               : shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+    return ch == NULL || shmchan__region_forked(&ch->r) ? 0 : newest_seq(ch);
 }
 
 /* --------------------------------------------------------------- writing */
@@ -381,6 +402,27 @@ drop_slot(shmchan_latest *ch)
     }
 }
 
+/*
+ * With the lock held, seq = the newest published sequence: if the buffer of
+ * seq + 1 already holds that message complete (tag 2(seq+1)), its writer died
+ * between the tag and seq stores of its commit. Readers of read_next may have
+ * taken it from the tag alone, so it stays: publish it and go on after it,
+ * rather than write another message under the same sequence. Returns the
+ * sequence the next message follows. A forged tag gets published as a forged
+ * seq would be: readers bound its length as always.
+ */
+static uint64_t
+roll_forward(shmchan_latest *ch, uint64_t seq)
+{
+    uint64_t s = seq + 1;
+    if (SHMCHAN__UNLIKELY(seq < SEQ_LIMIT &&
+                          shmchan__load(&buf_of(ch, s)->tag, SHMCHAN__ACQUIRE) == 2 * s)) {
+        shmchan__store(&ch->ctl->seq, s, SHMCHAN__RELEASE);
+        return s;
+    }
+    return seq;
+}
+
 int
 shmchan_latest_begin(shmchan_latest *ch, void **buf_out)
 {
@@ -411,10 +453,13 @@ shmchan_latest_begin(shmchan_latest *ch, void **buf_out)
         shmchan__store(&ch->holder, 0, SHMCHAN__RELEASE);
         return rc;
     }
-    uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__RELAXED) + 1;
+    uint64_t s = roll_forward(ch, shmchan__load(&ch->ctl->seq, SHMCHAN__RELAXED)) + 1;
     shmchan__latest_buf *b = buf_of(ch, s);
-    shmchan__store(&b->tag, 2 * s + 1, SHMCHAN__RELAXED);
-    shmchan__fence(SHMCHAN__RELEASE); /* readers see "being written" before any byte */
+    /* No "being written" mark on the buffer: a reader of its older message
+     * learns from the tag of message s - 1 that we may have begun (see
+     * overwritten()). The fence orders what we saw complete before any byte
+     * we store, for a reader's acquire fence that sees one of them. */
+    shmchan__fence(SHMCHAN__RELEASE);
     ch->begun = true;
     ch->begun_seq = s;
     *buf_out = payload_of(b);
@@ -483,11 +528,31 @@ shmchan_latest_abort(shmchan_latest *ch)
     if (!ch->begun) {
         return SHMCHAN_ESTATE;
     }
-    /* The buffer keeps its odd tag: nobody reads it, the next writer reuses it. */
+    /* The buffer keeps its old tag: readers of its old message discard their
+     * copies anyway (overwritten()), the next writer reuses it. */
     ch->begun = false;
     unlock_writers(ch);
     wake_sleepers(ch, false);
     return SHMCHAN_OK;
+}
+
+/*
+ * Copy a message into its buffer, the bytes on the tag's cache line last: the
+ * reader that waits for the message polls that line, and the writer's
+ * stores to it (payload head, len, tag) then go in one burst after the other
+ * lines are written, so that the line changes owner once per message rather
+ * than once more whenever a look of the reader falls between them.
+ */
+static void
+copy_tag_line_last(uint8_t *buf, const void *data, size_t len)
+{
+    size_t head = SHMCHAN__CACHE_LINE - sizeof(shmchan__latest_buf);
+    if (len > head) {
+        memcpy(buf + head, (const uint8_t *)data + head, len - head);
+    }
+    if (len != 0) {
+        memcpy(buf, data, len < head ? len : head);
+    }
 }
 
 int
@@ -504,9 +569,7 @@ shmchan_latest_publish(shmchan_latest *ch, const void *data, size_t len, uint64_
     if (rc != SHMCHAN_OK) {
         return rc;
     }
-    if (len != 0) {
-        memcpy(buf, data, len);
-    }
+    copy_tag_line_last(buf, data, len);
     return shmchan_latest_commit(ch, len, seq_out);
 }
 
@@ -528,7 +591,7 @@ locate(shmchan_latest *ch, int *budget, shmchan__latest_buf **b_out, uint64_t *t
         if (SHMCHAN__UNLIKELY(shmchan__region_broken(&ch->r))) {
             return SHMCHAN_ETRUNCATED;
         }
-        uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+        uint64_t s = newest_seq(ch);
         if (s == 0) {
             /* Zeros may be the guard's replacement of truncated storage. */
             return shmchan__region_broken(&ch->r) ? SHMCHAN_ETRUNCATED : SHMCHAN_EAGAIN;
@@ -562,12 +625,26 @@ seqlock_copy(void *dst, const uint8_t *src, size_t len)
     }
 }
 
-/* Whether b still holds the message it held when its tag was tag. */
+/*
+ * Whether a writer may have begun to overwrite the buffer of message s: the
+ * first writer to touch it again writes s + nbuf, which it begins only after
+ * s + nbuf - 1 is complete. Called after the caller's acquire fence: if the
+ * copy saw any byte of that writer's, the fence pairing (its release fence in
+ * begin) makes the tag 2(s + nbuf - 1), or a later one, visible here.
+ */
 static bool
-unchanged(shmchan__latest_buf *b, uint64_t tag)
+overwritten(const shmchan_latest *ch, uint64_t s)
+{
+    uint64_t last = s + ch->r.geom.nbuf - 1;
+    return shmchan__load(&buf_of(ch, last)->tag, SHMCHAN__RELAXED) >= 2 * last;
+}
+
+/* Whether message s, whose buffer b had tag tag, was intact for the copy. */
+static bool
+unchanged(const shmchan_latest *ch, shmchan__latest_buf *b, uint64_t s, uint64_t tag)
 {
     shmchan__fence(SHMCHAN__ACQUIRE); /* order the copy before the re-check */
-    return shmchan__load(&b->tag, SHMCHAN__RELAXED) == tag;
+    return shmchan__load(&b->tag, SHMCHAN__RELAXED) == tag && !overwritten(ch, s);
 }
 
 int
@@ -589,7 +666,7 @@ shmchan_latest_read(shmchan_latest *ch, void *buf, size_t cap, size_t *len_out,
             return rc;
         }
         if (len > cap) {
-            if (!unchanged(b, tag)) {
+            if (!unchanged(ch, b, s, tag)) {
                 continue;
             }
             if (len_out != NULL) {
@@ -598,7 +675,7 @@ shmchan_latest_read(shmchan_latest *ch, void *buf, size_t cap, size_t *len_out,
             return SHMCHAN_EMSGSIZE;
         }
         seqlock_copy(buf, payload_of(b), (size_t)len);
-        if (unchanged(b, tag) && !shmchan__region_broken(&ch->r)) {
+        if (unchanged(ch, b, s, tag) && !shmchan__region_broken(&ch->r)) {
             if (len_out != NULL) {
                 *len_out = (size_t)len;
             }
@@ -647,7 +724,8 @@ shmchan_latest_view_check(shmchan_latest *ch, const shmchan_msg *msg)
     if (shmchan__region_broken(&ch->r)) {
         return SHMCHAN_ETRUNCATED;
     }
-    return unchanged(buf_of(ch, msg->seq), msg->token) ? SHMCHAN_OK : SHMCHAN_ESTALE;
+    return unchanged(ch, buf_of(ch, msg->seq), msg->seq, msg->token) ? SHMCHAN_OK
+                                                                       : SHMCHAN_ESTALE;
 }
 
 /* ---------------------------------------------------------------- waiting */
@@ -655,7 +733,7 @@ shmchan_latest_view_check(shmchan_latest *ch, const shmchan_msg *msg)
 static bool
 newer(shmchan_latest *ch, uint64_t after_seq, uint64_t *seq_out)
 {
-    uint64_t s = shmchan__load(&ch->ctl->seq, SHMCHAN__ACQUIRE);
+    uint64_t s = newest_seq(ch);
     *seq_out = s;
     return s > after_seq;
 }
@@ -713,8 +791,24 @@ static bool
 successor_turned(const shmchan_latest *ch, uint64_t after_seq)
 {
     uint64_t want = 2 * (after_seq + 1);
-    uint64_t tag = shmchan__load(&buf_of(ch, after_seq + 1)->tag, SHMCHAN__ACQUIRE);
-    return tag >= want && tag != want + 1;
+    return shmchan__load(&buf_of(ch, after_seq + 1)->tag, SHMCHAN__ACQUIRE) >= want;
+}
+
+/*
+ * While waiting for message after_seq + 1: touch the last line the message
+ * will have if it is as long as the one before. The writer writes the lines
+ * past the tag's first, the tag's line last (copy_tag_line_last), so the
+ * fetch of that line overlaps with the writer's stores to the tag's line
+ * instead of starting only once the tag has turned. A line we hold already
+ * costs nothing; one the writer has not finished is fetched again.
+ */
+static void
+look_ahead(shmchan_latest *ch, uint64_t after_seq)
+{
+    uint64_t len = shmchan__load(&ch->last_len, SHMCHAN__RELAXED);
+    if (len > SHMCHAN__CACHE_LINE - sizeof(shmchan__latest_buf) && len <= ch->r.geom.max_msg) {
+        shmchan__prefetch(payload_of(buf_of(ch, after_seq + 1)) + len - 1);
+    }
 }
 
 /* Spin until successor_turned, for at most the adapted spin; returns when
@@ -733,6 +827,7 @@ spin_for_next(shmchan_latest *ch, uint64_t after_seq)
             if (successor_turned(ch, after_seq)) {
                 return began;
             }
+            look_ahead(ch, after_seq);
             shmchan__cpu_relax();
         }
     } while (shmchan__now_ns() < end);
@@ -792,10 +887,10 @@ shmchan_latest_wait(shmchan_latest *ch, uint64_t after_seq, int64_t timeout_ms,
 
 /*
  * The common case of read_next: message after_seq + 1 is the newest. Copy it
- * straight from its buffer (usually already in cache from the spin), and only
- * then confirm with seq; the seq load does not depend on the copy, so the two
- * cache misses overlap instead of adding up. OK or EAGAIN (take the general
- * path).
+ * straight from its buffer (usually already in cache from the spin), and
+ * confirm from the next buffer's tag, never from seq: a reader that keeps up
+ * then moves one buffer's lines per message and nothing else (docs/design.md,
+ * "Cache lines per message"). OK or EAGAIN (take the general path).
  */
 static int
 read_successor(shmchan_latest *ch, uint64_t after_seq, void *buf, size_t cap, size_t *len_out)
@@ -812,11 +907,16 @@ read_successor(shmchan_latest *ch, uint64_t after_seq, void *buf, size_t cap, si
     seqlock_copy(buf, payload_of(b), (size_t)len);
     shmchan__fence(SHMCHAN__ACQUIRE);
     bool intact = shmchan__load(&b->tag, SHMCHAN__RELAXED) == tag;
-    bool newest = shmchan__load(&ch->ctl->seq, SHMCHAN__RELAXED) == s;
+    /* Newest: the next buffer's tag says s + 1 is not complete. That is the
+     * line the next read_next spins on anyway, where seq's line would change
+     * owner with every publish. And with s + 1 not complete, no writer can
+     * have begun s + nbuf over our buffer (overwritten()). */
+    bool newest = !successor_turned(ch, s);
     if (!intact || !newest || shmchan__region_broken(&ch->r)) {
         return SHMCHAN_EAGAIN;
     }
     *len_out = (size_t)len;
+    shmchan__store(&ch->last_len, len, SHMCHAN__RELAXED);
     return SHMCHAN_OK;
 }
 
@@ -830,15 +930,20 @@ shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf, size
     if (shmchan__region_forked(&ch->r)) {
         return SHMCHAN_EFORKED;
     }
-    /* Look at the successor's tag, not at seq: when it has turned, copy at
-     * once and let read_successor confirm seq beside the copy, rather than
-     * wait for seq's line first (it saves a cache miss per message). */
+    /* Look at the successor's tag, never at seq, while messages come: the
+     * tag is on the line the message arrives on. It has not turned: nothing
+     * newer is complete (a later message would have turned it, see
+     * successor_turned), so a poll is answered without seq's line, which
+     * every publish writes. seq is read only on the way to sleep. */
     uint64_t s, began = 0;
     size_t len = 0;
     bool spun = false, got = false;
     if (successor_turned(ch, after_seq)) {
         got = read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK;
-    } else if (timeout_ms != 0 && !newer(ch, after_seq, &s)) {
+    } else if (timeout_ms == 0) {
+        look_ahead(ch, after_seq);
+        return shmchan__region_broken(&ch->r) ? SHMCHAN_ETRUNCATED : SHMCHAN_EAGAIN;
+    } else {
         began = spin_for_next(ch, after_seq);
         spun = true;
         got = read_successor(ch, after_seq, buf, cap, &len) == SHMCHAN_OK;

@@ -25,7 +25,7 @@
 
 /* "SHMCHAN\0" read as a little-endian u64; a big-endian peer sees it reversed. */
 #define SHMCHAN__MAGIC UINT64_C(0x004e4148434d4853)
-#define SHMCHAN__LAYOUT_VERSION 3u
+#define SHMCHAN__LAYOUT_VERSION 4u
 #define SHMCHAN__STATE_READY UINT32_C(0x52454459) /* "READY" */
 #define SHMCHAN__PAGE 4096u
 #define SHMCHAN__HDR_SIZE 256u
@@ -101,20 +101,29 @@ _Static_assert(sizeof(shmchan__hdr) == SHMCHAN__HDR_SIZE, "header is 256 bytes")
  * the owner again at least every 10 ms. docs/design.md has the argument.
  *
  * Publishing sequence s (s = seq + 1) goes to buffer s % nbuf, which is never
- * the published one (the published one is (s-1) % nbuf). The writer stores
- * the buffer's tag = 2s+1 ("being written"), a release fence, the payload and
+ * the published one (the published one is (s-1) % nbuf). The writer issues a
+ * release fence, stores the payload (the bytes on the tag's line last) and
  * len, then tag = 2s (release), and finally seq = s (release) and wake =
- * (uint32_t)s. A writer that dies mid-copy has only touched an unpublished
- * buffer: readers keep the last complete message, and the next writer (who
- * steals the lock) rewrites the same buffer.
+ * (uint32_t)s. Since layout 4 there is no "being written" mark: it cost the
+ * reader that polls the tag's line an extra transfer of that line per message
+ * (docs/design.md, "Cache lines per message"). A writer that dies mid-copy
+ * has only touched an unpublished buffer: readers keep the last complete
+ * message, and the next writer (who steals the lock) rewrites the same
+ * buffer; one that dies between the tag and seq stores left message s
+ * complete, and the next writer publishes it (roll_forward in latest.c).
  *
- * A reader loads seq (acquire) = s, then the buffer's tag (acquire); if it is
- * not 2s, the writer has lapped it: retry. It copies len and the payload
- * with plain loads, issues an acquire fence and reloads the tag: equal means
- * no writer touched the buffer during the copy (a writer stores 2s'+1 before
- * its first payload byte, ordered by its release fence), so the copy is one
- * whole message. A reader has nbuf-1 publishes' time before its buffer comes
- * round again, and retries otherwise. len is bounded by max_msg before use.
+ * A reader loads seq (acquire) = s, counts s + 1 too if that buffer's tag
+ * already says complete, then loads the buffer's tag (acquire); if it is not
+ * 2s, the writer has lapped it: retry. It copies len and the payload with
+ * plain loads, issues an acquire fence, reloads the tag and loads the tag of
+ * buffer (s + nbuf - 1) % nbuf: the tag unchanged and message s + nbuf - 1
+ * not complete means no writer touched the buffer during the copy (the writer
+ * of s + nbuf begins only after s + nbuf - 1 is complete, and its release
+ * fence before its first byte pairs with our acquire fence), so the copy is
+ * one whole message. A reader has nbuf-1 publishes' time before its buffer
+ * comes round again, and retries otherwise. len is bounded by max_msg before
+ * use. read_next follows the stream from the tags alone: it polls the tag of
+ * buffer after+1 and confirms "newest" from the tag of the buffer after it.
  *
  * Waiting: a reader increments `waiters` (seq_cst), issues the waiter's
  * barrier, re-checks seq, then futex-waits on `wake`. A writer stores wake,
@@ -170,7 +179,7 @@ _Static_assert(SHMCHAN__HDR_SIZE + sizeof(shmchan__latest_ctl) <= SHMCHAN__PAGE,
  * a small message costs a reader one cache-line transfer, not two.
  */
 typedef struct shmchan__latest_buf {
-    shmchan__atomic_u64 tag; /* 2s+1 while sequence s is written, 2s when complete */
+    shmchan__atomic_u64 tag; /* 2s once sequence s is complete in it */
     shmchan__atomic_u64 len; /* payload length of the message in this buffer */
     /* payload follows */
 } shmchan__latest_buf;

@@ -61,4 +61,14 @@ _Static_assert(sizeof(shmchan__atomic_u64) == 8, "atomic u64 must be 8 bytes");
 #define SHMCHAN__UNLIKELY(x) (x)
 #endif
 
+/* A hint to fetch the cache line of p for reading; never faults. */
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define shmchan__prefetch(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#elif defined(__GNUC__) || defined(__clang__)
+#define shmchan__prefetch(p) __builtin_prefetch((p), 0, 3)
+#else
+#define shmchan__prefetch(p) ((void)(p))
+#endif
+
 #endif /* SHMCHAN_COMPAT_H */

@@ -59,6 +59,7 @@ shmchan__qview_init(shmchan__qview *v, shmchan__shm *shm, shmchan__hdr *hdr, uin
     v->overwrite = g->policy == SHMCHAN_POLICY_OVERWRITE;
     v->rewind_at = !v->overwrite && v->cap >= 2 * SHMCHAN__QWINDOW ? SHMCHAN__QWINDOW : 0;
     v->asym = shmchan__asym_register();
+    shmchan__nfview_queue(&v->nf, v->ctl, 0); /* the opener sets the channel id */
 }
 
 /* ------------------------------------------------------- kind operations */
@@ -183,6 +184,7 @@ queue_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom 
     shmchan__store(&c->rd_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->sp_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
+    shmchan__nfview_reset(&v.nf);
     for (uint32_t i = 0; i < v.nreaders; i++) {
         uint64_t st = shmchan__load(&v.readers[i].state, SHMCHAN__RELAXED);
         shmchan__store(&v.readers[i].state, st & ~(uint64_t)UINT32_MAX, SHMCHAN__RELAXED);
@@ -566,6 +568,7 @@ shmchan_queue_open(const char *name, const shmchan_opts *opts, shmchan_queue **o
         return rc;
     }
     shmchan__qview_init(&q->v, q->r.shm, q->r.hdr, q->r.ctl, q->r.data, &q->r.geom);
+    shmchan__nfview_queue(&q->v.nf, q->v.ctl, q->r.chan_id);
     q->stuck_pos = SHMCHAN__QPOS_NONE;
     if (o.flags & SHMCHAN_SUBSCRIBE) {
         rc = join_reader(q, SHMCHAN_PEER_SUBSCRIBER, (o.flags & SHMCHAN_OLDEST) != 0);
@@ -590,6 +593,7 @@ shmchan_queue_close(shmchan_queue *q)
     }
     if (shmchan__region_foreign(&q->r)) {
         /* Inherited across fork: the slots and counts are the opener's. */
+        shmchan__notifier_close(NULL, q->nf);
         shmchan__region_close(&q->r);
         free(q);
         return;
@@ -615,6 +619,7 @@ shmchan_queue_close(shmchan_queue *q)
             }
         }
         shmchan__qwake_writers(v, true); /* our cursor no longer holds them back */
+        shmchan__notifier_close(&v->nf, q->nf);
         shmchan__fence_sleeper_leave(&v->ctl->fenced, &q->fenced_in);
     }
     if (q->has_wslot) {

@@ -7,6 +7,7 @@
 #define SHMCHAN_QUEUE_INT_H
 
 #include "internal.h"
+#include "notify.h"
 #include "slotlock.h"
 
 #define SHMCHAN__QUEUE_DEFAULT_CAPACITY (UINT64_C(1) << 20)
@@ -47,6 +48,7 @@ typedef struct shmchan__qview {
     uint64_t rewind_at; /* ring offset from which claims may rewind; 0: never */
     bool overwrite;
     bool asym; /* as shmchan__region.asym */
+    shmchan__nfview nf; /* readiness notifiers (notify.h) */
 } shmchan__qview;
 
 struct shmchan_queue {
@@ -87,6 +89,7 @@ struct shmchan_queue {
     bool spin_pays;
     uint64_t spin_checked;
     shmchan__atomic_u32 fenced_in; /* in ctl->fenced (internal.h, fence_sleeper) */
+    shmchan__notifier *nf; /* readiness notifier, made on demand (queue_notify.c) */
 };
 
 /* ------------------------------------------------------- record helpers */
@@ -203,6 +206,7 @@ shmchan__qwake_readers(const shmchan__qview *v)
         shmchan__fetch_add(&v->ctl->wake, 1, SHMCHAN__RELEASE);
         shmchan__wake_all(v->shm, &v->ctl->wake);
     }
+    shmchan__notify_publish(&v->nf);
 }
 
 /*
@@ -240,6 +244,11 @@ uint64_t shmchan__qgate_scan(const shmchan__qview *v, uint64_t need, bool drop_d
 /* A reader of this role that read [from, pos) leaves: raise the consumed
  * watermark if that covers it (queue_send.c). */
 void shmchan__qretire(const shmchan__qview *v, uint32_t role, uint64_t from, uint64_t pos);
+
+/* Whether a reader has something to receive now (queue_recv.c): a message,
+ * a record being filled (then recv's stuck-writer recovery must run), or an
+ * error its next receive reports. */
+bool shmchan__qhas_news(shmchan_queue *q);
 
 /* Abort/release what a handle holds (queue_send.c, queue_recv.c). */
 void shmchan__qrelease_view(shmchan_queue *q);

@@ -275,6 +275,15 @@ locate(shmchan_queue *q, found_t *f, uint64_t *claimed)
     return rc;
 }
 
+bool
+shmchan__qhas_news(shmchan_queue *q)
+{
+    found_t f;
+    uint64_t claimed;
+    int rc = locate(q, &f, &claimed);
+    return rc != SHMCHAN_EAGAIN || claimed != 0 || shmchan__region_broken(&q->r);
+}
+
 /* Find the next message, waiting up to timeout_ms: spin, then sleep with the
  * Dekker protocol on `wake` (bounded sleeps, to look at stuck writers). */
 static int

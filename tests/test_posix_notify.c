@@ -715,3 +715,41 @@ TEST(notify_one_signal_then_no_syscalls)
     T_EQ_U64(shmchan_latest_seq(ch), 100001);
     shmchan_latest_close(ch);
 }
+
+/* ----------------------------------------------------------- wait-sets */
+
+HELPER(waitset_late_publisher)
+{
+    t_sleep_ms(100);
+    shmchan_latest *w = t_latest_join(arg);
+    int rc = shmchan_latest_publish(w, "late", 4, NULL);
+    shmchan_latest_close(w);
+    return rc == SHMCHAN_OK ? 0 : 1;
+}
+
+TEST(waitset_foreign_fd_and_other_process)
+{
+    const char *n = t_name();
+    shmchan_latest *r = t_latest_create(n, 64);
+    int p[2];
+    T_TRUE(pipe(p) == 0);
+    shmchan_waitset *ws = NULL;
+    T_OK(shmchan_waitset_open(&ws));
+    T_OK(shmchan_waitset_add_latest(ws, r, 0, 10));
+    T_OK(shmchan_waitset_add_os(ws, p[0], 20));
+    uintptr_t keys[4];
+    size_t k = 0;
+    T_TRUE(write(p[1], "x", 1) == 1);
+    T_OK(shmchan_waitset_wait(ws, 5000, keys, 4, &k));
+    T_TRUE(k == 1 && keys[0] == 20);
+    char c;
+    T_TRUE(read(p[0], &c, 1) == 1);
+    t_proc pr = t_spawn("waitset_late_publisher", n); /* sleeps, then publishes */
+    T_OK(shmchan_waitset_wait(ws, 10000, keys, 4, &k));
+    T_TRUE(k == 1 && keys[0] == 10);
+    T_EQ_U64(t_wait(pr), 0);
+    shmchan_waitset_close(ws);
+    close(p[0]);
+    close(p[1]);
+    shmchan_latest_close(r);
+}

@@ -566,6 +566,59 @@ SHMCHAN_API int shmchan_queue_notify(shmchan_queue *q, shmchan_os_handle *h_out)
  */
 SHMCHAN_API int shmchan_queue_arm(shmchan_queue *q);
 
+/* -------------------------------------------------------------- wait-sets
+ *
+ * Wait on several readers (latest-value handles, queue subscribers and
+ * workers) and foreign descriptors or HANDLEs at once, from one thread,
+ * without an event loop. Each entry has a caller's key; a wait returns the
+ * keys of the entries that are ready.
+ *
+ * - A latest-value entry is ready when its channel has a sequence newer than
+ *   the last one the wait-set reported for it (at first, after_seq); a
+ *   report moves that mark to the newest sequence then.
+ * - A queue entry is ready while its reader has something to receive
+ *   (level-triggered: report it again until the caller receives it all).
+ * - A foreign entry is ready when the OS says so (readable fd; a signalled
+ *   HANDLE, which the wait consumes if it is an auto-reset object).
+ * Adding a channel makes its readiness handle (shmchan_*_notify); the
+ * wait-set arms it before each wait, so do not arm it yourself meanwhile.
+ * Windows waits on at most 64 entries (WaitForMultipleObjects): more is
+ * SHMCHAN_EINVAL at the wait; Linux has no such limit (poll).
+ * Thread-safety: one thread per wait-set; its channels' handles follow their
+ * own rules. Closing a channel: remove its entry first.
+ */
+typedef struct shmchan_waitset shmchan_waitset;
+
+/** A new, empty wait-set. @return SHMCHAN_OK, SHMCHAN_EINVAL, SHMCHAN_ENOMEM. */
+SHMCHAN_API int shmchan_waitset_open(shmchan_waitset **out);
+/** Free the wait-set (NULL: no-op). The channels stay open. */
+SHMCHAN_API void shmchan_waitset_close(shmchan_waitset *ws);
+
+/**
+ * Add a reader under key (keys are unique in a wait-set).
+ * @return SHMCHAN_OK, SHMCHAN_EEXIST (key in use), the errors of
+ *         shmchan_latest_notify() / shmchan_queue_notify(), SHMCHAN_ENOMEM.
+ */
+SHMCHAN_API int shmchan_waitset_add_latest(shmchan_waitset *ws, shmchan_latest *ch,
+                                           uint64_t after_seq, uintptr_t key);
+SHMCHAN_API int shmchan_waitset_add_queue(shmchan_waitset *ws, shmchan_queue *q,
+                                          uintptr_t key);
+/** Add a foreign fd (Linux: readable) or HANDLE (Windows: signalled). */
+SHMCHAN_API int shmchan_waitset_add_os(shmchan_waitset *ws, shmchan_os_handle h,
+                                       uintptr_t key);
+/** Remove the entry of key. @return SHMCHAN_OK, SHMCHAN_ENOENT. */
+SHMCHAN_API int shmchan_waitset_remove(shmchan_waitset *ws, uintptr_t key);
+
+/**
+ * Wait up to timeout_ms until at least one entry is ready; keys_out[0..cap)
+ * receives the keys of the ready ones, *count_out how many were stored.
+ * @return SHMCHAN_OK, SHMCHAN_ETIMEDOUT, SHMCHAN_EAGAIN (timeout 0, none
+ *         ready), SHMCHAN_EINTR, SHMCHAN_EINVAL (empty wait-set; Windows:
+ *         more than 64 entries), the errors of arming, SHMCHAN_ESYS.
+ */
+SHMCHAN_API int shmchan_waitset_wait(shmchan_waitset *ws, int64_t timeout_ms,
+                                     uintptr_t *keys_out, size_t cap, size_t *count_out);
+
 /* ---------------------------------------------------------------- caveats
  *
  * - fork(): a handle belongs to the process that opened it. In a child every

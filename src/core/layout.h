@@ -90,13 +90,16 @@ _Static_assert(sizeof(shmchan__hdr) == SHMCHAN__HDR_SIZE, "header is 256 bytes")
  * index, so a forged word can at worst make writers send empty datagrams to
  * other notifiers of this channel.
  *
- * The owner arms its slot with an exchange to 1 (and, when it was not 1, a
- * seq_cst increment of nf_armed), issues the waiter's barrier and re-checks
- * for a message (the Dekker pattern of the sleepers, on nf_armed instead of
- * waiters). A writer, after the publisher's barrier, loads nf_armed; only
- * when it is non-zero it scans the table and, for each word it CASes from 1
- * to 0, decrements nf_armed and signals that slot once, without blocking.
- * One signal per arming, never one per message.
+ * The owner arms its slot: a seq_cst increment of nf_armed, then an exchange
+ * of its word to 1 (if it was 1 already, it takes its increment back), the
+ * waiter's barrier, and a look for a message (the Dekker pattern of the
+ * sleepers, on the slot's word). A writer, after the publisher's barrier,
+ * loads nf_armed; only when it is non-zero it scans the table and, for each
+ * word it CASes from 1 to 0, decrements nf_armed (never below 0) and signals
+ * that slot once, without blocking. Incrementing before arming and
+ * decrementing after disarming keep nf_armed at or above the number of armed
+ * words, so a writer that reads 0 skips nobody. One signal per arming, never
+ * one per message.
  */
 #define SHMCHAN__NOTIFY_SLOTS 64u
 

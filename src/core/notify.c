@@ -75,9 +75,9 @@ scan_bound(const shmchan__nfview *v)
 void
 shmchan__notify_fire(const shmchan__nfview *v)
 {
-    /* Pairs with the armer's seq_cst increment, which follows its slot's
-     * exchange: seeing the count, we see the slot. */
-    shmchan__fence(SHMCHAN__ACQUIRE);
+    /* The handshake is on each slot's word (the count only filters): an
+     * armer stores it, fences and looks at the message; we stored the
+     * message, fenced (the publisher's barrier) and look at the word. */
     uint32_t used = scan_bound(v);
     for (uint32_t i = 0; i < used; i++) {
         if (shmchan__load(&v->slots[i], SHMCHAN__RELAXED) == 1 && disarm(v, i)) {
@@ -168,8 +168,11 @@ shmchan__notifier_arm(const shmchan__nfview *v, shmchan__notifier *n,
                       const shmchan__nfsleep *sl, bool (*has_news)(void *), void *arg)
 {
     shmchan__nf_drain(n->os);
-    if (shmchan__exchange(&v->slots[n->slot], 1, SHMCHAN__SEQ_CST) != 1) {
-        shmchan__fetch_add(v->armed_n, 1, SHMCHAN__SEQ_CST);
+    /* Count first, then arm: the count is never below the armed slots, so
+     * a writer that reads 0 skips nobody armed before its look. */
+    shmchan__fetch_add(v->armed_n, 1, SHMCHAN__SEQ_CST);
+    if (shmchan__exchange(&v->slots[n->slot], 1, SHMCHAN__SEQ_CST) == 1) {
+        armed_dec(v); /* armed already, and counted then */
     }
     arm_fence(sl);
     if (has_news(arg)) {

@@ -90,6 +90,22 @@ sender_fd(void)
     return none;
 }
 
+/*
+ * A datagram in a receiver's queue is charged to the sending socket until it
+ * is read, so receivers that never read (stopped, or a squatter on a name)
+ * could fill our one socket's send buffer and make every later send fail
+ * with EAGAIN, to live waiters too. On EAGAIN we therefore send once more
+ * from a fresh socket, closed right after (replacing the shared one would
+ * race with threads sending through it): if that fails as well, the
+ * receiver's own queue is full, and a full queue is ready anyway.
+ */
+static bool
+send_empty(int fd, const struct sockaddr_un *a, socklen_t len)
+{
+    return sendto(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)a, len) == 0 ||
+           errno != EAGAIN;
+}
+
 void
 shmchan__nf_signal(uint64_t chan_id, uint32_t slot)
 {
@@ -99,9 +115,18 @@ shmchan__nf_signal(uint64_t chan_id, uint32_t slot)
     }
     struct sockaddr_un a;
     socklen_t len = nf_addr(chan_id, slot, &a);
-    /* EAGAIN (its buffer is full: it is ready anyway), ECONNREFUSED and
-     * ENOENT (gone), EPROTOTYPE (a squatter's other socket): all ignored. */
-    (void)sendto(fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len);
+    /* ECONNREFUSED (gone, or never bound): ignored. Names are looked up per
+     * socket type, so only datagram sockets bound to a notifier's name can
+     * receive these. */
+    if (send_empty(fd, &a, len)) {
+        return;
+    }
+    int fresh = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fresh < 0) {
+        return;
+    }
+    (void)send_empty(fresh, &a, len);
+    (void)close(fresh); /* its datagram stays queued; no other thread saw it */
 }
 
 void

@@ -134,7 +134,8 @@ void shmchan__wake_all(shmchan__shm *s, const shmchan__atomic_u32 *word);
  * nf_bind: create and own the object: OK, EBUSY (the name is taken: a live
  * owner or a squatter), ENOTSUP (no such mechanism here), ESYS.
  * nf_handle: what a caller polls or waits on (fd, or HANDLE as intptr_t).
- * nf_drain: consume every pending signal (non-blocking, bounded).
+ * nf_drain: consume a pending signal, without blocking (POSIX: one, which is
+ * what a writer sends per arming; a stray one left costs a spurious wake-up).
  * nf_signal: make the named slot's object ready, without ever blocking and
  * ignoring every failure (gone, full, never bound).
  */

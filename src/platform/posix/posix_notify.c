@@ -27,9 +27,6 @@ struct shmchan__nf_os {
     int fd;
 };
 
-/* Datagrams drained per call at most: a peer flooding us cannot keep us here. */
-#define DRAIN_MAX 4096
-
 #ifdef __linux__
 
 static socklen_t
@@ -129,14 +126,19 @@ shmchan__nf_signal(uint64_t chan_id, uint32_t slot)
     (void)close(fresh); /* its datagram stays queued; no other thread saw it */
 }
 
+/*
+ * One recv, not a loop until EAGAIN: writers send one datagram per arming,
+ * so one is what is normally there, and the second call a loop makes would
+ * cost every wake-up a system call. A stray datagram left behind (a late
+ * sender, a self-signal, a peer that writes to our name) costs one spurious
+ * wake-up, after which the next arming takes it; at most the socket's queue
+ * length (net.unix.max_dgram_qlen) of them.
+ */
 void
 shmchan__nf_drain(shmchan__nf_os *o)
 {
     char b[16];
-    for (int i = 0; i < DRAIN_MAX; i++) {
-        if (recv(o->fd, b, sizeof(b), MSG_DONTWAIT) < 0 && errno != EINTR) {
-            return;
-        }
+    while (recv(o->fd, b, sizeof(b), MSG_DONTWAIT) < 0 && errno == EINTR) {
     }
 }
 

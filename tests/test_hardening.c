@@ -3,20 +3,25 @@
  * channel, and regressions for the bugs the fuzzers and the chaos driver
  * found, and queue faults: too many readers, dead readers, truncation.
  */
+#include "core/layout.h"
 #include "t.h"
 
-/* Offsets in the region header (src/core/layout.h pins them). */
-#define OFF_REGION_SIZE 40
-#define OFF_MAX_MSG 48
-#define OFF_CTL_SIZE 72
-#define OFF_DATA_SIZE 88
-#define OFF_CHECKSUM 108
-#define HDR_SIZE 256
+/* Offsets in the region header, from the layout itself. */
+#define OFF_REGION_SIZE offsetof(shmchan__hdr, region_size)
+#define OFF_KIND offsetof(shmchan__hdr, kind)
+#define OFF_MAX_MSG offsetof(shmchan__hdr, max_msg)
+#define OFF_CTL_SIZE offsetof(shmchan__hdr, ctl_size)
+#define OFF_DATA_SIZE offsetof(shmchan__hdr, data_size)
+#define OFF_CHECKSUM offsetof(shmchan__hdr, checksum)
+#define HDR_SIZE SHMCHAN__HDR_SIZE
 /* A latest-value channel with max_msg 64: control block, then 4 buffers of
- * 128 bytes ({tag, len, pad} line + payload) at the first page. */
-#define OFF_SEQ 256
-#define OFF_BUF0 4096
-#define BUF_STRIDE 128
+ * {tag, len} + payload, each rounded up to cache lines, at the first page. */
+#define OFF_SEQ (SHMCHAN__HDR_SIZE + offsetof(shmchan__latest_ctl, seq))
+#define OFF_BUF0 SHMCHAN__PAGE
+#define BUF_STRIDE \
+    ((sizeof(shmchan__latest_buf) + 64 + SHMCHAN__CACHE_LINE - 1) / SHMCHAN__CACHE_LINE * \
+     SHMCHAN__CACHE_LINE)
+#define OFF_BUF_LEN offsetof(shmchan__latest_buf, len)
 
 static void
 rw_at(const char *path, long off, void *p, size_t n, bool write)
@@ -42,7 +47,7 @@ forge_header(const char *path, long off, uint64_t v)
     rw_at(path, 0, h, sizeof(h), false);
     memcpy(h + off, &v, sizeof(v));
     uint32_t sum = 2166136261u;
-    for (int i = 0; i < OFF_CHECKSUM; i++) {
+    for (size_t i = 0; i < OFF_CHECKSUM; i++) {
         sum = (sum ^ h[i]) * 16777619u;
     }
     memcpy(h + OFF_CHECKSUM, &sum, sizeof(sum));
@@ -146,7 +151,7 @@ TEST(hardening_hostile_control_words)
     printf("gave up after %.1f ms\n", (double)(t_now_ns() - t0) / 1e6);
 
     put_u64(p, b1, 2);          /* the right tag... */
-    put_u64(p, b1 + 8, 1u << 30); /* ...with a length far beyond max_msg */
+    put_u64(p, b1 + (long)OFF_BUF_LEN, 1u << 30); /* ...with a length far beyond max_msg */
     expect_no_message(ch);
 
     put_u64(p, OFF_SEQ, UINT64_MAX); /* a sequence nobody published */
@@ -162,7 +167,7 @@ TEST(hardening_hostile_control_words)
     uint64_t seq = 0;
     put_u64(p, OFF_SEQ, 1);
     put_u64(p, b1, 2);
-    put_u64(p, b1 + 8, 1000);
+    put_u64(p, b1 + (long)OFF_BUF_LEN, 1000);
     int rc = shmchan_latest_read_next(ch, 0, big, sizeof(big), 0, &len, &seq);
     T_TRUE(rc == SHMCHAN_EAGAIN || (rc == SHMCHAN_OK && len <= 64));
     rc = shmchan_latest_read(ch, big, sizeof(big), &len, &seq);
@@ -293,4 +298,44 @@ TEST(hardening_queue_truncated_underneath)
     T_ERR(shmchan_queue_send(w, "x", 1, 10), SHMCHAN_ETRUNCATED);
     shmchan_queue_close(r);
     shmchan_queue_close(w);
+}
+
+/*
+ * The layout-version policy for new kinds (docs/design.md, "Kinds and the
+ * layout version"): a header whose kind number this library does not know,
+ * with everything else valid (a newer library made it, or a peer forged it),
+ * is "unsupported kind" to every entry point, not "corrupt", and the kinds
+ * this library knows stay usable beside it.
+ */
+TEST(kinds_unknown_kind_is_unsupported_not_corrupt)
+{
+    const char *p = make_file_latest(64);
+    forge_header(p, (long)OFF_KIND, 99); /* kind 99, policy 0; checksum redone */
+    shmchan_info info = {.struct_size = sizeof(info)};
+    T_ERR(shmchan_info_get(p, SHMCHAN_FILE, &info), SHMCHAN_EUNKNOWNKIND);
+    size_t n = 0;
+    T_ERR(shmchan_peers_get(p, SHMCHAN_FILE, NULL, 0, &n), SHMCHAN_EUNKNOWNKIND);
+    shmchan_opts o = t_opts(SHMCHAN_FILE);
+    shmchan_latest *ch = NULL;
+    T_ERR(shmchan_latest_open(p, &o, &ch), SHMCHAN_EUNKNOWNKIND);
+    T_TRUE(ch == NULL);
+    shmchan_queue *q = NULL;
+    T_ERR(shmchan_queue_open(p, &o, &q), SHMCHAN_EUNKNOWNKIND);
+    T_TRUE(q == NULL);
+    T_TRUE(shmchan_kind_name(99) == NULL);
+    T_TRUE(strcmp(shmchan_kind_name(SHMCHAN_KIND_QUEUE), "queue") == 0);
+    T_TRUE(strcmp(shmchan_errname(SHMCHAN_EUNKNOWNKIND), "SHMCHAN_EUNKNOWNKIND") == 0);
+
+    /* The kinds it knows, beside it: unaffected. */
+    const char *known = make_file_latest(64);
+    T_OK(shmchan_info_get(known, SHMCHAN_FILE, &info));
+    T_EQ_U64(info.kind, SHMCHAN_KIND_LATEST);
+    T_OK(shmchan_latest_open(known, &o, &ch));
+    char buf[64];
+    size_t len = 0;
+    uint64_t seq = 0;
+    T_OK(shmchan_latest_read(ch, buf, sizeof(buf), &len, &seq));
+    T_EQ_U64(len, 7);
+    T_MEMEQ(buf, "genuine", 7);
+    shmchan_latest_close(ch);
 }

@@ -160,6 +160,8 @@ X(queue_slot_generation_protects_next_owner)
 X(wait_forever_sleeps_until_woken)
 XW(win_list_not_supported)
 XW(win_global_without_privilege)
+/* ring: issue 16, the table of kinds and the layout-version policy for new kinds */
+X(kinds_unknown_kind_is_unsupported_not_corrupt)
 HP(promised_stopped_writer)
 HP(promised_other_writer)
 H(promised_wake_forever)

@@ -2,9 +2,9 @@
  * The latest-value writers' lock against a hostile peer (issue 12), and the
  * SIGBUS guard when the application installs its own SIGBUS handler.
  *
- * The lock lives in the control block (src/core/layout.h pins the offsets
- * below): the attacker maps the channel's file and writes there directly, as
- * any process with write access could. POSIX only: the attacker needs a
+ * The lock lives in the control block (offsets below from src/core/layout.h):
+ * the attacker maps the channel's file and writes there directly, as any
+ * process with write access could. POSIX only: the attacker needs a
  * shared mapping of the file while the channel is in use.
  */
 #include <fcntl.h>
@@ -14,15 +14,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "t.h"
 
 #define MAX_MSG 64
-#define OFF_SEQ 256
-#define OFF_LOCK 384        /* ctl line 2: lock, lk_waiters, lk_wake */
-#define OFF_LK_WAITERS 392
-#define OFF_SLOTS 448       /* ctl line 3: 128 writer slots {state, hold} */
-#define NSLOTS 128
-#define SLOT_SIZE 16
+#define OFF_CTL SHMCHAN__HDR_SIZE
+#define OFF_SEQ (OFF_CTL + offsetof(shmchan__latest_ctl, seq))
+#define OFF_LOCK (OFF_CTL + offsetof(shmchan__latest_ctl, lock)) /* ctl line 2 */
+#define OFF_LK_WAITERS (OFF_CTL + offsetof(shmchan__latest_ctl, lk_waiters))
+#define OFF_SLOTS (OFF_CTL + offsetof(shmchan__latest_ctl, writers)) /* {state, hold} */
+#define NSLOTS SHMCHAN__LATEST_WRITERS
+#define SLOT_SIZE sizeof(shmchan__latest_wslot)
 #define CTL_END (OFF_SLOTS + NSLOTS * SLOT_SIZE)
 #define PER_WRITER 20000
 #define WRITERS 3
@@ -44,7 +46,7 @@ map_file(const char *path, size_t *size_out)
     int fd = open(path, O_RDWR | O_CLOEXEC);
     T_TRUE(fd >= 0);
     off_t size = lseek(fd, 0, SEEK_END);
-    T_TRUE(size >= CTL_END);
+    T_TRUE(size >= (off_t)CTL_END);
     void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     T_TRUE(p != MAP_FAILED);
     close(fd);

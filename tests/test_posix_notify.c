@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "t.h"
 #include "test_queue_util.h"
 
@@ -26,12 +27,12 @@ shmchan_latest *t_latest_create(const char *name, uint64_t max_msg);
 shmchan_latest *t_latest_join(const char *name);
 void t_forbid_syscalls(void);
 
-/* Offsets the attacker needs, as a peer would compute them from layout.h. */
-#define OFF_CHAN_ID 128
-#define NOTIFY_SLOTS 64
-#define LATEST_CTL 256
-#define LATEST_NF_ARMED (LATEST_CTL + 64 + 16)
-#define LATEST_NOTIFY (LATEST_CTL + 3 * 64 + 16 * 128)
+/* Offsets the attacker needs, from layout.h. */
+#define OFF_CHAN_ID offsetof(shmchan__hdr, chan_id)
+#define NOTIFY_SLOTS SHMCHAN__NOTIFY_SLOTS
+#define LATEST_NF_ARMED (SHMCHAN__HDR_SIZE + offsetof(shmchan__latest_ctl, nf_armed))
+#define LATEST_NF_USED (SHMCHAN__HDR_SIZE + offsetof(shmchan__latest_ctl, nf_used))
+#define LATEST_NOTIFY (SHMCHAN__HDR_SIZE + offsetof(shmchan__latest_ctl, notify))
 
 static bool
 ready_within(int fd, int ms)
@@ -587,7 +588,7 @@ TEST(notify_hostile_peer_writes_the_table)
     T_OK(shmchan_latest_open(p, &o, &w));
     o.flags = SHMCHAN_FILE;
     T_OK(shmchan_latest_open(p, &o, &r));
-    uint64_t id = peek_u64(p, OFF_CHAN_ID);
+    uint64_t id = peek_u64(p, (long)OFF_CHAN_ID);
     /* Squatters on slots 0..SQUATTERS-1: datagram sockets that never read,
      * whose queued datagrams would clog a sender's buffer. The reader's
      * notifier takes the next slot; a stream listener on that name does not
@@ -614,17 +615,17 @@ TEST(notify_hostile_peer_writes_the_table)
             pending_signals(fd); /* ours was fired once: what it holds goes */
         }
         for (int i = 0; i < SQUATTERS; i++) {
-            poke_u32(p, LATEST_NOTIFY + 4 * i, round % 3 == 2 ? 0xFFFFFFFFu : 1u);
+            poke_u32(p, (long)(LATEST_NOTIFY + 4 * (size_t)i), round % 3 == 2 ? 0xFFFFFFFFu : 1u);
         }
-        poke_u32(p, LATEST_NF_ARMED, round % 2 ? 0xFFFFFFFFu : 0);
-        poke_u32(p, LATEST_NF_ARMED + 4, 0xFFFFFFFFu); /* nf_used */
+        poke_u32(p, (long)LATEST_NF_ARMED, round % 2 ? 0xFFFFFFFFu : 0);
+        poke_u32(p, (long)LATEST_NF_USED, 0xFFFFFFFFu);
         T_OK(shmchan_latest_publish(w, "y", 1, NULL));
     }
     /* The squatters got empty datagrams (peeked: reading one would make
      * room in the sender's buffer); ours still works. */
     char b[8];
     T_EQ_U64(recv(s1, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK), 0);
-    poke_u32(p, LATEST_NF_ARMED, 0);
+    poke_u32(p, (long)LATEST_NF_ARMED, 0);
     T_OK(shmchan_latest_arm(r, shmchan_latest_seq(r)));
     T_TRUE(!ready_within(fd, 0));
     T_OK(shmchan_latest_publish(w, "z", 1, NULL));
@@ -667,7 +668,7 @@ TEST(notify_nothing_left_after_sigkill)
     shmchan_latest *w = t_latest_create(n, 64);
     char path[128];
     snprintf(path, sizeof(path), "/dev/shm/shmchan.%s", n);
-    uint64_t id = peek_u64(path, OFF_CHAN_ID);
+    uint64_t id = peek_u64(path, (long)OFF_CHAN_ID);
     t_proc p = start_armed_waiter(n, 2);
     T_EQ_U64(abstract_names(id), 1);
     T_EQ_U64(files_named(id), 0); /* the notifier is no file, before... */

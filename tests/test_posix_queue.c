@@ -13,7 +13,6 @@
 #include <sys/syscall.h>
 #endif
 
-#define SHMCHAN_PLATFORM_POSIX 1
 #include "core/queue_int.h"
 #include "t.h"
 #include "test_queue_util.h"
@@ -148,7 +147,7 @@ TEST(queue_crowded_sleepers_register)
     size_t len = 0;
     T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 20, &len, NULL), SHMCHAN_ETIMEDOUT);
     bool registers = w->v.asym && nsubs + 1 > shmchan__cpu_count();
-    T_EQ_U64(shmchan__load(&r->fenced_in, SHMCHAN__RELAXED), registers ? SHMCHAN__FENCED_IN : 0);
+    T_EQ_U64(shmchan__load(&r->rd.fenced_in, SHMCHAN__RELAXED), registers ? SHMCHAN__FENCED_IN : 0);
     T_EQ_U64(shmchan__load(&w->v.ctl->fenced, SHMCHAN__RELAXED), registers);
     T_OK(shmchan_queue_send(w, "x", 1, 0));
     T_OK(shmchan_queue_recv(r, buf, sizeof(buf), 1000, &len, NULL));
@@ -210,10 +209,10 @@ HELPER(queue_die_in_claim)
     if (shmchan_queue_send(q, "before", 6, 0) != SHMCHAN_OK) {
         return 1;
     }
-    const shmchan__qview *v = &q->v;
+    const shmchan__ring *v = &q->v;
     shmchan__queue_ctl *c = v->ctl;
     uint64_t free_word = 0;
-    if (!shmchan__cas(&c->lock, &free_word, q->wowner)) {
+    if (!shmchan__cas(&c->lock, &free_word, q->wr.owner)) {
         return 2;
     }
     uint64_t p0 = shmchan__load(&c->tail, SHMCHAN__RELAXED);
@@ -227,18 +226,18 @@ HELPER(queue_die_in_claim)
     shmchan__store(&c->j_len, 100 | (rewind ? SHMCHAN__QJ_REWOUND : 0), SHMCHAN__RELAXED);
     shmchan__store(&c->j_oldest, oldest, SHMCHAN__RELAXED);
     shmchan__store(&c->j_seq, seq, SHMCHAN__RELEASE);
-    shmchan__store(&v->writers[q->wslot].resv, p, SHMCHAN__RELEASE);
+    shmchan__store(&v->writers[q->wr.slot].resv, p, SHMCHAN__RELEASE);
     if (stage == 1) {
         shmchan__qrec *h = shmchan__qrec_at(v, p0);
         shmchan__store(&h->len, (uint32_t)(p == p0 ? 100 : p - p0 - 16), SHMCHAN__RELAXED);
-        shmchan__store(&h->writer, q->wslot, SHMCHAN__RELAXED);
+        shmchan__store(&h->writer, q->wr.slot, SHMCHAN__RELAXED);
         shmchan__store(&h->tag, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED), SHMCHAN__RELEASE);
     } else if (stage == 2) {
-        shmchan__qapply(v, p0, p, 100, seq, oldest, q->wslot, NULL);
+        shmchan__qapply(v, p0, p, 100, seq, oldest, q->wr.slot, NULL);
         shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
     } else if (stage == 4) { /* a small send, dead after its commit, before the tail */
         char data[100] = "inline";
-        shmchan__qapply(v, p0, p, 100, seq, oldest, q->wslot, data);
+        shmchan__qapply(v, p0, p, 100, seq, oldest, q->wr.slot, data);
         shmchan__store(&c->tail, p0, SHMCHAN__RELEASE);
         shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
     }

@@ -1,9 +1,10 @@
 /* Named regions: creation, validation of every bad input, races, truncation. */
+#include "core/layout.h"
 #include "t.h"
 
-/* Offsets in the region header (src/core/layout.h), pinned there too. */
-#define OFF_VERSION 8
-#define OFF_MAX_MSG 48
+/* Offsets in the region header, from the layout itself. */
+#define OFF_VERSION offsetof(shmchan__hdr, layout_version)
+#define OFF_MAX_MSG offsetof(shmchan__hdr, max_msg)
 
 static void
 write_at(const char *path, long off, const void *p, size_t n)

@@ -88,6 +88,7 @@ SHMCHAN_API uint32_t shmchan_layout_version(void);
     X(ESTATE, -24, "call out of order (nothing reserved, or already reserved)")   \
     X(EUNSAFE, -25, "unsafe object: not a regular file, or another user's non-channel") \
     X(EFORKED, -26, "handle was opened by another process (inherited across fork)") \
+    X(EUNKNOWNKIND, -27, "channel kind not supported by this library (made by a newer one?)") \
     X(ESYS, -99, "operating system error")
 
 enum {
@@ -147,10 +148,16 @@ SHMCHAN_API int shmchan_last_error_geometry(const char **field_out, uint64_t *ex
 #define SHMCHAN_OLDEST 0x0200u    /* subscriber: start at the oldest held message */
 #define SHMCHAN_WORKER 0x0400u    /* queue: compete with other workers for messages */
 
-/* Channel kinds (shmchan_opts.kind, shmchan_info.kind). */
+/* Channel kinds (shmchan_opts.kind, shmchan_info.kind). A channel of a
+ * kind this library does not know (a newer library made it) opens and
+ * inspects as SHMCHAN_EUNKNOWNKIND; the kinds it knows are unaffected. */
 #define SHMCHAN_KIND_ANY 0u
 #define SHMCHAN_KIND_LATEST 1u
 #define SHMCHAN_KIND_QUEUE 2u
+
+/** Name of a kind ("latest", "queue"), or NULL for a kind this library does
+ *  not know. */
+SHMCHAN_API const char *shmchan_kind_name(uint32_t kind);
 
 /* What a full queue does (shmchan_opts.policy). */
 #define SHMCHAN_POLICY_ANY 0u       /* create: block; open: accept the creator's */
@@ -250,7 +257,8 @@ typedef struct shmchan_info {
  * there is SHMCHAN_EUNSAFE at once.
  * @return SHMCHAN_OK, the open errors (SHMCHAN_ENOENT, SHMCHAN_EBADMAGIC,
  *         SHMCHAN_ELAYOUT, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT, SHMCHAN_EACCES,
- *         SHMCHAN_EUNSAFE).
+ *         SHMCHAN_EUNSAFE), SHMCHAN_EUNKNOWNKIND for a kind this library does
+ *         not know.
  */
 SHMCHAN_API int shmchan_info_get(const char *name, uint32_t flags, shmchan_info *info);
 

@@ -63,6 +63,7 @@ _ALIASES: dict[str, str] = {
     "ESTATE": "BadState",
     "EUNSAFE": "Unsafe",
     "EFORKED": "Forked",
+    "EUNKNOWNKIND": "UnknownKind",
 }
 
 

@@ -8,19 +8,6 @@
 
 #include "internal.h"
 
-static const shmchan__kind_ops *
-ops_for(uint32_t kind)
-{
-    switch (kind) {
-    case SHMCHAN_KIND_LATEST:
-        return &shmchan__latest_ops;
-    case SHMCHAN_KIND_QUEUE:
-        return &shmchan__queue_ops;
-    default:
-        return NULL;
-    }
-}
-
 void
 shmchan__info_fill(const shmchan__region *r, shmchan_info *info)
 {
@@ -41,7 +28,7 @@ shmchan__info_fill(const shmchan__region *r, shmchan_info *info)
     info->layout_version = h->layout_version;
     info->recovered = shmchan__load(&h->recovered, SHMCHAN__RELAXED);
     info->in_use = shmchan__lock_probe(r->shm, SHMCHAN__LOCK_OPEN) == SHMCHAN_EBUSY;
-    const shmchan__kind_ops *ops = ops_for(r->geom.kind);
+    const shmchan__kind_ops *ops = shmchan__kind_find(r->geom.kind);
     if (ops != NULL && ops->info != NULL) {
         ops->info(r, info);
     }
@@ -58,8 +45,8 @@ shmchan_info_get(const char *name, uint32_t flags, shmchan_info *info)
     if (rc != SHMCHAN_OK) {
         return rc;
     }
-    if (ops_for(r.geom.kind) == NULL) {
-        rc = SHMCHAN_ECORRUPT;
+    if (shmchan__kind_find(r.geom.kind) == NULL) {
+        rc = SHMCHAN_EUNKNOWNKIND; /* not reached: inspection refuses it */
     } else {
         shmchan__info_fill(&r, info);
     }
@@ -80,9 +67,9 @@ shmchan_peers_get(const char *name, uint32_t flags, shmchan_peer *peers, size_t 
     if (rc != SHMCHAN_OK) {
         return rc;
     }
-    const shmchan__kind_ops *ops = ops_for(r.geom.kind);
+    const shmchan__kind_ops *ops = shmchan__kind_find(r.geom.kind);
     if (ops == NULL || ops->peers == NULL) {
-        rc = ops == NULL ? SHMCHAN_ECORRUPT : SHMCHAN_EKIND;
+        rc = ops == NULL ? SHMCHAN_EUNKNOWNKIND : SHMCHAN_EKIND;
     } else {
         rc = ops->peers(&r, peers, cap, count_out);
     }

@@ -33,7 +33,8 @@ struct shmchan__region;
 
 /* What each channel kind tells the region module. */
 typedef struct shmchan__kind_ops {
-    uint32_t kind;
+    uint32_t kind;    /* SHMCHAN_KIND_* */
+    const char *name; /* "latest", "queue": shmchan_kind_name() */
     /* Complete g from opts for creation (defaults, limits): OK or EINVAL. */
     int (*plan)(const shmchan_opts *opts, shmchan__geom *g);
     /* Compare the request in opts with an existing channel's geometry. */
@@ -118,94 +119,6 @@ int shmchan__geometry_error(const char *field, uint64_t existing, uint64_t reque
 void shmchan__detail_clear(void);
 
 
-/* Sleep in the kernel while *word equals expected. Returns OK (re-check),
- * ETIMEDOUT or EINTR; deadline_ns is absolute monotonic, 0 = for ever. */
-int shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word,
-                      uint32_t expected, uint64_t deadline_ns);
-
-/*
- * The sleepers handshake (platform.h, asymmetric fences). A publisher, after
- * its stores and before it looks at the sleepers count, calls fence_fast: a
- * compiler barrier when its process is registered (a waiter's fence_slow then
- * forces the barrier on it), a full fence otherwise. A waiter, after counting
- * itself in and before it looks again, calls fence_waiter(slice), which
- * returns how long it may sleep: slice, or less when it could not force the
- * publishers' barriers.
- *
- * fence_slow interrupts every CPU that runs a peer, which is cheap next to a
- * sleep only while sleeps are rare. Where waiters sleep at once, message
- * after message (more readers than CPUs), each of them counts itself once in
- * the channel's `fenced` word and pays fence_slow once (fence_sleeper); while
- * that word is non-zero, publishers issue a full fence (fence_publisher), and
- * the registered waiters' later sleeps need only their own fence; a handle
- * stays counted until it closes. A publisher
- * whose look at `fenced` came before that fence_slow had made its stores
- * visible by the time fence_slow returned; one whose look came after sees the
- * count and fences. docs/design.md, "Asymmetric barriers", has the argument.
- */
-#define SHMCHAN__UNFORCED_SLEEP_NS (1000ull * 1000)
-
-static inline void
-shmchan__fence_fast(bool asym)
-{
-    if (SHMCHAN__LIKELY(asym)) {
-        atomic_signal_fence(memory_order_seq_cst);
-    } else {
-        shmchan__fence(SHMCHAN__SEQ_CST);
-    }
-}
-
-static inline void
-shmchan__fence_publisher(bool asym, const shmchan__atomic_u32 *fenced)
-{
-    atomic_signal_fence(memory_order_seq_cst); /* our stores come first */
-    shmchan__fence_fast(asym && shmchan__load(fenced, SHMCHAN__RELAXED) == 0);
-}
-
-static inline uint64_t
-shmchan__fence_waiter(uint64_t slice_ns)
-{
-    bool forced = shmchan__fence_slow();
-    return forced || slice_ns < SHMCHAN__UNFORCED_SLEEP_NS ? slice_ns : SHMCHAN__UNFORCED_SLEEP_NS;
-}
-
-/* A handle's place in `fenced`: 0 out, then joining, then in until close.
- * Threads sharing a handle rely on it only once it is in. */
-#define SHMCHAN__FENCED_JOINING 1u
-#define SHMCHAN__FENCED_IN 2u
-
-/* The waiter's barrier for a handle whose waiters may sleep often: joins
- * `fenced` (once, when often and asym: this process's publishers' barriers
- * can be forced), then fences; returns as fence_waiter. */
-uint64_t shmchan__fence_sleeper(bool asym, shmchan__atomic_u32 *fenced, shmchan__atomic_u32 *in,
-                                bool often, uint64_t slice_ns);
-/* Leave `fenced` at close, if in it. */
-void shmchan__fence_sleeper_leave(shmchan__atomic_u32 *fenced, shmchan__atomic_u32 *in);
-
-/*
- * How long a reader spins before it sleeps: spin_ns, stretched while
- * messages keep arriving just after the spin gave up (a writer whose
- * messages take a little longer than the spin to produce, a 1 MiB copy
- * say, would otherwise cost a sleep and a wake-up per message). After a
- * wait that slept and found its message within twice the spin, the spin
- * doubles, up to 8 x spin_ns; after a longer one it halves, down to
- * spin_ns. Threads sharing a handle may race on it: any value is fine.
- */
-#define SHMCHAN__SPIN_STRETCH 8u
-
-static inline uint32_t
-shmchan__spin_now(const shmchan__region *r)
-{
-    uint32_t now = shmchan__load(&r->spin_now, SHMCHAN__RELAXED);
-    return now > r->spin_ns ? now : r->spin_ns;
-}
-
-/* After a wait that slept and then found its message, waited_ns after it began. */
-void shmchan__spin_learn(shmchan__region *r, uint64_t waited_ns);
-
-/* Absolute monotonic deadline for a timeout in ms (0 for WAIT_FOREVER). */
-uint64_t shmchan__deadline(int64_t timeout_ms);
-
 uint32_t shmchan__fnv1a(const void *p, size_t n);
 
 /* Geometry and counters of an open region into info (struct_size kept). */
@@ -213,5 +126,9 @@ void shmchan__info_fill(const shmchan__region *r, shmchan_info *info);
 
 extern const shmchan__kind_ops shmchan__latest_ops;
 extern const shmchan__kind_ops shmchan__queue_ops;
+
+/* The kind's operations from the table of kinds (kinds.c); NULL for a kind
+ * this library does not know (SHMCHAN_EUNKNOWNKIND). */
+const shmchan__kind_ops *shmchan__kind_find(uint32_t kind);
 
 #endif /* SHMCHAN_INTERNAL_H */

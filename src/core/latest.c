@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "notify.h"
+#include "wait.h"
 #include "slotlock.h"
 
 /* A reader gives up a read after this many looks in all (laps by a hostile or
@@ -20,6 +19,7 @@
 #endif
 #define MAX_MSG_LIMIT (UINT64_C(1) << 40)
 #define WAITER_RECHECK_NS (1000ull * 1000 * 1000)
+#define RDONLY_POLL_NS (1000ull * 1000) /* a read-only waiter polls this often */
 #define HANDLE_NAP_NS (20ull * 1000)
 
 struct shmchan_latest {
@@ -37,7 +37,7 @@ struct shmchan_latest {
     uint64_t wstate;     /* its state while ours: gen << 32 | 1 */
     uint64_t me;         /* our lock word */
     uint64_t holds;      /* times we took the lock: hold is 2 * holds + 1 meanwhile */
-    shmchan__atomic_u32 fenced_in; /* in ctl->fenced (internal.h): threads share it */
+    shmchan__atomic_u32 fenced_in; /* in ctl->fenced (wait.h): threads share it */
     shmchan__nfview nfv;           /* the channel's notifier table (notify.h) */
     _Atomic(shmchan__notifier *) nf; /* this handle's readiness notifier, made on demand */
 };
@@ -149,7 +149,14 @@ latest_info(const shmchan__region *r, shmchan_info *info)
 }
 
 const shmchan__kind_ops shmchan__latest_ops = {
-    SHMCHAN_KIND_LATEST, latest_plan, latest_match, latest_init, latest_reset, latest_info, NULL,
+    .kind = SHMCHAN_KIND_LATEST,
+    .name = "latest",
+    .plan = latest_plan,
+    .match = latest_match,
+    .init = latest_init,
+    .reset = latest_reset,
+    .info = latest_info,
+    .peers = NULL,
 };
 
 /* ------------------------------------------------------------ lifecycle */
@@ -429,11 +436,8 @@ static void
 wake_sleepers(shmchan_latest *ch, bool published)
 {
     shmchan__fence_publisher(ch->r.asym, &ch->ctl->fenced);
-    if (published && shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED) != 0) {
-        shmchan__wake_all(ch->r.shm, &ch->ctl->wake);
-    }
-    if (published) {
-        shmchan__notify_publish(&ch->nfv);
+    if (published) { /* wake = seq already */
+        shmchan__wake_readers(ch->r.shm, &ch->ctl->waiters, &ch->ctl->wake, false, &ch->nfv);
     }
     shmchan__slock l = writers_lock(ch);
     shmchan__slock_wake(&l);
@@ -665,15 +669,15 @@ newer(shmchan_latest *ch, uint64_t after_seq, uint64_t *seq_out)
 }
 
 /*
- * Whether readers crowd the CPUs: `others` sleeping readers, we and the
- * writer outnumber them. A reader then sleeps at once rather than spin on a
- * CPU a peer needs, and, sleeping message after message, registers for
- * fenced publishers (internal.h) rather than force barriers at every sleep.
+ * Whether readers crowd the CPUs: with `others` sleeping readers and us, the
+ * spin rule (wait.h) says no. A reader then sleeps at once rather than spin
+ * on a CPU a peer needs, and, sleeping message after message, registers for
+ * fenced publishers (wait.h) rather than force barriers at every sleep.
  */
 static bool
 sleepers_crowd(uint32_t others)
 {
-    return others + 2 > shmchan__cpu_count();
+    return !shmchan__spin_pays(others + 1);
 }
 
 /* Sleep once, registered as a waiter: OK (re-check), ETIMEDOUT or EINTR. */
@@ -688,30 +692,19 @@ sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
         if (newer(ch, after_seq, &s)) {
             return SHMCHAN_OK;
         }
-        uint64_t cap = shmchan__now_ns() + 1000 * 1000;
-        int rc = shmchan__sleep_on(&ch->r, &c->wake, w,
-                                   deadline != 0 && deadline < cap ? deadline : cap);
-        if (rc == SHMCHAN_ETIMEDOUT && deadline != 0 && shmchan__now_ns() >= deadline) {
-            return SHMCHAN_ETIMEDOUT; /* the caller's deadline, not our poll step */
-        }
-        return rc == SHMCHAN_EINTR ? SHMCHAN_EINTR : SHMCHAN_OK;
+        return shmchan__wait_sleep(ch->r.shm, &c->wake, w, RDONLY_POLL_NS, deadline);
     }
-    uint32_t others = shmchan__fetch_add(&c->waiters, 1, SHMCHAN__SEQ_CST);
+    uint32_t others = shmchan__wait_in(&c->waiters);
     uint64_t slice = shmchan__fence_sleeper(ch->r.asym, &c->fenced, &ch->fenced_in,
                                             sleepers_crowd(others), WAITER_RECHECK_NS);
-    uint32_t w = shmchan__load(&c->wake, SHMCHAN__SEQ_CST);
+    uint32_t w = shmchan__wait_word(&c->wake);
     int rc = SHMCHAN_OK;
     if (!newer(ch, after_seq, &s)) {
         shmchan__fetch_add(&c->sleeps, 1, SHMCHAN__RELAXED);
         /* Bounded sleeps let a waiter notice a truncated region. */
-        uint64_t cap = shmchan__now_ns() + slice;
-        rc = shmchan__sleep_on(&ch->r, &c->wake, w,
-                               deadline != 0 && deadline < cap ? deadline : cap);
-        if (rc == SHMCHAN_ETIMEDOUT && (deadline == 0 || shmchan__now_ns() < deadline)) {
-            rc = SHMCHAN_OK;
-        }
+        rc = shmchan__wait_sleep(ch->r.shm, &c->wake, w, slice, deadline);
     }
-    shmchan__fetch_sub(&c->waiters, 1, SHMCHAN__RELAXED);
+    shmchan__wait_out(&c->waiters);
     return rc;
 }
 

@@ -149,7 +149,7 @@ _Static_assert(sizeof(shmchan__hdr) == SHMCHAN__HDR_SIZE, "header is 256 bytes")
  * issues the publisher's barrier and loads waiters: by the Dekker argument
  * either the writer sees the waiter and wakes it, or the waiter sees the new
  * seq and does not sleep. Where membarrier exists the waiter's barrier forces
- * one on the publisher, whose own is then a compiler barrier (internal.h,
+ * one on the publisher, whose own is then a compiler barrier (wait.h,
  * docs/design.md), except while `fenced` counts readers that sleep message
  * after message and forced it once instead. With no waiter, publishing makes
  * no system call.
@@ -174,7 +174,7 @@ typedef struct shmchan__latest_ctl {
     uint8_t pad1[SHMCHAN__CACHE_LINE - 32];
     /* Line 1: written by readers going to sleep. */
     shmchan__atomic_u32 waiters;  /* readers inside a futex wait */
-    shmchan__atomic_u32 fenced;   /* readers for whom publishers fence (internal.h) */
+    shmchan__atomic_u32 fenced;   /* readers for whom publishers fence (wait.h) */
     shmchan__atomic_u64 sleeps;   /* times a reader slept */
     shmchan__atomic_u32 nf_armed; /* armed notifier slots (see above) */
     shmchan__atomic_u32 nf_used;  /* notifier slots ever taken: scan bound */
@@ -306,9 +306,9 @@ _Static_assert(SHMCHAN__QREC_ALIGN % 16 == 0, "records hold whole headers");
  * Line 4, sleepers (the Dekker pattern of the latest-value channel): readers
  * going to sleep increment rd_waiters (seq_cst), issue the waiter's barrier,
  * re-check their record and futex-wait on `wake`; a writer after committing
- * issues the publisher's barrier (internal.h) and bumps `wake` and wakes only
+ * issues the publisher's barrier (wait.h) and bumps `wake` and wakes only
  * if rd_waiters is non-zero; `fenced` counts the readers that sleep message
- * after message, for whom the publisher's barrier is a full fence (internal.h).
+ * after message, for whom the publisher's barrier is a full fence (wait.h).
  * Writers waiting for space do the same with sp_waiters and `space`, which
  * readers bump after publishing their position.
  */
@@ -368,7 +368,7 @@ _Static_assert(sizeof(shmchan__queue_ctl) == 6 * SHMCHAN__CACHE_LINE + 4 * SHMCH
  *
  * A subscriber publishes {pos, seq, received} with release stores once per
  * receive call (not per message of a batch), then issues the publisher's
- * barrier and reads sp_waiters (see queue_int.h for when). A worker stores pos = the position it is about to claim
+ * barrier and reads sp_waiters (see ring.h for when). A worker stores pos = the position it is about to claim
  * (seq_cst) and QPOS_NONE when it is done with the record.
  */
 typedef struct shmchan__qreader {

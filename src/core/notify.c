@@ -12,7 +12,7 @@
  */
 #include <stdlib.h>
 
-#include "notify.h"
+#include "wait.h"
 
 void
 shmchan__nfview_latest(shmchan__nfview *v, shmchan__latest_ctl *c, uint64_t chan_id)

@@ -7,13 +7,14 @@
 static bool
 queue_has_news(void *arg)
 {
-    return shmchan__qhas_news(arg);
+    shmchan_queue *q = arg;
+    return shmchan__ring_has_news(&q->v, &q->rd);
 }
 
 static void
 queue_arm_now(shmchan_queue *q)
 {
-    shmchan__nfsleep sl = {q->v.asym, &q->v.ctl->fenced, &q->fenced_in};
+    shmchan__nfsleep sl = {q->v.asym, &q->v.ctl->fenced, &q->rd.fenced_in};
     shmchan__notifier_arm(&q->v.nf, q->nf, &sl, queue_has_news, q);
 }
 
@@ -23,7 +24,7 @@ notify_check(shmchan_queue *q)
     if (shmchan__region_forked(&q->r)) {
         return SHMCHAN_EFORKED;
     }
-    return q->role == 0 ? SHMCHAN_EKIND : q->viewing ? SHMCHAN_ESTATE : SHMCHAN_OK;
+    return q->rd.role == 0 ? SHMCHAN_EKIND : q->viewing ? SHMCHAN_ESTATE : SHMCHAN_OK;
 }
 
 int

@@ -419,17 +419,16 @@ validate_and_map(shmchan__region *r, const shmchan_opts *opts, const shmchan__ki
     if (rc != SHMCHAN_OK) {
         return rc;
     }
+    /* A kind we do not know is a newer library's (or a forged one): say
+     * so, whatever was asked for (docs/design.md, "Kinds and the layout
+     * version"). Inspection (no ops) checks the kind's geometry too: info and
+     * peers must not walk tables a forged header makes larger than the region. */
+    const shmchan__kind_ops *kind_ops = shmchan__kind_find(g.kind);
+    if (kind_ops == NULL) {
+        return SHMCHAN_EUNKNOWNKIND;
+    }
     if (ops != NULL && g.kind != ops->kind) {
         return shmchan__geometry_error("kind", g.kind, ops->kind);
-    }
-    /* Inspection (no ops) checks the kind's geometry too: info and peers
-     * must not walk tables a forged header makes larger than the region. */
-    const shmchan__kind_ops *kind_ops = ops != NULL                           ? ops
-                                        : g.kind == SHMCHAN_KIND_LATEST ? &shmchan__latest_ops
-                                        : g.kind == SHMCHAN_KIND_QUEUE  ? &shmchan__queue_ops
-                                                                        : NULL;
-    if (kind_ops == NULL) {
-        return SHMCHAN_ECORRUPT;
     }
     shmchan_opts any;
     shmchan_opts_init(&any);

@@ -17,19 +17,19 @@ shmchan__owner_slot_gone(shmchan__shm *shm, uint64_t word, uint64_t state, uint3
 
 /*
  * Sleep once while the word still holds cur: count in, barrier (the
- * releaser's store of 0 or our count is seen, see internal.h), look again,
+ * releaser's store of 0 or our count is seen, see wait.h), look again,
  * sleep for at most the recheck period.
  */
 static void
 sleep_once(const shmchan__slock *l, uint64_t cur)
 {
-    shmchan__fetch_add(l->waiters, 1, SHMCHAN__SEQ_CST);
+    (void)shmchan__wait_in(l->waiters);
     uint64_t slice = shmchan__fence_waiter(SHMCHAN__SLOCK_RECHECK_NS);
-    uint32_t w = shmchan__load(l->wake, SHMCHAN__SEQ_CST);
+    uint32_t w = shmchan__wait_word(l->wake);
     if (shmchan__load(l->word, SHMCHAN__SEQ_CST) == cur) {
-        (void)shmchan__wait(l->shm, l->wake, w, (int64_t)slice);
+        (void)shmchan__wait_sleep(l->shm, l->wake, w, slice, 0);
     }
-    shmchan__fetch_sub(l->waiters, 1, SHMCHAN__RELAXED);
+    shmchan__wait_out(l->waiters);
 }
 
 /* Steal the word cur from a gone owner: OK when ours and the verdict stands. */

@@ -16,7 +16,7 @@
 #ifndef SHMCHAN_SLOTLOCK_H
 #define SHMCHAN_SLOTLOCK_H
 
-#include "internal.h"
+#include "wait.h"
 
 /* Lock word naming the owner of slot idx in generation gen. */
 static inline uint64_t
@@ -73,16 +73,13 @@ shmchan__slock_take(const shmchan__slock *l, uint64_t me, int64_t wait_ns)
 }
 
 /*
- * After a release store of 0 and the publisher's barrier (internal.h): wake
+ * After a release store of 0 and the publisher's barrier (wait.h): wake
  * the sleeping contenders, if any. A system call only when somebody sleeps.
  */
 static inline void
 shmchan__slock_wake(const shmchan__slock *l)
 {
-    if (SHMCHAN__UNLIKELY(shmchan__load(l->waiters, SHMCHAN__RELAXED) != 0)) {
-        shmchan__fetch_add(l->wake, 1, SHMCHAN__RELEASE);
-        shmchan__wake_all(l->shm, l->wake);
-    }
+    shmchan__wake(l->shm, l->waiters, l->wake, true);
 }
 
 #endif /* SHMCHAN_SLOTLOCK_H */

@@ -1,10 +1,11 @@
 /*
- * Sleeping on a shared 32-bit word, and deadlines. The spins that come first
- * live with their callers, which know what to look at (latest.c, queue_recv.c,
- * queue_send.c): they matter on virtual machines that halt idle vCPUs, where a
- * kernel wake-up costs tens of microseconds.
+ * Waiting and waking (the handshake is described in wait.h): sleeping on a
+ * shared 32-bit word, the sleepers' barriers, the adaptive spin, deadlines.
+ * The spins themselves live with their callers, which know what to look at
+ * (latest.c, ring_read.c, ring_write.c): they matter on virtual machines that
+ * halt idle vCPUs, where a kernel wake-up costs tens of microseconds.
  */
-#include "internal.h"
+#include "wait.h"
 
 uint64_t
 shmchan__deadline(int64_t timeout_ms)
@@ -27,18 +28,22 @@ shmchan__spin_learn(shmchan__region *r, uint64_t waited_ns)
 }
 
 int
-shmchan__sleep_on(const shmchan__region *r, shmchan__atomic_u32 *word, uint32_t expected,
-                  uint64_t deadline_ns)
+shmchan__wait_sleep(shmchan__shm *shm, shmchan__atomic_u32 *word, uint32_t w, uint64_t slice_ns,
+                    uint64_t deadline_ns)
 {
-    int64_t left = -1;
-    if (deadline_ns != 0) {
-        uint64_t now = shmchan__now_ns();
+    uint64_t now = shmchan__now_ns();
+    uint64_t until = now + slice_ns;
+    if (deadline_ns != 0 && deadline_ns < until) {
         if (now >= deadline_ns) {
             return SHMCHAN_ETIMEDOUT;
         }
-        left = (int64_t)(deadline_ns - now);
+        until = deadline_ns;
     }
-    return shmchan__wait(r->shm, word, expected, left);
+    int rc = shmchan__wait(shm, word, w, (int64_t)(until - now));
+    if (rc == SHMCHAN_ETIMEDOUT && (deadline_ns == 0 || shmchan__now_ns() < deadline_ns)) {
+        rc = SHMCHAN_OK; /* the slice ended, not the caller's time */
+    }
+    return rc;
 }
 
 uint64_t

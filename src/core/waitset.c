@@ -6,7 +6,7 @@
  */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "wait.h"
 
 typedef struct ws_entry {
     uintptr_t key;

@@ -21,11 +21,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "fuzz_common.h"
 
 #define MAX_MSG 64
-#define CTL_OFF 256   /* header size */
-#define DATA_OFF 4096 /* first page after header and control block */
+#define CTL_OFF SHMCHAN__HDR_SIZE /* the control block follows the header */
+#define DATA_OFF SHMCHAN__PAGE    /* first page after header and control block */
 
 static const char *path;
 static uint8_t *raw;        /* our own mapping of the whole file */

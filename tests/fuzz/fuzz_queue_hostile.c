@@ -24,10 +24,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "fuzz_common.h"
 
-#define OFF_CTL_OFF 64  /* header offsets (src/core/layout.h pins them) */
-#define OFF_DATA_OFF 80
+#define OFF_CTL_OFF offsetof(shmchan__hdr, ctl_off) /* header offsets */
+#define OFF_DATA_OFF offsetof(shmchan__hdr, data_off)
 
 static const char *path;
 static uint8_t *raw, *pristine;

@@ -12,10 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "shmchan/shmchan.h"
 
-#define CTL_OFF 256
-#define CTL_LINES 128 /* the latest control block's counters */
+#define CTL_OFF SHMCHAN__HDR_SIZE
+#define CTL_LINES offsetof(shmchan__latest_ctl, lock) /* the latest control block's counters */
 
 static const char *outdir;
 static char scratch[128];

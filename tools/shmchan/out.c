@@ -246,14 +246,8 @@ out_size(uint64_t v, char *buf, size_t cap)
 const char *
 out_kind(uint32_t kind)
 {
-    switch (kind) {
-    case SHMCHAN_KIND_LATEST:
-        return "latest";
-    case SHMCHAN_KIND_QUEUE:
-        return "queue";
-    default:
-        return "unknown";
-    }
+    const char *name = shmchan_kind_name(kind); /* the library's table of kinds */
+    return name != NULL ? name : "unknown";
 }
 
 const char *

@@ -1,16 +1,20 @@
 /*
- * Queues: the claim lock, the claim itself (shared with its roll-forward),
- * and recovery from peers that died: a claim-lock holder, a writer between
- * claim and commit, a reader whose cursor holds writers back.
+ * Rings: the claim lock, the claim itself (shared with its roll-forward),
+ * the consumed watermark, and recovery from peers that died: a claim-lock
+ * holder, a writer between claim and commit, a reader whose cursor holds
+ * writers back, and every process at once (reset).
  *
  * Liveness is never judged from a pid: a slot's owner holds the slot's
- * kernel lock (SHMCHAN__LOCK_SLOTS + slot) for the life of its handle, and a
+ * kernel lock (SHMCHAN__LOCK_SLOTS + slot) for the life of its cursor, and a
  * lock that can be taken means the owner is gone. Slot generations make sure
  * that a decision taken about one owner never applies to the next one.
+ *
+ * This is the ring's lowest layer: it uses nothing of ring.c, ring_write.c
+ * or ring_read.c.
  */
 #include <string.h>
 
-#include "queue_int.h"
+#include "ring.h"
 
 #define OLDEST_TRIES 1000
 
@@ -18,7 +22,7 @@
 static bool
 owner_gone(const void *ctx, uint64_t word, uint64_t *mark)
 {
-    const shmchan__qview *v = ctx;
+    const shmchan__ring *v = ctx;
     (void)mark;
     uint32_t lo = (uint32_t)word;
     if (lo == 0 || lo > v->nreaders + v->nwriters) {
@@ -32,7 +36,7 @@ owner_gone(const void *ctx, uint64_t word, uint64_t *mark)
 }
 
 int
-shmchan__qlock_slow(const shmchan__qview *v, uint64_t me, int64_t wait_ns)
+shmchan__qlock_slow(const shmchan__ring *v, uint64_t me, int64_t wait_ns)
 {
     /* Claims are short and never sleep under the lock: contenders nap. */
     shmchan__slock l = {v->shm, &v->ctl->lock, NULL, NULL, owner_gone, NULL, v};
@@ -68,7 +72,7 @@ put_header(shmchan__qrec *h, uint64_t tag, uint64_t len, uint32_t writer)
  * change once, finished, instead of CLAIMED first and MSG after the copy.
  */
 void
-shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t p, uint64_t len, uint64_t seq,
+shmchan__qapply(const shmchan__ring *v, uint64_t p0, uint64_t p, uint64_t len, uint64_t seq,
                 uint64_t oldest, uint32_t writer, const void *data)
 {
     shmchan__queue_ctl *c = v->ctl;
@@ -107,7 +111,7 @@ shmchan__qapply(const shmchan__qview *v, uint64_t p0, uint64_t p, uint64_t len, 
  * header at the tail.
  */
 void
-shmchan__qrepair(const shmchan__qview *v)
+shmchan__qrepair(const shmchan__ring *v)
 {
     shmchan__queue_ctl *c = v->ctl;
     uint64_t seq = shmchan__load(&c->next_seq, SHMCHAN__ACQUIRE);
@@ -147,7 +151,7 @@ shmchan__qrepair(const shmchan__qview *v)
 }
 
 bool
-shmchan__qwriter_gone(const shmchan__qview *v, uint32_t writer, uint64_t pos)
+shmchan__qwriter_gone(const shmchan__ring *v, uint32_t writer, uint64_t pos)
 {
     if (writer >= v->nwriters) {
         return true;
@@ -162,7 +166,7 @@ shmchan__qwriter_gone(const shmchan__qview *v, uint32_t writer, uint64_t pos)
 }
 
 bool
-shmchan__qrecover_record(const shmchan__qview *v, uint64_t me, uint64_t pos, uint64_t tag)
+shmchan__qrecover_record(const shmchan__ring *v, uint64_t me, uint64_t pos, uint64_t tag)
 {
     shmchan__qrec *h = shmchan__qrec_at(v, pos);
     if (shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE) <= pos) {
@@ -187,7 +191,7 @@ shmchan__qrecover_record(const shmchan__qview *v, uint64_t me, uint64_t pos, uin
 }
 
 bool
-shmchan__qdrop_reader(const shmchan__qview *v, uint32_t i)
+shmchan__qdrop_reader(const shmchan__ring *v, uint32_t i)
 {
     shmchan__qreader *rd = &v->readers[i];
     uint64_t st = shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
@@ -217,7 +221,7 @@ shmchan__qdrop_reader(const shmchan__qview *v, uint32_t i)
  * loads of oldest (the second after an acquire fence) is that record's.
  */
 int
-shmchan__qoldest(const shmchan__qview *v, uint64_t *pos_out, uint64_t *seq_out)
+shmchan__qoldest(const shmchan__ring *v, uint64_t *pos_out, uint64_t *seq_out)
 {
     shmchan__queue_ctl *c = v->ctl;
     for (int i = 0; i < OLDEST_TRIES; i++) {
@@ -239,4 +243,112 @@ shmchan__qoldest(const shmchan__qview *v, uint64_t *pos_out, uint64_t *seq_out)
         return SHMCHAN_OK;
     }
     return SHMCHAN_EAGAIN;
+}
+
+/* The consumed watermark as writers may use it: never below oldest (what is
+ * gone is gone), never past the tail (a forged or racing value), and never
+ * misaligned (forged: then only oldest counts). */
+uint64_t
+shmchan__ring_consumed(const shmchan__ring *v)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__ACQUIRE);
+    uint64_t tail = shmchan__load(&c->tail, SHMCHAN__ACQUIRE);
+    uint64_t k = shmchan__load(&c->consumed, SHMCHAN__ACQUIRE);
+    if (k % SHMCHAN__QREC_ALIGN != 0 || k < oldest) {
+        k = oldest;
+    }
+    return k > tail ? tail : k;
+}
+
+void
+shmchan__ring_raise_consumed(const shmchan__ring *v, uint64_t pos)
+{
+    uint64_t k = shmchan__load(&v->ctl->consumed, SHMCHAN__RELAXED);
+    while (k < pos && !shmchan__cas(&v->ctl->consumed, &k, pos)) {
+    }
+}
+
+/*
+ * A reader that read [from, pos) continuously leaves (closes, is dropped as
+ * dead, is reset): if that covers the watermark, what it read is consumed.
+ * A worker's reading is the workers' shared cursor.
+ */
+void
+shmchan__qretire(const shmchan__ring *v, uint32_t role, uint64_t from, uint64_t pos)
+{
+    if (role == SHMCHAN_PEER_WORKER) {
+        pos = shmchan__load(&v->ctl->work_pos, SHMCHAN__ACQUIRE);
+    }
+    if ((role != SHMCHAN_PEER_SUBSCRIBER && role != SHMCHAN_PEER_WORKER) ||
+        pos == SHMCHAN__QPOS_NONE || pos % SHMCHAN__QREC_ALIGN != 0 ||
+        pos > shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE)) {
+        return;
+    }
+    if (from <= shmchan__ring_consumed(v)) {
+        shmchan__ring_raise_consumed(v, pos);
+    }
+}
+
+/*
+ * Nobody else is attached: complete a claim a dead process left half-done,
+ * free every slot and lock, forget sleepers. The messages in the ring stay:
+ * a file-backed queue replays them to a SHMCHAN_OLDEST subscriber.
+ */
+void
+shmchan__ring_reset(const shmchan__ring *v)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t tail = shmchan__load(&c->tail, SHMCHAN__RELAXED);
+    uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__RELAXED);
+    if (tail % SHMCHAN__QREC_ALIGN != 0 || oldest % SHMCHAN__QREC_ALIGN != 0 || oldest > tail ||
+        tail - oldest > v->cap || shmchan__load(&c->next_seq, SHMCHAN__RELAXED) == 0) {
+        /* Scribbled: keep the sequence going, give up the history. */
+        tail -= tail % SHMCHAN__QREC_ALIGN;
+        shmchan__store(&c->tail, tail, SHMCHAN__RELAXED);
+        shmchan__store(&c->oldest, tail, SHMCHAN__RELAXED);
+        shmchan__store(&shmchan__qrec_at(v, tail)->tag, 0, SHMCHAN__RELAXED);
+        if (shmchan__load(&c->next_seq, SHMCHAN__RELAXED) == 0) {
+            shmchan__store(&c->next_seq, 1, SHMCHAN__RELAXED);
+        }
+    }
+    shmchan__qrepair(v);
+    uint64_t k = shmchan__load(&c->consumed, SHMCHAN__RELAXED);
+    if (k % SHMCHAN__QREC_ALIGN != 0 || k > shmchan__load(&c->tail, SHMCHAN__RELAXED)) {
+        /* Scribbled: keep what is held unread (from the oldest on). */
+        shmchan__store(&c->consumed, shmchan__load(&c->oldest, SHMCHAN__RELAXED),
+                       SHMCHAN__RELAXED);
+    }
+    for (uint32_t i = 0; i < v->nreaders; i++) {
+        /* Readers that died: what they read stays read. */
+        shmchan__qreader *rd = &v->readers[i];
+        shmchan__qretire(v, (uint32_t)shmchan__load(&rd->state, SHMCHAN__RELAXED),
+                         shmchan__load(&rd->from, SHMCHAN__RELAXED),
+                         shmchan__load(&rd->pos, SHMCHAN__RELAXED));
+    }
+    shmchan__store(&c->lock, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->gate, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->nworkers, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->nsubs, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->rd_waiters, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->sp_waiters, 0, SHMCHAN__RELAXED);
+    shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
+    shmchan__nfview_reset(&v->nf);
+    for (uint32_t i = 0; i < v->nreaders; i++) {
+        uint64_t st = shmchan__load(&v->readers[i].state, SHMCHAN__RELAXED);
+        shmchan__store(&v->readers[i].state, st & ~(uint64_t)UINT32_MAX, SHMCHAN__RELAXED);
+        shmchan__store(&v->readers[i].pos, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
+        shmchan__store(&v->readers[i].from, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
+    }
+    for (uint32_t j = 0; j < v->nwriters; j++) {
+        uint64_t st = shmchan__load(&v->writers[j].state, SHMCHAN__RELAXED);
+        shmchan__store(&v->writers[j].state, st & ~(uint64_t)UINT32_MAX, SHMCHAN__RELAXED);
+        shmchan__store(&v->writers[j].resv, SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
+    }
+    tail = shmchan__load(&c->tail, SHMCHAN__RELAXED);
+    oldest = shmchan__load(&c->oldest, SHMCHAN__RELAXED);
+    uint64_t work = shmchan__load(&c->work_pos, SHMCHAN__RELAXED);
+    if (work < oldest || work > tail || work % SHMCHAN__QREC_ALIGN != 0) {
+        shmchan__store(&c->work_pos, oldest, SHMCHAN__RELAXED);
+    }
 }

@@ -4,9 +4,10 @@
  * calls. The shared part is described in layout.h (SHMCHAN__NOTIFY_SLOTS);
  * docs/event-loops.md has the contract and the argument.
  *
- * Writers call shmchan__notify_publish() right after the publisher's barrier
- * of the sleepers handshake (internal.h): one relaxed load of a counter on the
- * sleepers' line, no system call while no notifier is armed.
+ * Writers reach shmchan__notify_publish() through shmchan__wake_readers()
+ * (wait.h), after the publisher's barrier of the sleepers handshake: one
+ * relaxed load of a counter on the sleepers' line, no system call while no
+ * notifier is armed.
  */
 #ifndef SHMCHAN_NOTIFY_H
 #define SHMCHAN_NOTIFY_H

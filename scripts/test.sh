@@ -177,7 +177,7 @@ need_packages libjansson-dev:/usr/include/jansson.h strace:strace util-linux:set
     python3-pip:/usr/lib/python3/dist-packages/pip/__init__.py \
     python3-numpy:/usr/lib/python3/dist-packages/numpy python3-zmq:/usr/lib/python3/dist-packages/zmq \
     python3-mypy:/usr/lib/python3/dist-packages/mypy python3-dev:/usr/bin/python3-config \
-    tmux:tmux pandoc:pandoc bash:bash
+    tmux:tmux pandoc:pandoc bash:bash libuv1-dev:/usr/include/uv.h
 
 if build release _build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
     run_ctest release _build/release

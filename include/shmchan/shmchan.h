@@ -499,6 +499,134 @@ SHMCHAN_API size_t shmchan_queue_max_msg(const shmchan_queue *q);
 /** A snapshot of this queue's counters (as shmchan_info_get(), without reopening). */
 SHMCHAN_API int shmchan_queue_info(shmchan_queue *q, shmchan_info *info);
 
+/* ------------------------------------------------------- readiness handles
+ *
+ * For readers that wait in an event loop (epoll, libuv, libevent, GLib,
+ * asyncio, WaitForMultipleObjects) instead of in the calls above. Each
+ * latest-value handle and each queue subscriber or worker can have one
+ * readiness handle: on Linux a file descriptor that poll/epoll/select report
+ * readable, on Windows an event HANDLE. The loop is:
+ *
+ *     shmchan_queue_notify(q, &fd);           once; the handle starts armed
+ *     loop: wait until fd is readable
+ *           shmchan_queue_recv(q, ..., SHMCHAN_NO_WAIT, ...) until SHMCHAN_EAGAIN
+ *           shmchan_queue_arm(q)              drain and re-arm
+ *
+ * Contract:
+ * - Level semantics at arming: arm drains the handle, arms it and looks
+ *   again; if the reader has something to receive (latest: a sequence newer
+ *   than after_seq; queue: a message, or a record a writer is still filling,
+ *   or an error its next receive reports), the handle is ready at once.
+ *   Nothing published between the last receive and the arming is missed.
+ * - After arming, the first publish or send (from any process) makes it
+ *   ready; writers signal each armed handle at most once per arming, never
+ *   once per message, without blocking, and a dead or stopped reader never
+ *   makes a writer wait or fail. Spurious readiness is possible (receive with
+ *   SHMCHAN_NO_WAIT and expect SHMCHAN_EAGAIN).
+ * - Writers with no armed handle make no system call. While a handle exists,
+ *   publishers of the channel issue a full memory fence per publish.
+ * - The OS object is owned by the shmchan handle: do not close it, and stop
+ *   polling it before closing the shmchan handle. It is non-blocking and
+ *   close-on-exec; nothing is created in any filesystem (Linux: an abstract
+ *   AF_UNIX datagram socket; Windows: a named event), and the kernel reclaims
+ *   it when the process dies.
+ * - At most 64 readiness handles per channel at once (SHMCHAN_ELIMIT).
+ * Platforms: Linux and Windows; elsewhere SHMCHAN_ENOTSUP.
+ * Thread-safety: latest handles as the handle; queue handles one thread.
+ */
+#ifdef _WIN32
+typedef void *shmchan_os_handle; /* an event HANDLE */
+#else
+typedef int shmchan_os_handle;   /* a file descriptor */
+#endif
+
+/**
+ * The readiness handle of a latest-value reader, made at the first call and
+ * armed with after_seq 0 (ready at once if anything was ever published).
+ * @return SHMCHAN_OK, SHMCHAN_ERDONLY (a read-only mapping cannot register),
+ *         SHMCHAN_ELIMIT, SHMCHAN_ENOTSUP, SHMCHAN_ENOMEM, SHMCHAN_ESYS.
+ */
+SHMCHAN_API int shmchan_latest_notify(shmchan_latest *ch, shmchan_os_handle *h_out);
+
+/**
+ * Drain and re-arm: the handle turns ready at the first publish of a
+ * sequence newer than after_seq, at once if one exists.
+ * @return SHMCHAN_OK, SHMCHAN_ESTATE (no readiness handle yet), SHMCHAN_ERDONLY.
+ * Blocking: no.
+ */
+SHMCHAN_API int shmchan_latest_arm(shmchan_latest *ch, uint64_t after_seq);
+
+/**
+ * The readiness handle of a queue subscriber or worker, made at the first
+ * call and armed. A worker's handle says a message is there to compete for:
+ * another worker may take it first (its receive then says SHMCHAN_EAGAIN).
+ * @return SHMCHAN_OK, SHMCHAN_EKIND (no reader role), SHMCHAN_ESTATE (a view
+ *         is held), SHMCHAN_ELIMIT, SHMCHAN_ENOTSUP, SHMCHAN_ENOMEM, SHMCHAN_ESYS.
+ */
+SHMCHAN_API int shmchan_queue_notify(shmchan_queue *q, shmchan_os_handle *h_out);
+
+/**
+ * Drain and re-arm: ready at the next send, at once if this reader has
+ * something to receive now.
+ * @return SHMCHAN_OK, SHMCHAN_ESTATE (no readiness handle yet, or a view is
+ *         held), SHMCHAN_EKIND.
+ * Blocking: no.
+ */
+SHMCHAN_API int shmchan_queue_arm(shmchan_queue *q);
+
+/* -------------------------------------------------------------- wait-sets
+ *
+ * Wait on several readers (latest-value handles, queue subscribers and
+ * workers) and foreign descriptors or HANDLEs at once, from one thread,
+ * without an event loop. Each entry has a caller's key; a wait returns the
+ * keys of the entries that are ready.
+ *
+ * - A latest-value entry is ready when its channel has a sequence newer than
+ *   the last one the wait-set reported for it (at first, after_seq); a
+ *   report moves that mark to the newest sequence then.
+ * - A queue entry is ready while its reader has something to receive
+ *   (level-triggered: report it again until the caller receives it all).
+ * - A foreign entry is ready when the OS says so (readable fd; a signalled
+ *   HANDLE, which the wait consumes if it is an auto-reset object).
+ * Adding a channel makes its readiness handle (shmchan_*_notify); the
+ * wait-set arms it before each wait, so do not arm it yourself meanwhile.
+ * Windows waits on at most 64 entries (WaitForMultipleObjects): more is
+ * SHMCHAN_EINVAL at the wait; Linux has no such limit (poll).
+ * Thread-safety: one thread per wait-set; its channels' handles follow their
+ * own rules. Closing a channel: remove its entry first.
+ */
+typedef struct shmchan_waitset shmchan_waitset;
+
+/** A new, empty wait-set. @return SHMCHAN_OK, SHMCHAN_EINVAL, SHMCHAN_ENOMEM. */
+SHMCHAN_API int shmchan_waitset_open(shmchan_waitset **out);
+/** Free the wait-set (NULL: no-op). The channels stay open. */
+SHMCHAN_API void shmchan_waitset_close(shmchan_waitset *ws);
+
+/**
+ * Add a reader under key (keys are unique in a wait-set).
+ * @return SHMCHAN_OK, SHMCHAN_EEXIST (key in use), the errors of
+ *         shmchan_latest_notify() / shmchan_queue_notify(), SHMCHAN_ENOMEM.
+ */
+SHMCHAN_API int shmchan_waitset_add_latest(shmchan_waitset *ws, shmchan_latest *ch,
+                                           uint64_t after_seq, uintptr_t key);
+SHMCHAN_API int shmchan_waitset_add_queue(shmchan_waitset *ws, shmchan_queue *q,
+                                          uintptr_t key);
+/** Add a foreign fd (Linux: readable) or HANDLE (Windows: signalled). */
+SHMCHAN_API int shmchan_waitset_add_os(shmchan_waitset *ws, shmchan_os_handle h,
+                                       uintptr_t key);
+/** Remove the entry of key. @return SHMCHAN_OK, SHMCHAN_ENOENT. */
+SHMCHAN_API int shmchan_waitset_remove(shmchan_waitset *ws, uintptr_t key);
+
+/**
+ * Wait up to timeout_ms until at least one entry is ready; keys_out[0..cap)
+ * receives the keys of the ready ones, *count_out how many were stored.
+ * @return SHMCHAN_OK, SHMCHAN_ETIMEDOUT, SHMCHAN_EAGAIN (timeout 0, none
+ *         ready), SHMCHAN_EINTR, SHMCHAN_EINVAL (empty wait-set; Windows:
+ *         more than 64 entries), the errors of arming, SHMCHAN_ESYS.
+ */
+SHMCHAN_API int shmchan_waitset_wait(shmchan_waitset *ws, int64_t timeout_ms,
+                                     uintptr_t *keys_out, size_t cap, size_t *count_out);
+
 /* ---------------------------------------------------------------- caveats
  *
  * - fork(): a handle belongs to the process that opened it. In a child every

@@ -37,6 +37,7 @@ from typing import Optional as _Optional
 from . import _backend, _errors, _ffi
 from ._common import SLICE_SECONDS, Info, Name, Peer, encode_name, info_by_name, peers_by_name
 from ._errors import Error, ShmchanError
+from ._aio import wait
 from ._latest import Latest, LatestReservation, LatestView
 from ._queue import Message, Queue, QueueReservation, QueueView
 from ._recording import RecordedChannel, RecordedMessage, Recording, RecordingError
@@ -173,6 +174,6 @@ __all__ = [
     "RecordedChannel", "RecordingError", "Peer", "unlink", "info", "exists",
     "peers", "list_channels", "reap", "valid_name", "open_latest", "open_queue",
     "error_for", "error_classes", "library_version", "library_version_info", "library_path",
-    "library_tried", "backend", "native_path",
+    "library_tried", "backend", "native_path", "wait",
     "LAYOUT_VERSION", "NAME_MAX", "SLICE_SECONDS", "__version__",
 ] + sorted(_errors.exported)

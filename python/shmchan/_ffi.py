@@ -256,6 +256,8 @@ OK = 0
 # ------------------------------------------------------------- prototypes
 
 _P = c_void_p  # every opaque handle
+#: shmchan_os_handle: a file descriptor, or a HANDLE on Windows.
+OS_HANDLE: Any = c_void_p if sys.platform == "win32" else c_int
 _SZ = POINTER(c_size_t)
 _U64 = POINTER(c_uint64)
 
@@ -311,6 +313,17 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "shmchan_queue_release": (c_int, [_P]),
     "shmchan_queue_max_msg": (c_size_t, [_P]),
     "shmchan_queue_info": (c_int, [_P, POINTER(Info)]),
+    # readiness handles and wait-sets (docs/event-loops.md)
+    "shmchan_latest_notify": (c_int, [_P, POINTER(OS_HANDLE)]),
+    "shmchan_latest_arm": (c_int, [_P, c_uint64]),
+    "shmchan_queue_notify": (c_int, [_P, POINTER(OS_HANDLE)]),
+    "shmchan_queue_arm": (c_int, [_P]),
+    "shmchan_waitset_open": (c_int, [POINTER(_P)]),
+    "shmchan_waitset_close": (None, [_P]),
+    "shmchan_waitset_add_latest": (c_int, [_P, _P, c_uint64, c_size_t]),
+    "shmchan_waitset_add_queue": (c_int, [_P, _P, c_size_t]),
+    "shmchan_waitset_add_os": (c_int, [_P, OS_HANDLE, c_size_t]),
+    "shmchan_waitset_wait": (c_int, [_P, c_int64, POINTER(c_size_t), c_size_t, _SZ]),
 }
 
 def _code_named(short: str) -> int:
@@ -332,7 +345,8 @@ def _stub(restype: object) -> object:
 
 # Functions a library of this API version may lack (a build without queues);
 # calling them fails with NotSupported instead of failing the import.
-_OPTIONAL_PREFIXES = ("shmchan_queue_",)
+_OPTIONAL_PREFIXES = ("shmchan_queue_", "shmchan_waitset_", "shmchan_latest_notify",
+                      "shmchan_latest_arm")
 
 missing: list[str] = []
 #: Optional functions this library lacks (their calls raise NotSupported).

@@ -8,6 +8,7 @@ from ctypes import byref, c_size_t, c_uint64, c_void_p
 from typing import Iterator, Optional
 
 from . import _backend, _errors, _ffi
+from ._aio import LatestEvents
 from ._obj import LatestObjects
 from ._wait import opening
 from ._common import (
@@ -37,7 +38,7 @@ _read_next_f = _ffi.fast("shmchan_latest_read_next")
 _wait_f = _ffi.fast("shmchan_latest_wait")
 
 
-class Latest(Channel, LatestObjects):
+class Latest(Channel, LatestObjects, LatestEvents):
     """A latest-value channel: writers publish whole messages, readers get the
     newest complete one with its sequence number (1, 2, ...) and can sleep
     until a newer one exists.

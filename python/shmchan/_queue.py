@@ -10,6 +10,7 @@ from itertools import accumulate
 from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from . import _backend, _errors, _ffi
+from ._aio import QueueEvents
 from ._obj import QueueObjects
 from ._wait import opening
 from ._common import (
@@ -87,7 +88,7 @@ def _align8(n: int) -> int:
     return (n + 7) & ~7
 
 
-class Queue(Channel, QueueObjects):
+class Queue(Channel, QueueObjects, QueueEvents):
     """A queue: a bounded ring of variable-length messages with any number
     of writers, broadcast subscribers and competing workers.
 

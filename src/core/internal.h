@@ -63,6 +63,7 @@ typedef struct shmchan__region {
     uint8_t *ctl;
     uint8_t *data;
     shmchan__geom geom;
+    uint64_t chan_id; /* the header's, validated at open: names notifiers */
     uint32_t flags;   /* the open flags */
     uint32_t spin_ns; /* 0: no spinning */
     shmchan__atomic_u32 spin_now; /* the readers' spin, adapted (shmchan__spin_learn) */

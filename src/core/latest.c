@@ -42,6 +42,8 @@ struct shmchan_latest {
     uint64_t holds;      /* times we took the lock: hold is 2 * holds + 1 meanwhile */
     shmchan__atomic_u32 fenced_in; /* in ctl->fenced (wait.h): threads share it */
     shmchan__atomic_u64 last_len;  /* length read_next took last: a hint (look_ahead) */
+    shmchan__nfview nfv;           /* the channel's notifier table (notify.h) */
+    _Atomic(shmchan__notifier *) nf; /* this handle's readiness notifier, made on demand */
 };
 
 static void drop_slot(shmchan_latest *ch);
@@ -140,6 +142,9 @@ latest_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom
     shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->lock, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->lk_waiters, 0, SHMCHAN__RELAXED);
+    shmchan__nfview nfv;
+    shmchan__nfview_latest(&nfv, c, 0);
+    shmchan__nfview_reset(&nfv);
     for (uint32_t i = 0; i < SHMCHAN__LATEST_WRITERS; i++) {
         shmchan__latest_wslot *w = &c->writers[i];
         uint64_t st = shmchan__load(&w->state, SHMCHAN__RELAXED);
@@ -205,6 +210,7 @@ shmchan_latest_open(const char *name, const shmchan_opts *opts, shmchan_latest *
     }
     ch->ctl = (shmchan__latest_ctl *)ch->r.ctl;
     ch->stride = buf_stride(ch->r.geom.max_msg);
+    shmchan__nfview_latest(&ch->nfv, ch->ctl, ch->r.chan_id);
     *out = ch;
     return SHMCHAN_OK;
 }
@@ -217,6 +223,7 @@ shmchan_latest_close(shmchan_latest *ch)
     }
     if (shmchan__region_foreign(&ch->r)) {
         /* Inherited across fork: the writer lock and counts are the opener's. */
+        shmchan__notifier_close(NULL, atomic_load(&ch->nf));
         shmchan__region_close(&ch->r);
         free(ch);
         return;
@@ -224,6 +231,7 @@ shmchan_latest_close(shmchan_latest *ch)
     if (ch->begun) {
         (void)shmchan_latest_abort(ch);
     }
+    shmchan__notifier_close(&ch->nfv, atomic_load(&ch->nf));
     shmchan__fence_sleeper_leave(&ch->ctl->fenced, &ch->fenced_in);
     drop_slot(ch);
     shmchan__region_close(&ch->r); /* drops the slot's kernel lock last */
@@ -473,8 +481,8 @@ static void
 wake_sleepers(shmchan_latest *ch, bool published)
 {
     shmchan__fence_publisher(ch->r.asym, &ch->ctl->fenced);
-    if (published) {
-        shmchan__wake(ch->r.shm, &ch->ctl->waiters, &ch->ctl->wake, false); /* wake = seq */
+    if (published) { /* wake = seq already */
+        shmchan__wake_readers(ch->r.shm, &ch->ctl->waiters, &ch->ctl->wake, false, &ch->nfv);
     }
     shmchan__slock l = writers_lock(ch);
     shmchan__slock_wake(&l);
@@ -965,4 +973,77 @@ shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf, size
         return SHMCHAN_OK;
     }
     return shmchan_latest_read(ch, buf, cap, len_out, seq_out);
+}
+
+/* ------------------------------------------------------ readiness handle */
+
+typedef struct latest_news {
+    shmchan_latest *ch;
+    uint64_t after_seq;
+} latest_news;
+
+static bool
+latest_has_news(void *arg)
+{
+    latest_news *n = arg;
+    uint64_t s;
+    return newer(n->ch, n->after_seq, &s);
+}
+
+static int
+latest_arm_now(shmchan_latest *ch, shmchan__notifier *nf, uint64_t after_seq)
+{
+    if (ch->r.flags & SHMCHAN_RDONLY) {
+        return SHMCHAN_ERDONLY;
+    }
+    shmchan__nfsleep sl = {ch->r.asym, &ch->ctl->fenced, &ch->fenced_in};
+    latest_news n = {ch, after_seq};
+    shmchan__notifier_arm(&ch->nfv, nf, &sl, latest_has_news, &n);
+    return SHMCHAN_OK;
+}
+
+int
+shmchan_latest_notify(shmchan_latest *ch, shmchan_os_handle *h_out)
+{
+    if (ch == NULL || h_out == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
+    }
+    if (ch->r.flags & SHMCHAN_RDONLY) {
+        return SHMCHAN_ERDONLY;
+    }
+    shmchan__notifier *nf = atomic_load(&ch->nf);
+    if (nf == NULL) {
+        int rc = shmchan__notifier_open(&ch->nfv, &nf);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+        shmchan__notifier *none = NULL;
+        if (!atomic_compare_exchange_strong(&ch->nf, &none, nf)) {
+            shmchan__notifier_close(&ch->nfv, nf); /* another thread was first */
+            nf = none;
+        } else {
+            (void)latest_arm_now(ch, nf, 0);
+        }
+    }
+    *h_out = (shmchan_os_handle)shmchan__nf_handle(nf->os);
+    return SHMCHAN_OK;
+}
+
+int
+shmchan_latest_arm(shmchan_latest *ch, uint64_t after_seq)
+{
+    if (ch == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    if (shmchan__region_forked(&ch->r)) {
+        return SHMCHAN_EFORKED;
+    }
+    shmchan__notifier *nf = atomic_load(&ch->nf);
+    if (nf == NULL) {
+        return SHMCHAN_ESTATE;
+    }
+    return latest_arm_now(ch, nf, after_seq);
 }

@@ -68,12 +68,40 @@ typedef struct shmchan__hdr {
     shmchan__atomic_u32 state;  /* 0 while initialising, then SHMCHAN__STATE_READY */
     uint32_t pad0;
     shmchan__atomic_u64 recovered; /* dead peers cleaned up, any kind */
-    uint8_t pad1[SHMCHAN__HDR_SIZE - 128];
+    uint64_t chan_id;         /* random, from the creator: names its notifiers (notify.h) */
+    uint8_t pad1[SHMCHAN__HDR_SIZE - 136];
 } shmchan__hdr;
 
 _Static_assert(offsetof(shmchan__hdr, checksum) == 108, "header layout pinned");
 _Static_assert(offsetof(shmchan__hdr, state) == 112, "header layout pinned");
+_Static_assert(offsetof(shmchan__hdr, chan_id) == 128, "header layout pinned");
 _Static_assert(sizeof(shmchan__hdr) == SHMCHAN__HDR_SIZE, "header is 256 bytes");
+
+/*
+ * Readiness notifiers (core/notify.h, docs/event-loops.md): a table of
+ * SHMCHAN__NOTIFY_SLOTS 32-bit "armed" words at the end of each kind's
+ * control block, plus two counters on the line the sleepers already use:
+ * nf_armed (slots armed now) and nf_used (slots ever taken: the scan bound,
+ * clamped to the table by every reader of it). A slot belongs to whoever
+ * holds the OS object named after (chan_id, slot): an abstract AF_UNIX
+ * socket on Linux, a named event on Windows; the kernel frees the name when
+ * its owner dies. No address, descriptor or name is ever stored here: a
+ * writer derives the name from the chan_id it validated at open and the slot
+ * index, so a forged word can at worst make writers send empty datagrams to
+ * other notifiers of this channel.
+ *
+ * The owner arms its slot: a seq_cst increment of nf_armed, then an exchange
+ * of its word to 1 (if it was 1 already, it takes its increment back), the
+ * waiter's barrier, and a look for a message (the Dekker pattern of the
+ * sleepers, on the slot's word). A writer, after the publisher's barrier,
+ * loads nf_armed; only when it is non-zero it scans the table and, for each
+ * word it CASes from 1 to 0, decrements nf_armed (never below 0) and signals
+ * that slot once, without blocking. Incrementing before arming and
+ * decrementing after disarming keep nf_armed at or above the number of armed
+ * words, so a writer that reads 0 skips nobody. One signal per arming, never
+ * one per message.
+ */
+#define SHMCHAN__NOTIFY_SLOTS 64u
 
 /* ------------------------------------------------ latest-value channel */
 
@@ -157,7 +185,9 @@ typedef struct shmchan__latest_ctl {
     shmchan__atomic_u32 waiters;  /* readers inside a futex wait */
     shmchan__atomic_u32 fenced;   /* readers for whom publishers fence (wait.h) */
     shmchan__atomic_u64 sleeps;   /* times a reader slept */
-    uint8_t pad3[SHMCHAN__CACHE_LINE - 16];
+    shmchan__atomic_u32 nf_armed; /* armed notifier slots (see above) */
+    shmchan__atomic_u32 nf_used;  /* notifier slots ever taken: scan bound */
+    uint8_t pad3[SHMCHAN__CACHE_LINE - 24];
     /* Line 2: the writers' lock. */
     shmchan__atomic_u64 lock;       /* 0 free, else gen << 32 | (writer slot + 1) */
     shmchan__atomic_u32 lk_waiters; /* writers asleep waiting for the lock */
@@ -166,9 +196,13 @@ typedef struct shmchan__latest_ctl {
     uint8_t pad4[SHMCHAN__CACHE_LINE - 20];
     /* Lines 3..: writer slots, written by their owners. */
     shmchan__latest_wslot writers[SHMCHAN__LATEST_WRITERS];
+    /* Then the notifier slots' armed words, written by their owners and by
+     * the writers that fire them. */
+    shmchan__atomic_u32 notify[SHMCHAN__NOTIFY_SLOTS];
 } shmchan__latest_ctl;
 
-_Static_assert(sizeof(shmchan__latest_ctl) == 3 * SHMCHAN__CACHE_LINE + 16 * SHMCHAN__LATEST_WRITERS,
+_Static_assert(sizeof(shmchan__latest_ctl) == 3 * SHMCHAN__CACHE_LINE + 16 * SHMCHAN__LATEST_WRITERS +
+                                                  4 * SHMCHAN__NOTIFY_SLOTS,
                "latest ctl pinned");
 _Static_assert(SHMCHAN__HDR_SIZE + sizeof(shmchan__latest_ctl) <= SHMCHAN__PAGE,
                "latest ctl fits the first page");
@@ -322,15 +356,20 @@ typedef struct shmchan__queue_ctl {
     shmchan__atomic_u32 sp_waiters; /* writers waiting for space */
     shmchan__atomic_u32 space;      /* writers' futex word */
     shmchan__atomic_u32 fenced;     /* readers for whom publishers fence */
-    uint8_t pad4[SHMCHAN__CACHE_LINE - 20];
+    shmchan__atomic_u32 nf_armed;   /* armed notifier slots (see the header's note) */
+    shmchan__atomic_u32 nf_used;    /* notifier slots ever taken: scan bound */
+    uint8_t pad4[SHMCHAN__CACHE_LINE - 28];
     /* Line 5: slow-path counters (atomic read-modify-write). Messages and
      * bytes are counted per writer slot, on lines their writers own. */
     shmchan__atomic_u64 drops; /* messages readers lost to overwriting */
     shmchan__atomic_u64 waits; /* writer waits for space, reader sleeps */
     uint8_t pad5[SHMCHAN__CACHE_LINE - 16];
+    /* Lines 6..9: notifier slots' armed words (see the header's note). */
+    shmchan__atomic_u32 notify[SHMCHAN__NOTIFY_SLOTS];
 } shmchan__queue_ctl;
 
-_Static_assert(sizeof(shmchan__queue_ctl) == 6 * SHMCHAN__CACHE_LINE, "queue ctl pinned");
+_Static_assert(sizeof(shmchan__queue_ctl) == 6 * SHMCHAN__CACHE_LINE + 4 * SHMCHAN__NOTIFY_SLOTS,
+               "queue ctl pinned");
 
 /*
  * The data area: max_readers reader slots, max_writers writer slots, padding

@@ -234,6 +234,7 @@ shmchan_queue_close(shmchan_queue *q)
     }
     if (shmchan__region_foreign(&q->r)) {
         /* Inherited across fork: the slots and counts are the opener's. */
+        shmchan__notifier_close(NULL, q->nf);
         shmchan__region_close(&q->r);
         free(q->alloc);
         return;
@@ -244,6 +245,7 @@ shmchan_queue_close(shmchan_queue *q)
     if (q->viewing) {
         shmchan__qrelease_view(q);
     }
+    shmchan__notifier_close(&q->v.nf, q->nf); /* disarmed while the slot is ours */
     shmchan__ring_leave(&q->v, &q->rd);
     shmchan__ring_leave_writer(&q->v, &q->wr);
     shmchan__region_close(&q->r); /* drops the slot locks last */

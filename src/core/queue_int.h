@@ -27,6 +27,7 @@ struct shmchan_queue {
     bool viewing;
     shmchan__rfound view;
     void *alloc; /* what calloc returned (the handle is aligned within it) */
+    shmchan__notifier *nf; /* readiness notifier, made on demand (queue_notify.c) */
 };
 
 /* The ring geometry of a queue region. */

@@ -108,6 +108,17 @@ layout_signature(void)
     return shmchan__fnv1a(facts, sizeof(facts));
 }
 
+/* FNV-1a of every byte above the checksum. The channel id lies below it (the
+ * offsets above are pinned) and is not covered: an opener takes whatever id it
+ * finds once, and a forged one only makes its writers signal notifiers of
+ * another shmchan id with empty datagrams (notify.h), which a peer with write
+ * access could cause anyway by arming slots. */
+static uint32_t
+header_checksum(const shmchan__hdr *h)
+{
+    return shmchan__fnv1a(h, offsetof(shmchan__hdr, checksum));
+}
+
 static uint64_t
 round_up(uint64_t v, uint64_t to)
 {
@@ -142,7 +153,8 @@ header_fill(shmchan__hdr *h, const shmchan__geom *g)
     h->data_size = g->data_size;
     h->created_unix_ns = shmchan__realtime_ns();
     h->creator_pid = shmchan__pid();
-    h->checksum = shmchan__fnv1a(h, offsetof(shmchan__hdr, checksum));
+    h->chan_id = shmchan__random_u64();
+    h->checksum = header_checksum(h);
 }
 
 /* Map size bytes and point the region's parts at them. */
@@ -190,6 +202,8 @@ initialise(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops
         return rc;
     }
     memcpy(r->hdr, &proto, offsetof(shmchan__hdr, state));
+    r->hdr->chan_id = proto.chan_id;
+    r->chan_id = proto.chan_id;
     r->geom = g;
     point_parts(r);
     ops->init(r->shm, r->ctl, r->data, &g);
@@ -204,10 +218,11 @@ initialise(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops
  */
 static int
 check_header(const shmchan__hdr *shared, uint64_t actual_size, shmchan__geom *g,
-             uint64_t *size_out)
+             uint64_t *size_out, uint64_t *chan_id_out)
 {
     shmchan__hdr copy;
     memcpy(&copy, shared, offsetof(shmchan__hdr, state));
+    copy.chan_id = shared->chan_id;
     const shmchan__hdr *h = &copy;
     if (h->magic != SHMCHAN__MAGIC) {
         return SHMCHAN_EBADMAGIC;
@@ -215,7 +230,7 @@ check_header(const shmchan__hdr *shared, uint64_t actual_size, shmchan__geom *g,
     if (h->layout_version != SHMCHAN__LAYOUT_VERSION || h->signature != layout_signature()) {
         return SHMCHAN_ELAYOUT;
     }
-    if (h->checksum != shmchan__fnv1a(h, offsetof(shmchan__hdr, checksum))) {
+    if (h->checksum != header_checksum(h)) {
         return SHMCHAN_ECORRUPT;
     }
     if (h->max_msg > SIZE_LIMIT || h->capacity > SIZE_LIMIT || h->ctl_size > SIZE_LIMIT ||
@@ -235,6 +250,7 @@ check_header(const shmchan__hdr *shared, uint64_t actual_size, shmchan__geom *g,
     }
     *g = got;
     *size_out = size;
+    *chan_id_out = h->chan_id;
     return SHMCHAN_OK;
 }
 
@@ -398,8 +414,8 @@ validate_and_map(shmchan__region *r, const shmchan_opts *opts, const shmchan__ki
         return rc;
     }
     shmchan__geom g;
-    uint64_t want = 0;
-    rc = check_header(r->hdr, size, &g, &want);
+    uint64_t want = 0, chan_id = 0;
+    rc = check_header(r->hdr, size, &g, &want, &chan_id);
     if (rc != SHMCHAN_OK) {
         return rc;
     }
@@ -425,6 +441,7 @@ validate_and_map(shmchan__region *r, const shmchan_opts *opts, const shmchan__ki
         return rc;
     }
     r->geom = g;
+    r->chan_id = chan_id;
     point_parts(r);
     return SHMCHAN_OK;
 }

@@ -61,6 +61,7 @@ typedef struct shmchan__ring {
     uint64_t rewind_at; /* ring offset from which claims may rewind; 0: never */
     bool overwrite;
     bool asym; /* as shmchan__region.asym */
+    shmchan__nfview nf; /* readiness notifiers (notify.h) */
 } shmchan__ring;
 
 /* The ring's geometry: what a view is built from. */
@@ -194,6 +195,11 @@ uint64_t shmchan__qtables_size(uint32_t nreaders, uint32_t nwriters);
 /* Smallest ring for messages of max_msg bytes: a pad, a record, the zero header. */
 uint64_t shmchan__ring_min_capacity(uint64_t max_msg);
 /* A view of the ring whose control block is at ctl and tables at data. */
+/* Whether a reader has something to receive now (ring_read.c): a message,
+ * a record being filled (then the stuck-writer recovery of a receive must
+ * run), or an error its next receive reports. For readiness handles. */
+bool shmchan__ring_has_news(const shmchan__ring *v, shmchan__ring_rd *q);
+
 void shmchan__ring_view(shmchan__ring *v, shmchan__region *reg, shmchan__shm *shm,
                         shmchan__hdr *hdr, uint8_t *ctl, uint8_t *data,
                         const shmchan__ring_geom *g);
@@ -292,7 +298,7 @@ static inline void
 shmchan__qwake_readers(const shmchan__ring *v)
 {
     shmchan__fence_publisher(v->asym, &v->ctl->fenced);
-    shmchan__wake(v->shm, &v->ctl->rd_waiters, &v->ctl->wake, true);
+    shmchan__wake_readers(v->shm, &v->ctl->rd_waiters, &v->ctl->wake, true, &v->nf);
 }
 
 static inline void

@@ -256,6 +256,15 @@ locate(const shmchan__ring *v, shmchan__ring_rd *q, shmchan__rfound *f, uint64_t
     return rc;
 }
 
+bool
+shmchan__ring_has_news(const shmchan__ring *v, shmchan__ring_rd *q)
+{
+    shmchan__rfound f;
+    uint64_t claimed;
+    int rc = locate(v, q, &f, &claimed);
+    return rc != SHMCHAN_EAGAIN || claimed != 0 || shmchan__shm_faulted(v->shm);
+}
+
 /* Find the next message, waiting up to timeout_ms: spin, then sleep with the
  * handshake of wait.h on `wake` (bounded sleeps, to look at stuck writers). */
 int

@@ -334,6 +334,7 @@ shmchan__ring_reset(const shmchan__ring *v)
     shmchan__store(&c->rd_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->sp_waiters, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
+    shmchan__nfview_reset(&v->nf);
     for (uint32_t i = 0; i < v->nreaders; i++) {
         uint64_t st = shmchan__load(&v->readers[i].state, SHMCHAN__RELAXED);
         shmchan__store(&v->readers[i].state, st & ~(uint64_t)UINT32_MAX, SHMCHAN__RELAXED);

@@ -24,6 +24,7 @@
 #define SHMCHAN_WAIT_H
 
 #include "internal.h"
+#include "notify.h"
 
 /* --------------------------------------------------------------- spinning */
 
@@ -178,6 +179,20 @@ shmchan__wake(shmchan__shm *shm, shmchan__atomic_u32 *waiters, shmchan__atomic_u
         }
         shmchan__wake_all(shm, word);
     }
+}
+
+/*
+ * Waking readers after a publish: the sleepers as above, then the armed
+ * readiness notifiers of event loops (notify.h), which need the same
+ * publisher's barrier before it: one relaxed load more, and a system call
+ * only for an armed notifier.
+ */
+static inline void
+shmchan__wake_readers(shmchan__shm *shm, shmchan__atomic_u32 *waiters,
+                      shmchan__atomic_u32 *word, bool bump, const shmchan__nfview *nf)
+{
+    shmchan__wake(shm, waiters, word, bump);
+    shmchan__notify_publish(nf);
 }
 
 #endif /* SHMCHAN_WAIT_H */

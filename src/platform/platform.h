@@ -122,6 +122,36 @@ int shmchan__wait(shmchan__shm *s, const shmchan__atomic_u32 *word, uint32_t exp
 /* Wake every waiter on word. */
 void shmchan__wake_all(shmchan__shm *s, const shmchan__atomic_u32 *word);
 
+/* ------------------------------------------------- readiness notifiers */
+
+/*
+ * The OS object behind a notifier slot (core/notify.h): on Linux an AF_UNIX
+ * datagram socket bound in the abstract namespace to "shmchan.<id>.<slot>"
+ * (id as 16 hex digits), non-blocking; on Windows a manual-reset event
+ * "Local\shmchan.<id>.<slot>". Both vanish with their last handle, so a
+ * dead owner's name is free again and nothing is left in any filesystem.
+ *
+ * nf_bind: create and own the object: OK, EBUSY (the name is taken: a live
+ * owner or a squatter), ENOTSUP (no such mechanism here), ESYS.
+ * nf_handle: what a caller polls or waits on (fd, or HANDLE as intptr_t).
+ * nf_drain: consume a pending signal, without blocking (POSIX: one, which is
+ * what a writer sends per arming; a stray one left costs a spurious wake-up).
+ * nf_signal: make the named slot's object ready, without ever blocking and
+ * ignoring every failure (gone, full, never bound).
+ */
+typedef struct shmchan__nf_os shmchan__nf_os;
+int shmchan__nf_bind(uint64_t chan_id, uint32_t slot, shmchan__nf_os **out);
+void shmchan__nf_unbind(shmchan__nf_os *o);
+intptr_t shmchan__nf_handle(const shmchan__nf_os *o);
+void shmchan__nf_drain(shmchan__nf_os *o);
+void shmchan__nf_signal(uint64_t chan_id, uint32_t slot);
+/* Wait until one of n handles (nf_handle's kind, or a caller's fd/HANDLE) is
+ * ready, or timeout_ms (< 0: for ever); ready[i] says which. OK, ETIMEDOUT,
+ * EINTR, EINVAL (too many for this platform), ESYS. */
+int shmchan__nf_poll(const intptr_t *handles, size_t n, int64_t timeout_ms, bool *ready);
+/* 64 unpredictable bits where the OS offers them, else well mixed ones. */
+uint64_t shmchan__random_u64(void);
+
 /* --------------------------------------------------- asymmetric fences */
 
 /*

@@ -147,6 +147,9 @@ extern const cli_cmd cli_cmd_top, cli_cmd_stat, cli_cmd_record, cli_cmd_replay, 
 int cli_open_latest(const char *verb, const char *name, uint32_t flags, shmchan_latest **out);
 int cli_open_queue(const char *verb, const char *name, uint32_t flags, shmchan_queue **out);
 int cli_open_failed(const char *verb, const char *name, uint32_t flags, int rc);
+/* cmd_multi.c: watch (latest-value) or follow (queues) over a->npos > 1
+ * channels, each message printed with its channel's name. */
+int cli_multi_run(const cli_args *a, bool queues, uint32_t reader_flags);
 
 /* out.c: message output, input framing, number formatting. */
 int out_message(const cli_args *a, const void *data, size_t len, uint64_t seq, uint64_t lost,

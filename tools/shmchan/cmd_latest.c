@@ -205,6 +205,9 @@ static int
 run_watch(const cli_args *a)
 {
     const char *name = a->pos[0];
+    if (a->npos > 1) {
+        return cli_multi_run(a, false, 0);
+    }
     shmchan_latest *ch;
     sys_catch_interrupts();
     sys_watch_stdout();
@@ -244,15 +247,16 @@ const cli_cmd cli_cmd_watch = {
     .opts = O(OPT_GLOBAL) | O(OPT_COUNT) | O(OPT_TIMEOUT) | O(OPT_FROM_NOW) | O(OPT_SEQ) |
             O(OPT_JSON) | O(OPT_NULL) | O(OPT_FRAMES) | O(OPT_LINES),
     .min_pos = 1,
-    .max_pos = 1,
-    .names = 1,
-    .usage = "NAME [--count N] [--timeout SEC] [--from-now] [--seq] [--json | --null | --frames]",
+    .max_pos = CLI_MAX_POS,
+    .names = -1,
+    .usage = "NAME... [--count N] [--timeout SEC] [--from-now] [--seq] [--json | --null | --frames]",
     .help =
         "Print the newest message of a latest-value channel, then each newer one as it is\n"
         "published. The process sleeps in the kernel until a publish wakes it (no\n"
         "polling). A latest-value channel keeps only the newest message: when several\n"
         "are published faster than they are printed, the ones in between are skipped\n"
-        "(the sequence numbers from --seq show the gaps).\n\n"
+        "(the sequence numbers from --seq show the gaps). With several NAMEs it waits on\n"
+        "all at once and prefixes each message with \"NAME: \" (--json: a \"name\" field).\n\n"
         "  -n, --count N      exit 0 after N messages (0: no limit, the default)\n"
         "  -t, --timeout SEC  stop after SEC seconds (fractions allowed): exit 0 without\n"
         "                     --count; with --count, exit 1 if fewer than N arrived\n"

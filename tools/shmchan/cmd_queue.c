@@ -243,6 +243,9 @@ receive(const cli_args *a, uint64_t default_count)
     if (cli_has(a, OPT_WORKER) && cli_has(a, OPT_OLDEST)) {
         return cli_usage(verb, "--oldest applies to subscribers, not to --worker");
     }
+    if (a->npos > 1) {
+        return cli_multi_run(a, true, reader_flags(a));
+    }
     sys_catch_interrupts();
     sys_watch_stdout(); /* `follow q | head -1` ends when head does */
     shmchan_queue *q;
@@ -312,13 +315,14 @@ const cli_cmd cli_cmd_follow = {
     .run = run_follow,
     .opts = RECV_OPTS,
     .min_pos = 1,
-    .max_pos = 1,
-    .names = 1,
-    .usage = "NAME [--oldest | --worker] [--count N] [--timeout SEC] [--seq]\n"
+    .max_pos = CLI_MAX_POS,
+    .names = -1,
+    .usage = "NAME... [--oldest | --worker] [--count N] [--timeout SEC] [--seq]\n"
              "              [--json | --null | --frames]",
     .help =
         "Like tail -f: print each message of a queue as it arrives, until Ctrl-C. The\n"
-        "same as `recv --count 0`.\n\n"
+        "same as `recv --count 0`. With several NAMEs it waits on all at once and\n"
+        "prefixes each message with \"NAME: \" (--json: a \"name\" field).\n\n"
         "  -n, --count N      exit 0 after N messages (default 0: no limit)\n"
         "  -t, --timeout SEC  stop after SEC seconds (status 0 without --count)\n"
         RECV_OPTIONS_HELP,

@@ -101,7 +101,10 @@ class Queue(Channel, QueueObjects):
     how many messages they lost (Message.lost).
 
     Calls on one Queue object are serialised, so it may be shared by
-    threads; open one handle per thread for parallel receiving.
+    threads; open one handle per thread for parallel receiving, and one
+    each for a sending and a receiving thread (a call waits for the other
+    thread's wait to end its slice, up to 50 ms: the library allows one
+    thread at a time on a queue handle).
     """
 
     _kind = "queue"

@@ -159,14 +159,18 @@ class FairLock:
     def acquire(self, blocking: bool = True) -> bool:
         if self._free.acquire(False):
             return True
+        return self._acquire_slow(blocking)
+
+    def _acquire_slow(self, blocking: bool) -> bool:
         with self._guard:
-            if self._free.acquire(False):
-                return True
             if not blocking:
-                return False
+                return self._free.acquire(False)
             turn = threading.Lock()
             turn.acquire()
             self._waiters.append(turn)
+            if self._free.acquire(False):  # given meanwhile: not waiting after all
+                self._waiters.remove(turn)
+                return True
         try:
             turn.acquire()  # handed over by release()
         except BaseException:  # a signal handler raised: leave the line
@@ -178,18 +182,22 @@ class FairLock:
             raise
         return True
 
-    def release(self) -> None:
+    def release(self, *exc: object) -> None:
+        if not self._waiters:
+            self._free.release()
+            # A thread that joined the line before that release found the
+            # lock taken: take it back for it, unless a third thread has it
+            # (whose release then hands it over).
+            if not self._waiters or not self._free.acquire(False):
+                return
         with self._guard:
             if self._waiters:
                 self._waiters.popleft().release()  # stays held: theirs now
             else:
                 self._free.release()
 
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    __enter__ = acquire
+    __exit__ = release
 
 
 class Channel:

@@ -3,6 +3,7 @@ calls issued in slices, zero-copy buffers, bytes-like arguments, info."""
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import dataclasses
 import math
@@ -142,6 +143,63 @@ class Handle:
         self.free()
 
 
+class FairLock:
+    """A lock that a thread giving it while others wait hands to one of them,
+    so that a thread taking it again at once (a wait in slices) cannot starve
+    them; the ctypes path's lock of a queue's C handle. (The compiled module's
+    Lock behaves the same.)"""
+
+    __slots__ = ("_free", "_guard", "_waiters")
+
+    def __init__(self) -> None:
+        self._free = threading.Lock()  # held by the owner
+        self._guard = threading.Lock()  # orders the hand-over
+        self._waiters: "collections.deque[threading.Lock]" = collections.deque()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if self._free.acquire(False):
+            return True
+        return self._acquire_slow(blocking)
+
+    def _acquire_slow(self, blocking: bool) -> bool:
+        with self._guard:
+            if not blocking:
+                return self._free.acquire(False)
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+            if self._free.acquire(False):  # given meanwhile: not waiting after all
+                self._waiters.remove(turn)
+                return True
+        try:
+            turn.acquire()  # handed over by release()
+        except BaseException:  # a signal handler raised: leave the line
+            with self._guard:
+                if turn in self._waiters:
+                    self._waiters.remove(turn)
+                    raise
+            self.release()  # handed over meanwhile: pass it on
+            raise
+        return True
+
+    def release(self, *exc: object) -> None:
+        if not self._waiters:
+            self._free.release()
+            # A thread that joined the line before that release found the
+            # lock taken: take it back for it, unless a third thread has it
+            # (whose release then hands it over).
+            if not self._waiters or not self._free.acquire(False):
+                return
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().release()  # stays held: theirs now
+            else:
+                self._free.release()
+
+    __enter__ = acquire
+    __exit__ = release
+
+
 class Channel:
     """Base of Latest and Queue: owns a C handle and the views into it.
 
@@ -214,6 +272,9 @@ class Channel:
 
     def _closed_error(self) -> ValueError:
         return ValueError(f"operation on a closed {self._kind}")
+
+    #: Queue: the lock of calls into the library on the C handle (None: any thread).
+    _clock: Any = None
 
     def _check_open(self) -> None:
         """Between slices of a blocking call: stop if close() was called."""
@@ -295,6 +356,12 @@ class Channel:
                 return rc
             self._check_open()
         check_timeout(timeout)
+        clock = self._clock
+        if clock is not None:  # a queue: one thread at a time in the library
+            def call_in_turn(ms: int, call: Callable[[int], int] = call) -> int:
+                with clock:
+                    return call(ms)
+            call = call_in_turn
         if timeout == 0:
             return call(0)
         end = None if timeout is None else time.monotonic() + timeout

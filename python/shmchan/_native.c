@@ -46,8 +46,31 @@
  * copied into a new bytes object; larger max_msg receive straight into a bytes
  * object of max_msg bytes that is then shrunk (one copy instead of two). */
 #define SMALL_MAX_MSG (64 * 1024)
+/* Queues whose max_msg is at most this receive straight into a bytes object
+ * of max_msg bytes that is then shortened in place, keeping its allocation:
+ * no copy, and no more than CPython's small-object size (512) is ever held
+ * for a short message. */
+#define SPARE_MAX_MSG 512
 
 enum { KIND_LATEST = 1, KIND_QUEUE = 2 };
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* The calling thread, as this module's locks record their owner: what
+ * PyThread_get_thread_ident() returns, without its extra call. */
+static ALWAYS_INLINE unsigned long
+thread_ident(void)
+{
+#ifdef _WIN32
+    return (unsigned long)GetCurrentThreadId();
+#else
+    return (unsigned long)pthread_self();
+#endif
+}
 
 /* ------------------------------------------------------- library functions */
 
@@ -111,38 +134,57 @@ now_ns(void)
 /* ------------------------------------------------------------------ Lock */
 
 /* A lock like threading.Lock (acquire, release, with, locked) that also
- * records which thread holds it. */
+ * records which thread holds it, and is fair.
+ *
+ * Its state (locked, owner, waiters) is only read and written with the GIL
+ * held, so taking and giving a free lock costs no atomic operation: that is
+ * most of what a send or recv spends outside the library. Only a thread that
+ * finds it taken sleeps, with the GIL released, on `turn` (a PyThread lock
+ * that is held at all times except while being passed on). Giving the lock
+ * with waiters hands it straight to one of them (it stays locked, and turn is
+ * released once for that waiter), so a thread that gives and takes again in
+ * a loop, as a wait in slices does, cannot starve the others. */
 typedef struct {
     PyObject_HEAD
-    PyThread_type_lock lock;
+    PyThread_type_lock turn;
     unsigned long owner;
     int locked;
+    int waiters;
 } Lock;
+
+static void
+lock_wait_turn(Lock *l)
+{
+    l->waiters++;
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(l->turn, WAIT_LOCK);
+    Py_END_ALLOW_THREADS
+    l->waiters--;
+}
 
 static int
 lock_take(Lock *l, int blocking)
 {
-    if (PyThread_acquire_lock(l->lock, NOWAIT_LOCK)) {
-        goto got;
-    }
-    if (!blocking) {
+    if (!l->locked) {
+        l->locked = 1;
+    } else if (!blocking) {
         return 0;
+    } else {
+        lock_wait_turn(l); /* handed over: still locked, now ours */
     }
-    Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(l->lock, WAIT_LOCK);
-    Py_END_ALLOW_THREADS
-got:
-    l->locked = 1;
-    l->owner = PyThread_get_thread_ident();
+    l->owner = thread_ident();
     return 1;
 }
 
 static void
 lock_give(Lock *l)
 {
-    l->locked = 0;
     l->owner = 0;
-    PyThread_release_lock(l->lock);
+    if (l->waiters > 0) {
+        PyThread_release_lock(l->turn); /* to one waiter; stays locked */
+    } else {
+        l->locked = 0;
+    }
 }
 
 static PyObject *
@@ -152,22 +194,20 @@ Lock_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     if (l == NULL) {
         return NULL;
     }
-    l->lock = PyThread_allocate_lock();
-    if (l->lock == NULL) {
+    l->turn = PyThread_allocate_lock();
+    if (l->turn == NULL) {
         Py_DECREF(l);
         return PyErr_NoMemory();
     }
+    PyThread_acquire_lock(l->turn, NOWAIT_LOCK); /* held but while handed over */
     return (PyObject *)l;
 }
 
 static void
 Lock_dealloc(Lock *l)
 {
-    if (l->lock != NULL) {
-        if (l->locked) {
-            PyThread_release_lock(l->lock);
-        }
-        PyThread_free_lock(l->lock);
+    if (l->turn != NULL) {
+        PyThread_free_lock(l->turn);
     }
     Py_TYPE(l)->tp_free((PyObject *)l);
 }
@@ -216,7 +256,7 @@ Lock_locked(Lock *l, PyObject *unused)
 static PyObject *
 Lock_held_here(Lock *l, PyObject *unused)
 {
-    return PyBool_FromLong(l->locked && l->owner == PyThread_get_thread_ident());
+    return PyBool_FromLong(l->locked && l->owner == thread_ident());
 }
 
 static PyMethodDef Lock_methods[] = {
@@ -256,6 +296,13 @@ typedef struct {
     uint64_t wseq;
     PyObject *name;      /* str, for error messages */
     Lock *wlock, *rlock;
+    /* Queue: held by the thread inside the library on this C handle, which a
+     * queue handle allows one thread at a time (shmchan.h). Calls made with
+     * the GIL held take it for free; a wait takes it for each slice, so a
+     * call from another thread (the other direction: wlock and rlock keep one
+     * direction to one thread) runs between two slices, within SLICE_MS. */
+    Lock *clock;
+    PyObject *spare;     /* queue recv: a bytes object of max_msg bytes to receive into */
     PyObject *weakrefs;
 } Handle;
 
@@ -285,9 +332,9 @@ raise_code(Handle *self, int rc, const char *op)
     return NULL;
 }
 
-/* Entry check of every call: open, same process. Returns 0 or raises. */
+/* Raise what usable() found. */
 static int
-usable(Handle *self)
+unusable(Handle *self)
 {
     if (self->generation != fork_generation) {
         PyObject *e = PyObject_CallFunction(forked_factory, "O", self->name);
@@ -297,26 +344,26 @@ usable(Handle *self)
         }
         return -1;
     }
-    if (self->h == NULL || self->closing) {
-        PyErr_Format(PyExc_ValueError, "operation on a closed %s",
-                     self->kind == KIND_LATEST ? "channel" : "queue");
-        return -1;
+    PyErr_Format(PyExc_ValueError, "operation on a closed %s",
+                 self->kind == KIND_LATEST ? "channel" : "queue");
+    return -1;
+}
+
+/* Entry check of every call: open, same process. Returns 0 or raises. */
+static ALWAYS_INLINE int
+usable(Handle *self)
+{
+    if (self->generation != fork_generation || self->h == NULL || self->closing) {
+        return unusable(self);
     }
     return 0;
 }
 
-/* Take a lock for a call on the handle. A lock this thread already holds is a
- * reservation in progress (ESTATE: it would wait for itself). Waiting for the
- * lock counts the call active. */
+/* take() when the lock is taken. */
 static int
-take(Handle *self, Lock *l, const char *op)
+take_contended(Handle *self, Lock *l, const char *op)
 {
-    if (PyThread_acquire_lock(l->lock, NOWAIT_LOCK)) {
-        l->locked = 1;
-        l->owner = PyThread_get_thread_ident();
-        return 0;
-    }
-    if (l->locked && l->owner == PyThread_get_thread_ident()) {
+    if (l->owner == thread_ident()) {
         raise_code(self, E_STATE, op);
         return -1;
     }
@@ -333,8 +380,22 @@ take(Handle *self, Lock *l, const char *op)
     return 0;
 }
 
+/* Take a lock for a call on the handle. A lock this thread already holds is a
+ * reservation in progress (ESTATE: it would wait for itself). Waiting for the
+ * lock counts the call active. */
+static ALWAYS_INLINE int
+take(Handle *self, Lock *l, const char *op)
+{
+    if (!l->locked) {
+        l->locked = 1;
+        l->owner = thread_ident();
+        return 0;
+    }
+    return take_contended(self, l, op);
+}
+
 /* timeout argument: -1 for None (for ever), else milliseconds as a double. */
-static int
+static ALWAYS_INLINE int
 parse_timeout(PyObject *t, double *ms)
 {
     if (t == NULL || t == Py_None) {
@@ -357,18 +418,12 @@ parse_timeout(PyObject *t, double *ms)
 
 typedef int (*call_fn)(Handle *, void *ctx, int64_t ms);
 
-/* Run call(ms): first once without waiting and with the GIL held (the common
- * case: a message or space is there), then in slices with the GIL released
- * until it returns something other than a timeout, the caller's timeout is
- * spent, a signal handler raises or close() was called. Returns the library's
- * code, or INT32_MIN with a Python exception set. The caller holds its lock. */
+/* The slices of run_blocking(), after a first try found nothing to do. */
 static int
-run_blocking(Handle *self, call_fn call, void *ctx, double timeout_ms)
+wait_in_slices(Handle *self, Lock *clock, call_fn call, void *ctx, double timeout_ms,
+               const char *op)
 {
-    int rc = call(self, ctx, 0);
-    if ((rc != E_AGAIN && rc != E_TIMEDOUT && rc != E_INTR) || timeout_ms == 0) {
-        return rc;
-    }
+    int rc;
     int64_t end = 0;
     if (timeout_ms > 0) {
         end = now_ns() + (int64_t)(timeout_ms * 1e6);
@@ -385,9 +440,16 @@ run_blocking(Handle *self, call_fn call, void *ctx, double timeout_ms)
             int64_t left_ms = (int64_t)((left + 999999) / 1000000);
             ms = left_ms < SLICE_MS ? left_ms : SLICE_MS;
         }
+        if (clock != NULL && take(self, clock, op) != 0) {
+            rc = INT32_MIN;
+            break;
+        }
         Py_BEGIN_ALLOW_THREADS
         rc = call(self, ctx, ms);
         Py_END_ALLOW_THREADS
+        if (clock != NULL) {
+            lock_give(clock); /* to a thread waiting for it, if any */
+        }
         if (rc != E_TIMEDOUT && rc != E_INTR) {
             break;
         }
@@ -404,6 +466,34 @@ run_blocking(Handle *self, call_fn call, void *ctx, double timeout_ms)
     }
     self->active--;
     return rc;
+}
+
+/* Run call(ms): first once without waiting and with the GIL held (the common
+ * case: a message or space is there), then in slices with the GIL released
+ * until it returns something other than a timeout, the caller's timeout is
+ * spent, a signal handler raises or close() was called. clock: the queue's
+ * lock of the C handle (NULL for a latest-value handle, which threads may
+ * share). Returns the library's code, or INT32_MIN with a Python exception
+ * set. The caller holds its lock (wlock or rlock). Inlined into each caller,
+ * so that the first try is a direct call of the library's function. */
+static ALWAYS_INLINE int
+run_blocking(Handle *self, Lock *clock, call_fn call, void *ctx, double timeout_ms,
+             const char *op)
+{
+    int rc;
+    if (clock == NULL || !clock->locked) {
+        rc = call(self, ctx, 0); /* the GIL held: no thread of ours is inside */
+    } else {
+        if (take(self, clock, op) != 0) {
+            return INT32_MIN;
+        }
+        rc = call(self, ctx, 0);
+        lock_give(clock);
+    }
+    if ((rc != E_AGAIN && rc != E_TIMEDOUT && rc != E_INTR) || timeout_ms == 0) {
+        return rc;
+    }
+    return wait_in_slices(self, clock, call, ctx, timeout_ms, op);
 }
 
 /* Finish a call: release the lock, free the handle if close() came meanwhile. */
@@ -438,7 +528,7 @@ typedef struct {
     int has_view;
 } Data;
 
-static int
+static ALWAYS_INLINE int
 get_data(PyObject *o, Data *d)
 {
     d->has_view = 0;
@@ -501,7 +591,8 @@ Handle_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     self->name = name;
     self->wlock = (Lock *)PyObject_CallNoArgs((PyObject *)&LockType);
     self->rlock = (Lock *)PyObject_CallNoArgs((PyObject *)&LockType);
-    if (self->wlock == NULL || self->rlock == NULL) {
+    self->clock = (Lock *)PyObject_CallNoArgs((PyObject *)&LockType);
+    if (self->wlock == NULL || self->rlock == NULL || self->clock == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -519,6 +610,8 @@ Handle_dealloc(Handle *self)
     Py_XDECREF(self->name);
     Py_XDECREF(self->wlock);
     Py_XDECREF(self->rlock);
+    Py_XDECREF(self->clock);
+    Py_XDECREF(self->spare);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -680,7 +773,7 @@ Handle_send(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         return NULL;
     }
     SendCtx c = {d.p, d.n};
-    int rc = run_blocking(self, call_send, &c, tmo);
+    int rc = run_blocking(self, self->clock, call_send, &c, tmo, "send");
     finish(self, self->wlock);
     put_data(&d);
     if (rc == INT32_MIN) {
@@ -742,7 +835,17 @@ Handle_recv(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     PyObject *out = NULL;
     RecvCtx c;
-    if (self->max_msg > SMALL_MAX_MSG) {
+    if (self->max_msg <= SPARE_MAX_MSG) {
+        /* Straight into the spare bytes object, which a failed call keeps. */
+        if (self->spare == NULL) {
+            self->spare = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)self->max_msg);
+            if (self->spare == NULL) {
+                finish(self, self->rlock);
+                return NULL;
+            }
+        }
+        c.buf = PyBytes_AS_STRING(self->spare);
+    } else if (self->max_msg > SMALL_MAX_MSG) {
         out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)self->max_msg);
         if (out == NULL) {
             finish(self, self->rlock);
@@ -758,10 +861,16 @@ Handle_recv(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     c.cap = self->max_msg;
     c.len = 0;
-    int rc = run_blocking(self, call_recv, &c, tmo);
+    int rc = run_blocking(self, self->clock, call_recv, &c, tmo, "recv");
     if (rc == 0) {
-        if (out == NULL) {
-            out = PyBytes_FromStringAndSize(self->buf, (Py_ssize_t)c.len);
+        if (self->max_msg <= SPARE_MAX_MSG && c.len <= self->max_msg) {
+            out = self->spare;
+            self->spare = NULL;
+            /* Shortened in place: the allocation is at most SPARE_MAX_MSG. */
+            Py_SET_SIZE(out, (Py_ssize_t)c.len);
+            PyBytes_AS_STRING(out)[c.len] = '\0';
+        } else if (out == NULL) {
+            out = PyBytes_FromStringAndSize(c.buf, (Py_ssize_t)c.len);
         } else if (_PyBytes_Resize(&out, (Py_ssize_t)c.len) != 0) {
             out = NULL;
         }
@@ -837,9 +946,7 @@ Handle_read(Handle *self, PyObject *unused)
     PyObject *out = NULL;
     /* read never waits, so it never waits for the buffer's lock either: when
      * another thread holds it (a read_next asleep) it uses a buffer of its own. */
-    if (PyThread_acquire_lock(self->rlock->lock, NOWAIT_LOCK)) {
-        self->rlock->locked = 1;
-        self->rlock->owner = PyThread_get_thread_ident();
+    if (lock_take(self->rlock, 0)) {
         if (ensure_buf(self) != 0) {
             finish(self, self->rlock);
             return NULL;
@@ -935,7 +1042,7 @@ Handle_wait(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         return NULL;
     }
     /* The C handle may be shared by threads: waits need no lock. */
-    int rc = run_blocking(self, call_wait, &c, tmo);
+    int rc = run_blocking(self, NULL, call_wait, &c, tmo, "wait");
     if (self->active == 0 && self->free_requested) {
         handle_close_now(self);
     }
@@ -966,7 +1073,7 @@ Handle_read_next(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     }
     c.buf = self->buf;
     c.cap = self->max_msg;
-    int rc = run_blocking(self, call_read_next, &c, tmo);
+    int rc = run_blocking(self, NULL, call_read_next, &c, tmo, "read_next");
     PyObject *out = NULL;
     if (rc == 0) {
         out = seq_and_bytes(self, c.seq, self->buf, c.len);
@@ -1010,6 +1117,8 @@ static PyGetSetDef Handle_getset[] = {
 static PyMemberDef Handle_members[] = {
     {"wlock", T_OBJECT, offsetof(Handle, wlock), READONLY, "Lock of sending calls."},
     {"rlock", T_OBJECT, offsetof(Handle, rlock), READONLY, "Lock of receiving calls."},
+    {"clock", T_OBJECT, offsetof(Handle, clock), READONLY,
+     "Lock of the C handle: a queue's calls into the library (one thread at a time)."},
     {NULL, 0, 0, 0, NULL},
 };
 

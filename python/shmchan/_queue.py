@@ -18,6 +18,7 @@ from ._common import (
     BytesLike,
     Channel,
     check_int,
+    FairLock,
     Info,
     Mapped,
     Name,
@@ -101,7 +102,10 @@ class Queue(Channel, QueueObjects, QueueEvents):
     how many messages they lost (Message.lost).
 
     Calls on one Queue object are serialised, so it may be shared by
-    threads; open one handle per thread for parallel receiving.
+    threads; open one handle per thread for parallel receiving, and one
+    each for a sending and a receiving thread (a call waits for the other
+    thread's wait to end its slice, up to 50 ms: the library allows one
+    thread at a time on a queue handle).
     """
 
     _kind = "queue"
@@ -180,6 +184,9 @@ class Queue(Channel, QueueObjects, QueueEvents):
         self._readonly = readonly
         self._rlock = threading.Lock()  # receiving, peeking
         self._wlock = threading.Lock()  # sending, reserving
+        # Every call into the library on the C handle, which a queue handle
+        # allows one thread at a time (shmchan.h); waits take it per slice.
+        self._clock: Any = FairLock()
         self._buf: Optional[ctypes.Array[ctypes.c_char]] = None
         self._bufmv = memoryview(b"")
         self._bufp = c_void_p()
@@ -266,7 +273,8 @@ class Queue(Channel, QueueObjects, QueueEvents):
         c.struct_size = ctypes.sizeof(c)
         h = self._enter()
         try:
-            rc = _lib.shmchan_queue_info(h, byref(c))
+            with self._clock:
+                rc = _lib.shmchan_queue_info(h, byref(c))
         finally:
             self._leave()
         if rc != 0:
@@ -300,11 +308,13 @@ class Queue(Channel, QueueObjects, QueueEvents):
             lock.acquire()  # cheaper than "with" on the hot path
             try:
                 if timeout is None:
-                    rc = _send_f(h, ptr, c_size_t(n), _SLICE_C)
+                    with self._clock:
+                        rc = _send_f(h, ptr, c_size_t(n), _SLICE_C)
                     if rc != 0:
                         rc = self._blocking(lambda ms: _send(h, ptr, n, ms), None, rc)
                 elif timeout == 0:
-                    rc = _send_f(h, ptr, c_size_t(n), _NO_WAIT)
+                    with self._clock:
+                        rc = _send_f(h, ptr, c_size_t(n), _NO_WAIT)
                 else:
                     rc = self._blocking(lambda ms: _send(h, ptr, n, ms), timeout)
             finally:
@@ -399,12 +409,14 @@ class Queue(Channel, QueueObjects, QueueEvents):
                     self._buffer()
                 buf, cap, lenref, msgref = self._bufp, self._max_msg, self._lenref, self._msgref
                 if timeout is None:
-                    rc = _recv_f(h, buf, self._capc, _SLICE_C, lenref, msgref)
+                    with self._clock:
+                        rc = _recv_f(h, buf, self._capc, _SLICE_C, lenref, msgref)
                     if rc != 0:
                         rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref),
                                             None, rc)
                 elif timeout == 0:
-                    rc = _recv_f(h, buf, self._capc, _NO_WAIT, lenref, msgref)
+                    with self._clock:
+                        rc = _recv_f(h, buf, self._capc, _NO_WAIT, lenref, msgref)
                 else:
                     rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref),
                                         timeout)
@@ -448,12 +460,14 @@ class Queue(Channel, QueueObjects, QueueEvents):
                     self._buffer()
                 bufp, cap, lenref = self._bufp, self._max_msg, self._lenref
                 if timeout is None:
-                    rc = _recv_f(h, bufp, self._capc, _SLICE_C, lenref, None)
+                    with self._clock:
+                        rc = _recv_f(h, bufp, self._capc, _SLICE_C, lenref, None)
                     if rc != 0:
                         rc = self._blocking(lambda ms: _recv(h, bufp, cap, ms, lenref, None),
                                             None, rc)
                 elif timeout == 0:
-                    rc = _recv_f(h, bufp, self._capc, _NO_WAIT, lenref, None)
+                    with self._clock:
+                        rc = _recv_f(h, bufp, self._capc, _NO_WAIT, lenref, None)
                 else:
                     rc = self._blocking(lambda ms: _recv(h, bufp, cap, ms, lenref, None),
                                         timeout)
@@ -508,8 +522,9 @@ class Queue(Channel, QueueObjects, QueueEvents):
                     b = self._batch = _Batch(cap, max_count)
                 _, _, buf, bufp, msgs, words, count, cref, base, mv = b
                 if timeout is None:
-                    rc = _recv_batch_f(h, bufp, c_size_t(cap), c_size_t(max_count), _SLICE_C,
-                                       msgs, cref)
+                    with self._clock:
+                        rc = _recv_batch_f(h, bufp, c_size_t(cap), c_size_t(max_count),
+                                           _SLICE_C, msgs, cref)
                     if rc != 0:
                         rc = self._blocking(
                             lambda ms: _recv_batch(h, buf, cap, max_count, ms, msgs, cref), None,
@@ -596,7 +611,8 @@ class QueueView(Mapped):
         q: Queue = self._channel  # type: ignore[assignment]
         h = q._enter()
         try:
-            rc = _lib.shmchan_queue_release(h)
+            with q._clock:
+                rc = _lib.shmchan_queue_release(h)
         finally:
             q._peeked = None
             q._leave()
@@ -649,12 +665,13 @@ class QueueReservation(Mapped):
         q: Queue = self._channel  # type: ignore[assignment]
         h = q._enter()
         try:
-            if commit:
-                rc = _lib.shmchan_queue_commit(h, n)
-                if rc != 0:
-                    _lib.shmchan_queue_abort(h)
-            else:
-                rc = _lib.shmchan_queue_abort(h)
+            with q._clock:
+                if commit:
+                    rc = _lib.shmchan_queue_commit(h, n)
+                    if rc != 0:
+                        _lib.shmchan_queue_abort(h)
+                else:
+                    rc = _lib.shmchan_queue_abort(h)
         finally:
             q._reservation = None
             q._wlock.release()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 import shmchan
@@ -420,6 +421,46 @@ class ZeroCopy(QueueTest):
 
 
 class Concurrency(QueueTest):
+    def wait_until_waiting(self, q: shmchan.Queue) -> None:
+        """Until another thread is inside the library on q's C handle (its
+        lock of library calls is taken), as a recv waiting for a message is."""
+        clock = q._clock  # type: ignore[attr-defined]
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        while clock.acquire(False):
+            clock.release()
+            self.assertLess(time.monotonic(), deadline, "the receiver never waited")
+            time.sleep(0.001)
+
+    def test_one_thread_at_a_time_in_the_library_on_a_handle(self) -> None:
+        # shmchan.h: a queue handle is used by one thread at a time. A recv
+        # waiting in another thread holds the handle for each slice of its
+        # wait; a send on the same handle goes in between two slices.
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber") as q:
+            got: list[bytes] = []
+            t = threading.Thread(target=lambda: got.append(q.recv(timeout=CHILD_TIMEOUT)))
+            t.start()
+            self.wait_until_waiting(q)
+            q.send(b"between two slices")
+            t.join(CHILD_TIMEOUT)
+            self.assertEqual(got, [b"between two slices"])
+
+    def test_send_and_recv_threads_on_one_handle(self) -> None:
+        # Both directions on one handle from two threads: every message
+        # arrives, in order, though each waits for the other's slice.
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber", capacity=1 << 16) as q:
+            msgs = [b"%d" % i * (i % 7 + 1) for i in range(20)]
+            got: list[bytes] = []
+            t = threading.Thread(target=lambda: got.extend(q.recv(timeout=CHILD_TIMEOUT)
+                                                           for _ in msgs))
+            t.start()
+            for m in msgs:
+                self.wait_until_waiting(q)
+                q.send(m)
+            t.join(CHILD_TIMEOUT)
+            self.assertEqual(got, msgs)
+
     def test_threads_share_a_sender(self) -> None:
         n = self.name()
         with shmchan.Queue.create(n, capacity=1 << 16) as w, shmchan.Queue.subscribe(n) as r:

@@ -47,6 +47,7 @@ shmchan__ring_view(shmchan__ring *v, shmchan__region *reg, shmchan__shm *shm, sh
     v->nreaders = g->max_readers;
     v->nwriters = g->max_writers;
     v->overwrite = g->overwrite;
+    v->lock_base = g->lock_base;
     v->rewind_at = !v->overwrite && v->cap >= 2 * SHMCHAN__QWINDOW ? SHMCHAN__QWINDOW : 0;
     v->asym = shmchan__asym_register();
     shmchan__nfview_queue(&v->nf, v->ctl, reg != NULL ? reg->chan_id : 0);
@@ -112,7 +113,7 @@ shmchan__ring_spin_pays(const shmchan__ring *v, shmchan__spin_rule *s)
 static bool
 slot_alive(const shmchan__ring *v, uint32_t idx)
 {
-    return shmchan__lock_probe(v->shm, SHMCHAN__LOCK_SLOTS + idx) != SHMCHAN_OK;
+    return shmchan__lock_probe(v->shm, v->lock_base + idx) != SHMCHAN_OK;
 }
 
 void
@@ -211,7 +212,7 @@ static int
 take_lock(const shmchan__ring *v, uint32_t base, uint32_t n, uint32_t *idx_out)
 {
     for (uint32_t k = 0; k < n; k++) {
-        int rc = shmchan__lock_try(v->shm, SHMCHAN__LOCK_SLOTS + base + k, true);
+        int rc = shmchan__lock_try(v->shm, v->lock_base + base + k, true);
         if (rc == SHMCHAN_OK) {
             *idx_out = k;
             return SHMCHAN_OK;

@@ -59,6 +59,7 @@ typedef struct shmchan__ring {
     uint32_t nreaders;
     uint32_t nwriters;
     uint64_t rewind_at; /* ring offset from which claims may rewind; 0: never */
+    uint32_t lock_base; /* liveness lock of reader slot 0 (shmchan__ring_geom) */
     bool overwrite;
     bool asym; /* as shmchan__region.asym */
     shmchan__nfview nf; /* readiness notifiers (notify.h) */
@@ -70,6 +71,10 @@ typedef struct shmchan__ring_geom {
     uint64_t max_msg;
     uint32_t max_readers;
     uint32_t max_writers;
+    /* The kernel lock (platform.h) that slot i's owner holds is lock_base + i
+     * (readers first, then writers): SHMCHAN__LOCK_SLOTS for a region's only
+     * ring; several rings in one region take disjoint ranges. */
+    uint32_t lock_base;
     bool overwrite;
 } shmchan__ring_geom;
 

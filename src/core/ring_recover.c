@@ -5,7 +5,7 @@
  * writers back, and every process at once (reset).
  *
  * Liveness is never judged from a pid: a slot's owner holds the slot's
- * kernel lock (SHMCHAN__LOCK_SLOTS + slot) for the life of its cursor, and a
+ * kernel lock (lock_base + slot, see ring.h) for the life of its cursor, and a
  * lock that can be taken means the owner is gone. Slot generations make sure
  * that a decision taken about one owner never applies to the next one.
  *
@@ -32,7 +32,7 @@ owner_gone(const void *ctx, uint64_t word, uint64_t *mark)
     uint64_t st = idx < v->nreaders
                       ? shmchan__load(&v->readers[idx].state, SHMCHAN__ACQUIRE)
                       : shmchan__load(&v->writers[idx - v->nreaders].state, SHMCHAN__ACQUIRE);
-    return shmchan__owner_slot_gone(v->shm, word, st, SHMCHAN__LOCK_SLOTS + idx);
+    return shmchan__owner_slot_gone(v->shm, word, st, v->lock_base + idx);
 }
 
 int
@@ -161,7 +161,7 @@ shmchan__qwriter_gone(const shmchan__ring *v, uint32_t writer, uint64_t pos)
     if (shmchan__load(&v->writers[writer].resv, SHMCHAN__ACQUIRE) != pos) {
         return true;
     }
-    return shmchan__lock_probe(v->shm, SHMCHAN__LOCK_SLOTS + v->nreaders + writer) ==
+    return shmchan__lock_probe(v->shm, v->lock_base + v->nreaders + writer) ==
            SHMCHAN_OK;
 }
 
@@ -196,7 +196,7 @@ shmchan__qdrop_reader(const shmchan__ring *v, uint32_t i)
     shmchan__qreader *rd = &v->readers[i];
     uint64_t st = shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
     uint32_t role = (uint32_t)st;
-    if (role == 0 || shmchan__lock_probe(v->shm, SHMCHAN__LOCK_SLOTS + i) != SHMCHAN_OK) {
+    if (role == 0 || shmchan__lock_probe(v->shm, v->lock_base + i) != SHMCHAN_OK) {
         return false;
     }
     /* What it read stays read (true whether or not the CAS below wins). */

@@ -49,13 +49,13 @@ drain(const char *name, shmchan_queue *q)
     return n;
 }
 
+/* Wait on the subscribers qs (closed at the end) until stop_after messages
+ * arrived (0: for ever) or 10 s pass without news. */
 static long
-loop(char **names, int n, long stop_after)
+loop(char **names, shmchan_queue **qs, int n, long stop_after)
 {
-    shmchan_queue *qs[MAX_QUEUES];
     int ep = epoll_create1(EPOLL_CLOEXEC);
     for (int i = 0; i < n; i++) {
-        qs[i] = subscribe(names[i]);
         int fd = -1;
         if (shmchan_queue_notify(qs[i], &fd) != SHMCHAN_OK) {
             return -1;
@@ -91,7 +91,7 @@ demo(long count)
     snprintf(b, sizeof(b), "evdemo-b%d", (int)getpid());
     char *names[] = {a, b};
     /* Subscribe before the child sends, so that nothing is missed. */
-    shmchan_queue *pre[2] = {subscribe(a), subscribe(b)};
+    shmchan_queue *qs[2] = {subscribe(a), subscribe(b)};
     pid_t child = fork();
     if (child == 0) {
         shmchan_queue *w[2] = {NULL, NULL};
@@ -111,11 +111,9 @@ demo(long count)
         }
         _exit(0);
     }
-    long got = loop(names, 2, 2 * count);
+    long got = loop(names, qs, 2, 2 * count);
     int st = 0;
     waitpid(child, &st, 0);
-    shmchan_queue_close(pre[0]);
-    shmchan_queue_close(pre[1]);
     shmchan_unlink(a, 0);
     shmchan_unlink(b, 0);
     fprintf(stderr, "event_loop_epoll: %ld of %ld messages\n", got, 2 * count);
@@ -132,5 +130,9 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: %s NAME... | --demo N\n", argv[0]);
         return 2;
     }
-    return loop(argv + 1, argc - 1, 0) < 0 ? 1 : 0;
+    shmchan_queue *qs[MAX_QUEUES];
+    for (int i = 0; i < argc - 1; i++) {
+        qs[i] = subscribe(argv[i + 1]);
+    }
+    return loop(argv + 1, qs, argc - 1, 0) < 0 ? 1 : 0;
 }

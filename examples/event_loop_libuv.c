@@ -74,15 +74,26 @@ watch(uv_loop_t *loop, watched *w, const char *name)
     return uv_poll_start(&w->poll, UV_READABLE, on_ready);
 }
 
-static long
-run(char **names, int n)
+/* Subscribe to every name and watch it in the default loop. */
+static watched *
+watch_all(char **names, int n)
 {
-    uv_loop_t *loop = uv_default_loop();
     watched *ws = calloc((size_t)n, sizeof(*ws));
     for (int i = 0; i < n; i++) {
-        if (ws == NULL || watch(loop, &ws[i], names[i]) != 0) {
-            return -1;
+        if (ws == NULL || watch(uv_default_loop(), &ws[i], names[i]) != 0) {
+            return NULL;
         }
+    }
+    return ws;
+}
+
+/* Run the loop over ws (closed and freed at the end). */
+static long
+run(watched *ws, int n)
+{
+    uv_loop_t *loop = uv_default_loop();
+    if (ws == NULL) {
+        return -1;
     }
     uv_timer_init(loop, &idle_timer);
     uv_timer_start(&idle_timer, on_idle, 10000, 10000);
@@ -102,23 +113,16 @@ demo(long count)
     snprintf(a, sizeof(a), "uvdemo-a%d", (int)getpid());
     snprintf(b, sizeof(b), "uvdemo-b%d", (int)getpid());
     char *names[] = {a, b};
-    shmchan_opts o;
-    shmchan_opts_init(&o);
-    o.flags = SHMCHAN_CREATE | SHMCHAN_SUBSCRIBE;
-    shmchan_queue *pre[2] = {NULL, NULL}; /* subscribed before the child sends */
-    if (shmchan_queue_open(a, &o, &pre[0]) != SHMCHAN_OK ||
-        shmchan_queue_open(b, &o, &pre[1]) != SHMCHAN_OK) {
-        return 1;
-    }
+    watched *ws = watch_all(names, 2); /* subscribed before the child sends */
     pid_t child = fork();
     if (child == 0) {
+        shmchan_opts o;
         shmchan_opts_init(&o);
         shmchan_queue *w[2] = {NULL, NULL};
         if (shmchan_queue_open(a, &o, &w[0]) != SHMCHAN_OK ||
             shmchan_queue_open(b, &o, &w[1]) != SHMCHAN_OK) {
             _exit(1);
         }
-        usleep(100 * 1000); /* let the loop start */
         for (long m = 0; m < count; m++) {
             char text[64];
             int len = snprintf(text, sizeof(text), "message %ld", m);
@@ -129,11 +133,9 @@ demo(long count)
         _exit(0);
     }
     stop_after = 2 * count;
-    long got = run(names, 2);
+    long got = run(ws, 2);
     int st = 0;
     waitpid(child, &st, 0);
-    shmchan_queue_close(pre[0]);
-    shmchan_queue_close(pre[1]);
     shmchan_unlink(a, 0);
     shmchan_unlink(b, 0);
     fprintf(stderr, "event_loop_libuv: %ld of %ld messages\n", got, 2 * count);
@@ -150,5 +152,5 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: %s NAME... | --demo N\n", argv[0]);
         return 2;
     }
-    return run(argv + 1, argc - 1) < 0 ? 1 : 0;
+    return run(watch_all(argv + 1, argc - 1), argc - 1) < 0 ? 1 : 0;
 }

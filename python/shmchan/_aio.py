@@ -55,6 +55,19 @@ async def _readable(channel: Any, fd: int) -> None:
         loop.remove_reader(fd)
 
 
+def _notify_fd(obj: Any, notify: Any) -> int:
+    """Make obj's readiness handle with the library's notify call."""
+    h = _ffi.OS_HANDLE()
+    handle = obj._enter()
+    try:
+        rc = notify(handle, byref(h))
+    finally:
+        obj._leave()
+    if rc != 0:
+        obj._raise(rc, "fileno")
+    return _os_handle(h)
+
+
 class LatestEvents:
     """fileno(), arm() and the coroutines of a latest-value channel."""
 
@@ -66,15 +79,7 @@ class LatestEvents:
         any message: ready at once if anything was ever published). Do not
         close it; stop watching it before closing the channel."""
         if self._nf_fd is None:
-            h = _ffi.OS_HANDLE()
-            ch = self._enter()  # type: ignore[attr-defined]
-            try:
-                rc = _lib.shmchan_latest_notify(ch, byref(h))
-            finally:
-                self._leave()  # type: ignore[attr-defined]
-            if rc != 0:
-                self._raise(rc, "fileno")  # type: ignore[attr-defined]
-            self._nf_fd = _os_handle(h)
+            self._nf_fd = _notify_fd(self, _lib.shmchan_latest_notify)
         return self._nf_fd
 
     def arm(self, after: Optional[int] = None) -> None:
@@ -126,15 +131,7 @@ class QueueEvents:
         closing the queue. Raises WrongKind for a handle without a reader
         role."""
         if self._nf_fd is None:
-            h = _ffi.OS_HANDLE()
-            q = self._enter()  # type: ignore[attr-defined]
-            try:
-                rc = _lib.shmchan_queue_notify(q, byref(h))
-            finally:
-                self._leave()  # type: ignore[attr-defined]
-            if rc != 0:
-                self._raise(rc, "fileno")  # type: ignore[attr-defined]
-            self._nf_fd = _os_handle(h)
+            self._nf_fd = _notify_fd(self, _lib.shmchan_queue_notify)
         return self._nf_fd
 
     def arm(self) -> None:

@@ -151,6 +151,23 @@ shmchan__shm_foreign(shmchan__shm *s)
     return fstat(s->fd, &st) != 0 || st.st_uid != geteuid();
 }
 
+bool
+shmchan__shm_same_owner(shmchan__shm *a, shmchan__shm *b)
+{
+    struct stat sa, sb;
+    return fstat(a->fd, &sa) == 0 && fstat(b->fd, &sb) == 0 && sa.st_uid == sb.st_uid;
+}
+
+bool
+shmchan__side_supported(void)
+{
+#ifdef __linux__
+    return true; /* abstract-socket notifiers (posix_notify.c) */
+#else
+    return false;
+#endif
+}
+
 int
 shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode)
 {

@@ -118,6 +118,9 @@ shmchan__side_open(const char *name, uint32_t flags, uint64_t chan_id, shmchan__
         shmchan__shm_close(s);
         return;
     }
+    if (!(flags & SHMCHAN_RDONLY)) {
+        shmchan__shm_follow(s, chan);
+    }
     out->shm = s;
     view(out, l, chan_id);
 }

@@ -78,6 +78,11 @@ bool shmchan__shm_foreign(shmchan__shm *s);
  * core/side.h). */
 bool shmchan__shm_same_owner(shmchan__shm *a, shmchan__shm *b);
 
+/* Give side (an object of ours) the group of chan and chan's mode with each
+ * read bit also granting write: a `chgrp`/`chmod` of a channel after its
+ * creation reaches its side object at the owner's next open. */
+void shmchan__shm_follow(shmchan__shm *side, shmchan__shm *chan);
+
 /* Whether side wait objects for read-only readers work here (core/side.h):
  * they need readiness notifiers and owners to compare. */
 bool shmchan__side_supported(void);

@@ -505,6 +505,13 @@ shmchan__shm_same_owner(shmchan__shm *a, shmchan__shm *b)
     return false; /* no owners to compare: no side objects (below) */
 }
 
+void
+shmchan__shm_follow(shmchan__shm *side, shmchan__shm *chan)
+{
+    (void)side;
+    (void)chan;
+}
+
 /* Read-only handles cannot register on Windows either, but ACLs rather than
  * mode bits decide who may open what, so a side object's "writable by every
  * reader" has no portable form yet: read-only readers poll there. */

@@ -208,8 +208,11 @@ initialise(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops
     r->geom = g;
     point_parts(r);
     ops->init(r->shm, r->ctl, r->data, &g);
-    /* Before READY: whoever sees the channel ready finds its side object. */
-    shmchan__side_create(r->name, r->flags, opts->mode, r->chan_id, r->shm);
+    /* Before READY: whoever sees the channel ready finds its side object.
+     * Only latest-value channels have read-only readers that wait. */
+    if (g.kind == SHMCHAN_KIND_LATEST) {
+        shmchan__side_create(r->name, r->flags, opts->mode, r->chan_id, r->shm);
+    }
     shmchan__store(&r->hdr->state, SHMCHAN__STATE_READY, SHMCHAN__RELEASE);
     return SHMCHAN_OK;
 }

@@ -4,6 +4,7 @@
  */
 #include "side.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,15 +13,18 @@
 #define SIDE_SUFFIX "..wait"
 
 typedef struct side_layout {
-    uint64_t magic;
-    uint64_t chan_id;
-    uint32_t version;
+    shmchan__atomic_u64 magic;
+    shmchan__atomic_u64 chan_id;
+    shmchan__atomic_u32 version;
     uint8_t pad0[SHMCHAN__CACHE_LINE - 20];
     shmchan__atomic_u32 armed_n;
     shmchan__atomic_u32 used;
     uint8_t pad1[SHMCHAN__CACHE_LINE - 8];
     shmchan__atomic_u32 slots[SHMCHAN__NOTIFY_SLOTS];
 } side_layout;
+
+_Static_assert(offsetof(side_layout, armed_n) == SHMCHAN__CACHE_LINE, "count on line 1");
+_Static_assert(offsetof(side_layout, slots) == 2 * SHMCHAN__CACHE_LINE, "slots from line 2");
 
 /* What writers look at when there is no side object: never armed. */
 static shmchan__atomic_u32 none_armed;
@@ -81,10 +85,10 @@ shmchan__side_create(const char *name, uint32_t flags, uint32_t chan_mode, uint6
     for (uint32_t i = 0; i < SHMCHAN__NOTIFY_SLOTS; i++) {
         shmchan__store(&l->slots[i], 0, SHMCHAN__RELAXED);
     }
-    l->magic = SIDE_MAGIC;
-    l->version = SIDE_VERSION;
-    l->chan_id = chan_id;
-    shmchan__fence(SHMCHAN__SEQ_CST); /* before the channel turns ready */
+    shmchan__store(&l->version, SIDE_VERSION, SHMCHAN__RELAXED);
+    shmchan__store(&l->chan_id, chan_id, SHMCHAN__RELAXED);
+    /* Before the channel turns ready (its READY store releases it). */
+    shmchan__store(&l->magic, SIDE_MAGIC, SHMCHAN__RELEASE);
     shmchan__shm_close(s);
 }
 
@@ -113,7 +117,8 @@ shmchan__side_open(const char *name, uint32_t flags, uint64_t chan_id, shmchan__
     }
     side_layout *l = p;
     /* Read once: a forger can only make us ignore it (readers then poll). */
-    uint64_t magic = l->magic, id = l->chan_id;
+    uint64_t magic = shmchan__load(&l->magic, SHMCHAN__ACQUIRE);
+    uint64_t id = shmchan__load(&l->chan_id, SHMCHAN__RELAXED);
     if (magic != SIDE_MAGIC || id != chan_id) {
         shmchan__shm_close(s);
         return;

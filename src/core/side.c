@@ -75,7 +75,12 @@ shmchan__side_create(const char *name, uint32_t flags, uint32_t chan_mode, uint6
     if (!shmchan__shm_same_owner(s, chan) || shmchan__shm_set_mode(s, mode) != SHMCHAN_OK ||
         shmchan__shm_reserve(s, sizeof(side_layout)) != SHMCHAN_OK ||
         shmchan__shm_map(s, sizeof(side_layout), &p) != SHMCHAN_OK) {
+        int err = shmchan__oserror_get();
+        if (created) {
+            (void)shmchan__shm_unlink(sn, f); /* no space: leave no empty one */
+        }
         shmchan__shm_close(s);
+        shmchan__oserror_set(err);
         return;
     }
     side_layout *l = p;
@@ -144,6 +149,8 @@ shmchan__side_unlink(const char *name, uint32_t flags)
 {
     char sn[4096];
     if (shmchan__side_supported() && name != NULL && side_name(name, sn, sizeof(sn))) {
+        int err = shmchan__oserror_get(); /* the caller's error is the one to report */
         (void)shmchan__shm_unlink(sn, flags & (SHMCHAN_FILE | SHMCHAN_GLOBAL));
+        shmchan__oserror_set(err);
     }
 }

@@ -14,7 +14,7 @@ cmake --build "$build" -j"$(jobs)" >/dev/null
 ex="$build/examples"
 
 chan="demo-$$"
-cleanup() { rm -f "/dev/shm/shmchan.$chan" "/dev/shm/shmchan.$chan-q"; }
+cleanup() { rm -f "/dev/shm/shmchan.$chan" "/dev/shm/shmchan.$chan..wait" "/dev/shm/shmchan.$chan-q"; }
 trap cleanup EXIT
 
 echo "== latest-value channel '$chan': 1 writer, 2 readers"

@@ -119,7 +119,8 @@ TEST(faults_shm_full_at_creation)
     T_TRUE(b == NULL);
     T_EQ_U64(shmchan_last_oserror(), ENOSPC);
     T_TRUE(!exists("/dev/shm/shmchan.fault-b")); /* nothing half-made left */
-    T_EQ_U64(count_entries("/dev/shm", "shmchan."), 1);
+    T_TRUE(!exists("/dev/shm/shmchan.fault-b..wait"));
+    T_EQ_U64(count_entries("/dev/shm", "shmchan."), 2); /* fault-a and its side object */
     roundtrip(a, 1024, 'b'); /* the channel that was there still works */
     shmchan_latest *c = create_latest("fault-c", 0, 1024, &rc);
     T_OK(rc); /* the space the failed one took was given back */

@@ -543,15 +543,20 @@ typedef int shmchan_os_handle;   /* a file descriptor */
 /**
  * The readiness handle of a latest-value reader, made at the first call and
  * armed with after_seq 0 (ready at once if anything was ever published).
- * @return SHMCHAN_OK, SHMCHAN_ERDONLY (a read-only mapping cannot register),
- *         SHMCHAN_ELIMIT, SHMCHAN_ENOTSUP, SHMCHAN_ENOMEM, SHMCHAN_ESYS.
+ * A read-only handle (SHMCHAN_RDONLY) registers in the channel's side wait
+ * object ("<name>..wait", docs/event-loops.md "Read-only readers"), which
+ * gives it no way to write the channel.
+ * @return SHMCHAN_OK, SHMCHAN_ERDONLY (read-only and the channel has no
+ *         usable side object: made by an older creator, not writable by this
+ *         user, forged, or Windows), SHMCHAN_ELIMIT, SHMCHAN_ENOTSUP,
+ *         SHMCHAN_ENOMEM, SHMCHAN_ESYS.
  */
 SHMCHAN_API int shmchan_latest_notify(shmchan_latest *ch, shmchan_os_handle *h_out);
 
 /**
  * Drain and re-arm: the handle turns ready at the first publish of a
  * sequence newer than after_seq, at once if one exists.
- * @return SHMCHAN_OK, SHMCHAN_ESTATE (no readiness handle yet), SHMCHAN_ERDONLY.
+ * @return SHMCHAN_OK, SHMCHAN_ESTATE (no readiness handle yet).
  * Blocking: no.
  */
 SHMCHAN_API int shmchan_latest_arm(shmchan_latest *ch, uint64_t after_seq);

@@ -126,7 +126,7 @@ class LatestBasics(ChannelTest):
                 r.publish(b"nope")
             with self.assertRaises(shmchan.ReadOnly):
                 r.begin()
-            # A read-only handle polls instead of registering as a waiter;
+            # A read-only handle sleeps on the side wait object (or polls);
             # its timeout must still end the wait.
             with self.assertRaises(shmchan.TimedOut):
                 r.wait(timeout=0.05)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "side.h"
 
 void
 shmchan__info_fill(const shmchan__region *r, shmchan_info *info)
@@ -139,6 +140,9 @@ reap_locked(shmchan__region *r, const char *name, uint32_t flags, bool dry_run)
     }
     if (rc == SHMCHAN_OK && !dry_run) {
         rc = shmchan__shm_unlink(name, flags);
+        if (rc == SHMCHAN_OK) {
+            shmchan__side_unlink(name, flags);
+        }
     }
     shmchan__lock_drop(r->shm, SHMCHAN__LOCK_INIT);
     return rc;

@@ -72,6 +72,7 @@ typedef struct shmchan__region {
     bool init_held;   /* holds SHMCHAN__LOCK_INIT: built it, not yet settled */
     uint32_t pid;     /* the opener's process */
     uint32_t forks;   /* shmchan__forks when opened */
+    const char *name; /* during the open only: the creator names its side object */
 } shmchan__region;
 
 /*

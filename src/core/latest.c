@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "side.h"
 #include "wait.h"
 #include "slotlock.h"
 
@@ -44,9 +45,19 @@ struct shmchan_latest {
     shmchan__atomic_u64 last_len;  /* length read_next took last: a hint (look_ahead) */
     shmchan__nfview nfv;           /* the channel's notifier table (notify.h) */
     _Atomic(shmchan__notifier *) nf; /* this handle's readiness notifier, made on demand */
+    shmchan__side side;            /* read-only readers' notifiers (side.h) */
+    _Atomic(shmchan__notifier *) wnf; /* a read-only handle's own, for blocking waits */
 };
 
 static void drop_slot(shmchan_latest *ch);
+
+/* Where this handle's notifiers live: a read-only handle cannot write the
+ * channel, so its are in the side object (side.h). */
+static const shmchan__nfview *
+notify_view(const shmchan_latest *ch)
+{
+    return (ch->r.flags & SHMCHAN_RDONLY) ? &ch->side.nfv : &ch->nfv;
+}
 
 static uint64_t
 buf_stride(uint64_t max_msg)
@@ -211,6 +222,7 @@ shmchan_latest_open(const char *name, const shmchan_opts *opts, shmchan_latest *
     ch->ctl = (shmchan__latest_ctl *)ch->r.ctl;
     ch->stride = buf_stride(ch->r.geom.max_msg);
     shmchan__nfview_latest(&ch->nfv, ch->ctl, ch->r.chan_id);
+    shmchan__side_open(name, o.flags, ch->r.chan_id, ch->r.shm, &ch->side);
     *out = ch;
     return SHMCHAN_OK;
 }
@@ -224,6 +236,8 @@ shmchan_latest_close(shmchan_latest *ch)
     if (shmchan__region_foreign(&ch->r)) {
         /* Inherited across fork: the writer lock and counts are the opener's. */
         shmchan__notifier_close(NULL, atomic_load(&ch->nf));
+        shmchan__notifier_close(NULL, atomic_load(&ch->wnf));
+        shmchan__side_close(&ch->side);
         shmchan__region_close(&ch->r);
         free(ch);
         return;
@@ -231,7 +245,9 @@ shmchan_latest_close(shmchan_latest *ch)
     if (ch->begun) {
         (void)shmchan_latest_abort(ch);
     }
-    shmchan__notifier_close(&ch->nfv, atomic_load(&ch->nf));
+    shmchan__notifier_close(notify_view(ch), atomic_load(&ch->nf));
+    shmchan__notifier_close(&ch->side.nfv, atomic_load(&ch->wnf));
+    shmchan__side_close(&ch->side);
     shmchan__fence_sleeper_leave(&ch->ctl->fenced, &ch->fenced_in);
     drop_slot(ch);
     shmchan__region_close(&ch->r); /* drops the slot's kernel lock last */
@@ -483,6 +499,7 @@ wake_sleepers(shmchan_latest *ch, bool published)
     shmchan__fence_publisher(ch->r.asym, &ch->ctl->fenced);
     if (published) { /* wake = seq already */
         shmchan__wake_readers(ch->r.shm, &ch->ctl->waiters, &ch->ctl->wake, false, &ch->nfv);
+        shmchan__notify_publish(&ch->side.nfv); /* read-only readers' (side.h) */
     }
     shmchan__slock l = writers_lock(ch);
     shmchan__slock_wake(&l);
@@ -758,6 +775,87 @@ sleepers_crowd(uint32_t others)
     return !shmchan__spin_pays(others + 1);
 }
 
+typedef struct latest_news {
+    shmchan_latest *ch;
+    uint64_t after_seq;
+} latest_news;
+
+static bool
+latest_has_news(void *arg)
+{
+    latest_news *n = arg;
+    uint64_t s;
+    return newer(n->ch, n->after_seq, &s);
+}
+
+/* A read-only handle's notifier for blocking waits, made on first use; NULL
+ * without a side object (or with all its slots taken): then it polls. */
+static shmchan__notifier *
+rdonly_waiter(shmchan_latest *ch)
+{
+    shmchan__notifier *nf = atomic_load(&ch->wnf);
+    if (nf != NULL || !shmchan__side_present(&ch->side)) {
+        return nf;
+    }
+    if (shmchan__notifier_open(&ch->side.nfv, &nf) != SHMCHAN_OK) {
+        return NULL;
+    }
+    shmchan__notifier *none = NULL;
+    if (!atomic_compare_exchange_strong(&ch->wnf, &none, nf)) {
+        shmchan__notifier_close(&ch->side.nfv, nf); /* another thread was first */
+        nf = none;
+    }
+    return nf;
+}
+
+/* Wait for the notifier for at most slice_ns and not past deadline_ns (0:
+ * none), as shmchan__wait_sleep: OK, ETIMEDOUT or EINTR. */
+static int
+notifier_sleep(shmchan__notifier *nf, uint64_t slice_ns, uint64_t deadline_ns)
+{
+    uint64_t now = shmchan__now_ns();
+    if (deadline_ns != 0 && now >= deadline_ns) {
+        return SHMCHAN_ETIMEDOUT;
+    }
+    uint64_t ns = deadline_ns != 0 && deadline_ns - now < slice_ns ? deadline_ns - now : slice_ns;
+    intptr_t h = shmchan__nf_handle(nf->os);
+    bool ready = false;
+    int rc = shmchan__nf_poll(&h, 1, (int64_t)((ns + 999999) / 1000000), &ready);
+    if (rc == SHMCHAN_ETIMEDOUT || rc == SHMCHAN_OK) {
+        return deadline_ns != 0 && shmchan__now_ns() >= deadline_ns ? SHMCHAN_ETIMEDOUT
+                                                                    : SHMCHAN_OK;
+    }
+    return rc;
+}
+
+/*
+ * A read-only handle cannot register as a waiter in the channel: it arms a
+ * notifier in the side object and sleeps on it, slices bounded as always
+ * (a forged side object costs a slice). Without a side object, or where the
+ * publishers' barrier cannot be forced, it polls gently instead.
+ */
+static int
+rdonly_sleep(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
+{
+    shmchan__latest_ctl *c = ch->ctl;
+    uint64_t s;
+    shmchan__notifier *nf = rdonly_waiter(ch);
+    if (nf == NULL) {
+        uint32_t w = shmchan__load(&c->wake, SHMCHAN__ACQUIRE);
+        if (newer(ch, after_seq, &s)) {
+            return SHMCHAN_OK;
+        }
+        return shmchan__wait_sleep(ch->r.shm, &c->wake, w, RDONLY_POLL_NS, deadline);
+    }
+    shmchan__nfsleep sl = {ch->r.asym, NULL, NULL};
+    latest_news n = {ch, after_seq};
+    bool forced = shmchan__notifier_arm(&ch->side.nfv, nf, &sl, latest_has_news, &n);
+    if (newer(ch, after_seq, &s)) {
+        return SHMCHAN_OK;
+    }
+    return notifier_sleep(nf, forced ? WAITER_RECHECK_NS : RDONLY_POLL_NS, deadline);
+}
+
 /* Sleep once, registered as a waiter: OK (re-check), ETIMEDOUT or EINTR. */
 static int
 sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
@@ -765,12 +863,7 @@ sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
     shmchan__latest_ctl *c = ch->ctl;
     uint64_t s;
     if (ch->r.flags & SHMCHAN_RDONLY) {
-        /* A read-only mapping cannot register as a waiter: poll gently. */
-        uint32_t w = shmchan__load(&c->wake, SHMCHAN__ACQUIRE);
-        if (newer(ch, after_seq, &s)) {
-            return SHMCHAN_OK;
-        }
-        return shmchan__wait_sleep(ch->r.shm, &c->wake, w, RDONLY_POLL_NS, deadline);
+        return rdonly_sleep(ch, after_seq, deadline);
     }
     uint32_t others = shmchan__wait_in(&c->waiters);
     uint64_t slice = shmchan__fence_sleeper(ch->r.asym, &c->fenced, &ch->fenced_in,
@@ -977,28 +1070,14 @@ shmchan_latest_read_next(shmchan_latest *ch, uint64_t after_seq, void *buf, size
 
 /* ------------------------------------------------------ readiness handle */
 
-typedef struct latest_news {
-    shmchan_latest *ch;
-    uint64_t after_seq;
-} latest_news;
-
-static bool
-latest_has_news(void *arg)
-{
-    latest_news *n = arg;
-    uint64_t s;
-    return newer(n->ch, n->after_seq, &s);
-}
-
 static int
 latest_arm_now(shmchan_latest *ch, shmchan__notifier *nf, uint64_t after_seq)
 {
-    if (ch->r.flags & SHMCHAN_RDONLY) {
-        return SHMCHAN_ERDONLY;
-    }
-    shmchan__nfsleep sl = {ch->r.asym, &ch->ctl->fenced, &ch->fenced_in};
+    bool rdonly = (ch->r.flags & SHMCHAN_RDONLY) != 0;
+    shmchan__nfsleep sl = {ch->r.asym, rdonly ? NULL : &ch->ctl->fenced,
+                           rdonly ? NULL : &ch->fenced_in};
     latest_news n = {ch, after_seq};
-    shmchan__notifier_arm(&ch->nfv, nf, &sl, latest_has_news, &n);
+    (void)shmchan__notifier_arm(notify_view(ch), nf, &sl, latest_has_news, &n);
     return SHMCHAN_OK;
 }
 
@@ -1011,18 +1090,18 @@ shmchan_latest_notify(shmchan_latest *ch, shmchan_os_handle *h_out)
     if (shmchan__region_forked(&ch->r)) {
         return SHMCHAN_EFORKED;
     }
-    if (ch->r.flags & SHMCHAN_RDONLY) {
-        return SHMCHAN_ERDONLY;
+    if ((ch->r.flags & SHMCHAN_RDONLY) && !shmchan__side_present(&ch->side)) {
+        return SHMCHAN_ERDONLY; /* no side object: such a reader can only poll */
     }
     shmchan__notifier *nf = atomic_load(&ch->nf);
     if (nf == NULL) {
-        int rc = shmchan__notifier_open(&ch->nfv, &nf);
+        int rc = shmchan__notifier_open(notify_view(ch), &nf);
         if (rc != SHMCHAN_OK) {
             return rc;
         }
         shmchan__notifier *none = NULL;
         if (!atomic_compare_exchange_strong(&ch->nf, &none, nf)) {
-            shmchan__notifier_close(&ch->nfv, nf); /* another thread was first */
+            shmchan__notifier_close(notify_view(ch), nf); /* another thread was first */
             nf = none;
         } else {
             (void)latest_arm_now(ch, nf, 0);

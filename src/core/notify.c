@@ -21,6 +21,7 @@ shmchan__nfview_latest(shmchan__nfview *v, shmchan__latest_ctl *c, uint64_t chan
     v->used = &c->nf_used;
     v->slots = c->notify;
     v->chan_id = chan_id;
+    v->name_base = 0;
 }
 
 void
@@ -30,6 +31,7 @@ shmchan__nfview_queue(shmchan__nfview *v, shmchan__queue_ctl *c, uint64_t chan_i
     v->used = &c->nf_used;
     v->slots = c->notify;
     v->chan_id = chan_id;
+    v->name_base = 0;
 }
 
 void
@@ -81,7 +83,7 @@ shmchan__notify_fire(const shmchan__nfview *v)
     uint32_t used = scan_bound(v);
     for (uint32_t i = 0; i < used; i++) {
         if (shmchan__load(&v->slots[i], SHMCHAN__RELAXED) == 1 && disarm(v, i)) {
-            shmchan__nf_signal(v->chan_id, i);
+            shmchan__nf_signal(v->chan_id, v->name_base + i);
         }
     }
 }
@@ -108,7 +110,7 @@ shmchan__notifier_open(const shmchan__nfview *v, shmchan__notifier **out)
         return SHMCHAN_ENOMEM;
     }
     for (uint32_t i = 0; i < SHMCHAN__NOTIFY_SLOTS; i++) {
-        int rc = shmchan__nf_bind(v->chan_id, i, &n->os);
+        int rc = shmchan__nf_bind(v->chan_id, v->name_base + i, &n->os);
         if (rc == SHMCHAN_EBUSY) {
             continue; /* a live owner, or a squatter: the next one */
         }
@@ -149,21 +151,27 @@ shmchan__notifier_close(const shmchan__nfview *v, shmchan__notifier *n)
  * publishers see it and fence; docs/event-loops.md states the first
  * arming's window that remains there.
  */
-static void
+static bool
 arm_fence(const shmchan__nfsleep *sl)
 {
+    if (sl->fenced == NULL) {
+        bool forced = shmchan__fence_slow(); /* read-only: cannot join `fenced` */
+        shmchan__fence(SHMCHAN__SEQ_CST);
+        return forced;
+    }
     if (shmchan__fence_sleeper(sl->asym, sl->fenced, sl->fenced_in, true, UINT64_MAX) ==
         UINT64_MAX) {
-        return;
+        return true;
     }
     uint32_t out = 0;
     if (shmchan__cas(sl->fenced_in, &out, SHMCHAN__FENCED_IN)) {
         shmchan__fetch_add(sl->fenced, 1, SHMCHAN__SEQ_CST);
     }
     shmchan__fence(SHMCHAN__SEQ_CST);
+    return true;
 }
 
-void
+bool
 shmchan__notifier_arm(const shmchan__nfview *v, shmchan__notifier *n,
                       const shmchan__nfsleep *sl, bool (*has_news)(void *), void *arg)
 {
@@ -174,11 +182,12 @@ shmchan__notifier_arm(const shmchan__nfview *v, shmchan__notifier *n,
     if (shmchan__exchange(&v->slots[n->slot], 1, SHMCHAN__SEQ_CST) == 1) {
         armed_dec(v); /* armed already, and counted then */
     }
-    arm_fence(sl);
+    bool forced = arm_fence(sl);
     if (has_news(arg)) {
         /* Ready now. A writer may have fired us meanwhile: then it signalled. */
         if (disarm(v, n->slot)) {
-            shmchan__nf_signal(v->chan_id, n->slot);
+            shmchan__nf_signal(v->chan_id, v->name_base + n->slot);
         }
     }
+    return forced;
 }

@@ -20,6 +20,7 @@ typedef struct shmchan__nfview {
     shmchan__atomic_u32 *used;    /* ctl: slots ever taken (scan bound, clamped) */
     shmchan__atomic_u32 *slots;   /* ctl: SHMCHAN__NOTIFY_SLOTS armed words */
     uint64_t chan_id;             /* validated at open (shmchan__region.chan_id) */
+    uint32_t name_base;           /* slot i is named name_base + i (side.h: its own range) */
 } shmchan__nfview;
 
 /* A handle's notifier: the slot it owns and the OS object that owns it. */
@@ -45,7 +46,8 @@ int shmchan__notifier_open(const shmchan__nfview *v, shmchan__notifier **out);
 /* Disarm and free the slot (NULL is a no-op). */
 void shmchan__notifier_close(const shmchan__nfview *v, shmchan__notifier *n);
 
-/* What the sleepers handshake of the handle's channel needs. */
+/* What the sleepers handshake of the handle's channel needs (fenced NULL: a
+ * read-only handle, which forces the publishers' barrier at each arming). */
 typedef struct shmchan__nfsleep {
     bool asym;
     shmchan__atomic_u32 *fenced;    /* ctl's fenced count */
@@ -56,9 +58,10 @@ typedef struct shmchan__nfsleep {
  * Drain the notifier, arm it and look again: has_news(arg) says whether the
  * reader has something to receive. If it has, the notifier is made ready at
  * once (level semantics), so that nothing published between the caller's
- * last receive and the arming is missed.
+ * last receive and the arming is missed. Returns false when the publishers'
+ * barrier could not be forced (then a wake-up may be missed: poll too).
  */
-void shmchan__notifier_arm(const shmchan__nfview *v, shmchan__notifier *n,
+bool shmchan__notifier_arm(const shmchan__nfview *v, shmchan__notifier *n,
                            const shmchan__nfsleep *sl, bool (*has_news)(void *), void *arg);
 
 /* The table of a latest-value or queue control block. */

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "side.h"
 
 #define INIT_WAIT_NS (2000 * 1000 * 1000ull) /* how long a creator may take */
 #define EMPTY_GRACE_NS (50 * 1000 * 1000ull) /* an empty object may be brand new */
@@ -207,6 +208,11 @@ initialise(shmchan__region *r, const shmchan_opts *opts, const shmchan__kind_ops
     r->geom = g;
     point_parts(r);
     ops->init(r->shm, r->ctl, r->data, &g);
+    /* Before READY: whoever sees the channel ready finds its side object.
+     * Only latest-value channels have read-only readers that wait. */
+    if (g.kind == SHMCHAN_KIND_LATEST) {
+        shmchan__side_create(r->name, r->flags, opts->mode, r->chan_id, r->shm);
+    }
     shmchan__store(&r->hdr->state, SHMCHAN__STATE_READY, SHMCHAN__RELEASE);
     return SHMCHAN_OK;
 }
@@ -527,6 +533,7 @@ remove_half_made(shmchan__region *r, const char *name)
     r->init_held = true;
     if (shmchan__shm_same(r->shm, name, r->flags) == SHMCHAN_OK) {
         (void)shmchan__shm_unlink(name, r->flags);
+        shmchan__side_unlink(name, r->flags);
     }
 }
 
@@ -539,6 +546,7 @@ open_once(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *o
     r->pid = shmchan__pid();
     r->forks = shmchan__load(&shmchan__forks, SHMCHAN__RELAXED);
     r->flags = opts->flags;
+    r->name = name;
     r->asym = shmchan__asym_register(); /* before any publish through r */
     r->spin_ns = opts->spin_ns == SHMCHAN_SPIN_DEFAULT  ? SHMCHAN__DEFAULT_SPIN_NS
                  : opts->spin_ns == SHMCHAN_SPIN_NONE ? 0
@@ -566,6 +574,7 @@ open_once(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *o
         remove_half_made(r, name);
         shmchan__region_close(r);
     }
+    r->name = NULL;
     return rc;
 }
 
@@ -677,12 +686,16 @@ shmchan_unlink(const char *name, uint32_t flags)
         bool excl = true;
         int rc = unlink_open(name, flags, &s, &excl);
         if (rc != SHMCHAN_OK) {
+            shmchan__side_unlink(name, flags);
             return rc == SHMCHAN_ENOENT ? rc : shmchan__shm_unlink(name, flags);
         }
         init_lock_wait(s, excl);
         rc = shmchan__shm_same(s, name, flags);
         if (rc == SHMCHAN_OK) {
             rc = shmchan__shm_unlink(name, flags);
+        }
+        if (rc == SHMCHAN_OK) {
+            shmchan__side_unlink(name, flags);
         }
         shmchan__shm_close(s);
         if (rc != SHMCHAN_ENOENT) {

@@ -74,6 +74,19 @@ int shmchan__shm_same(shmchan__shm *s, const char *name, uint32_t flags);
  * one (false where the platform has no owners to compare, as on Windows). */
 bool shmchan__shm_foreign(shmchan__shm *s);
 
+/* Whether two objects have the same owner (a channel's side wait object,
+ * core/side.h). */
+bool shmchan__shm_same_owner(shmchan__shm *a, shmchan__shm *b);
+
+/* Give side (an object of ours) the group of chan and chan's mode with each
+ * read bit also granting write: a `chgrp`/`chmod` of a channel after its
+ * creation reaches its side object at the owner's next open. */
+void shmchan__shm_follow(shmchan__shm *side, shmchan__shm *chan);
+
+/* Whether side wait objects for read-only readers work here (core/side.h):
+ * they need readiness notifiers and owners to compare. */
+bool shmchan__side_supported(void);
+
 /* Set the permission bits of an object of ours (no-op where there are none). */
 int shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode);
 

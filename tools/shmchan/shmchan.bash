@@ -9,7 +9,7 @@ _shmchan_commands() {
 _shmchan_channels() {
     local f
     for f in /dev/shm/shmchan.*; do
-        [[ -e $f ]] && printf '%s\n' "${f#/dev/shm/shmchan.}"
+        [[ -e $f && $f != *..wait ]] && printf '%s\n' "${f#/dev/shm/shmchan.}"
     done
 }
 

@@ -151,6 +151,40 @@ shmchan__shm_foreign(shmchan__shm *s)
     return fstat(s->fd, &st) != 0 || st.st_uid != geteuid();
 }
 
+bool
+shmchan__shm_same_owner(shmchan__shm *a, shmchan__shm *b)
+{
+    struct stat sa, sb;
+    return fstat(a->fd, &sa) == 0 && fstat(b->fd, &sb) == 0 && sa.st_uid == sb.st_uid;
+}
+
+void
+shmchan__shm_follow(shmchan__shm *side, shmchan__shm *chan)
+{
+    struct stat ss, cs;
+    if (fstat(side->fd, &ss) != 0 || fstat(chan->fd, &cs) != 0 || ss.st_uid != geteuid()) {
+        return;
+    }
+    mode_t mode = cs.st_mode & 0777;
+    mode |= (mode & 0444) >> 1;
+    if (ss.st_gid != cs.st_gid) {
+        (void)fchown(side->fd, (uid_t)-1, cs.st_gid); /* best effort: readers poll else */
+    }
+    if ((ss.st_mode & 0777) != mode) {
+        (void)fchmod(side->fd, mode);
+    }
+}
+
+bool
+shmchan__side_supported(void)
+{
+#ifdef __linux__
+    return true; /* abstract-socket notifiers (posix_notify.c) */
+#else
+    return false;
+#endif
+}
+
 int
 shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode)
 {

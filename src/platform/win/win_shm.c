@@ -497,6 +497,30 @@ shmchan__shm_foreign(shmchan__shm *s)
     return false; /* access is an ACL, decided when opening */
 }
 
+bool
+shmchan__shm_same_owner(shmchan__shm *a, shmchan__shm *b)
+{
+    (void)a;
+    (void)b;
+    return false; /* no owners to compare: no side objects (below) */
+}
+
+void
+shmchan__shm_follow(shmchan__shm *side, shmchan__shm *chan)
+{
+    (void)side;
+    (void)chan;
+}
+
+/* Read-only handles cannot register on Windows either, but ACLs rather than
+ * mode bits decide who may open what, so a side object's "writable by every
+ * reader" has no portable form yet: read-only readers poll there. */
+bool
+shmchan__side_supported(void)
+{
+    return false;
+}
+
 int
 shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode)
 {

@@ -522,13 +522,15 @@ TEST(threads_queue_workers)
 
 /* One subscriber handle; one thread sends on it (send, reserve + commit,
  * reserve + abort, send_batch), another receives (recv, peek + release,
- * recv_batch), with no lock between them. The ring holds a few messages
+ * recv_batch), a third calls info, with no lock between them. The ring holds a few messages
  * only, so the sender keeps waiting for space that only the receiver on the
  * same handle frees, and the receiver keeps sleeping in a blocking receive
  * while the sender sends: serialising the two would deadlock. */
 typedef struct {
     shmchan_queue *q;
     _Atomic int recv_started; /* the receiver is about to block */
+    _Atomic int done;         /* sender and receiver joined */
+    uint64_t infos, info_errors; /* the info thread's */
     uint64_t sent, tx_errors;         /* the sender's */
     uint64_t got, bad, disorder, rx_errors; /* the receiver's */
 } td_arg;
@@ -644,6 +646,22 @@ td_receiver(void *p)
     return NULL;
 }
 
+/* info beside both: it reads only what open set and shared memory. */
+static void *
+td_info(void *p)
+{
+    td_arg *a = p;
+    while (atomic_load(&a->done) == 0) {
+        shmchan_info info = {.struct_size = sizeof(info)};
+        int rc = shmchan_queue_info(a->q, &info);
+        a->info_errors += rc != SHMCHAN_OK || info.readers != 1 || info.writers > 1 ||
+                          info.seq > 2 * (uint64_t)TD_COUNT; /* aborts take one too */
+        a->infos++;
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
 TEST(threads_queue_duplex_one_handle)
 {
     const char *n = t_name();
@@ -653,11 +671,16 @@ TEST(threads_queue_duplex_one_handle)
     o.capacity = 1024; /* a handful of messages: both sides wait on each other */
     td_arg a = {0};
     T_OK(shmchan_queue_open(n, &o, &a.q));
-    pthread_t rx, tx;
+    pthread_t rx, tx, in;
     T_TRUE(pthread_create(&rx, NULL, td_receiver, &a) == 0);
     T_TRUE(pthread_create(&tx, NULL, td_sender, &a) == 0);
+    T_TRUE(pthread_create(&in, NULL, td_info, &a) == 0);
     T_TRUE(pthread_join(tx, NULL) == 0);
     T_TRUE(pthread_join(rx, NULL) == 0);
+    atomic_store(&a.done, 1);
+    T_TRUE(pthread_join(in, NULL) == 0);
+    T_EQ_U64(a.info_errors, 0);
+    T_TRUE(a.infos > 0);
     T_EQ_U64(a.tx_errors, 0);
     T_EQ_U64(a.rx_errors, 0);
     T_EQ_U64(a.sent, TD_COUNT);

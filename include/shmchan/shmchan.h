@@ -422,9 +422,10 @@ typedef struct shmchan_queue shmchan_queue;
  *         reader table (for a plain handle: the writer table) is full.
  * Thread-safety: one thread may send (send, reserve, commit, abort,
  * send_batch) while another receives (recv, recv_batch, peek, release,
- * notify, arm) on the same handle; two threads on the same side, or close
- * or info concurrently with anything, still need the caller's serialisation
- * (or a handle per thread). max_msg may be called from any thread.
+ * notify, arm) on the same handle, and info and max_msg may be called from
+ * any thread meanwhile; two threads on the same side still need the
+ * caller's serialisation (or a handle per thread), and close needs every
+ * other call on the handle finished.
  */
 SHMCHAN_API int shmchan_queue_open(const char *name, const shmchan_opts *opts,
                                    shmchan_queue **out);

@@ -19,7 +19,8 @@
  * (send, reserve, commit, abort, send_batch) writes only wr, reserved and
  * resv; the receiving side (recv, recv_batch, peek, release, notify, arm)
  * only rd, viewing, view and nf; r and v are written at open and close only
- * (r.spin_now, which receives adapt, is atomic). Each side's fields follow
+ * (r.spin_now, which receives adapt, is atomic), so info, which reads only
+ * them and shared memory, may run beside both. Each side's fields follow
  * its cursor, so the two threads do not share a line. What both sides touch
  * beyond that is shared memory, made for concurrent peers, and the platform
  * layer's per-mapping state (lock tables), which it guards itself.

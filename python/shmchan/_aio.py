@@ -129,7 +129,8 @@ class QueueEvents:
             h = _ffi.OS_HANDLE()
             q = self._enter()  # type: ignore[attr-defined]
             try:
-                rc = _lib.shmchan_queue_notify(q, byref(h))
+                with self._rlock:  # type: ignore[attr-defined]  # a receiving call
+                    rc = _lib.shmchan_queue_notify(q, byref(h))
             finally:
                 self._leave()  # type: ignore[attr-defined]
             if rc != 0:
@@ -143,7 +144,8 @@ class QueueEvents:
         self.fileno()
         q = self._enter()  # type: ignore[attr-defined]
         try:
-            rc = _lib.shmchan_queue_arm(q)
+            with self._rlock:  # type: ignore[attr-defined]  # a receiving call
+                rc = _lib.shmchan_queue_arm(q)
         finally:
             self._leave()  # type: ignore[attr-defined]
         if rc != 0:

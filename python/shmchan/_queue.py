@@ -103,8 +103,8 @@ class Queue(Channel, QueueObjects, QueueEvents):
 
     A Queue object may be shared by threads. Its sending calls (send,
     send_many, reserve and the reservation's commit/abort) are serialised
-    among themselves, and so are its receiving calls (recv*, peek and the
-    view's release); a sending and a receiving thread never wait for each
+    among themselves, and so are its receiving calls (recv*, peek, the
+    view's release, fileno and arm); a sending and a receiving thread never wait for each
     other, so one handle serves a thread that publishes while another
     blocks in recv. Open one handle per thread for parallel receiving.
     """

@@ -241,3 +241,5 @@ XW(win_notify_killed_waiter_frees_its_slot)
 HW(win_notify_publisher)
 HW(win_notify_sender)
 HW(win_notify_armed_then_killed)
+/* duplex: one sending and one receiving thread on one queue handle */
+XP(threads_queue_duplex_one_handle)

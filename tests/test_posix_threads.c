@@ -515,3 +515,180 @@ TEST(threads_queue_workers)
 {
     tq_run(SHMCHAN_WORKER);
 }
+
+/* ------------------------------------------- duplex: one handle, two threads */
+
+#define TD_COUNT 20000
+
+/* One subscriber handle; one thread sends on it (send, reserve + commit,
+ * reserve + abort, send_batch), another receives (recv, peek + release,
+ * recv_batch), a third calls info, with no lock between them. The ring holds a few messages
+ * only, so the sender keeps waiting for space that only the receiver on the
+ * same handle frees, and the receiver keeps sleeping in a blocking receive
+ * while the sender sends: serialising the two would deadlock. */
+typedef struct {
+    shmchan_queue *q;
+    _Atomic int recv_started; /* the receiver is about to block */
+    _Atomic int done;         /* sender and receiver joined */
+    uint64_t infos, info_errors; /* the info thread's */
+    uint64_t sent, tx_errors;         /* the sender's */
+    uint64_t got, bad, disorder, rx_errors; /* the receiver's */
+} td_arg;
+
+static int
+td_send_one(shmchan_queue *q, uint64_t c)
+{
+    uint8_t buf[TH_MAX_MSG];
+    size_t len = th_make(buf, 1, c);
+    void *dst = NULL;
+    int rc;
+    switch (c % 4) {
+    case 0:
+        return shmchan_queue_send(q, buf, len, 10000);
+    case 1:
+        rc = shmchan_queue_reserve(q, len, 10000, &dst);
+        if (rc == SHMCHAN_OK) {
+            memcpy(dst, buf, len);
+            rc = shmchan_queue_commit(q, len);
+        }
+        return rc;
+    default:
+        /* an aborted reservation first: the receiver must never see it */
+        rc = shmchan_queue_reserve(q, len, 10000, &dst);
+        if (rc == SHMCHAN_OK) {
+            memset(dst, 0xee, len);
+            rc = shmchan_queue_abort(q);
+        }
+        return rc == SHMCHAN_OK ? shmchan_queue_send(q, buf, len, 10000) : rc;
+    }
+}
+
+static void *
+td_sender(void *p)
+{
+    td_arg *a = p;
+    while (atomic_load(&a->recv_started) == 0) {
+        t_sleep_ms(1);
+    }
+    t_sleep_ms(20); /* the first message finds the receiver asleep (not required) */
+    uint8_t bufs[4][TH_MAX_MSG];
+    for (uint64_t c = 0; c < TD_COUNT;) {
+        int rc;
+        if (c % 16 == 15 && c + 4 <= TD_COUNT) {
+            shmchan_msg m[4] = {{0}};
+            for (int i = 0; i < 4; i++) {
+                m[i].len = th_make(bufs[i], 1, c + (uint64_t)i);
+                m[i].data = bufs[i];
+            }
+            size_t n = 0;
+            rc = shmchan_queue_send_batch(a->q, m, 4, 10000, &n);
+            c += n;
+        } else {
+            rc = td_send_one(a->q, c);
+            c += rc == SHMCHAN_OK;
+        }
+        if (rc != SHMCHAN_OK) {
+            a->tx_errors++;
+            break;
+        }
+        a->sent = c;
+    }
+    return NULL;
+}
+
+static void
+td_accept(td_arg *a, const uint8_t *buf, size_t len)
+{
+    uint32_t id = 0;
+    uint64_t counter = 0;
+    if (!th_intact(buf, len, &id, &counter) || id != 1) {
+        a->bad++;
+        return;
+    }
+    a->disorder += counter != a->got;
+    a->got++;
+}
+
+static void *
+td_receiver(void *p)
+{
+    td_arg *a = p;
+    static _Thread_local uint8_t packed[8 * (TH_MAX_MSG + 8)];
+    atomic_store(&a->recv_started, 1);
+    while (a->got < TD_COUNT && a->rx_errors == 0) {
+        uint8_t buf[TH_MAX_MSG];
+        size_t len = 0, count = 0;
+        shmchan_msg m, msgs[8];
+        int rc;
+        switch (a->got % 3) {
+        case 0: /* blocking, as the first receive is */
+            rc = shmchan_queue_recv(a->q, buf, sizeof(buf), 10000, &len, &m);
+            if (rc == SHMCHAN_OK) {
+                td_accept(a, buf, len);
+            }
+            break;
+        case 1:
+            rc = shmchan_queue_peek(a->q, 10000, &m);
+            if (rc == SHMCHAN_OK) {
+                td_accept(a, m.data, (size_t)m.len);
+                rc = shmchan_queue_release(a->q);
+            }
+            break;
+        default:
+            rc = shmchan_queue_recv_batch(a->q, packed, sizeof(packed), 8, 10000, msgs, &count);
+            for (size_t i = 0; rc == SHMCHAN_OK && i < count; i++) {
+                td_accept(a, msgs[i].data, (size_t)msgs[i].len);
+            }
+            break;
+        }
+        a->rx_errors += rc != SHMCHAN_OK;
+    }
+    return NULL;
+}
+
+/* info beside both: it reads only what open set and shared memory. */
+static void *
+td_info(void *p)
+{
+    td_arg *a = p;
+    while (atomic_load(&a->done) == 0) {
+        shmchan_info info = {.struct_size = sizeof(info)};
+        int rc = shmchan_queue_info(a->q, &info);
+        a->info_errors += rc != SHMCHAN_OK || info.readers != 1 || info.writers > 1 ||
+                          info.seq > 2 * (uint64_t)TD_COUNT; /* aborts take one too */
+        a->infos++;
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
+TEST(threads_queue_duplex_one_handle)
+{
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_SUBSCRIBE);
+    o.policy = SHMCHAN_POLICY_BLOCK;
+    o.max_msg = TH_MAX_MSG;
+    o.capacity = 1024; /* a handful of messages: both sides wait on each other */
+    td_arg a = {0};
+    T_OK(shmchan_queue_open(n, &o, &a.q));
+    pthread_t rx, tx, in;
+    T_TRUE(pthread_create(&rx, NULL, td_receiver, &a) == 0);
+    T_TRUE(pthread_create(&tx, NULL, td_sender, &a) == 0);
+    T_TRUE(pthread_create(&in, NULL, td_info, &a) == 0);
+    T_TRUE(pthread_join(tx, NULL) == 0);
+    T_TRUE(pthread_join(rx, NULL) == 0);
+    atomic_store(&a.done, 1);
+    T_TRUE(pthread_join(in, NULL) == 0);
+    T_EQ_U64(a.info_errors, 0);
+    T_TRUE(a.infos > 0);
+    T_EQ_U64(a.tx_errors, 0);
+    T_EQ_U64(a.rx_errors, 0);
+    T_EQ_U64(a.sent, TD_COUNT);
+    T_EQ_U64(a.got, TD_COUNT);
+    T_EQ_U64(a.bad, 0);
+    T_EQ_U64(a.disorder, 0);
+    size_t len = 0;
+    uint8_t buf[TH_MAX_MSG];
+    T_ERR(shmchan_queue_recv(a.q, buf, sizeof(buf), 0, &len, NULL), SHMCHAN_EAGAIN);
+    shmchan_queue_close(a.q);
+}

@@ -420,7 +420,12 @@ typedef struct shmchan_queue shmchan_queue;
  * before it.
  * @return the errors of shmchan_latest_open(), and SHMCHAN_ELIMIT when the
  *         reader table (for a plain handle: the writer table) is full.
- * Thread-safety: a handle is used by one thread at a time; open one per thread.
+ * Thread-safety: one thread may send (send, reserve, commit, abort,
+ * send_batch) while another receives (recv, recv_batch, peek, release,
+ * notify, arm) on the same handle, and info and max_msg may be called from
+ * any thread meanwhile; two threads on the same side still need the
+ * caller's serialisation (or a handle per thread), and close needs every
+ * other call on the handle finished.
  */
 SHMCHAN_API int shmchan_queue_open(const char *name, const shmchan_opts *opts,
                                    shmchan_queue **out);
@@ -532,7 +537,8 @@ SHMCHAN_API int shmchan_queue_info(shmchan_queue *q, shmchan_info *info);
  *   it when the process dies.
  * - At most 64 readiness handles per channel at once (SHMCHAN_ELIMIT).
  * Platforms: Linux and Windows; elsewhere SHMCHAN_ENOTSUP.
- * Thread-safety: latest handles as the handle; queue handles one thread.
+ * Thread-safety: latest handles as the handle; on a queue handle notify and
+ * arm are receiving calls (see shmchan_queue_open()).
  */
 #ifdef _WIN32
 typedef void *shmchan_os_handle; /* an event HANDLE */

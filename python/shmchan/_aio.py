@@ -18,6 +18,7 @@ cannot wait on event HANDLEs either, or ``shmchan.wait`` in a thread).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from ctypes import byref, c_size_t, c_void_p
 from typing import Any, AsyncIterator, Optional, Sequence
 
@@ -55,12 +56,14 @@ async def _readable(channel: Any, fd: int) -> None:
         loop.remove_reader(fd)
 
 
-def _notify_fd(obj: Any, notify: Any) -> int:
-    """Make obj's readiness handle with the library's notify call."""
+def _notify_fd(obj: Any, notify: Any, lock: Any = None) -> int:
+    """Make obj's readiness handle with the library's notify call, under
+    lock if one is given."""
     h = _ffi.OS_HANDLE()
     handle = obj._enter()
     try:
-        rc = notify(handle, byref(h))
+        with lock if lock is not None else contextlib.nullcontext():
+            rc = notify(handle, byref(h))
     finally:
         obj._leave()
     if rc != 0:
@@ -131,7 +134,8 @@ class QueueEvents:
         closing the queue. Raises WrongKind for a handle without a reader
         role."""
         if self._nf_fd is None:
-            self._nf_fd = _notify_fd(self, _lib.shmchan_queue_notify)
+            lock = self._rlock  # type: ignore[attr-defined]  # a receiving call
+            self._nf_fd = _notify_fd(self, _lib.shmchan_queue_notify, lock)
         return self._nf_fd
 
     def arm(self) -> None:
@@ -140,7 +144,8 @@ class QueueEvents:
         self.fileno()
         q = self._enter()  # type: ignore[attr-defined]
         try:
-            rc = _lib.shmchan_queue_arm(q)
+            with self._rlock:  # type: ignore[attr-defined]  # a receiving call
+                rc = _lib.shmchan_queue_arm(q)
         finally:
             self._leave()  # type: ignore[attr-defined]
         if rc != 0:

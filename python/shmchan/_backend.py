@@ -113,8 +113,6 @@ def attach(channel: Any, kind: int) -> None:
     channel._handle = h
     channel._wlock = h.wlock
     channel._rlock = h.rlock
-    if kind == QUEUE:
-        channel._clock = h.clock
     d = channel.__dict__
     for m in (_QUEUE_METHODS if kind == QUEUE else _LATEST_METHODS):
         d[m] = getattr(h, m)

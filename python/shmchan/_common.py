@@ -145,9 +145,9 @@ class Handle:
 
 class FairLock:
     """A lock that a thread giving it while others wait hands to one of them,
-    so that a thread taking it again at once (a wait in slices) cannot starve
-    them; the ctypes path's lock of a queue's C handle. (The compiled module's
-    Lock behaves the same.)"""
+    so that a thread taking it again at once (a loop of receives or sends)
+    cannot starve them; the ctypes path's locks of a queue's two directions.
+    (The compiled module's Lock behaves the same.)"""
 
     __slots__ = ("_free", "_guard", "_waiters")
 
@@ -273,9 +273,6 @@ class Channel:
     def _closed_error(self) -> ValueError:
         return ValueError(f"operation on a closed {self._kind}")
 
-    #: Queue: the lock of calls into the library on the C handle (None: any thread).
-    _clock: Any = None
-
     def _check_open(self) -> None:
         """Between slices of a blocking call: stop if close() was called."""
         if self._closing:
@@ -356,12 +353,6 @@ class Channel:
                 return rc
             self._check_open()
         check_timeout(timeout)
-        clock = self._clock
-        if clock is not None:  # a queue: one thread at a time in the library
-            def call_in_turn(ms: int, call: Callable[[int], int] = call) -> int:
-                with clock:
-                    return call(ms)
-            call = call_in_turn
         if timeout == 0:
             return call(0)
         end = None if timeout is None else time.monotonic() + timeout

@@ -17,10 +17,12 @@
  * - waits run in slices of SLICE_MS with the GIL released, checking signals
  *   (Ctrl-C) and the closing flag between slices;
  * - wlock/rlock are this module's Lock objects, which the Python code uses as
- *   it used threading.Lock: they serialise calls on one queue handle (the C
- *   API allows one thread at a time) and record their owner, so that a send
- *   from the thread that holds a reservation fails with ESTATE instead of
- *   waiting for itself;
+ *   it used threading.Lock: one serialises the sending calls on a handle, the
+ *   other the receiving calls (a queue handle allows one thread to send while
+ *   another receives, shmchan.h), so a send never waits for a receive's wait
+ *   nor the other way round; they record their owner, so that a send from the
+ *   thread that holds a reservation fails with ESTATE instead of waiting for
+ *   itself;
  * - a handle made before fork() refuses to work in the child, and the child's
  *   finaliser leaves the C handle (and the parent's slot) alone.
  */
@@ -295,13 +297,7 @@ typedef struct {
     uint64_t last;       /* latest: the newest sequence returned (Latest.last_seen) */
     uint64_t wseq;
     PyObject *name;      /* str, for error messages */
-    Lock *wlock, *rlock;
-    /* Queue: held by the thread inside the library on this C handle, which a
-     * queue handle allows one thread at a time (shmchan.h). Calls made with
-     * the GIL held take it for free; a wait takes it for each slice, so a
-     * call from another thread (the other direction: wlock and rlock keep one
-     * direction to one thread) runs between two slices, within SLICE_MS. */
-    Lock *clock;
+    Lock *wlock, *rlock; /* sending, receiving: held for the whole call */
     PyObject *spare;     /* queue recv: a bytes object of max_msg bytes to receive into */
     PyObject *weakrefs;
 } Handle;
@@ -420,8 +416,7 @@ typedef int (*call_fn)(Handle *, void *ctx, int64_t ms);
 
 /* The slices of run_blocking(), after a first try found nothing to do. */
 static int
-wait_in_slices(Handle *self, Lock *clock, call_fn call, void *ctx, double timeout_ms,
-               const char *op)
+wait_in_slices(Handle *self, call_fn call, void *ctx, double timeout_ms)
 {
     int rc;
     int64_t end = 0;
@@ -440,16 +435,9 @@ wait_in_slices(Handle *self, Lock *clock, call_fn call, void *ctx, double timeou
             int64_t left_ms = (int64_t)((left + 999999) / 1000000);
             ms = left_ms < SLICE_MS ? left_ms : SLICE_MS;
         }
-        if (clock != NULL && take(self, clock, op) != 0) {
-            rc = INT32_MIN;
-            break;
-        }
         Py_BEGIN_ALLOW_THREADS
         rc = call(self, ctx, ms);
         Py_END_ALLOW_THREADS
-        if (clock != NULL) {
-            lock_give(clock); /* to a thread waiting for it, if any */
-        }
         if (rc != E_TIMEDOUT && rc != E_INTR) {
             break;
         }
@@ -471,29 +459,19 @@ wait_in_slices(Handle *self, Lock *clock, call_fn call, void *ctx, double timeou
 /* Run call(ms): first once without waiting and with the GIL held (the common
  * case: a message or space is there), then in slices with the GIL released
  * until it returns something other than a timeout, the caller's timeout is
- * spent, a signal handler raises or close() was called. clock: the queue's
- * lock of the C handle (NULL for a latest-value handle, which threads may
- * share). Returns the library's code, or INT32_MIN with a Python exception
- * set. The caller holds its lock (wlock or rlock). Inlined into each caller,
- * so that the first try is a direct call of the library's function. */
+ * spent, a signal handler raises or close() was called. Returns the
+ * library's code, or INT32_MIN with a Python exception set. The caller holds
+ * its lock (wlock or rlock): on a queue handle the other direction may be
+ * inside the library meanwhile, which shmchan.h allows. Inlined into each
+ * caller, so that the first try is a direct call of the library's function. */
 static ALWAYS_INLINE int
-run_blocking(Handle *self, Lock *clock, call_fn call, void *ctx, double timeout_ms,
-             const char *op)
+run_blocking(Handle *self, call_fn call, void *ctx, double timeout_ms)
 {
-    int rc;
-    if (clock == NULL || !clock->locked) {
-        rc = call(self, ctx, 0); /* the GIL held: no thread of ours is inside */
-    } else {
-        if (take(self, clock, op) != 0) {
-            return INT32_MIN;
-        }
-        rc = call(self, ctx, 0);
-        lock_give(clock);
-    }
+    int rc = call(self, ctx, 0);
     if ((rc != E_AGAIN && rc != E_TIMEDOUT && rc != E_INTR) || timeout_ms == 0) {
         return rc;
     }
-    return wait_in_slices(self, clock, call, ctx, timeout_ms, op);
+    return wait_in_slices(self, call, ctx, timeout_ms);
 }
 
 /* Finish a call: release the lock, free the handle if close() came meanwhile. */
@@ -591,8 +569,7 @@ Handle_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     self->name = name;
     self->wlock = (Lock *)PyObject_CallNoArgs((PyObject *)&LockType);
     self->rlock = (Lock *)PyObject_CallNoArgs((PyObject *)&LockType);
-    self->clock = (Lock *)PyObject_CallNoArgs((PyObject *)&LockType);
-    if (self->wlock == NULL || self->rlock == NULL || self->clock == NULL) {
+    if (self->wlock == NULL || self->rlock == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -610,7 +587,6 @@ Handle_dealloc(Handle *self)
     Py_XDECREF(self->name);
     Py_XDECREF(self->wlock);
     Py_XDECREF(self->rlock);
-    Py_XDECREF(self->clock);
     Py_XDECREF(self->spare);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -773,7 +749,7 @@ Handle_send(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         return NULL;
     }
     SendCtx c = {d.p, d.n};
-    int rc = run_blocking(self, self->clock, call_send, &c, tmo, "send");
+    int rc = run_blocking(self, call_send, &c, tmo);
     finish(self, self->wlock);
     put_data(&d);
     if (rc == INT32_MIN) {
@@ -861,7 +837,7 @@ Handle_recv(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     }
     c.cap = self->max_msg;
     c.len = 0;
-    int rc = run_blocking(self, self->clock, call_recv, &c, tmo, "recv");
+    int rc = run_blocking(self, call_recv, &c, tmo);
     if (rc == 0) {
         if (self->max_msg <= SPARE_MAX_MSG && c.len <= self->max_msg) {
             out = self->spare;
@@ -1042,7 +1018,7 @@ Handle_wait(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         return NULL;
     }
     /* The C handle may be shared by threads: waits need no lock. */
-    int rc = run_blocking(self, NULL, call_wait, &c, tmo, "wait");
+    int rc = run_blocking(self, call_wait, &c, tmo);
     if (self->active == 0 && self->free_requested) {
         handle_close_now(self);
     }
@@ -1073,7 +1049,7 @@ Handle_read_next(Handle *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     }
     c.buf = self->buf;
     c.cap = self->max_msg;
-    int rc = run_blocking(self, NULL, call_read_next, &c, tmo, "read_next");
+    int rc = run_blocking(self, call_read_next, &c, tmo);
     PyObject *out = NULL;
     if (rc == 0) {
         out = seq_and_bytes(self, c.seq, self->buf, c.len);
@@ -1117,8 +1093,6 @@ static PyGetSetDef Handle_getset[] = {
 static PyMemberDef Handle_members[] = {
     {"wlock", T_OBJECT, offsetof(Handle, wlock), READONLY, "Lock of sending calls."},
     {"rlock", T_OBJECT, offsetof(Handle, rlock), READONLY, "Lock of receiving calls."},
-    {"clock", T_OBJECT, offsetof(Handle, clock), READONLY,
-     "Lock of the C handle: a queue's calls into the library (one thread at a time)."},
     {NULL, 0, 0, 0, NULL},
 };
 

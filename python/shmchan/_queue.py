@@ -101,11 +101,12 @@ class Queue(Channel, QueueObjects, QueueEvents):
     closes; in overwrite policy writers never wait and slow readers learn
     how many messages they lost (Message.lost).
 
-    Calls on one Queue object are serialised, so it may be shared by
-    threads; open one handle per thread for parallel receiving, and one
-    each for a sending and a receiving thread (a call waits for the other
-    thread's wait to end its slice, up to 50 ms: the library allows one
-    thread at a time on a queue handle).
+    A Queue object may be shared by threads. Its sending calls (send,
+    send_many, reserve and the reservation's commit/abort) are serialised
+    among themselves, and so are its receiving calls (recv*, peek, the
+    view's release, fileno and arm); a sending and a receiving thread never wait for each
+    other, so one handle serves a thread that publishes while another
+    blocks in recv. Open one handle per thread for parallel receiving.
     """
 
     _kind = "queue"
@@ -182,11 +183,11 @@ class Queue(Channel, QueueObjects, QueueEvents):
         self._capc = c_size_t(self._max_msg)
         self._role = role
         self._readonly = readonly
-        self._rlock = threading.Lock()  # receiving, peeking
-        self._wlock = threading.Lock()  # sending, reserving
-        # Every call into the library on the C handle, which a queue handle
-        # allows one thread at a time (shmchan.h); waits take it per slice.
-        self._clock: Any = FairLock()
+        # One lock per direction, held for the whole call (shmchan.h: one
+        # thread may send while another receives on a queue handle). Fair, so
+        # that a thread looping on one direction cannot starve another.
+        self._rlock: Any = FairLock()  # receiving, peeking
+        self._wlock: Any = FairLock()  # sending, reserving (until commit/abort)
         self._buf: Optional[ctypes.Array[ctypes.c_char]] = None
         self._bufmv = memoryview(b"")
         self._bufp = c_void_p()
@@ -272,9 +273,8 @@ class Queue(Channel, QueueObjects, QueueEvents):
         c = _ffi.Info()
         c.struct_size = ctypes.sizeof(c)
         h = self._enter()
-        try:
-            with self._clock:
-                rc = _lib.shmchan_queue_info(h, byref(c))
+        try:  # no lock: info runs beside sends and receives (shmchan.h)
+            rc = _lib.shmchan_queue_info(h, byref(c))
         finally:
             self._leave()
         if rc != 0:
@@ -308,13 +308,11 @@ class Queue(Channel, QueueObjects, QueueEvents):
             lock.acquire()  # cheaper than "with" on the hot path
             try:
                 if timeout is None:
-                    with self._clock:
-                        rc = _send_f(h, ptr, c_size_t(n), _SLICE_C)
+                    rc = _send_f(h, ptr, c_size_t(n), _SLICE_C)
                     if rc != 0:
                         rc = self._blocking(lambda ms: _send(h, ptr, n, ms), None, rc)
                 elif timeout == 0:
-                    with self._clock:
-                        rc = _send_f(h, ptr, c_size_t(n), _NO_WAIT)
+                    rc = _send_f(h, ptr, c_size_t(n), _NO_WAIT)
                 else:
                     rc = self._blocking(lambda ms: _send(h, ptr, n, ms), timeout)
             finally:
@@ -409,14 +407,12 @@ class Queue(Channel, QueueObjects, QueueEvents):
                     self._buffer()
                 buf, cap, lenref, msgref = self._bufp, self._max_msg, self._lenref, self._msgref
                 if timeout is None:
-                    with self._clock:
-                        rc = _recv_f(h, buf, self._capc, _SLICE_C, lenref, msgref)
+                    rc = _recv_f(h, buf, self._capc, _SLICE_C, lenref, msgref)
                     if rc != 0:
                         rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref),
                                             None, rc)
                 elif timeout == 0:
-                    with self._clock:
-                        rc = _recv_f(h, buf, self._capc, _NO_WAIT, lenref, msgref)
+                    rc = _recv_f(h, buf, self._capc, _NO_WAIT, lenref, msgref)
                 else:
                     rc = self._blocking(lambda ms: _recv(h, buf, cap, ms, lenref, msgref),
                                         timeout)
@@ -460,14 +456,12 @@ class Queue(Channel, QueueObjects, QueueEvents):
                     self._buffer()
                 bufp, cap, lenref = self._bufp, self._max_msg, self._lenref
                 if timeout is None:
-                    with self._clock:
-                        rc = _recv_f(h, bufp, self._capc, _SLICE_C, lenref, None)
+                    rc = _recv_f(h, bufp, self._capc, _SLICE_C, lenref, None)
                     if rc != 0:
                         rc = self._blocking(lambda ms: _recv(h, bufp, cap, ms, lenref, None),
                                             None, rc)
                 elif timeout == 0:
-                    with self._clock:
-                        rc = _recv_f(h, bufp, self._capc, _NO_WAIT, lenref, None)
+                    rc = _recv_f(h, bufp, self._capc, _NO_WAIT, lenref, None)
                 else:
                     rc = self._blocking(lambda ms: _recv(h, bufp, cap, ms, lenref, None),
                                         timeout)
@@ -522,9 +516,8 @@ class Queue(Channel, QueueObjects, QueueEvents):
                     b = self._batch = _Batch(cap, max_count)
                 _, _, buf, bufp, msgs, words, count, cref, base, mv = b
                 if timeout is None:
-                    with self._clock:
-                        rc = _recv_batch_f(h, bufp, c_size_t(cap), c_size_t(max_count),
-                                           _SLICE_C, msgs, cref)
+                    rc = _recv_batch_f(h, bufp, c_size_t(cap), c_size_t(max_count),
+                                       _SLICE_C, msgs, cref)
                     if rc != 0:
                         rc = self._blocking(
                             lambda ms: _recv_batch(h, buf, cap, max_count, ms, msgs, cref), None,
@@ -611,7 +604,7 @@ class QueueView(Mapped):
         q: Queue = self._channel  # type: ignore[assignment]
         h = q._enter()
         try:
-            with q._clock:
+            with q._rlock:  # a receiving call
                 rc = _lib.shmchan_queue_release(h)
         finally:
             q._peeked = None
@@ -664,14 +657,13 @@ class QueueReservation(Mapped):
         self._done = True
         q: Queue = self._channel  # type: ignore[assignment]
         h = q._enter()
-        try:
-            with q._clock:
-                if commit:
-                    rc = _lib.shmchan_queue_commit(h, n)
-                    if rc != 0:
-                        _lib.shmchan_queue_abort(h)
-                else:
-                    rc = _lib.shmchan_queue_abort(h)
+        try:  # under the wlock that reserve() took
+            if commit:
+                rc = _lib.shmchan_queue_commit(h, n)
+                if rc != 0:
+                    _lib.shmchan_queue_abort(h)
+            else:
+                rc = _lib.shmchan_queue_abort(h)
         finally:
             q._reservation = None
             q._wlock.release()

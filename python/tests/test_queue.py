@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import unittest
+from typing import Optional
 
 import shmchan
 from support import CHILD_TIMEOUT, ChannelTest, child_env, queue_supported
@@ -421,33 +422,88 @@ class ZeroCopy(QueueTest):
 
 
 class Concurrency(QueueTest):
-    def wait_until_waiting(self, q: shmchan.Queue) -> None:
-        """Until another thread is inside the library on q's C handle (its
-        lock of library calls is taken), as a recv waiting for a message is."""
-        clock = q._clock  # type: ignore[attr-defined]
+    def wait_until_waiting(self, q: shmchan.Queue, waits: int,
+                           t: Optional[threading.Thread] = None) -> bool:
+        """Until a reader of q's queue went to sleep in the library since
+        info().waits was `waits` (nobody else waits in these tests), as a
+        recv waiting for a message does; False if thread t ended first."""
         deadline = time.monotonic() + CHILD_TIMEOUT
-        while clock.acquire(False):
-            clock.release()
+        while q.info().waits == waits:
+            if t is not None and not t.is_alive():
+                return False
             self.assertLess(time.monotonic(), deadline, "the receiver never waited")
-            time.sleep(0.001)
+            time.sleep(0.0005)
+        return True
 
-    def test_one_thread_at_a_time_in_the_library_on_a_handle(self) -> None:
-        # shmchan.h: a queue handle is used by one thread at a time. A recv
-        # waiting in another thread holds the handle for each slice of its
-        # wait; a send on the same handle goes in between two slices.
+    def test_send_goes_while_another_thread_waits_in_recv(self) -> None:
+        # shmchan.h: one thread may send while another receives on a queue
+        # handle, so the binding's sending and receiving locks are apart. The
+        # receiver waits less than one of the binding's wait slices (50 ms):
+        # a send that had to wait for that slice to end (one lock of the
+        # whole handle, as before) would come after the receiver timed out,
+        # every time. A send that goes at once is received, unless this
+        # thread was held up for the whole wait, hence a few tries.
         n = self.name()
-        with shmchan.Queue.create(n, role="subscriber") as q:
-            got: list[bytes] = []
-            t = threading.Thread(target=lambda: got.append(q.recv(timeout=CHILD_TIMEOUT)))
-            t.start()
-            self.wait_until_waiting(q)
-            q.send(b"between two slices")
-            t.join(CHILD_TIMEOUT)
-            self.assertEqual(got, [b"between two slices"])
+        with shmchan.Queue.create(n, role="subscriber", spin_ns=0) as q:
+            for attempt in range(10):
+                want = b"attempt %d" % attempt
+                got: list[Optional[bytes]] = []
+
+                def receive() -> None:
+                    try:
+                        got.append(q.recv(timeout=0.04))
+                    except shmchan.TimedOut:
+                        got.append(None)
+
+                t = threading.Thread(target=receive)
+                waits = q.info().waits
+                t.start()
+                self.wait_until_waiting(q, waits, t)
+                q.send(want)
+                t.join(CHILD_TIMEOUT)
+                self.assertFalse(t.is_alive())
+                if got == [want]:
+                    break
+                self.assertEqual(got, [None])
+                self.assertEqual(q.recv(timeout=0), want)  # it came after the timeout
+            else:
+                self.fail("every send waited for the receiver's timeout")
 
     def test_send_and_recv_threads_on_one_handle(self) -> None:
         # Both directions on one handle from two threads: every message
-        # arrives, in order, though each waits for the other's slice.
+        # arrives, in order, with every byte. The ring holds a few messages,
+        # so the sender keeps waiting for space that only the receiving
+        # thread on the same handle frees, and the receiver keeps waiting
+        # for the sender.
+        n = self.name()
+        with shmchan.Queue.create(n, role="subscriber", max_msg=256, capacity=1024) as q:
+            msgs = [bytes((i * 7 + k) & 0xFF for k in range(i % 200 + 1)) for i in range(2000)]
+            got: list[bytes] = []
+
+            def receive() -> None:
+                for i in range(len(msgs)):
+                    if i % 3 == 0:
+                        got.append(q.recv(timeout=CHILD_TIMEOUT))
+                    elif i % 3 == 1:
+                        got.append(q.recv_msg(timeout=CHILD_TIMEOUT).data)
+                    else:
+                        with q.peek(timeout=CHILD_TIMEOUT) as v:
+                            got.append(bytes(v.data))
+
+            t = threading.Thread(target=receive)
+            t.start()
+            for i, m in enumerate(msgs):
+                if i % 2:
+                    q.send(m, timeout=CHILD_TIMEOUT)
+                else:
+                    with q.reserve(len(m), timeout=CHILD_TIMEOUT) as res:
+                        res.data[:] = m
+            t.join(CHILD_TIMEOUT)
+            self.assertFalse(t.is_alive())
+            self.assertEqual(got, msgs)
+
+    def test_first_recv_blocks_while_the_other_thread_sends(self) -> None:
+        # The receiver is asleep in recv before each message is sent.
         n = self.name()
         with shmchan.Queue.create(n, role="subscriber", capacity=1 << 16) as q:
             msgs = [b"%d" % i * (i % 7 + 1) for i in range(20)]
@@ -456,7 +512,7 @@ class Concurrency(QueueTest):
                                                            for _ in msgs))
             t.start()
             for m in msgs:
-                self.wait_until_waiting(q)
+                self.wait_until_waiting(q, q.info().waits)
                 q.send(m)
             t.join(CHILD_TIMEOUT)
             self.assertEqual(got, msgs)

@@ -14,20 +14,30 @@
  * writes, each start a cache line of their own (the handle is allocated
  * cache-line aligned, see queue.c): what a send or receive touches in the
  * handle is then the same few lines wherever the allocator puts it.
+ *
+ * One thread may send while another receives (shmchan.h): the sending side
+ * (send, reserve, commit, abort, send_batch) writes only wr, reserved and
+ * resv; the receiving side (recv, recv_batch, peek, release, notify, arm)
+ * only rd, viewing, view and nf; r and v are written at open and close only
+ * (r.spin_now, which receives adapt, is atomic), so info, which reads only
+ * them and shared memory, may run beside both. Each side's fields follow
+ * its cursor, so the two threads do not share a line. What both sides touch
+ * beyond that is shared memory, made for concurrent peers, and the platform
+ * layer's per-mapping state (lock tables), which it guards itself.
  */
 struct shmchan_queue {
     shmchan__region r;
     shmchan__ring v;
-    _Alignas(SHMCHAN__CACHE_LINE) shmchan__ring_rd rd; /* reader role, if any (rd.role != 0) */
-    _Alignas(SHMCHAN__CACHE_LINE) shmchan__ring_wr wr; /* writer slot: at open or first send */
-    /* The open reservation. */
-    bool reserved;
-    shmchan__rclaim resv;
-    /* The open view (peek). */
-    bool viewing;
-    shmchan__rfound view;
     void *alloc; /* what calloc returned (the handle is aligned within it) */
+    /* The receiving side. */
+    _Alignas(SHMCHAN__CACHE_LINE) shmchan__ring_rd rd; /* reader role, if any (rd.role != 0) */
+    bool viewing; /* a view (peek) is open */
+    shmchan__rfound view;
     shmchan__notifier *nf; /* readiness notifier, made on demand (queue_notify.c) */
+    /* The sending side. */
+    _Alignas(SHMCHAN__CACHE_LINE) shmchan__ring_wr wr; /* writer slot: at open or first send */
+    bool reserved; /* a reservation is open */
+    shmchan__rclaim resv;
 };
 
 /* The ring geometry of a queue region. */

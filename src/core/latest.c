@@ -153,8 +153,7 @@ latest_reset(shmchan__shm *shm, uint8_t *ctl, uint8_t *data, const shmchan__geom
     shmchan__store(&c->fenced, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->lock, 0, SHMCHAN__RELAXED);
     shmchan__store(&c->lk_waiters, 0, SHMCHAN__RELAXED);
-    shmchan__nfview nfv;
-    shmchan__nfview_latest(&nfv, c, 0);
+    shmchan__nfview nfv = SHMCHAN__NFVIEW_OF(c, 0);
     shmchan__nfview_reset(&nfv);
     for (uint32_t i = 0; i < SHMCHAN__LATEST_WRITERS; i++) {
         shmchan__latest_wslot *w = &c->writers[i];
@@ -221,7 +220,7 @@ shmchan_latest_open(const char *name, const shmchan_opts *opts, shmchan_latest *
     }
     ch->ctl = (shmchan__latest_ctl *)ch->r.ctl;
     ch->stride = buf_stride(ch->r.geom.max_msg);
-    shmchan__nfview_latest(&ch->nfv, ch->ctl, ch->r.chan_id);
+    ch->nfv = SHMCHAN__NFVIEW_OF(ch->ctl, ch->r.chan_id);
     shmchan__side_open(name, o.flags, ch->r.chan_id, ch->r.shm, &ch->side);
     *out = ch;
     return SHMCHAN_OK;

@@ -15,26 +15,6 @@
 #include "wait.h"
 
 void
-shmchan__nfview_latest(shmchan__nfview *v, shmchan__latest_ctl *c, uint64_t chan_id)
-{
-    v->armed_n = &c->nf_armed;
-    v->used = &c->nf_used;
-    v->slots = c->notify;
-    v->chan_id = chan_id;
-    v->name_base = 0;
-}
-
-void
-shmchan__nfview_queue(shmchan__nfview *v, shmchan__queue_ctl *c, uint64_t chan_id)
-{
-    v->armed_n = &c->nf_armed;
-    v->used = &c->nf_used;
-    v->slots = c->notify;
-    v->chan_id = chan_id;
-    v->name_base = 0;
-}
-
-void
 shmchan__nfview_reset(const shmchan__nfview *v)
 {
     for (uint32_t i = 0; i < SHMCHAN__NOTIFY_SLOTS; i++) {

@@ -64,9 +64,11 @@ typedef struct shmchan__nfsleep {
 bool shmchan__notifier_arm(const shmchan__nfview *v, shmchan__notifier *n,
                            const shmchan__nfsleep *sl, bool (*has_news)(void *), void *arg);
 
-/* The table of a latest-value or queue control block. */
-void shmchan__nfview_latest(shmchan__nfview *v, shmchan__latest_ctl *c, uint64_t chan_id);
-void shmchan__nfview_queue(shmchan__nfview *v, shmchan__queue_ctl *c, uint64_t chan_id);
+/* The table of a control block c (latest-value or queue: both end with
+ * nf_armed, nf_used and notify), for a channel of identity id. */
+#define SHMCHAN__NFVIEW_OF(c, id)                                                               \
+    ((shmchan__nfview){.armed_n = &(c)->nf_armed, .used = &(c)->nf_used, .slots = (c)->notify,  \
+                       .chan_id = (id), .name_base = 0})
 /* When the first handle attaches after every other one is gone. */
 void shmchan__nfview_reset(const shmchan__nfview *v);
 

@@ -50,7 +50,7 @@ shmchan__ring_view(shmchan__ring *v, shmchan__region *reg, shmchan__shm *shm, sh
     v->lock_base = g->lock_base;
     v->rewind_at = !v->overwrite && v->cap >= 2 * SHMCHAN__QWINDOW ? SHMCHAN__QWINDOW : 0;
     v->asym = shmchan__asym_register();
-    shmchan__nfview_queue(&v->nf, v->ctl, reg != NULL ? reg->chan_id : 0);
+    v->nf = SHMCHAN__NFVIEW_OF(v->ctl, reg != NULL ? reg->chan_id : 0);
 }
 
 void

@@ -143,6 +143,9 @@ const char *t_cli(void);
  * (/etc/passwd, /etc/group), the same in every process; for tests that run
  * helpers as another uid or put them in other groups. */
 int t_unused_id(int nth);
+/* POSIX: our own read-write shared mapping of a whole channel file, as an
+ * attacker has; *size_out receives its size. */
+uint8_t *t_map_file(const char *path, size_t *size_out);
 /* Run a shell command line; returns its exit status. Output into out if given. */
 int t_sh(const char *cmd, char *out, size_t cap);
 

@@ -4,6 +4,8 @@
 #include <pwd.h>
 #include <limits.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,4 +180,17 @@ t_unused_id(int nth)
         }
     }
     t_fail(__FILE__, __LINE__, "no unused user or group id found");
+}
+
+uint8_t *
+t_map_file(const char *path, size_t *size_out)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    T_TRUE(fd >= 0);
+    off_t size = lseek(fd, 0, SEEK_END);
+    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    T_TRUE(p != MAP_FAILED);
+    close(fd);
+    *size_out = (size_t)size;
+    return p;
 }

@@ -36,18 +36,6 @@ open_file(const char *path, uint32_t flags)
     return ch;
 }
 
-static uint8_t *
-map_file(const char *path, size_t *size_out)
-{
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    T_TRUE(fd >= 0);
-    off_t size = lseek(fd, 0, SEEK_END);
-    void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    T_TRUE(p != MAP_FAILED);
-    close(fd);
-    *size_out = (size_t)size;
-    return p;
-}
 
 /* The buffer of sequence s in the raw mapping. */
 static uint8_t *
@@ -77,7 +65,7 @@ TEST(latest_complete_unpublished_message_kept)
     shmchan_latest *r = open_file(path, 0);
     T_OK(shmchan_latest_publish(w, "one", 3, NULL));
     size_t size = 0;
-    uint8_t *base = map_file(path, &size);
+    uint8_t *base = t_map_file(path, &size);
     complete_unpublished(raw_buf(base, size, 2), 2, "two, unpublished");
 
     /* Readers take it from its tag, and no later call goes back behind it. */

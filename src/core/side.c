@@ -54,6 +54,58 @@ view(shmchan__side *s, side_layout *l, uint64_t chan_id)
     s->nfv.name_base = SHMCHAN__NOTIFY_SLOTS;
 }
 
+/* Taken over from a channel of the same name that is gone: reset, then name
+ * the channel (before it turns ready: its READY store releases this). */
+static void
+side_reset(side_layout *l, uint64_t chan_id)
+{
+    shmchan__store(&l->armed_n, 0, SHMCHAN__RELAXED);
+    shmchan__store(&l->used, 0, SHMCHAN__RELAXED);
+    for (uint32_t i = 0; i < SHMCHAN__NOTIFY_SLOTS; i++) {
+        shmchan__store(&l->slots[i], 0, SHMCHAN__RELAXED);
+    }
+    shmchan__store(&l->version, SIDE_VERSION, SHMCHAN__RELAXED);
+    shmchan__store(&l->chan_id, chan_id, SHMCHAN__RELAXED);
+    shmchan__store(&l->magic, SIDE_MAGIC, SHMCHAN__RELEASE);
+}
+
+/*
+ * Where side objects live only while attached (platform.h: Windows), every
+ * opener attaches; a new object is zero-filled and the first opener names
+ * it with a CAS of the channel id from 0, so concurrent first openers agree
+ * without a lock, and nobody waits for another to finish initialising it.
+ * One with another channel's id (forged, or the creator's reset of a stale
+ * one racing with us) leaves this handle without (it polls). Returns false
+ * where side objects are opened by name instead.
+ */
+static bool
+side_attach(uint64_t chan_id, shmchan__shm *chan, shmchan__side *out)
+{
+    shmchan__shm *s = NULL;
+    void *p = NULL;
+    int rc = shmchan__side_attach(chan, sizeof(side_layout), &s, &p);
+    if (rc == SHMCHAN_ENOTSUP) {
+        return false;
+    }
+    if (rc != SHMCHAN_OK) {
+        return true; /* none: read-only readers poll */
+    }
+    side_layout *l = p;
+    uint64_t id = 0;
+    if (chan_id != 0 && shmchan__cas(&l->chan_id, &id, chan_id)) {
+        shmchan__store(&l->version, SIDE_VERSION, SHMCHAN__RELAXED);
+        shmchan__store(&l->magic, SIDE_MAGIC, SHMCHAN__RELEASE);
+        id = chan_id;
+    }
+    if (chan_id == 0 || id != chan_id) {
+        shmchan__shm_close(s);
+        return true;
+    }
+    out->shm = s;
+    view(out, l, chan_id);
+    return true;
+}
+
 void
 shmchan__side_create(const char *name, uint32_t flags, uint32_t chan_mode, uint64_t chan_id,
                      shmchan__shm *chan)
@@ -62,15 +114,26 @@ shmchan__side_create(const char *name, uint32_t flags, uint32_t chan_mode, uint6
     if (!shmchan__side_supported() || name == NULL || !side_name(name, sn, sizeof(sn))) {
         return;
     }
+    shmchan__shm *s = NULL;
+    void *p = NULL;
+    int rc = shmchan__side_attach(chan, sizeof(side_layout), &s, &p);
+    if (rc != SHMCHAN_ENOTSUP) {
+        /* Attached platforms: one still held by a former channel's users is
+         * reset for this one; a new one goes with our close, and openers
+         * make it again (side_attach). */
+        if (rc == SHMCHAN_OK) {
+            side_reset(p, chan_id);
+            shmchan__shm_close(s);
+        }
+        return;
+    }
     uint32_t mode = (chan_mode == 0 ? 0600u : chan_mode) & 0777u;
     mode |= (mode & 0444u) >> 1; /* whoever may read may arm */
-    shmchan__shm *s = NULL;
     bool created = false;
     uint32_t f = (flags & (SHMCHAN_FILE | SHMCHAN_GLOBAL)) | SHMCHAN_CREATE;
     if (shmchan__shm_open(sn, f, mode, &s, &created) != SHMCHAN_OK) {
         return;
     }
-    void *p = NULL;
     /* Not ours (another user planted it): leave it, readers then poll. */
     if (!shmchan__shm_same_owner(s, chan) || shmchan__shm_set_mode(s, mode) != SHMCHAN_OK ||
         shmchan__shm_reserve(s, sizeof(side_layout)) != SHMCHAN_OK ||
@@ -83,17 +146,7 @@ shmchan__side_create(const char *name, uint32_t flags, uint32_t chan_mode, uint6
         shmchan__oserror_set(err);
         return;
     }
-    side_layout *l = p;
-    /* Taken over from a channel of the same name that is gone: reset. */
-    shmchan__store(&l->armed_n, 0, SHMCHAN__RELAXED);
-    shmchan__store(&l->used, 0, SHMCHAN__RELAXED);
-    for (uint32_t i = 0; i < SHMCHAN__NOTIFY_SLOTS; i++) {
-        shmchan__store(&l->slots[i], 0, SHMCHAN__RELAXED);
-    }
-    shmchan__store(&l->version, SIDE_VERSION, SHMCHAN__RELAXED);
-    shmchan__store(&l->chan_id, chan_id, SHMCHAN__RELAXED);
-    /* Before the channel turns ready (its READY store releases it). */
-    shmchan__store(&l->magic, SIDE_MAGIC, SHMCHAN__RELEASE);
+    side_reset(p, chan_id);
     shmchan__shm_close(s);
 }
 
@@ -103,7 +156,8 @@ shmchan__side_open(const char *name, uint32_t flags, uint64_t chan_id, shmchan__
 {
     side_empty(out, chan_id);
     char sn[4096];
-    if (!shmchan__side_supported() || name == NULL || !side_name(name, sn, sizeof(sn))) {
+    if (!shmchan__side_supported() || name == NULL || !side_name(name, sn, sizeof(sn)) ||
+        side_attach(chan_id, chan, out)) {
         return;
     }
     shmchan__shm *s = NULL;

@@ -87,6 +87,15 @@ void shmchan__shm_follow(shmchan__shm *side, shmchan__shm *chan);
  * they need readiness notifiers and owners to compare. */
 bool shmchan__side_supported(void);
 
+/* Where a named object lives only while a handle is open (Windows), the
+ * channel's creator cannot leave a side object behind for later openers:
+ * each opener attaches to it instead, creating it zero-filled when absent
+ * (one atomic create-or-open), mapped read-write for the life of *out
+ * (shmchan__shm_close). ENOTSUP where side objects are made by the channel's
+ * creator and opened by name (POSIX). */
+int shmchan__side_attach(shmchan__shm *chan, uint64_t size, shmchan__shm **out,
+                         void **addr_out);
+
 /* Set the permission bits of an object of ours (no-op where there are none). */
 int shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode);
 

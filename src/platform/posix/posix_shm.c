@@ -186,6 +186,16 @@ shmchan__side_supported(void)
 }
 
 int
+shmchan__side_attach(shmchan__shm *chan, uint64_t size, shmchan__shm **out, void **addr_out)
+{
+    (void)chan;
+    (void)size;
+    (void)out;
+    (void)addr_out;
+    return SHMCHAN_ENOTSUP; /* made by the creator, opened by name (core/side.c) */
+}
+
+int
 shmchan__shm_set_mode(shmchan__shm *s, uint32_t mode)
 {
     return fchmod(s->fd, (mode_t)mode) == 0 ? SHMCHAN_OK : shmchan__posix_err(errno);

@@ -502,7 +502,7 @@ shmchan__shm_same_owner(shmchan__shm *a, shmchan__shm *b)
 {
     (void)a;
     (void)b;
-    return false; /* no owners to compare: no side objects (below) */
+    return false; /* no owners to compare: side objects are attached (below) */
 }
 
 void
@@ -512,13 +512,78 @@ shmchan__shm_follow(shmchan__shm *side, shmchan__shm *chan)
     (void)chan;
 }
 
-/* Read-only handles cannot register on Windows either, but ACLs rather than
- * mode bits decide who may open what, so a side object's "writable by every
- * reader" has no portable form yet: read-only readers poll there. */
+/*
+ * Side wait objects (core/side.h) on Windows: one pagefile-backed named
+ * mapping "<channel's platform page name>..wait", e.g.
+ * "Local\shmchan.NAME..wait" or, for a file channel,
+ * "Local\shmchan.f<volume>.<file index>..wait" (so every path to one file
+ * meets one side object). A named mapping lives exactly while a handle is
+ * open, so the creator's object would be gone again before anybody opened
+ * the channel: every opener of a latest-value channel attaches instead
+ * (CreateFileMapping is one atomic create-or-open; a new one is zero-filled)
+ * and holds it until it closes the channel. Its lifetime is then the
+ * channel's own: nothing to remove, nothing left after a crash.
+ *
+ * Who may write it: it gets the same security as the channel's mappings,
+ * the creator's default DACL (this build sets no other on any object), so
+ * exactly the principals that may open the channel may write it, as on
+ * POSIX ("whoever may read may arm"). A read-only handle maps the channel
+ * with FILE_MAP_READ and writes only here. What a writer takes from it is
+ * "slot i is armed"; the event it then sets is named from its own chan_id
+ * and the slot (win_notify.c), never from these bytes. docs/event-loops.md,
+ * "Read-only readers", has the threat model.
+ */
+int
+shmchan__side_attach(shmchan__shm *chan, uint64_t size, shmchan__shm **out, void **addr_out)
+{
+    *out = NULL;
+    *addr_out = NULL;
+    if (size == 0 || size > UINT32_MAX ||
+        wcslen(chan->prefix) + sizeof("..wait") > SHMCHAN__WIN_OBJ_NAME) {
+        return SHMCHAN_EINVAL; /* the name would be cut: never another object's */
+    }
+    wchar_t name[SHMCHAN__WIN_OBJ_NAME];
+    shmchan__win_obj_name(chan, "..wait", name);
+    SetLastError(ERROR_SUCCESS);
+    HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0, (DWORD)size,
+                                  name);
+    if (h == NULL) { /* another kind of object squats the name, or no privilege */
+        return create_error(GetLastError(), chan->prefix[0] == L'G');
+    }
+    void *p = MapViewOfFile(h, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
+    MEMORY_BASIC_INFORMATION mbi;
+    if (p == NULL || VirtualQuery(p, &mbi, sizeof(mbi)) == 0 || mbi.RegionSize < size) {
+        DWORD e = p == NULL ? GetLastError() : ERROR_INVALID_DATA; /* a smaller squatter */
+        if (p != NULL) {
+            UnmapViewOfFile(p);
+        }
+        CloseHandle(h);
+        return shmchan__win_err(e);
+    }
+    shmchan__shm *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        UnmapViewOfFile(p);
+        CloseHandle(h);
+        return SHMCHAN_ENOMEM;
+    }
+    InitializeCriticalSection(&s->cs);
+    s->file = INVALID_HANDLE_VALUE;
+    s->lockfile = INVALID_HANDLE_VALUE; /* no numbered locks: shm_close skips them */
+    s->named = true;
+    s->data_map = h;
+    s->base = p;
+    s->len = size;
+    shmchan__win_obj_name(chan, "..wait", s->prefix);
+    *out = s;
+    *addr_out = p;
+    return SHMCHAN_OK;
+}
+
+/* Read-only handles arm slots in the attached side object (above). */
 bool
 shmchan__side_supported(void)
 {
-    return false;
+    return true;
 }
 
 int

@@ -295,6 +295,13 @@ SHMCHAN_API int shmchan_list_open(shmchan_list **out);
 /** Next name; SHMCHAN_EAGAIN at the end. The string lives until the next call. */
 SHMCHAN_API int shmchan_list_next(shmchan_list *it, const char **name_out);
 SHMCHAN_API void shmchan_list_close(shmchan_list *it);
+/*
+ * The same for side wait objects (read-only readers' notifiers of a
+ * latest-value channel, "NAME..wait", docs/event-loops.md): each names the
+ * channel NAME it was made for, whether or not that channel still exists.
+ * Iterate and close as above.
+ */
+SHMCHAN_API int shmchan_list_sides_open(shmchan_list **out);
 
 /**
  * Remove the channel if no process has it open (its users all exited or
@@ -309,6 +316,24 @@ SHMCHAN_API void shmchan_list_close(shmchan_list *it);
  *         (SHMCHAN_EUNSAFE for a FIFO, socket, directory or symlink).
  */
 SHMCHAN_API int shmchan_reap(const char *name, uint32_t flags, bool dry_run, int *removed_out);
+
+/**
+ * Remove the side wait object "NAME..wait" of a latest-value channel if it
+ * is orphaned: the channel NAME is gone, or the channel under that name now
+ * is not the one the side object was made for (its channel id differs, or
+ * the header is not a side object's). A side object that belongs to the
+ * channel there is never removed (*removed_out 0). With dry_run it only
+ * reports. shmchan_unlink() and shmchan_reap() remove a channel's side
+ * object with it; this collects those left by older versions or by removing
+ * a channel's file alone.
+ * @return SHMCHAN_OK, SHMCHAN_ENOENT if there is no side object, SHMCHAN_EBUSY
+ *         if the channel is being created or its side object was taken over
+ *         meanwhile, SHMCHAN_ENOTSUP where side objects have no name that
+ *         outlives their users (Windows), the channel's open errors when it
+ *         cannot be inspected (then nothing is removed).
+ */
+SHMCHAN_API int shmchan_reap_side(const char *name, uint32_t flags, bool dry_run,
+                                  int *removed_out);
 
 /* A message as seen in place (zero-copy) or as received. */
 typedef struct shmchan_msg {

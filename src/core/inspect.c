@@ -80,10 +80,25 @@ shmchan_peers_get(const char *name, uint32_t flags, shmchan_peer *peers, size_t 
 
 struct shmchan_list {
     shmchan__dir *dir;
+    bool sides; /* shmchan_list_sides_open: names of side objects */
 };
+
+static int list_open(shmchan_list **out, bool sides);
 
 int
 shmchan_list_open(shmchan_list **out)
+{
+    return list_open(out, false);
+}
+
+int
+shmchan_list_sides_open(shmchan_list **out)
+{
+    return list_open(out, true);
+}
+
+static int
+list_open(shmchan_list **out, bool sides)
 {
     if (out == NULL) {
         return SHMCHAN_EINVAL;
@@ -93,6 +108,7 @@ shmchan_list_open(shmchan_list **out)
     if (it == NULL) {
         return SHMCHAN_ENOMEM;
     }
+    it->sides = sides;
     int rc = shmchan__dir_open(&it->dir);
     if (rc != SHMCHAN_OK) {
         free(it);
@@ -108,7 +124,8 @@ shmchan_list_next(shmchan_list *it, const char **name_out)
     if (it == NULL || name_out == NULL) {
         return SHMCHAN_EINVAL;
     }
-    return shmchan__dir_next(it->dir, name_out);
+    return it->sides ? shmchan__dir_next_side(it->dir, name_out)
+                     : shmchan__dir_next(it->dir, name_out);
 }
 
 void

@@ -208,3 +208,104 @@ shmchan__side_unlink(const char *name, uint32_t flags)
         shmchan__oserror_set(err);
     }
 }
+
+/* ------------------------------------------------ collecting orphans */
+
+/* The channel id a side object names (0: not a side object's header). */
+static int
+side_read_id(const char *sn, uint32_t flags, uint64_t *id_out)
+{
+    shmchan__shm *s = NULL;
+    bool created = false;
+    uint64_t size = 0;
+    void *p = NULL;
+    *id_out = 0;
+    int rc = shmchan__shm_open(sn, flags | SHMCHAN_RDONLY, 0, &s, &created);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    rc = shmchan__shm_size(s, &size);
+    if (rc == SHMCHAN_OK && size >= sizeof(side_layout)) {
+        rc = shmchan__shm_map(s, sizeof(side_layout), &p);
+    }
+    if (rc == SHMCHAN_OK && p != NULL) {
+        const side_layout *l = p;
+        if (shmchan__load(&l->magic, SHMCHAN__ACQUIRE) == SIDE_MAGIC) {
+            *id_out = shmchan__load(&l->chan_id, SHMCHAN__RELAXED);
+        }
+    }
+    shmchan__shm_close(s);
+    return rc;
+}
+
+/* Whether side objects are attached by each opener here (platform.h). */
+static bool
+sides_attached(void)
+{
+    shmchan__shm *s = NULL;
+    void *p = NULL;
+    return shmchan__side_attach(NULL, 0, &s, &p) != SHMCHAN_ENOTSUP;
+}
+
+/*
+ * An orphan is a side object whose channel is gone or is another channel
+ * now. A creator racing with us takes an existing side object over (it
+ * resets its channel id) under the channel's init lock, which we cannot
+ * hold for a channel that does not exist: so the id is read again just
+ * before the unlink, and a change means "taken over" (EBUSY). What remains
+ * is a window of one unlink; losing it costs that channel's read-only
+ * readers their side object (they poll, as for a channel of an older
+ * version), never a channel.
+ */
+int
+shmchan_reap_side(const char *name, uint32_t flags, bool dry_run, int *removed_out)
+{
+    if (removed_out != NULL) {
+        *removed_out = 0;
+    }
+    flags &= SHMCHAN_FILE | SHMCHAN_GLOBAL;
+    if (name == NULL) {
+        return SHMCHAN_EINVAL;
+    }
+    if (!(flags & SHMCHAN_FILE) && shmchan_name_check(name) != SHMCHAN_OK) {
+        return shmchan_name_check(name);
+    }
+    if (!shmchan__side_supported() || sides_attached()) {
+        return SHMCHAN_ENOTSUP;
+    }
+    char sn[4096];
+    if (!side_name(name, sn, sizeof(sn))) {
+        return SHMCHAN_ENAME;
+    }
+    uint64_t id = 0;
+    int rc = side_read_id(sn, flags, &id);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    shmchan__region r;
+    rc = shmchan__region_inspect(name, flags, false, &r);
+    if (rc == SHMCHAN_OK) {
+        bool current = id != 0 && r.chan_id == id && r.geom.kind == SHMCHAN_KIND_LATEST;
+        shmchan__region_close(&r);
+        if (current) {
+            return SHMCHAN_OK; /* its channel's own */
+        }
+    } else if (rc != SHMCHAN_ENOENT) {
+        return rc == SHMCHAN_EINIT ? SHMCHAN_EBUSY : rc; /* cannot tell: leave it */
+    }
+    if (!dry_run) {
+        uint64_t again = 0;
+        rc = side_read_id(sn, flags, &again);
+        if (rc != SHMCHAN_OK || again != id) {
+            return rc == SHMCHAN_ENOENT ? SHMCHAN_ENOENT : SHMCHAN_EBUSY;
+        }
+        rc = shmchan__shm_unlink(sn, flags);
+        if (rc != SHMCHAN_OK) {
+            return rc;
+        }
+    }
+    if (removed_out != NULL) {
+        *removed_out = 1;
+    }
+    return SHMCHAN_OK;
+}

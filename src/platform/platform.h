@@ -92,7 +92,8 @@ bool shmchan__side_supported(void);
  * each opener attaches to it instead, creating it zero-filled when absent
  * (one atomic create-or-open), mapped read-write for the life of *out
  * (shmchan__shm_close). ENOTSUP where side objects are made by the channel's
- * creator and opened by name (POSIX). */
+ * creator and opened by name (POSIX). chan NULL only asks which: EINVAL
+ * where side objects are attached, ENOTSUP where not. */
 int shmchan__side_attach(shmchan__shm *chan, uint64_t size, shmchan__shm **out,
                          void **addr_out);
 
@@ -106,6 +107,9 @@ uint32_t shmchan__shm_mode(shmchan__shm *s);
 typedef struct shmchan__dir shmchan__dir;
 int shmchan__dir_open(shmchan__dir **out);
 int shmchan__dir_next(shmchan__dir *d, const char **name_out); /* EAGAIN at the end */
+/* The same directory's side wait objects (core/side.h): the channel name
+ * NAME of each "NAME..wait", as dir_next does (EAGAIN at the end). */
+int shmchan__dir_next_side(shmchan__dir *d, const char **name_out);
 void shmchan__dir_close(shmchan__dir *d);
 
 /* ----------------------------------------------------------------- locks */

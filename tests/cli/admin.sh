@@ -61,6 +61,39 @@ kill "$W"
 wait "$W"
 expect_out "unused $b" "b unused once its watcher is gone" "$S" gc "$b"
 
+# gc and side wait objects (NAME..wait, read-only readers' notifiers): one
+# whose channel is gone, or is another channel now, is collected; one that
+# belongs to its channel is left alone; ls never lists them.
+new_chan o
+expect 0 "create o" "$S" create "$o" --max-msg 64
+side=/dev/shm/shmchan.$o..wait
+[ -f "$side" ] || fail "o has no side wait object"
+expect_out "unused $o" "gc: the channel is unused, its own side object no orphan" "$S" gc "$o"
+rm -f "/dev/shm/shmchan.$o" # the channel's file alone, as an older rm did
+expect 0 "ls with an orphaned side object" "$S" ls
+grep -q -- "$o" "$T/out" && fail "ls lists an orphaned side object: $(grep -- "$o" "$T/out")"
+expect 0 "gc dry run of everything" "$S" gc
+grep -qx "unused $o..wait" "$T/out" || fail "gc dry run misses the orphan: $(cat "$T/out")"
+[ -f "$side" ] || fail "gc dry run removed the orphan"
+expect_out "removed $o..wait" "gc --force NAME removes the orphan" "$S" gc --force "$o"
+[ -e "$side" ] && fail "the orphan is still there after gc --force"
+new_chan p
+expect 0 "create p" "$S" create "$p" --max-msg 64
+cp "/dev/shm/shmchan.$p..wait" "$T/stale"
+expect 0 "rm p" "$S" rm "$p"
+expect 0 "create p again (another channel id)" "$S" create "$p" --max-msg 64
+expect 0 "put p" "$S" put "$p" kept
+bg "$S" watch "$p" --timeout 60 >/dev/null
+W=$BG
+wait_until "p held open by a watcher" waits_at_least "$p" 1
+cat "$T/stale" >"/dev/shm/shmchan.$p..wait" # the former channel's, stale now
+expect_out "unused $p..wait" "gc finds the stale side object" "$S" gc "$p"
+expect_out "removed $p..wait" "gc --force removes only the stale side object" "$S" gc -f "$p"
+[ -e "/dev/shm/shmchan.$p..wait" ] && fail "the stale side object is still there"
+expect_out "kept" "p itself is untouched" "$S" get "$p"
+kill "$W"
+wait "$W"
+
 # rm: several at once; a missing one is an error unless --force.
 new_chan c
 expect 0 "create c" "$S" create "$c"

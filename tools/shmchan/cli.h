@@ -125,6 +125,8 @@ typedef struct name_list {
 } name_list;
 
 int names_from_shm(name_list *nm);
+/* NAME of each side wait object "NAME..wait" in shared memory, sorted. */
+int names_from_sides(name_list *nm);
 int names_from_args(name_list *nm, const char *const *args, int n);
 void names_free(name_list *nm);
 

@@ -622,6 +622,55 @@ gc_one(const cli_args *a, const char *name, bool listed, size_t *found)
     return CLI_OK;
 }
 
+/*
+ * Side wait objects ("NAME..wait", docs/event-loops.md) whose channel is gone
+ * or is another one now; `ls` never lists them. Given names, only those
+ * names' side objects are looked at, and "none there" is no news.
+ */
+static int
+gc_side_one(const cli_args *a, const char *name, size_t *found)
+{
+    bool force = cli_has(a, OPT_FORCE);
+    uint32_t flags = cli_flags(a, name);
+    int removed = 0;
+    int rc = shmchan_reap_side(name, flags, !force, &removed);
+    if (rc == SHMCHAN_ENOENT || rc == SHMCHAN_EBUSY || rc == SHMCHAN_ENOTSUP) {
+        return CLI_OK; /* none, gone meanwhile, being taken over, or none here */
+    }
+    if (rc != SHMCHAN_OK) {
+        cli_error("gc", name, rc);
+        return force ? CLI_ERR : CLI_OK;
+    }
+    if (removed) {
+        printf("%s %s..wait\n", force ? "removed" : "unused", name);
+        (*found)++;
+    }
+    return CLI_OK;
+}
+
+/* Every side object in shared memory (after the channels: a channel that gc
+ * removed took its own side object with it). */
+static int
+gc_sides(const cli_args *a, size_t *found)
+{
+    name_list nm;
+    int rc = names_from_sides(&nm);
+    if (rc != SHMCHAN_OK) {
+        return rc == SHMCHAN_ENOTSUP
+                   ? CLI_OK
+                   : cli_errorf("gc", NULL, "listing side wait objects: %s (%s)",
+                                shmchan_strerror(rc), shmchan_errname(rc));
+    }
+    int status = CLI_OK;
+    for (size_t i = 0; i < nm.n; i++) {
+        if (gc_side_one(a, nm.v[i], found) != CLI_OK) {
+            status = CLI_ERR;
+        }
+    }
+    names_free(&nm);
+    return status;
+}
+
 static int
 run_gc(const cli_args *a)
 {
@@ -637,8 +686,14 @@ run_gc(const cli_args *a)
         if (gc_one(a, nm.v[i], a->npos == 0, &found) != CLI_OK) {
             status = CLI_ERR;
         }
+        if (a->npos > 0 && gc_side_one(a, nm.v[i], &found) != CLI_OK) {
+            status = CLI_ERR;
+        }
     }
     names_free(&nm);
+    if (a->npos == 0 && gc_sides(a, &found) != CLI_OK) {
+        status = CLI_ERR;
+    }
     if (found != 0 && !cli_has(a, OPT_FORCE)) {
         fprintf(stderr, "shmchan: gc: dry run: %zu unused; 'shmchan gc --force' removes them\n",
                 found);
@@ -662,7 +717,9 @@ const cli_cmd cli_cmd_gc = {
         "them and prints 'removed NAME'. A channel in use is never removed. Safe to run\n"
         "at any time. Names that cannot be inspected (not a channel, a FIFO, no\n"
         "permission, missing) are reported on stderr and skipped; they do not change\n"
-        "the status.\n\n"
+        "the status. Side wait objects (NAME..wait, for read-only readers) whose\n"
+        "channel is gone, or is another channel now, are found and removed the same\n"
+        "way ('unused NAME..wait'); one that belongs to its channel is left alone.\n\n"
         "  -f, --force   remove the unused channels (status 1 only if a removal failed)\n"
         "  --global      Windows: the Global\\ namespace\n",
 };

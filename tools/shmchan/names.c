@@ -35,15 +35,15 @@ by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int
-names_from_shm(name_list *nm)
+static int
+names_listed(name_list *nm, int (*open)(shmchan_list **))
 {
     shmchan_list *it;
     size_t cap = 0;
     const char *name;
     nm->v = NULL;
     nm->n = 0;
-    int rc = shmchan_list_open(&it);
+    int rc = open(&it);
     if (rc != SHMCHAN_OK) {
         return rc;
     }
@@ -62,6 +62,18 @@ names_from_shm(name_list *nm)
         qsort(nm->v, nm->n, sizeof(*nm->v), by_name);
     }
     return SHMCHAN_OK;
+}
+
+int
+names_from_shm(name_list *nm)
+{
+    return names_listed(nm, shmchan_list_open);
+}
+
+int
+names_from_sides(name_list *nm)
+{
+    return names_listed(nm, shmchan_list_sides_open);
 }
 
 int

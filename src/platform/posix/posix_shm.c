@@ -15,6 +15,7 @@
 
 #define SHM_PREFIX "/shmchan."
 #define SHM_DIR "/dev/shm"
+#define SIDE_SUFFIX "..wait" /* core/side.h */
 
 static void
 shm_path(const char *name, char *out, size_t cap)
@@ -365,6 +366,30 @@ shmchan__dir_next(shmchan__dir *d, const char **name_out)
             continue;
         }
         memcpy(d->name, name, strlen(name) + 1);
+        *name_out = d->name;
+        return SHMCHAN_OK;
+    }
+    return SHMCHAN_EAGAIN;
+}
+
+int
+shmchan__dir_next_side(shmchan__dir *d, const char **name_out)
+{
+    const size_t plen = sizeof(SHM_PREFIX) - 2; /* without '/' and NUL */
+    const size_t slen = sizeof(SIDE_SUFFIX) - 1;
+    struct dirent *e;
+    while ((e = readdir(d->d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= plen + slen || len - plen - slen > SHMCHAN_NAME_MAX ||
+            strncmp(e->d_name, &SHM_PREFIX[1], plen) != 0 ||
+            strcmp(e->d_name + len - slen, SIDE_SUFFIX) != 0) {
+            continue;
+        }
+        memcpy(d->name, e->d_name + plen, len - plen - slen);
+        d->name[len - plen - slen] = '\0';
+        if (shmchan_name_check(d->name) != SHMCHAN_OK) {
+            continue;
+        }
         *name_out = d->name;
         return SHMCHAN_OK;
     }

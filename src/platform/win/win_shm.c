@@ -538,7 +538,7 @@ shmchan__side_attach(shmchan__shm *chan, uint64_t size, shmchan__shm **out, void
 {
     *out = NULL;
     *addr_out = NULL;
-    if (size == 0 || size > UINT32_MAX ||
+    if (chan == NULL || size == 0 || size > UINT32_MAX ||
         wcslen(chan->prefix) + sizeof("..wait") > SHMCHAN__WIN_OBJ_NAME) {
         return SHMCHAN_EINVAL; /* the name would be cut: never another object's */
     }
@@ -610,6 +610,14 @@ shmchan__dir_next(shmchan__dir *d, const char **name_out)
     (void)d;
     (void)name_out;
     return SHMCHAN_EAGAIN;
+}
+
+int
+shmchan__dir_next_side(shmchan__dir *d, const char **name_out)
+{
+    (void)d;
+    (void)name_out;
+    return SHMCHAN_EAGAIN; /* side objects go with their last handle (above) */
 }
 
 void

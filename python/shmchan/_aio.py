@@ -10,17 +10,28 @@ contract.
 The coroutines (``await q.recv_async()``, ``async for data in q``) register
 the descriptor with the running loop's ``add_reader`` for the time of one
 wait, not a thread per channel: cancelling one removes the reader and
-leaves nothing blocked. Windows' default Proactor loop has no add_reader:
-there the coroutines raise NotSupported (use a SelectorEventLoop, which
-cannot wait on event HANDLEs either, or ``shmchan.wait`` in a thread).
+leaves nothing blocked.
+
+On Windows the readiness handle is an event HANDLE, which no asyncio loop
+can watch (the default Proactor loop has no add_reader; the selector loop's
+select() takes sockets only). There each wait registers the HANDLE with the
+system thread pool (kernel32's RegisterWaitForSingleObject, run once): the
+pool's own wait thread, shared by up to 63 waits of the process, calls back
+when the event is set, and the callback completes the coroutine's future
+through call_soon_threadsafe. Whether the wait completed or was cancelled,
+UnregisterWaitEx(INVALID_HANDLE_VALUE) ends it, returning only after a
+callback that is running has finished, so nothing is left registered and
+no callback outlives the wait. docs/event-loops.md says what of this was run
+on Windows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from ctypes import byref, c_size_t, c_void_p
-from typing import Any, AsyncIterator, Optional, Sequence
+from typing import Any, AsyncIterator, Callable, Optional, Sequence
 
 from . import _errors, _ffi
 
@@ -32,11 +43,102 @@ def _os_handle(value: Any) -> int:
     return int(value.value if hasattr(value, "value") else value or 0)
 
 
+class _ThreadPoolWaits:
+    """Waits of the Windows thread pool on a HANDLE (kernel32, through ctypes).
+
+    register(handle, fn) makes the pool call fn() once, on one of its
+    threads, when handle is signalled, and returns a token; unregister(token)
+    ends that wait and returns once no call of fn is running or will run.
+    Tests on other systems replace it with a stand-in of the same interface
+    (python/tests/test_events.py)."""
+
+    _INFINITE = 0xFFFFFFFF
+    _WT_EXECUTEONLYONCE = 0x00000008
+
+    def __init__(self) -> None:
+        import ctypes
+        from ctypes import wintypes
+
+        # getattr: these exist on Windows only (and type-check everywhere).
+        k32 = getattr(ctypes, "WinDLL")("kernel32", use_last_error=True)
+        # WAITORTIMERCALLBACK: void (PVOID context, BOOLEAN timed_out)
+        self._callback = getattr(ctypes, "WINFUNCTYPE")(None, ctypes.c_void_p, ctypes.c_ubyte)
+        self._register = k32.RegisterWaitForSingleObject
+        self._register.argtypes = [ctypes.POINTER(wintypes.HANDLE), wintypes.HANDLE,
+                                   self._callback, ctypes.c_void_p, wintypes.ULONG,
+                                   wintypes.ULONG]
+        self._register.restype = wintypes.BOOL
+        self._unregister = k32.UnregisterWaitEx
+        self._unregister.argtypes = [wintypes.HANDLE, wintypes.HANDLE]
+        self._unregister.restype = wintypes.BOOL
+        self._ctypes = ctypes
+        self._handle = wintypes.HANDLE
+
+    def register(self, handle: int, fn: Callable[[], None]) -> Any:
+        # The callback object must live until the wait is unregistered: the
+        # token holds it.
+        cb = self._callback(lambda _context, _timed_out: fn())
+        wait = self._handle()
+        if not self._register(byref(wait), self._handle(handle), cb, None, self._INFINITE,
+                              self._WT_EXECUTEONLYONCE):
+            raise getattr(self._ctypes, "WinError")(getattr(self._ctypes, "get_last_error")())
+        return (wait, cb)
+
+    def unregister(self, token: Any) -> None:
+        wait, _cb = token
+        # INVALID_HANDLE_VALUE: block until a running callback has returned.
+        # It runs on a pool thread and needs the GIL only briefly: ctypes
+        # releases the GIL during this call, so the two cannot deadlock.
+        self._unregister(wait, self._handle(-1))
+
+
+_pool: Any = None  # the thread-pool waits in use: Windows', or a test's stand-in
+
+
+def _thread_pool() -> Any:
+    """The thread-pool waits where readiness handles are event HANDLEs
+    (Windows), else None (descriptors: the loop's add_reader)."""
+    global _pool
+    if _pool is None and sys.platform == "win32":
+        _pool = _ThreadPoolWaits()
+    return _pool
+
+
+def _complete(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def _signalled(channel: Any, loop: asyncio.AbstractEventLoop, pool: Any,
+                     handle: int) -> None:
+    """Until the event HANDLE is set, through a thread-pool wait."""
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def fired() -> None:  # on a pool thread
+        try:
+            loop.call_soon_threadsafe(_complete, fut)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for the future any more
+
+    token = pool.register(handle, fired)
+    channel._aio_waiting = True
+    try:
+        await fut
+    finally:
+        channel._aio_waiting = False
+        pool.unregister(token)
+
+
 async def _readable(channel: Any, fd: int) -> None:
-    """Until fd is readable, through the running loop's add_reader."""
+    """Until fd is readable, through the running loop's add_reader (or the
+    thread pool's wait on a Windows event HANDLE)."""
     loop = asyncio.get_running_loop()
     if getattr(channel, "_aio_waiting", False):
         raise RuntimeError(f"another coroutine already waits on this {channel._kind}")
+    pool = _thread_pool()
+    if pool is not None:
+        await _signalled(channel, loop, pool, fd)
+        return
     fut: asyncio.Future[None] = loop.create_future()
 
     def ready() -> None:

@@ -4,13 +4,18 @@ without a thread per channel, cancellation, shmchan.wait()."""
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import selectors
 import sys
 import threading
 import time
 import unittest
+from typing import Any, Callable
+from unittest import mock
 
 import shmchan
+from shmchan import _aio
 from support import ChannelTest, run_python
 
 LINUX = sys.platform.startswith("linux")
@@ -162,6 +167,145 @@ class Asyncio(ChannelTest):
                 shmchan.Queue.open(n, role="subscriber") as q:
             asyncio.run(main(q))
 
+
+class _StandInPool:
+    """Stands in for Windows' thread-pool waits (shmchan._aio._ThreadPoolWaits)
+    where there are none: register() starts a thread that waits for the
+    handle (here the Linux readiness descriptor) and calls back once from
+    that thread; unregister() ends the wait and returns only after a running
+    callback has finished, as UnregisterWaitEx(INVALID_HANDLE_VALUE) does."""
+
+    def __init__(self) -> None:
+        self.registered = 0
+        self.fired = 0
+        self.lock = threading.Lock()
+
+    def register(self, handle: int, fn: Callable[[], None]) -> Any:
+        stop_r, stop_w = os.pipe()
+
+        def wait() -> None:
+            r, _, _ = select.select([handle, stop_r], [], [])
+            if handle in r and stop_r not in r:
+                with self.lock:
+                    self.fired += 1
+                fn()
+
+        t = threading.Thread(target=wait, daemon=True)
+        t.start()
+        with self.lock:
+            self.registered += 1
+        return (t, stop_r, stop_w)
+
+    def unregister(self, token: Any) -> None:
+        t, stop_r, stop_w = token
+        os.write(stop_w, b"x")
+        t.join()
+        os.close(stop_r)
+        os.close(stop_w)
+        with self.lock:
+            self.registered -= 1
+
+
+@unittest.skipUnless(LINUX, "the stand-in waits on Linux readiness descriptors")
+class AsyncioThreadPool(ChannelTest):
+    """The coroutines' Windows mechanism (a thread-pool wait completing the
+    future with call_soon_threadsafe; docs/event-loops.md), run here against
+    a stand-in for kernel32's waits, in a loop whose add_reader is
+    unsupported as in the Proactor loop. Not a test of kernel32 itself."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.pool = _StandInPool()
+        saved = _aio._pool
+        _aio._pool = self.pool
+        self.addCleanup(setattr, _aio, "_pool", saved)
+        patch = mock.patch.object(asyncio.selector_events.BaseSelectorEventLoop, "add_reader",
+                                  side_effect=NotImplementedError)
+        patch.start()
+        self.addCleanup(patch.stop)
+
+    def test_recv_async_and_async_for(self) -> None:
+        n = self.name()
+
+        async def main(w: shmchan.Queue, q: shmchan.Queue) -> list[bytes]:
+            async def writer() -> None:
+                for i in range(50):
+                    w.send(b"m%d" % i)
+                    await asyncio.sleep(0.001)
+
+            task = asyncio.ensure_future(writer())
+            got = [await q.recv_async()]
+            async for data in q:
+                got.append(data)
+                if len(got) == 50:
+                    break
+            await task
+            return got
+
+        with shmchan.Queue.create(n, capacity=1 << 16, max_msg=64) as w, \
+                shmchan.Queue.open(n, role="subscriber") as q:
+            got = asyncio.run(main(w, q))
+        self.assertEqual(got, [b"m%d" % i for i in range(50)])
+        self.assertGreater(self.pool.fired, 0)  # some waits were completed by the pool
+        self.assertEqual(self.pool.registered, 0)
+
+    def test_latest_read_next_async(self) -> None:
+        n = self.name()
+
+        async def main(w: shmchan.Latest, r: shmchan.Latest) -> tuple[int, bytes]:
+            t = asyncio.ensure_future(r.read_next_async(0))
+            await asyncio.sleep(0.05)
+            self.assertFalse(t.done())
+            self.assertEqual(self.pool.registered, 1)
+            w.publish(b"news")
+            return await asyncio.wait_for(t, 5)
+
+        with shmchan.Latest.create(n, max_msg=16) as w, shmchan.Latest.open(n) as r:
+            self.assertEqual(asyncio.run(main(w, r)), (1, b"news"))
+        self.assertEqual((self.pool.fired, self.pool.registered), (1, 0))
+
+    def test_cancel_unregisters_the_wait(self) -> None:
+        n = self.name()
+
+        async def main(w: shmchan.Queue, q: shmchan.Queue) -> bytes:
+            t = asyncio.ensure_future(q.recv_async())
+            await asyncio.sleep(0.05)
+            self.assertEqual(self.pool.registered, 1)
+            t.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await t
+            self.assertEqual(self.pool.registered, 0)  # nothing left waiting
+            w.send(b"after")  # the cancelled call received nothing
+            return await asyncio.wait_for(q.recv_async(), 5)
+
+        with shmchan.Queue.create(n, capacity=1 << 16, max_msg=64) as w, \
+                shmchan.Queue.open(n, role="subscriber") as q:
+            self.assertEqual(asyncio.run(main(w, q)), b"after")
+        self.assertEqual(self.pool.registered, 0)
+
+    def test_callback_after_the_loop_closed(self) -> None:
+        # A pool thread that fires after the loop is gone must not raise.
+        loop = asyncio.new_event_loop()
+        loop.close()
+        calls: list[Callable[[], None]] = []
+        ended: list[Any] = []
+
+        class Capture:
+            def register(self, handle: int, fn: Callable[[], None]) -> Any:
+                calls.append(fn)
+                return "token"
+
+            def unregister(self, token: Any) -> None:
+                ended.append(token)
+
+        channel = mock.Mock(_aio_waiting=False)
+        coro = _aio._signalled(channel, loop, Capture(), 0)
+        coro.send(None)  # registered, now awaiting its future
+        self.assertTrue(channel._aio_waiting)
+        calls[0]()  # call_soon_threadsafe on a closed loop: ignored
+        coro.close()  # the coroutine ends (as when its task is dropped)
+        self.assertEqual(ended, ["token"])
+        self.assertFalse(channel._aio_waiting)
 
 if __name__ == "__main__":
     unittest.main()

@@ -8,7 +8,8 @@
 #   bench/run.sh --quick    one short round of everything (under a minute)
 #
 # Options: --build-dir DIR (default <repo>/build-bench), --no-install (do not
-# apt-get missing packages), --only a,b,c (only these transports).
+# apt-get missing packages), --only a,b,c (only these transports; the name
+# readiness selects the readiness-handle benchmarks of issue 13).
 #
 # Every experiment is one shmbench process under `timeout`, so one broken
 # transport cannot stop the suite.  Latency workloads run with a PM-QoS
@@ -250,6 +251,39 @@ run_suite() {
     roudi_stop
 }
 
+# ------------------------------------------- readiness handles (issue 13) --
+# Once per run, after the suite: notify_bench (64 B round trip with each
+# side in epoll, next to a pipe and an eventfd; one epoll loop over 1000
+# queues next to 1000 Unix sockets) and bench/python/bench_asyncio.py
+# (asyncio next to Unix-socket streams and zmq.asyncio). Their figures go to
+# bench/readiness.csv; report.py turns them into the targets of issue 13.
+
+READINESS_CSV=$BENCH_DIR/readiness.csv
+
+run_readiness() {
+    local rounds=20000 messages=1000000 a_rounds=5000 a_messages=200000
+    local nb=$BUILD_DIR/project/bench/notify_bench lib=$BUILD_DIR/project/libshmchan.so
+    [ "$MODE" = quick ] && rounds=2000 messages=100000 a_rounds=500 a_messages=20000
+    rm -f "$READINESS_CSV"
+    selected readiness || return 0 # --only ...,readiness
+    if [ "$BIN" != "$BUILD_DIR/project/bench/shmbench" ] ||
+        ! cmake --build "$BUILD_DIR/project" --target notify_bench shmchan -j "$(nproc)" \
+            >>"$LOG_DIR/build.log" 2>&1; then
+        log "readiness: notify_bench not built (needs the project build), skipped"
+        return
+    fi
+    log "readiness handles: notify_bench rtt --rounds $rounds, fanin --messages $messages"
+    timeout -k 5 900 "$nb" rtt --rounds "$rounds" --csv "$READINESS_CSV" \
+        >"$LOG_DIR/notify_rtt.log" 2>&1 || log "notify_bench rtt failed (see $LOG_DIR/notify_rtt.log)"
+    timeout -k 5 900 "$nb" fanin --messages "$messages" --csv "$READINESS_CSV" \
+        >"$LOG_DIR/notify_fanin.log" 2>&1 || log "notify_bench fanin failed (see $LOG_DIR/notify_fanin.log)"
+    log "readiness handles: bench_asyncio.py --rounds $a_rounds --messages $a_messages"
+    PYTHONPATH=$REPO_DIR/python SHMCHAN_LIBRARY=$lib timeout -k 5 900 \
+        python3 "$BENCH_DIR/python/bench_asyncio.py" --rounds "$a_rounds" --messages "$a_messages" \
+        --csv "$READINESS_CSV" >"$LOG_DIR/asyncio.log" 2>&1 ||
+        log "bench_asyncio.py failed (see $LOG_DIR/asyncio.log)"
+}
+
 # -------------------------------------------------------------------- main --
 
 mkdir -p "$LOG_DIR"
@@ -267,9 +301,11 @@ for ROUND in $(seq "$ROUNDS"); do
     run_suite
     ROUND_FILES+=("$CSV")
 done
+run_readiness
 log "suite took $(( $(date +%s) - START )) s"
 python3 "$BENCH_DIR/report/report.py" --results "$RESULTS_CSV" --dist "$RESULTS_DIST" \
     --rounds "${ROUND_FILES[@]}" \
     --transports "$BUILD_DIR/transports.tsv" --outdir "$BENCH_DIR" --mode "$MODE" \
+    --readiness "$READINESS_CSV" \
     --seconds "$(( $(date +%s) - START ))"
 log "wrote $BENCH_DIR/RESULTS.md"

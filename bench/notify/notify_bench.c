@@ -11,7 +11,11 @@
  *           messages on random queues: every message seen once, cost per
  *           message; the same over 1000 Unix datagram socket pairs.
  *
- *   notify_bench [rtt|fanin|all] [--rounds N] [--messages N]
+ *   notify_bench [rtt|fanin|all] [--rounds N] [--messages N] [--csv FILE]
+ *
+ * --csv appends one line per figure, "bench,transport,pmqos,metric,value"
+ * (bench/run.sh collects them; bench/report/report.py turns them into the
+ * targets of issue 13).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +53,19 @@ die(const char *what, int rc)
 {
     fprintf(stderr, "notify_bench: %s: %s\n", what, rc < 0 ? shmchan_strerror(rc) : strerror(errno));
     exit(1);
+}
+
+static FILE *csv_out; /* --csv */
+static const char *const KIND_IDS[] = {"pipe", "eventfd", "handle", "futex", "futex-spin"};
+
+static void
+csv_row(const char *bench, const char *transport, const char *pmqos, const char *metric,
+        double value)
+{
+    if (csv_out != NULL) {
+        fprintf(csv_out, "%s,%s,%s,%s,%.1f\n", bench, transport, pmqos, metric, value);
+        fflush(csv_out);
+    }
 }
 
 /* ------------------------------------------------------------ round trip */
@@ -286,6 +303,7 @@ rtt(int rounds)
         for (int k = 0; k < KINDS; k++) {
             printf("| %s | %.2f | %.2f | %.2f |\n", KIND_NAMES[k], (double)p50[k] / 1e3,
                    (double)p99[k] / 1e3, (double)p50[k] / (double)p50[0]);
+            csv_row("rtt", KIND_IDS[k], qos ? "held" : "off", "p50_ns", (double)p50[k]);
         }
         if (qfd >= 0) {
             close(qfd);
@@ -464,6 +482,9 @@ fanin(uint64_t messages)
            "|---|---:|---:|\n| shmchan queues + handles | %.0f | %.2f |\n"
            "| Unix datagram sockets | %.0f | 1.00 |\n",
            s, u > 0 ? s / u : 0, u);
+    /* 0: not every message was seen exactly once (no figure, a failure) */
+    csv_row("fanin", "shmchan", "off", "ns_per_msg", s);
+    csv_row("fanin", "unix", "off", "ns_per_msg", u);
 }
 
 int
@@ -477,6 +498,14 @@ main(int argc, char **argv)
             rounds = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--messages") == 0) {
             messages = strtoull(argv[i + 1], NULL, 10);
+        } else if (strcmp(argv[i], "--csv") == 0) {
+            csv_out = fopen(argv[i + 1], "a");
+            if (csv_out == NULL) {
+                die(argv[i + 1], 0);
+            }
+        } else {
+            fprintf(stderr, "notify_bench: unknown option %s\n", argv[i]);
+            return 2;
         }
     }
     if (strcmp(what, "rtt") == 0 || strcmp(what, "all") == 0) {
@@ -484,6 +513,9 @@ main(int argc, char **argv)
     }
     if (strcmp(what, "fanin") == 0 || strcmp(what, "all") == 0) {
         fanin(messages);
+    }
+    if (csv_out != NULL) {
+        fclose(csv_out);
     }
     return 0;
 }

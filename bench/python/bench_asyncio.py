@@ -233,6 +233,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5000)
     ap.add_argument("--messages", type=int, default=200000)
+    ap.add_argument("--csv", default=None,
+                    help="append 'bench,transport,pmqos,metric,value' lines (bench/run.sh)")
     a = ap.parse_args()
     kinds = ["shmchan", "unix"] + (["zmq"] if zmq is not None else [])
     with tempfile.TemporaryDirectory() as tmp:
@@ -249,6 +251,11 @@ def main() -> int:
               f"{t[k]:.0f} | {t['shmchan'] / t[k]:.2f} |")
     if zmq is None:
         print("\n(zmq.asyncio: python3-zmq not installed)")
+    if a.csv:
+        with open(a.csv, "a") as f:
+            for k in kinds:
+                f.write(f"asyncio,{k},off,rtt_p50_ns,{r[k] * 1e9:.1f}\n")
+                f.write(f"asyncio,{k},off,msgs_per_s,{t[k]:.1f}\n")
     return 0
 
 

@@ -637,6 +637,80 @@ def targets_table(res):
 
 
 
+# ---------------------------------------------- readiness handles (issue 13) --
+# bench/readiness.csv (bench/run.sh: notify_bench and bench_asyncio.py append
+# "bench,transport,pmqos,metric,value" lines): the targets of issue 13.
+
+def read_readiness(path):
+    """{(bench, transport, pmqos, metric): value} of the readiness benchmarks."""
+    out = {}
+    if not path or not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) == 5:
+                out[tuple(parts[:4])] = number(parts[4])
+    return out
+
+
+def readiness_rows(rd):
+    def fig(bench, transport, metric, qos="off"):
+        v = rd.get((bench, transport, qos, metric))
+        return (transport, v) if v else None
+
+    def faster_row(name, ours, ref, bound):
+        """ours at least bound times faster than ref (round-trip times)."""
+        if not ours or not ref:
+            return [name, "–", "–", "–", "no figure"]
+        ratio = ref[1] / ours[1]
+        return [name, "%s: %.0f" % ours, "%s: %.0f" % ref, "%.2f" % ratio,
+                ("holds" if ratio >= bound else "missed") + " (≥ %g x faster)" % bound]
+
+    rows = []
+    for qos in ("off", "held"):
+        if fig("rtt", "pipe", "p50_ns", qos):
+            rows.append(target_row("epoll round trip, PM-QoS %s (p50 ns)" % qos,
+                                   fig("rtt", "handle", "p50_ns", qos),
+                                   fig("rtt", "pipe", "p50_ns", qos), 1.2, True))
+    rows.append(faster_row("asyncio round trip vs Unix-socket streams (p50 ns)",
+                           fig("asyncio", "shmchan", "rtt_p50_ns"),
+                           fig("asyncio", "unix", "rtt_p50_ns"), 3))
+    rows.append(faster_row("asyncio round trip vs zmq.asyncio (p50 ns)",
+                           fig("asyncio", "shmchan", "rtt_p50_ns"),
+                           fig("asyncio", "zmq", "rtt_p50_ns"), 2))
+    rows.append(target_row("asyncio one-way vs Unix-socket streams (msgs/s)",
+                           fig("asyncio", "shmchan", "msgs_per_s"),
+                           fig("asyncio", "unix", "msgs_per_s"), 3.0, False))
+    ours, ref = fig("fanin", "shmchan", "ns_per_msg"), fig("fanin", "unix", "ns_per_msg")
+    if ("fanin", "shmchan", "off", "ns_per_msg") in rd:
+        # no bound in the issue: every message seen once, the cost shown next to sockets
+        row = target_row("1000-channel epoll loop vs 1000 Unix sockets (ns/msg)", ours, ref,
+                         float("inf"), True)
+        row[4] = "every message seen once" if ours else "messages missed or seen twice"
+        rows.append(row)
+    return rows
+
+
+def readiness_table(rd):
+    header = ["target (issue 13)", "shmchan", "reference", "ratio", "verdict"]
+    return table(header, readiness_rows(rd), text_columns=3)
+
+
+def readiness_section(rd):
+    if not rd:
+        return ["## Targets of issue 13 (readiness handles)", "",
+                "_Not run: no readiness figures (bench/readiness.csv)._", ""]
+    return ["## Targets of issue 13 (readiness handles)", "",
+            "`bench/notify/notify_bench` (64 B round trip, each side waiting in epoll, the "
+            "shmchan readiness handle next to a pipe; one epoll loop over 1000 queues next "
+            "to 1000 Unix datagram sockets) and `bench/python/bench_asyncio.py` (two Python "
+            "processes in asyncio: a shmchan queue next to asyncio streams over a Unix socket "
+            "and zmq.asyncio), once in this run. Round-trip ratios are shmchan / reference "
+            "(lower is better) or, for \"x faster\", reference / shmchan.", "",
+            readiness_table(rd), ""]
+
+
 def build_report(res, args, plotter):
     parts = ["# shmchan IPC benchmark results", "",
              "Written by `bench/run.sh%s`; raw data in `results.csv` (summary) and "
@@ -683,6 +757,7 @@ def build_report(res, args, plotter):
               "Ratios within this run (so on this machine's CPU, see Machine): the best "
               "shmchan way against the reference named; `bench/run.sh` prints the same "
               "table when it ends.", "", targets_table(res), ""]
+    parts += readiness_section(read_readiness(args.readiness))
     parts += ["## Runs without a figure", "", problems_table(res), ""]
     if plotter.error:
         parts += ["_Plots not made: %s_" % plotter.error, ""]
@@ -697,6 +772,8 @@ def main():
     ap.add_argument("--outdir", required=True)
     ap.add_argument("--mode", default="full")
     ap.add_argument("--seconds", default=None)
+    ap.add_argument("--readiness", default=None, metavar="CSV",
+                    help="readiness-handle figures (issue 13), from bench/run.sh")
     ap.add_argument("--rounds", nargs="*", default=None, metavar="CSV",
                     help="results of interleaved rounds (each with a -dist.csv beside it): "
                          "merged into --results and --dist first")
@@ -722,6 +799,9 @@ def main():
     with open(os.path.join(args.outdir, "RESULTS.md"), "w") as f:
         f.write(build_report(res, args, plotter))
     print(targets_table(res))
+    rd = read_readiness(args.readiness)
+    if rd:
+        print("\n" + readiness_table(rd))
 
 
 if __name__ == "__main__":

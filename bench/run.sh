@@ -277,9 +277,15 @@ run_readiness() {
         >"$LOG_DIR/notify_rtt.log" 2>&1 || log "notify_bench rtt failed (see $LOG_DIR/notify_rtt.log)"
     timeout -k 5 900 "$nb" fanin --messages "$messages" --csv "$READINESS_CSV" \
         >"$LOG_DIR/notify_fanin.log" 2>&1 || log "notify_bench fanin failed (see $LOG_DIR/notify_fanin.log)"
+    # Debian's python3 has python3-zmq; the compiled module (when the project
+    # builds it) sits next to the library, as in the tests.
+    local py=python3
+    [ -x /usr/bin/python3 ] && py=/usr/bin/python3
+    cmake --build "$BUILD_DIR/project" --target shmchan_py_native >>"$LOG_DIR/build.log" 2>&1 ||
+        log "readiness: no compiled Python module, bench_asyncio.py uses ctypes"
     log "readiness handles: bench_asyncio.py --rounds $a_rounds --messages $a_messages"
     PYTHONPATH=$REPO_DIR/python SHMCHAN_LIBRARY=$lib timeout -k 5 900 \
-        python3 "$BENCH_DIR/python/bench_asyncio.py" --rounds "$a_rounds" --messages "$a_messages" \
+        "$py" "$BENCH_DIR/python/bench_asyncio.py" --rounds "$a_rounds" --messages "$a_messages" \
         --csv "$READINESS_CSV" >"$LOG_DIR/asyncio.log" 2>&1 ||
         log "bench_asyncio.py failed (see $LOG_DIR/asyncio.log)"
 }

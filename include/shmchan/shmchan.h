@@ -320,13 +320,15 @@ SHMCHAN_API int shmchan_reap(const char *name, uint32_t flags, bool dry_run, int
 /**
  * Remove the side wait object "NAME..wait" of a latest-value channel if it
  * is orphaned: the channel NAME is gone, or the channel under that name now
- * is not the one the side object was made for (its channel id differs, or
- * the header is not a side object's). A side object that belongs to the
- * channel there is never removed (*removed_out 0). With dry_run it only
+ * is not the one the side object was made for (its channel id differs). A
+ * side object that belongs to the channel there is never removed
+ * (*removed_out 0), nor an object whose header is not a side object's
+ * (SHMCHAN_EBADMAGIC). With dry_run it only
  * reports. shmchan_unlink() and shmchan_reap() remove a channel's side
  * object with it; this collects those left by older versions or by removing
  * a channel's file alone.
- * @return SHMCHAN_OK, SHMCHAN_ENOENT if there is no side object, SHMCHAN_EBUSY
+ * @return SHMCHAN_OK, SHMCHAN_ENOENT if there is no side object, SHMCHAN_EBADMAGIC,
+ *         SHMCHAN_EUNSAFE (a FIFO, socket, directory or symlink), SHMCHAN_EBUSY
  *         if the channel is being created or its side object was taken over
  *         meanwhile, SHMCHAN_ENOTSUP where side objects have no name that
  *         outlives their users (Windows), the channel's open errors when it

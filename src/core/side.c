@@ -282,10 +282,13 @@ shmchan_reap_side(const char *name, uint32_t flags, bool dry_run, int *removed_o
     if (rc != SHMCHAN_OK) {
         return rc;
     }
+    if (id == 0) {
+        return SHMCHAN_EBADMAGIC; /* somebody's bytes, not a side object: left alone */
+    }
     shmchan__region r;
     rc = shmchan__region_inspect(name, flags, false, &r);
     if (rc == SHMCHAN_OK) {
-        bool current = id != 0 && r.chan_id == id && r.geom.kind == SHMCHAN_KIND_LATEST;
+        bool current = r.chan_id == id && r.geom.kind == SHMCHAN_KIND_LATEST;
         shmchan__region_close(&r);
         if (current) {
             return SHMCHAN_OK; /* its channel's own */

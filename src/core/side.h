@@ -20,7 +20,13 @@
  * publishers' barrier (fence_slow) at each arming instead.
  *
  * The name fails shmchan_name_check (".."), so no channel can be called that
- * and listings skip it; it is removed with its channel.
+ * and listings skip it; it is removed with its channel, and
+ * shmchan_reap_side() collects one whose channel is gone or is another one.
+ *
+ * Where named objects live only while a handle is open (Windows), the
+ * creator's object would be gone before anybody used it: there every opener
+ * attaches to it (platform.h, shmchan__side_attach) and the first names it
+ * for its channel by a CAS of the channel id from 0 (side.c, side_attach).
  */
 #ifndef SHMCHAN_SIDE_H
 #define SHMCHAN_SIDE_H

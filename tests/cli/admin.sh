@@ -93,6 +93,12 @@ expect_out "removed $p..wait" "gc --force removes only the stale side object" "$
 expect_out "kept" "p itself is untouched" "$S" get "$p"
 kill "$W"
 wait "$W"
+new_chan q
+printf 'not a side object' >"/dev/shm/shmchan.$q..wait"
+expect 0 "gc --force of somebody's bytes at a side name" "$S" gc --force "$q"
+[ -f "/dev/shm/shmchan.$q..wait" ] || fail "gc --force removed bytes that are no side object"
+err_has "$q..wait" "gc reports what it left alone"
+rm -f "/dev/shm/shmchan.$q..wait"
 
 # rm: several at once; a missing one is an error unless --force.
 new_chan c

@@ -633,13 +633,19 @@ gc_side_one(const cli_args *a, const char *name, size_t *found)
     bool force = cli_has(a, OPT_FORCE);
     uint32_t flags = cli_flags(a, name);
     int removed = 0;
-    int rc = shmchan_reap_side(name, flags, !force, &removed);
+    int rc = shmchan_reap_side(name, flags, true, &removed);
+    bool inspected = rc == SHMCHAN_OK;
+    if (inspected && force && removed) {
+        rc = shmchan_reap_side(name, flags, false, &removed);
+    }
     if (rc == SHMCHAN_ENOENT || rc == SHMCHAN_EBUSY || rc == SHMCHAN_ENOTSUP) {
         return CLI_OK; /* none, gone meanwhile, being taken over, or none here */
     }
     if (rc != SHMCHAN_OK) {
-        cli_error("gc", name, rc);
-        return force ? CLI_ERR : CLI_OK;
+        char what[4096];
+        (void)snprintf(what, sizeof(what), "%s..wait", name);
+        cli_error("gc", what, rc);
+        return inspected ? CLI_ERR : CLI_OK; /* as for channels (gc_one) */
     }
     if (removed) {
         printf("%s %s..wait\n", force ? "removed" : "unused", name);

@@ -29,6 +29,7 @@ counts what the reader saw).
     python3 bench/python/bench_python.py --quick    # a few seconds
     python3 bench/python/bench_python.py --pmqos    # hold /dev/cpu_dma_latency at 0
     python3 bench/python/bench_python.py --check    # exit 1 if a target is missed
+    python3 bench/python/bench_python.py --per-call # the binding's own cost per call
 
 Prints a Markdown table with ratios and whether the binding's targets hold,
 one call per message: queue send + recv at least 2 M msgs/s and at least
@@ -48,6 +49,7 @@ import os
 import platform
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -650,6 +652,73 @@ def load_average() -> Optional[float]:
         return None
 
 
+# One process, no peer: what a call costs the caller when no other core
+# touches the channel (the binding and the library, caches warm). The best of
+# many repetitions, so that another process taking the CPU for a while does
+# not count; a child interpreter per binding (SHMCHAN_PY_BACKEND).
+PER_CALL = r"""
+import os, sys, time, struct
+import shmchan
+M, REPS = int(sys.argv[1]), int(sys.argv[2])
+msgs = [struct.pack("<Q", i) * 8 for i in range(M)]
+best = dict(send=1e18, recv=1e18, publish=1e18, read=1e18)
+name = "pc%d" % os.getpid()
+try:
+    with shmchan.Queue.create(name + "q", max_msg=64, capacity=1 << 20, exclusive=True) as q, \
+            shmchan.Queue.subscribe(name + "q") as s, \
+            shmchan.Latest.create(name + "l", max_msg=64, exclusive=True) as ch:
+        send, recv, publish, read = q.send, s.recv, ch.publish, ch.read
+        for _ in range(REPS):
+            t0 = time.perf_counter_ns()
+            for m in msgs:
+                send(m)
+            t1 = time.perf_counter_ns()
+            for _ in msgs:
+                recv()
+            t2 = time.perf_counter_ns()
+            for m in msgs:
+                publish(m)
+            t3 = time.perf_counter_ns()
+            for _ in msgs:
+                read()
+            t4 = time.perf_counter_ns()
+            for k, dt in zip(best, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                best[k] = min(best[k], dt / M)
+finally:
+    for n in (name + "q", name + "l"):
+        shmchan.unlink(n, missing_ok=True)
+print(shmchan.backend, *(round(best[k]) for k in best))
+"""
+
+
+def per_call(quick: bool) -> int:
+    """--per-call: the table of what each binding's calls cost in one process."""
+    m, reps = (2000, 5) if quick else (10000, 30)
+    pin(cpus()[0])
+    print(f"## Cost of a call in one process, {MSG}-byte messages\n")
+    load = load_average()
+    print(f"Machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} CPUs, load average "
+          f"{'unknown' if load is None else f'{load:.1f}'}, Python {platform.python_version()}, libshmchan "
+          f"{shmchan.library_version}. {m} calls in a row, best of {reps} repetitions, "
+          f"ns per call (no peer: no other core touches the channel).\n")
+    print("| binding | Queue.send | Queue.recv | Latest.publish | Latest.read |")
+    print("|---|---:|---:|---:|---:|")
+    for backend in ("native", "ctypes"):
+        env = dict(os.environ, SHMCHAN_PY_BACKEND=backend)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.dirname(os.path.dirname(shmchan.__file__))]
+            + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        p = subprocess.run([sys.executable, "-c", PER_CALL, str(m), str(reps)], env=env,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            last = (p.stderr.strip().splitlines() or ["failed"])[-1]
+            print(f"| {backend} | - | - | - | - |  ({last})")
+            continue
+        got, *ns = p.stdout.split()
+        print(f"| {got} | " + " | ".join(f"{int(x):,}" for x in ns) + " |")
+    return 0
+
+
 def pct(xs: list[int], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(q * len(s)))] / 1000.0
@@ -673,8 +742,12 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated substrings of transport names")
     ap.add_argument("--check", action="store_true",
                     help="exit with status 1 if a target is missed")
+    ap.add_argument("--per-call", action="store_true",
+                    help="instead: what one call costs in one process, each binding")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tests: tiny runs
     args = ap.parse_args()
+    if args.per_call:
+        return per_call(args.quick or args.smoke)
 
     if args.smoke:
         warm, rtt_n, thr_n, reps = 20, 200, 2000, 1

@@ -697,8 +697,9 @@ def per_call(quick: bool) -> int:
     pin(cpus()[0])
     print(f"## Cost of a call in one process, {MSG}-byte messages\n")
     load = load_average()
+    load_s = "unknown" if load is None else f"{load:.1f}"
     print(f"Machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} CPUs, load average "
-          f"{'unknown' if load is None else f'{load:.1f}'}, Python {platform.python_version()}, libshmchan "
+          f"{load_s}, Python {platform.python_version()}, libshmchan "
           f"{shmchan.library_version}. {m} calls in a row, best of {reps} repetitions, "
           f"ns per call (no peer: no other core touches the channel).\n")
     print("| binding | Queue.send | Queue.recv | Latest.publish | Latest.read |")

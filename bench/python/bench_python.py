@@ -9,7 +9,14 @@ Two Python processes (pinned to different CPUs when there are two) exchange
 - throughput: the client sends N messages one way as fast as it can, the
   server receives them and acknowledges the last; messages the server got
   per second (for the lossy ones, latest-value and the recipe, fewer than
-  were sent: the table says how many).
+  were sent: the table says how many), and the CPU time both processes
+  (all their threads) spent per message meanwhile (clock_getcpuclockid, where
+  the system has it): on a loaded machine the messages per
+  second measure the scheduler as much as the transport, the CPU time per
+  message much less so. The one-call-per-message rows of shmchan queues and
+  pyzmq run 5 x N messages a round: at millions of messages a second, N alone
+  lasts a few tens of milliseconds, where one time slice lost or one phase
+  of the two loops decides the figure.
 
 Transports: shmchan latest-value channels and queues (copying recv,
 recv_batch, and send_many with recv_batch), pyzmq PUSH/PULL over ipc:// (when
@@ -22,6 +29,7 @@ counts what the reader saw).
     python3 bench/python/bench_python.py --quick    # a few seconds
     python3 bench/python/bench_python.py --pmqos    # hold /dev/cpu_dma_latency at 0
     python3 bench/python/bench_python.py --check    # exit 1 if a target is missed
+    python3 bench/python/bench_python.py --per-call # the binding's own cost per call
 
 Prints a Markdown table with ratios and whether the binding's targets hold,
 one call per message: queue send + recv at least 2 M msgs/s and at least
@@ -41,6 +49,7 @@ import os
 import platform
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +73,59 @@ CTX = mp.get_context("spawn")
 
 def message(i: int) -> bytes:
     return Q.pack(i) * (MSG // 8)  # a torn read mixes two counters
+
+
+POOL = 1 << 16
+
+
+def stream(n: int) -> list[bytes]:
+    """n messages to send one way: counters 0, 1, ... up to POOL, then the
+    same objects again (a long run holds references, not n objects); the
+    receivers of these rows only count."""
+    pool = [message(i) for i in range(min(n, POOL))]
+    return (pool * (n // len(pool) + 1))[:n] if pool else []
+
+
+def process_cpu_ns(pid: int) -> Optional[int]:
+    """CPU time of all threads of process pid so far, in ns, up to date also
+    while it runs (POSIX clock_getcpuclockid), or None where unavailable."""
+    if pid == os.getpid():
+        return time.process_time_ns()
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        clock = ctypes.c_int()
+        if libc.clock_getcpuclockid(ctypes.c_int(pid), ctypes.byref(clock)) != 0:
+            return None
+        return time.clock_gettime_ns(clock.value)
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+class Clock:
+    """Wall time and the CPU time of this process and the server's around a
+    throughput client's timed part."""
+
+    def __init__(self, server_pid: Optional[int]) -> None:
+        self.pids = [os.getpid()] + ([server_pid] if server_pid else [])
+        self.secs = 0.0
+        self.cpu_ns: Optional[int] = None
+
+    def _cpu(self) -> Optional[int]:
+        parts = [process_cpu_ns(p) for p in self.pids]
+        return None if None in parts or len(parts) < 2 else sum(p or 0 for p in parts)
+
+    def start(self) -> None:
+        self._c0 = self._cpu()
+        self._t0 = now()
+
+    def stop(self) -> None:
+        t1 = now()
+        c1 = self._cpu()
+        self.secs = (t1 - self._t0) / 1e9
+        if self._c0 is not None and c1 is not None:
+            self.cpu_ns = c1 - self._c0
 
 
 def ping_pong(send: Any, recv: Any, warm: int, n: int) -> list[int]:
@@ -157,24 +219,25 @@ class ShmLatest:
             ping.publish(message(STOP))
         return out
 
-    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+    def thr_client(self, args: Any, n: int, clock: Clock) -> int:
         a, b = args
         with shmchan.Latest.open(a) as ping, shmchan.Latest.open(b) as pong:
-            msgs = [message(i) for i in range(n)]
+            msgs = [message(i) for i in range(n)]  # the server looks for counter n - 1
             publish = ping.publish
             ready, _ = pong.read_next(0, timeout=60)
-            t0 = now()
+            clock.start()
             for m in msgs:
                 publish(m)
             _, ack = pong.read_next(ready)
-            t1 = now()
-        return (t1 - t0) / 1e9, counter(ack)
+            clock.stop()
+        return counter(ack)
 
 
 class ShmQueue:
     name = "shmchan queue"
     note = "block policy: every message delivered"
     batch = False
+    thr_scale = 5
 
     def setup(self) -> tuple[Any, Any, Callable[[], None]]:
         base = f"pq{os.getpid()}-{time.monotonic_ns() % 100000}"
@@ -225,17 +288,16 @@ class ShmQueue:
         if inq.recv(timeout=60) != b"ready":
             raise RuntimeError("server did not start")
 
-    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+    def thr_client(self, args: Any, n: int, clock: Clock) -> int:
         outq, inq = self._open(args)
         with outq, inq:
             self.assert_ready(inq)
-            msgs = [message(i) for i in range(n)]
-            send_all = self.sender(outq, msgs)
-            t0 = now()
+            send_all = self.sender(outq, stream(n))
+            clock.start()
             send_all()
             ack = inq.recv(timeout=600)
-            t1 = now()
-        return (t1 - t0) / 1e9, counter(ack)
+            clock.stop()
+        return counter(ack)
 
     @staticmethod
     def sender(outq: Any, msgs: list[bytes]) -> Callable[[], None]:
@@ -277,6 +339,7 @@ class Zmq:
 
     name = "pyzmq PUSH/PULL (ipc)"
     note = "every message delivered"
+    thr_scale = 5
 
     def setup(self) -> tuple[Any, Any, Callable[[], None]]:
         d = tempfile.mkdtemp(prefix="pbzmq")
@@ -335,19 +398,19 @@ class Zmq:
         ctx.term()
         return out
 
-    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+    def thr_client(self, args: Any, n: int, clock: Clock) -> int:
         ctx, outq, inq = self._open(args)
-        msgs = [message(i) for i in range(n)]
+        msgs = stream(n)
         send = outq.send
-        t0 = now()
+        clock.start()
         for m in msgs:
             send(m)
         ack = inq.recv()
-        t1 = now()
+        clock.stop()
         outq.close(linger=1000)
         inq.close(linger=0)
         ctx.term()
-        return (t1 - t0) / 1e9, counter(ack)
+        return counter(ack)
 
 
 def have_zmq() -> bool:
@@ -382,15 +445,15 @@ class MpPipe:
     def rtt_client(self, conn: Any, warm: int, n: int) -> list[int]:
         return ping_pong(conn.send_bytes, conn.recv_bytes, warm, n)
 
-    def thr_client(self, conn: Any, n: int) -> tuple[float, int]:
-        msgs = [message(i) for i in range(n)]
+    def thr_client(self, conn: Any, n: int, clock: Clock) -> int:
+        msgs = stream(n)
         send = conn.send_bytes
-        t0 = now()
+        clock.start()
         for m in msgs:
             send(m)
         ack = conn.recv_bytes()
-        t1 = now()
-        return (t1 - t0) / 1e9, counter(ack)
+        clock.stop()
+        return counter(ack)
 
 
 class MpQueue:
@@ -430,16 +493,16 @@ class MpQueue:
         b.get()
         return out
 
-    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+    def thr_client(self, args: Any, n: int, clock: Clock) -> int:
         a, b = args
-        msgs = [message(i) for i in range(n)]
+        msgs = stream(n)
         put = a.put
-        t0 = now()
+        clock.start()
         for m in msgs:
             put(m)
         ack = b.get()
-        t1 = now()
-        return (t1 - t0) / 1e9, counter(ack)
+        clock.stop()
+        return counter(ack)
 
 
 class RecipeMmap:
@@ -519,19 +582,19 @@ class RecipeMmap:
             pass
         return out
 
-    def thr_client(self, args: Any, n: int) -> tuple[float, int]:
+    def thr_client(self, args: Any, n: int, clock: Clock) -> int:
         a, b = (self._map(p) for p in args)
-        msgs = [message(i) for i in range(1, n + 1)]
+        msgs = [message(i) for i in range(1, n + 1)]  # distinct: the reader counts changes
         self._await_ready(b)
-        t0 = now()
+        clock.start()
         for m in msgs:
             a[0:MSG] = m
         while struct.unpack_from("<Q", b, 8)[0] == 0:
             pass
-        t1 = now()
+        clock.stop()
         seen, torn1 = struct.unpack_from("<QQ", b, 0)
         self.torn = torn1 - 1
-        return (t1 - t0) / 1e9, seen
+        return seen
 
 
 TRANSPORTS = [ShmLatest, ShmQueue, ShmQueueBatch, ShmQueueMany, Zmq, MpPipe, MpQueue,
@@ -556,7 +619,9 @@ def run_one(ctx: Any, kind: type, mode: str, warm: int, n: int,
         if mode == "rtt":
             res = t.rtt_client(cargs, warm, n)
         else:
-            res = t.thr_client(cargs, n)
+            clock = Clock(p.pid)
+            seen = t.thr_client(cargs, n, clock)
+            res = (clock.secs, seen, clock.cpu_ns)
         p.join(600)
         if p.exitcode != 0:
             raise RuntimeError(f"{kind.name} {mode}: server exited with {p.exitcode}")
@@ -565,6 +630,94 @@ def run_one(ctx: Any, kind: type, mode: str, warm: int, n: int,
         if p.is_alive():
             p.kill()
         cleanup()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def load_average() -> Optional[float]:
+    """The 1-minute load average, where the system has one."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+# One process, no peer: what a call costs the caller when no other core
+# touches the channel (the binding and the library, caches warm). The best of
+# many repetitions, so that another process taking the CPU for a while does
+# not count; a child interpreter per binding (SHMCHAN_PY_BACKEND).
+PER_CALL = r"""
+import os, sys, time, struct
+import shmchan
+M, REPS = int(sys.argv[1]), int(sys.argv[2])
+msgs = [struct.pack("<Q", i) * 8 for i in range(M)]
+best = dict(send=1e18, recv=1e18, publish=1e18, read=1e18)
+name = "pc%d" % os.getpid()
+try:
+    with shmchan.Queue.create(name + "q", max_msg=64, capacity=1 << 20, exclusive=True) as q, \
+            shmchan.Queue.subscribe(name + "q") as s, \
+            shmchan.Latest.create(name + "l", max_msg=64, exclusive=True) as ch:
+        send, recv, publish, read = q.send, s.recv, ch.publish, ch.read
+        for _ in range(REPS):
+            t0 = time.perf_counter_ns()
+            for m in msgs:
+                send(m)
+            t1 = time.perf_counter_ns()
+            for _ in msgs:
+                recv()
+            t2 = time.perf_counter_ns()
+            for m in msgs:
+                publish(m)
+            t3 = time.perf_counter_ns()
+            for _ in msgs:
+                read()
+            t4 = time.perf_counter_ns()
+            for k, dt in zip(best, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                best[k] = min(best[k], dt / M)
+finally:
+    for n in (name + "q", name + "l"):
+        shmchan.unlink(n, missing_ok=True)
+print(shmchan.backend, *(round(best[k]) for k in best))
+"""
+
+
+def per_call(quick: bool) -> int:
+    """--per-call: the table of what each binding's calls cost in one process."""
+    m, reps = (2000, 5) if quick else (10000, 30)
+    pin(cpus()[0])
+    print(f"## Cost of a call in one process, {MSG}-byte messages\n")
+    load = load_average()
+    load_s = "unknown" if load is None else f"{load:.1f}"
+    print(f"Machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} CPUs, load average "
+          f"{load_s}, Python {platform.python_version()}, libshmchan "
+          f"{shmchan.library_version}. {m} calls in a row, best of {reps} repetitions, "
+          f"ns per call (no peer: no other core touches the channel).\n")
+    print("| binding | Queue.send | Queue.recv | Latest.publish | Latest.read |")
+    print("|---|---:|---:|---:|---:|")
+    for backend in ("native", "ctypes"):
+        env = dict(os.environ, SHMCHAN_PY_BACKEND=backend)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.dirname(os.path.dirname(shmchan.__file__))]
+            + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        p = subprocess.run([sys.executable, "-c", PER_CALL, str(m), str(reps)], env=env,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            last = (p.stderr.strip().splitlines() or ["failed"])[-1]
+            print(f"| {backend} | - | - | - | - |  ({last})")
+            continue
+        got, *ns = p.stdout.split()
+        print(f"| {got} | " + " | ".join(f"{int(x):,}" for x in ns) + " |")
+    return 0
 
 
 def pct(xs: list[int], q: float) -> float:
@@ -590,8 +743,12 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated substrings of transport names")
     ap.add_argument("--check", action="store_true",
                     help="exit with status 1 if a target is missed")
+    ap.add_argument("--per-call", action="store_true",
+                    help="instead: what one call costs in one process, each binding")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tests: tiny runs
     args = ap.parse_args()
+    if args.per_call:
+        return per_call(args.quick or args.smoke)
 
     if args.smoke:
         warm, rtt_n, thr_n, reps = 20, 200, 2000, 1
@@ -613,7 +770,9 @@ def main() -> int:
 
     # Rounds interleave the transports, so that a machine shared with other
     # work slows them alike and the ratios hold within the run.
-    acc = {k.name: dict(kind=k, rtt=[], rates=[], sent=[], seen=[], torn=0) for k in kinds}
+    load0 = load_average()
+    acc = {k.name: dict(kind=k, rtt=[], rates=[], sent=[], seen=[], cpu=[], torn=0)
+           for k in kinds}
     for rnd in range(reps):
         for kind in kinds:
             a = acc[kind.name]
@@ -621,15 +780,19 @@ def main() -> int:
                 lat, _ = run_one(ctx, kind, "rtt", warm if rnd == 0 else warm // 4,
                                  rtt_n // reps, cpu_pair)
                 a["rtt"] += lat
-            (secs, seen), t = run_one(ctx, kind, "thr", 0, thr_n, cpu_pair)
+            count = thr_n * getattr(kind, "thr_scale", 1)
+            (secs, seen, cpu_ns), t = run_one(ctx, kind, "thr", 0, count, cpu_pair)
             a["rates"].append(seen / secs)  # delivered: what the receiver got
-            a["sent"].append(thr_n / secs)
-            a["seen"].append(seen / thr_n)
+            a["sent"].append(count / secs)
+            a["seen"].append(seen / count)
+            if cpu_ns is not None:
+                a["cpu"].append(cpu_ns / seen)  # both processes, per message delivered
             a["torn"] += getattr(t, "torn", 0)
         print(f"  round {rnd + 1} of {reps} done", file=sys.stderr, flush=True)
     rows = {
         name: dict(kind=a["kind"], rtt=a["rtt"] or None, rate=statistics.median(a["rates"]),
                    sent=statistics.median(a["sent"]), seen=statistics.median(a["seen"]),
+                   cpu=statistics.median(a["cpu"]) if a["cpu"] else None,
                    torn=a["torn"])
         for name, a in acc.items()
     }
@@ -640,16 +803,22 @@ def main() -> int:
 
     print(f"## Python-to-Python, {MSG}-byte messages"
           f"{' (quick)' if args.quick else ''}\n")
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+    load1 = load_average()
+    loads = (f"load average {load0:.1f} at the start, {load1:.1f} at the end"
+             if load0 is not None and load1 is not None else "load average unknown")
+    print(f"Machine: {platform.machine()}, {cpu_model()}, {os.cpu_count()} CPUs, {loads}, "
           f"{'pinned to CPUs %s and %s' % cpu_pair if cpu_pair[0] is not None else 'not pinned'}"
           f", Python {platform.python_version()}, libshmchan {shmchan.library_version} "
           f"(binding: {shmchan.backend}), "
           f"PM-QoS {'held at 0' if qos else 'not held'}. "
           f"{reps} interleaved rounds; round trip: {rtt_n} iterations in all after a "
-          f"warm-up; throughput: {thr_n} messages a round, median of the rounds.\n")
+          f"warm-up; throughput: {thr_n} messages a round ({5 * thr_n} for the shmchan "
+          f"queue and pyzmq rows), median of the rounds; CPU: the time both processes' "
+          f"threads ran, per message delivered.\n")
     print("| transport | round trip median (µs) | p99 (µs) | Pipe's round trip / this |"
-          " throughput, delivered (msg/s) | this / multiprocessing.Queue | notes |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+          " throughput, delivered (msg/s) | this / multiprocessing.Queue |"
+          " CPU per message (ns) | notes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for name, r in rows.items():
         if r["rtt"] is not None:
             med = statistics.median(r["rtt"]) / 1000
@@ -658,6 +827,7 @@ def main() -> int:
         else:
             rtt_s = "- | - | -"
         rate_s = f"{r['rate']:,.0f} | " + (f"{r['rate'] / mpq_rate:.1f} x" if mpq_rate else "-")
+        rate_s += f" | {r['cpu']:,.0f}" if r["cpu"] is not None else " | -"
         note = r["kind"].note
         if r["seen"] < 0.999:
             note += (f"; the writer published {r['sent']:,.0f} msg/s, the reader saw "
@@ -692,6 +862,11 @@ def main() -> int:
             vs = f", {rate / zmq_rate:.1f} x pyzmq PUSH/PULL" if zmq_rate else " (no pyzmq row)"
             print(f"- shmchan queue, one send and one recv per message: {rate / 1e6:.2f} M msg/s"
                   f"{vs} (target >= 2 M msg/s and >= 4 x pyzmq): {'holds' if ok else 'MISSED'}")
+            cpu, zmq_cpu = rows["shmchan queue"]["cpu"], rows.get(Zmq.name, {}).get("cpu")
+            if cpu and zmq_cpu:
+                print(f"- shmchan queue, CPU time per message (both processes): {cpu:,.0f} ns, "
+                      f"{zmq_cpu / cpu:.1f} x less than pyzmq PUSH/PULL's {zmq_cpu:,.0f} ns "
+                      f"(not a target: what the figures above cost, less exposed to the load)")
         best = max((rows[n]["rate"] for n in rows if n.startswith("shmchan queue")),
                    default=None)
         if best:

@@ -84,6 +84,15 @@ def _package_files() -> list[Path]:
     return files
 
 
+def _frontend_cwd() -> Optional[Path]:
+    """The directory the build frontend (pip), our parent process, runs in,
+    where the system says (Linux: /proc/PPID/cwd)."""
+    try:
+        return Path(os.readlink(f"/proc/{os.getppid()}/cwd"))
+    except (OSError, AttributeError):
+        return None
+
+
 def _bundle_library(config_settings: Optional[dict[str, Any]]) -> Optional[Path]:
     path = (config_settings or {}).get("bundle-library") or os.environ.get(
         "SHMCHAN_BUNDLE_LIBRARY")
@@ -94,10 +103,15 @@ def _bundle_library(config_settings: Optional[dict[str, Any]]) -> Optional[Path]
         tried = [p]
     else:
         # pip runs this backend in the source directory; the user meant the
-        # directory where they ran pip, which the shell leaves in PWD.
+        # directory where they ran pip: pip's own working directory, else the
+        # PWD the shell leaves (stale when a program started pip elsewhere,
+        # hence second).
         tried = []
+        front = _frontend_cwd()
+        if front is not None:
+            tried.append(front / p)
         pwd = os.environ.get("PWD")
-        if pwd and Path(pwd).is_dir():
+        if pwd and Path(pwd).is_dir() and Path(pwd) / p not in tried:
             tried.append(Path(pwd) / p)
         if Path.cwd() / p not in tried:
             tried.append(Path.cwd() / p)

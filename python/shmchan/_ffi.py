@@ -119,7 +119,7 @@ def _loaded_path(dll: ctypes.CDLL, fallback: str) -> str:
         return fallback
 
 
-#: Every place tried, in order (also those after the one that loaded).
+#: Every place tried, in order, up to the one that loaded.
 tried: list[str] = []
 
 
@@ -132,7 +132,9 @@ def _load() -> tuple[ctypes.CDLL, str]:
         except OSError as e:
             errors.append(f"  {path}: {e}")
             continue
-        return dll, _loaded_path(dll, path) if os.sep not in path else path
+        if not os.path.dirname(path):  # a bare name: the loader searched for it
+            return dll, _loaded_path(dll, path)
+        return dll, os.path.abspath(path)  # what a relative path meant at load time
     raise ImportError(
         "shmchan: cannot load libshmchan; set SHMCHAN_LIBRARY to its path, build it "
         "(cmake --build build) or install it (cmake --install, then pip install ./python "

@@ -86,7 +86,10 @@ def _parse(mv: memoryview) -> tuple[Any, tuple[int, ...], int, int]:
         dtype = np.dtype(mv[at:at + dlen].tobytes().decode("ascii"))
     except (TypeError, ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"array message has a bad dtype: {e}") from None
-    if dtype.hasobject or dtype.fields is not None or dtype.itemsize == 0:
+    # A subarray dtype ("(2,3)f8") would add dimensions the shape does not
+    # have; no array's dtype is one, so a writer of send_array never sends it.
+    if (dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None
+            or dtype.itemsize == 0):
         raise ValueError(f"array message has a dtype that is not plain: {dtype}")
     count = 1
     for d in shape:

@@ -197,6 +197,21 @@ class LibraryLookup(unittest.TestCase):
         self.assertIn("ImportError", p.stderr)
         self.assertIn("SHMCHAN_LIBRARY", p.stderr)
 
+    def test_relative_environment_path_is_reported_absolute(self) -> None:
+        # library_path names the file that was loaded, also after a chdir.
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "rel").mkdir()
+            shutil.copy(shmchan.library_path, Path(tmp) / "rel" / "libshmchan.so")
+            env = child_env()
+            env["SHMCHAN_LIBRARY"] = os.path.join("rel", "libshmchan.so")
+            env["SHMCHAN_PY_BACKEND"] = "auto"  # no compiled module next to the copy
+            p = run_python("import os, shmchan; os.chdir('/'); print(shmchan.library_path); "
+                           "print(shmchan.library_tried)", env=env, cwd=tmp)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            path = p.stdout.splitlines()[0]
+            self.assertTrue(os.path.isabs(path), path)
+            self.assertEqual(Path(path).resolve(), (Path(tmp) / "rel" / "libshmchan.so").resolve())
+
     def test_copy_next_to_the_package(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             pkg = Path(tmp) / "shmchan"

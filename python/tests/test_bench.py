@@ -27,6 +27,20 @@ class Bench(unittest.TestCase):
         self.assertIn("recipe: mmap polling", names)
         self.assertIn("shmchan queue", names)
         self.assertIn("multiprocessing.Pipe (target >= 2 x)", p.stdout)
+        self.assertIn("CPU per message (ns)", table[0])
+
+    def test_per_call(self) -> None:
+        queue_supported()
+        p = subprocess.run([sys.executable, str(BENCH), "--per-call", "--smoke"],
+                           capture_output=True, text=True, timeout=4 * CHILD_TIMEOUT,
+                           env=child_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {line.split("|")[1].strip(): line.split("|")[2:6]
+                for line in p.stdout.splitlines() if line.startswith("| ")}
+        # Each binding in a child of its own; ctypes always loads.
+        self.assertIn("native", rows)
+        self.assertTrue(all(c.strip().replace(",", "").isdigit() for c in rows["ctypes"]),
+                        p.stdout)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,23 @@ class FirstRun(unittest.TestCase):
         self.assertEqual(path, str(site / "shmchan" / "libshmchan.so"))
         self.assertEqual(tried, [path])
 
+    def test_bundle_library_relative_to_pip_with_a_stale_pwd(self) -> None:
+        # A program that starts pip in another directory leaves PWD as it
+        # was: the path is still taken from where pip runs, not from PWD.
+        work, decoy = self.tmp / "work", self.tmp / "decoy"
+        for d in (work, decoy):
+            (d / "rel").mkdir(parents=True)
+        shutil.copy(shmchan.library_path, work / "rel" / "libshmchan.so")
+        (decoy / "rel" / "libshmchan.so").write_bytes(b"not this one")
+        env = self.env()
+        env["PWD"] = str(decoy)
+        site = self.pip_install(env, work, "--config-settings",
+                                "bundle-library=rel/libshmchan.so")
+        bundled = site / "shmchan" / "libshmchan.so"
+        self.assertEqual(bundled.read_bytes(), (work / "rel" / "libshmchan.so").read_bytes())
+        path, tried, _ = self.imported(env, site)
+        self.assertEqual(path, str(bundled))
+
 
 if __name__ == "__main__":
     unittest.main()

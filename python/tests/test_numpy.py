@@ -116,6 +116,10 @@ class Arrays(ChannelTest):
             head.pack(b"SCN1", 1, 2, 0) + struct.pack("<Q", 1) + b"|O" + bytes(64),
             head.pack(b"SCN1", 1, 3, 0) + struct.pack("<Q", 1) + b"zz9" + bytes(64),
             head.pack(b"SCN1", 0, 60, 0) + b"<f8",  # dtype longer than the message
+            # A subarray dtype: its dimensions are not in the shape.
+            head.pack(b"SCN1", 1, 7, 0) + struct.pack("<Q", 1) + b"(2,3)f8" + bytes(128),
+            # Dimensions numpy cannot hold, with a product of 0 bytes.
+            head.pack(b"SCN1", 2, 3, 0) + struct.pack("<QQ", 0, (1 << 64) - 1) + b"<f8",
         ]
         with shmchan.Queue.create(self.name(), role="subscriber", max_msg=256) as q:
             for b in bad:

@@ -63,9 +63,10 @@ look_up(void)
      * not slower than a loop of its widest stores for large copies. */
     fast = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 9)) != 0;
 #endif
-    shmchan__store(&movsb_ok, 1u + fast, SHMCHAN__RELAXED);
     shmchan__store(&shmchan__copy_big_min, l1 > SHMCHAN__COPY_FLOOR ? l1 : SHMCHAN__COPY_FLOOR,
                    SHMCHAN__RELAXED);
+    /* Last, release: a thread that sees it set sees the thresholds too. */
+    shmchan__store(&movsb_ok, 1u + fast, SHMCHAN__RELEASE);
 }
 
 static void
@@ -149,7 +150,7 @@ timed_copy(void *dst, const void *src, size_t n, int dir, unsigned cls, uint32_t
 void
 shmchan__copy_big(void *dst, const void *src, size_t n, int dir)
 {
-    if (shmchan__load(&movsb_ok, SHMCHAN__RELAXED) == 0) {
+    if (shmchan__load(&movsb_ok, SHMCHAN__ACQUIRE) == 0) {
         look_up();
         if (n < shmchan__load(&shmchan__copy_big_min, SHMCHAN__RELAXED)) {
             memcpy(dst, src, n);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copy.h"
 #include "side.h"
 #include "wait.h"
 #include "slotlock.h"
@@ -572,7 +573,7 @@ copy_tag_line_last(uint8_t *buf, const void *data, size_t len)
 {
     size_t head = SHMCHAN__CACHE_LINE - sizeof(shmchan__latest_buf);
     if (len > head) {
-        memcpy(buf + head, (const uint8_t *)data + head, len - head);
+        shmchan__copy_in(buf + head, (const uint8_t *)data + head, len - head);
     }
     if (len != 0) {
         memcpy(buf, data, len < head ? len : head);
@@ -644,9 +645,7 @@ locate(shmchan_latest *ch, int *budget, shmchan__latest_buf **b_out, uint64_t *t
 static void
 seqlock_copy(void *dst, const uint8_t *src, size_t len)
 {
-    if (len != 0) {
-        memcpy(dst, src, len);
-    }
+    shmchan__copy_out(dst, src, len);
 }
 
 /*

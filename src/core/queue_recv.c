@@ -10,6 +10,7 @@
  */
 #include <string.h>
 
+#include "copy.h"
 #include "queue_int.h"
 
 #define RETRY_MAX 100000  /* races lost (or lies met) per call before giving up */
@@ -82,9 +83,7 @@ shmchan_queue_recv(shmchan_queue *q, void *buf, size_t cap, int64_t timeout_ms,
             !shmchan__ring_work_take(&q->v, &q->rd, f.pos, f.pos + shmchan__qspan(f.len))) {
             continue;
         }
-        if (f.len != 0) {
-            memcpy(buf, shmchan__qpayload(f.h), (size_t)f.len);
-        }
+        shmchan__copy_out(buf, shmchan__qpayload(f.h), (size_t)f.len);
         if (SHMCHAN__UNLIKELY(shmchan__region_broken(&q->r))) {
             return SHMCHAN_ETRUNCATED; /* the bytes may be the guard's zeros */
         }
@@ -145,9 +144,7 @@ batch_add(batch_t *b, const shmchan__rfound *f)
         return false;
     }
     uint8_t *dst = b->buf + b->off;
-    if (f->len != 0) {
-        memcpy(dst, shmchan__qpayload(f->h), (size_t)f->len);
-    }
+    shmchan__copy_out(dst, shmchan__qpayload(f->h), (size_t)f->len);
     fill_msg(&b->msgs[b->n++], dst, f, 0, 0);
     b->off = align8(b->off + (size_t)f->len);
     if (b->off > b->cap) {

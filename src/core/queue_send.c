@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "copy.h"
 #include "queue_int.h"
 
 #define NOWAIT_LOCK_NS (10ll * 1000 * 1000) /* a NO_WAIT call still waits out a claim */
@@ -118,9 +119,7 @@ complete(shmchan_queue *q, const shmchan__rclaim *cl, const void *data, uint64_t
         shmchan__ring_committed(&q->v, &q->wr, len, wake);
         return;
     }
-    if (len != 0) {
-        memcpy(shmchan__qpayload(shmchan__qrec_at(&q->v, cl->pos)), data, (size_t)len);
-    }
+    shmchan__copy_in(shmchan__qpayload(shmchan__qrec_at(&q->v, cl->pos)), data, (size_t)len);
     shmchan__ring_publish(&q->v, &q->wr, cl, len, wake);
 }
 

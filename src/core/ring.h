@@ -89,6 +89,7 @@ typedef struct shmchan__ring_rd {
     uint64_t lost;       /* total lost, as published in the slot */
     uint64_t lost_pending; /* lost before the next message delivered */
     uint64_t wake_mark;  /* position at which we last looked for waiting writers */
+    uint64_t len_hint;   /* subscriber: length of the last message located (look_ahead) */
     /* A reader stuck at a claimed record since when. */
     uint64_t stuck_pos;
     uint64_t stuck_since;

@@ -44,6 +44,25 @@ shmchan__ring_resync(const shmchan__ring *v, shmchan__ring_rd *q)
 }
 
 /*
+ * While a subscriber waits at p: touch the line that will hold the last byte
+ * of its next record if it is as long as the one before. The writer fills
+ * that line before it turns the tag on p's line, so its transfer overlaps
+ * with the one of the tag's line instead of starting only once the reader
+ * has seen the tag turn (two line transfers in a row for a 64 B message,
+ * whose 80-byte record spans two lines). A line we hold already costs
+ * nothing; the hint is process-local, so a forged length cannot steer it.
+ */
+static void
+look_ahead(const shmchan__ring *v, const shmchan__ring_rd *q, uint64_t p)
+{
+    uint64_t off = p & v->mask, end = off + sizeof(shmchan__qrec) + q->len_hint;
+    if (q->len_hint != 0 && end <= v->cap &&
+        (end - 1) / SHMCHAN__CACHE_LINE != off / SHMCHAN__CACHE_LINE) {
+        shmchan__prefetch(v->ring + end - 1);
+    }
+}
+
+/*
  * A subscriber's next message: OK, EAGAIN (nothing yet; *claimed receives the
  * tag when a writer is still filling it), ECORRUPT. Skips pads and dropped
  * records; resyncs when lapped, unless may_resync is false (in the middle of
@@ -63,6 +82,7 @@ shmchan__ring_sub_locate(const shmchan__ring *v, shmchan__ring_rd *q, shmchan__r
             if (kind == SHMCHAN__QTAG_CLAIMED) {
                 *claimed = tag;
                 f->pos = p;
+                look_ahead(v, q, p);
                 return SHMCHAN_EAGAIN;
             }
             if (SHMCHAN__LIKELY(shmchan__qfits(v, p, kind, len))) {
@@ -71,6 +91,7 @@ shmchan__ring_sub_locate(const shmchan__ring *v, shmchan__ring_rd *q, shmchan__r
                     f->seq = s;
                     f->len = len;
                     f->h = h;
+                    q->len_hint = len;
                     return SHMCHAN_OK;
                 }
                 if (!v->overwrite || !shmchan__ring_overtaken(v, p)) { /* a lapped one may lie */
@@ -80,6 +101,7 @@ shmchan__ring_sub_locate(const shmchan__ring *v, shmchan__ring_rd *q, shmchan__r
                 }
             }
         } else if ((tag >> 2) < s && (!v->overwrite || !shmchan__ring_overtaken(v, p))) {
+            look_ahead(v, q, p);
             return SHMCHAN_EAGAIN; /* an older lap's bytes: nothing yet */
         }
         /* Lapped, or a tag or length no writer of ours would write. */

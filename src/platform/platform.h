@@ -216,6 +216,10 @@ int64_t shmchan__realtime_ns(void);  /* wall clock, Unix epoch */
 void shmchan__sleep_ns(uint64_t ns);
 /* CPUs online (at least 1), looked up once. */
 uint32_t shmchan__cpu_count(void);
+/* Bytes of the data (or unified) cache at level 1, 2 or 3 as one CPU sees it
+ * (the largest if CPUs differ), 0 when the platform does not say; looked up
+ * once per level. For size thresholds derived at run time (copy strategy). */
+uint64_t shmchan__plat_cache_size(int level);
 
 /* ------------------------------------------------------------ OS errors */
 

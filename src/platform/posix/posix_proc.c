@@ -145,6 +145,64 @@ shmchan__cpu_count(void)
     return n;
 }
 
+/* A cache's size from sysfs: the first index of this level that holds data. */
+static uint64_t
+sysfs_cache_size(int level)
+{
+    for (int i = 0; i < 16; i++) {
+        char path[96], text[32];
+        unsigned lv = 0;
+        unsigned long long kb = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            return 0;
+        }
+        bool ok = fscanf(f, "%u", &lv) == 1;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        f = fopen(path, "r");
+        ok = ok && f != NULL && fgets(text, sizeof text, f) != NULL;
+        if (f != NULL) {
+            fclose(f);
+        }
+        if (!ok || (int)lv != level || strncmp(text, "Instruction", 11) == 0) {
+            continue;
+        }
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        f = fopen(path, "r");
+        ok = f != NULL && fscanf(f, "%lluK", &kb) == 1;
+        if (f != NULL) {
+            fclose(f);
+        }
+        return ok ? (uint64_t)kb * 1024 : 0;
+    }
+    return 0;
+}
+
+uint64_t
+shmchan__plat_cache_size(int level)
+{
+    static shmchan__atomic_u64 cached[4]; /* + 1: looked up; racing first calls agree */
+    if (level < 1 || level > 3) {
+        return 0;
+    }
+    uint64_t v = shmchan__load(&cached[level], SHMCHAN__RELAXED);
+    if (v != 0) {
+        return v - 1;
+    }
+    long c = -1;
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && \
+    defined(_SC_LEVEL3_CACHE_SIZE)
+    static const int names[4] = {0, _SC_LEVEL1_DCACHE_SIZE, _SC_LEVEL2_CACHE_SIZE,
+                                 _SC_LEVEL3_CACHE_SIZE};
+    c = sysconf(names[level]);
+#endif
+    uint64_t size = c > 0 ? (uint64_t)c : sysfs_cache_size(level);
+    shmchan__store(&cached[level], size + 1, SHMCHAN__RELAXED);
+    return size;
+}
+
 void
 shmchan__sleep_ns(uint64_t ns)
 {

@@ -206,4 +206,34 @@ shmchan__sleep_ns(uint64_t ns)
     Sleep(ms >= INFINITE ? INFINITE - 1 : (DWORD)ms);
 }
 
+
+uint64_t
+shmchan__plat_cache_size(int level)
+{
+    static shmchan__atomic_u64 cached[4]; /* + 1: looked up; racing first calls agree */
+    if (level < 1 || level > 3) {
+        return 0;
+    }
+    uint64_t v = shmchan__load(&cached[level], SHMCHAN__RELAXED);
+    if (v != 0) {
+        return v - 1;
+    }
+    uint64_t size = 0;
+    DWORD len = 0;
+    (void)GetLogicalProcessorInformation(NULL, &len);
+    SYSTEM_LOGICAL_PROCESSOR_INFORMATION *info = len != 0 ? malloc(len) : NULL;
+    if (info != NULL && GetLogicalProcessorInformation(info, &len)) {
+        for (DWORD i = 0; i < len / sizeof *info; i++) {
+            const CACHE_DESCRIPTOR *c = &info[i].Cache;
+            if (info[i].Relationship == RelationCache && c->Level == level &&
+                c->Type != CacheInstruction && c->Size > size) {
+                size = c->Size;
+            }
+        }
+    }
+    free(info);
+    shmchan__store(&cached[level], size + 1, SHMCHAN__RELAXED);
+    return size;
+}
+
 #endif /* SHMCHAN_PLATFORM_WIN */

@@ -863,10 +863,10 @@ sleep_once(shmchan_latest *ch, uint64_t after_seq, uint64_t deadline)
     if (ch->r.flags & SHMCHAN_RDONLY) {
         return rdonly_sleep(ch, after_seq, deadline);
     }
-    uint32_t others = shmchan__wait_in(&c->waiters);
+    uint32_t others;
+    uint32_t w = shmchan__wait_in(&c->waiters, &c->wake, &others);
     uint64_t slice = shmchan__fence_sleeper(ch->r.asym, &c->fenced, &ch->fenced_in,
                                             sleepers_crowd(others), WAITER_RECHECK_NS);
-    uint32_t w = shmchan__wait_word(&c->wake);
     int rc = SHMCHAN_OK;
     if (!newer(ch, after_seq, &s)) {
         shmchan__fetch_add(&c->sleeps, 1, SHMCHAN__RELAXED);
@@ -916,7 +916,7 @@ static uint64_t
 spin_for_next(shmchan_latest *ch, uint64_t after_seq)
 {
     if (ch->r.spin_ns == 0 ||
-        sleepers_crowd(shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED))) {
+        sleepers_crowd(shmchan__waiters_of(shmchan__load(&ch->ctl->waiters, SHMCHAN__RELAXED)))) {
         return 0;
     }
     uint64_t began = shmchan__now_ns();

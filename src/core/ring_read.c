@@ -338,11 +338,10 @@ shmchan__ring_await(const shmchan__ring *v, shmchan__ring_rd *q, int64_t timeout
         } while (shmchan__now_ns() < end);
     }
     for (;;) {
-        (void)shmchan__wait_in(&c->rd_waiters);
+        uint32_t w = shmchan__wait_in(&c->rd_waiters, &c->wake, NULL);
         uint64_t slice = shmchan__fence_sleeper(v->asym, &c->fenced, &q->fenced_in,
                                                 !shmchan__ring_spin_pays(v, &q->spin),
                                                 SHMCHAN__QSLICE_NS);
-        uint32_t w = shmchan__wait_word(&c->wake);
         rc = locate(v, q, f, &claimed);
         if (rc == SHMCHAN_EAGAIN) {
             shmchan__fetch_add(&c->waits, 1, SHMCHAN__RELAXED);

@@ -344,9 +344,8 @@ wait_space(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t need, uint64_t 
             now = shmchan__now_ns();
         } while (now < end);
     }
-    (void)shmchan__wait_in(&c->sp_waiters);
+    uint32_t w = shmchan__wait_in(&c->sp_waiters, &c->space, NULL);
     uint64_t nap = shmchan__fence_waiter(*slice);
-    uint32_t w = shmchan__wait_word(&c->space);
     int rc = SHMCHAN_OK;
     if (blocks(v, shmchan__qgate_scan(v, need, true, NULL), need)) {
         *slice = SHMCHAN__QSLICE_NS;

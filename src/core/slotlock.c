@@ -23,9 +23,8 @@ shmchan__owner_slot_gone(shmchan__shm *shm, uint64_t word, uint64_t state, uint3
 static void
 sleep_once(const shmchan__slock *l, uint64_t cur)
 {
-    (void)shmchan__wait_in(l->waiters);
+    uint32_t w = shmchan__wait_in(l->waiters, l->wake, NULL);
     uint64_t slice = shmchan__fence_waiter(SHMCHAN__SLOCK_RECHECK_NS);
-    uint32_t w = shmchan__wait_word(l->wake);
     if (shmchan__load(l->word, SHMCHAN__SEQ_CST) == cur) {
         (void)shmchan__wait_sleep(l->shm, l->wake, w, slice, 0);
     }

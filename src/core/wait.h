@@ -2,23 +2,33 @@
  * Waiting and waking: the one sleep/wake handshake every kind uses, the one
  * rule for whether a wait spins first, the sleepers' barriers, and deadlines.
  *
- * The handshake (a Dekker pattern on two shared words, a waiter count and a
- * wake word that is the futex):
+ * The handshake (a Dekker pattern on two shared words, a waiter word and a
+ * wake word that is the futex). The waiter word counts the waiters (in steps
+ * of SHMCHAN__WAITER_ONE) and has one bit, SHMCHAN__WAKE_DUE, that a waiter
+ * sets when it goes to sleep and the first waker after it clears:
  *
  *   waiter                                  waker
- *   others = shmchan__wait_in(waiters)      (its stores: message, cursor...)
- *   slice = a waiter's barrier              a publisher's barrier
- *   w = shmchan__wait_word(word)            shmchan__wake(waiters, word)
- *   look at the condition; if not yet:        (loads waiters; only if non-zero
- *     shmchan__wait_sleep(.., w, slice)        bumps word and wakes: a system
- *   shmchan__wait_out(waiters)                 call only when somebody sleeps)
+ *   w = shmchan__wait_in(waiters, word)     (its stores: message, cursor...)
+ *     (reads word, then counts itself in    a publisher's barrier
+ *      and sets WAKE_DUE)                   shmchan__wake(waiters, word)
+ *   slice = a waiter's barrier                (loads waiters; only if WAKE_DUE
+ *   look at the condition; if not yet:         is set and it is the one to clear
+ *     shmchan__wait_sleep(.., w, slice)        it, bumps word and wakes: one
+ *   shmchan__wait_out(waiters)                 system call per sleep, not one
+ *                                              per message until the sleeper runs)
  *
- * By the barriers either the waker sees the count and wakes, or the waiter
- * sees the condition and does not sleep; a bump between the waiter's load of
- * the word and its sleep makes the sleep return at once. Sleeps are bounded
- * by a slice, so a waiter also looks again now and then (a forged count or a
- * waker that died in between costs at most one slice). shmchan__wake is the
- * one place a writer wakes anybody, of any kind.
+ * By the barriers either the waker sees WAKE_DUE, or the waiter sees the
+ * condition and does not sleep. The waiter reads the word before it sets the
+ * bit, and the waker that clears the bit (an RMW reading the waiter's RMW or
+ * a later one) bumps the word only after, so the bump differs from the w of
+ * every waiter whose bit it cleared: their sleep returns at once or is woken.
+ * A waker that finds the bit clear has nobody to wake: every waiter counted
+ * in was woken by the clearer, or set the bit after that and will be woken by
+ * the next one. (Latest-value publishers store a new word value themselves,
+ * before their barrier; a waiter that read that value sees their message.)
+ * Sleeps are bounded by a slice, so a waiter also looks again now and then (a
+ * forged word or a waker that died in between costs at most one slice).
+ * shmchan__wake is the one place a writer wakes anybody, of any kind.
  */
 #ifndef SHMCHAN_WAIT_H
 #define SHMCHAN_WAIT_H
@@ -136,24 +146,35 @@ uint64_t shmchan__deadline(int64_t timeout_ms);
 
 /* ---------------------------------------------------------- the handshake */
 
-/* The waiter counts itself in; returns how many were in before it. */
+#define SHMCHAN__WAKE_DUE 1u
+#define SHMCHAN__WAITER_ONE 2u
+
+/* How many waiters a waiter word counts. */
 static inline uint32_t
-shmchan__wait_in(shmchan__atomic_u32 *waiters)
+shmchan__waiters_of(uint32_t v)
 {
-    return shmchan__fetch_add(waiters, 1, SHMCHAN__SEQ_CST);
+    return v / SHMCHAN__WAITER_ONE;
 }
 
-/* After the waiter's barrier: the wake word to sleep on. */
+/* The waiter reads the wake word, counts itself in and sets WAKE_DUE; returns
+ * the word to sleep on, and in *others (may be NULL) how many were in before
+ * it. The waiter's barrier comes next. */
 static inline uint32_t
-shmchan__wait_word(shmchan__atomic_u32 *word)
+shmchan__wait_in(shmchan__atomic_u32 *waiters, shmchan__atomic_u32 *word, uint32_t *others)
 {
-    return shmchan__load(word, SHMCHAN__SEQ_CST);
+    uint32_t w = shmchan__load(word, SHMCHAN__SEQ_CST);
+    uint32_t before = shmchan__fetch_add(waiters, SHMCHAN__WAITER_ONE, SHMCHAN__SEQ_CST);
+    shmchan__fetch_or(waiters, SHMCHAN__WAKE_DUE, SHMCHAN__SEQ_CST);
+    if (others != NULL) {
+        *others = shmchan__waiters_of(before);
+    }
+    return w;
 }
 
 static inline void
 shmchan__wait_out(shmchan__atomic_u32 *waiters)
 {
-    shmchan__fetch_sub(waiters, 1, SHMCHAN__RELAXED);
+    shmchan__fetch_sub(waiters, SHMCHAN__WAITER_ONE, SHMCHAN__RELAXED);
 }
 
 /* Sleep while *word == w, for at most slice_ns and not past deadline_ns (0:
@@ -163,17 +184,18 @@ int shmchan__wait_sleep(shmchan__shm *shm, shmchan__atomic_u32 *word, uint32_t w
                         uint64_t slice_ns, uint64_t deadline_ns);
 
 /*
- * The waker's side, after its stores and a publisher's barrier: wake the
- * sleepers on word if waiters counts any, bumping word first (bump false:
- * the caller stored a new word value already). This is the one place where
- * writers of every kind wake sleepers (and where a readiness notification
- * for event loops belongs).
+ * The waker's side, after its stores and a publisher's barrier: if a waiter
+ * set WAKE_DUE and we are the one to clear it, bump word (bump false: the
+ * caller stored a new word value already) and wake its sleepers. This is the
+ * one place where writers of every kind wake sleepers (and where a readiness
+ * notification for event loops belongs).
  */
 static inline void
 shmchan__wake(shmchan__shm *shm, shmchan__atomic_u32 *waiters, shmchan__atomic_u32 *word,
               bool bump)
 {
-    if (SHMCHAN__UNLIKELY(shmchan__load(waiters, SHMCHAN__RELAXED) != 0)) {
+    if (SHMCHAN__UNLIKELY(shmchan__load(waiters, SHMCHAN__RELAXED) & SHMCHAN__WAKE_DUE) &&
+        (shmchan__fetch_and(waiters, ~SHMCHAN__WAKE_DUE, SHMCHAN__SEQ_CST) & SHMCHAN__WAKE_DUE)) {
         if (bump) {
             shmchan__fetch_add(word, 1, SHMCHAN__RELEASE);
         }

@@ -29,6 +29,8 @@ _Static_assert(sizeof(shmchan__atomic_u64) == 8, "atomic u64 must be 8 bytes");
 #define shmchan__store(p, v, mo) atomic_store_explicit((p), (v), (mo))
 #define shmchan__fetch_add(p, v, mo) atomic_fetch_add_explicit((p), (v), (mo))
 #define shmchan__fetch_sub(p, v, mo) atomic_fetch_sub_explicit((p), (v), (mo))
+#define shmchan__fetch_or(p, v, mo) atomic_fetch_or_explicit((p), (v), (mo))
+#define shmchan__fetch_and(p, v, mo) atomic_fetch_and_explicit((p), (v), (mo))
 #define shmchan__exchange(p, v, mo) atomic_exchange_explicit((p), (v), (mo))
 #define shmchan__cas(p, expp, v) \
     atomic_compare_exchange_strong_explicit((p), (expp), (v), SHMCHAN__ACQ_REL, SHMCHAN__ACQUIRE)

@@ -180,45 +180,64 @@ bridge_stop() { # SIGTERM, expect a clean exit
 }
 bridge_kill() { kill -9 "${BR_PID[$1]}" 2>/dev/null; wait "${BR_PID[$1]}" 2>/dev/null; }
 # The counter FIELD of the last stats line of bridge NAME for channel CHAN.
-stat_of() {
-    python3 - "$WORK/$1.out" "$2" "$3" <<'EOF'
+stat_of() { stats_of "$1:$2:$3"; }
+# stats_of NAME:CHAN:FIELD...: several counters, space-separated, from one
+# python3 start (which costs seconds on a loaded machine).
+stats_of() {
+    python3 - "$WORK" "$@" <<'EOF'
 import json, sys
-lines = [l for l in open(sys.argv[1]) if l.startswith("{")]
-links = json.loads(lines[-1])["links"] if lines else []
-print(sum(l[sys.argv[3]] for l in links if l["channel"] == sys.argv[2]))
+out = []
+for spec in sys.argv[2:]:
+    name, chan, field = spec.split(":")
+    lines = [l for l in open("%s/%s.out" % (sys.argv[1], name)) if l.startswith("{")]
+    links = json.loads(lines[-1])["links"] if lines else []
+    out.append(str(sum(l[field] for l in links if l["channel"] == chan)))
+print(" ".join(out))
 EOF
 }
 
-# Raw NATS publish (for messages no bridge would send):
-#   pub.py URL SUBJECT SIZE [HEADER...]        headers as JetStream exports use
-#   pub.py URL SUBJECT SIZE env SRC EPOCH SEQ  the core-NATS envelope (docs/bridge.md)
-#   pub.py URL SUBJECT SIZE batch SRC EPOCH SEQ,SEQ... [overrun]
-#                                              a core-NATS batch of SIZE-byte records;
-#                                              overrun: the last one's length 1 too large
+# Raw NATS publish (for messages no bridge would send), one connection for
+# any number of messages, each MSG separated by "--":
+#   pub.py URL MSG [-- MSG...]  where MSG is one of
+#     SUBJECT SIZE [HEADER...]        headers as JetStream exports use
+#     SUBJECT SIZE env SRC EPOCH SEQ  the core-NATS envelope (docs/bridge.md)
+#     SUBJECT SIZE batch SRC EPOCH SEQ,SEQ... [overrun]
+#                                     a core-NATS batch of SIZE-byte records;
+#                                     overrun: the last one's length 1 too large
+# Exits 1 if the server refused any of them.
 cat >"$WORK/pub.py" <<'EOF'
 import socket, struct, sys
 host, port = sys.argv[1].rsplit("/", 1)[1].split(":")
-subj, size, hdrs = sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 s = socket.create_connection((host, int(port)))
 s.recv(4096)
 s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\n')
-body = b"x" * size
-if hdrs and hdrs[0] == "env":
-    src = hdrs[1].encode()
-    body = b"SCB1" + bytes([len(src)]) + src + struct.pack("<QQ", int(hdrs[2]), int(hdrs[3])) + body
-    hdrs = []
-elif hdrs and hdrs[0] == "batch":
-    src, seqs = hdrs[1].encode(), [int(x) for x in hdrs[3].split(",")]
-    recs = [struct.pack("<QI", q, size + (len(hdrs) > 4 and i == len(seqs) - 1)) + body
-            for i, q in enumerate(seqs)]
-    body = (b"SCB2" + bytes([len(src)]) + src + struct.pack("<QI", int(hdrs[2]), len(seqs))
-            + b"".join(recs))
-    hdrs = []
-if hdrs:
-    h = ("NATS/1.0\r\n" + "".join(x + "\r\n" for x in hdrs) + "\r\n").encode()
-    s.sendall(b"HPUB %s %d %d\r\n" % (subj.encode(), len(h), len(h) + len(body)) + h + body + b"\r\n")
-else:
-    s.sendall(b"PUB %s %d\r\n" % (subj.encode(), len(body)) + body + b"\r\n")
+
+def pub(subj, size, hdrs):
+    body = b"x" * size
+    if hdrs and hdrs[0] == "env":
+        src = hdrs[1].encode()
+        body = b"SCB1" + bytes([len(src)]) + src + struct.pack("<QQ", int(hdrs[2]), int(hdrs[3])) + body
+        hdrs = []
+    elif hdrs and hdrs[0] == "batch":
+        src, seqs = hdrs[1].encode(), [int(x) for x in hdrs[3].split(",")]
+        recs = [struct.pack("<QI", q, size + (len(hdrs) > 4 and i == len(seqs) - 1)) + body
+                for i, q in enumerate(seqs)]
+        body = (b"SCB2" + bytes([len(src)]) + src + struct.pack("<QI", int(hdrs[2]), len(seqs))
+                + b"".join(recs))
+        hdrs = []
+    if hdrs:
+        h = ("NATS/1.0\r\n" + "".join(x + "\r\n" for x in hdrs) + "\r\n").encode()
+        s.sendall(b"HPUB %s %d %d\r\n" % (subj.encode(), len(h), len(h) + len(body)) + h + body + b"\r\n")
+    else:
+        s.sendall(b"PUB %s %d\r\n" % (subj.encode(), len(body)) + body + b"\r\n")
+
+msg = []
+for a in sys.argv[2:] + ["--"]:
+    if a != "--":
+        msg.append(a)
+    elif msg:
+        pub(msg[0], int(msg[1]), msg[2:])
+        msg = []
 s.sendall(b"PING\r\n")
 buf = b""
 while b"PONG" not in buf and b"-ERR" not in buf:
@@ -490,17 +509,19 @@ t_bad_messages() {
     on hA "$PROBE" qsend bm.q 1 50 100 >"$WORK/bm.sent" || return 1
     # a message larger than the server's max_payload (16 KiB): refused by the exporter
     on hA "$PROBE" qsend bm.q 51 1 20000 >/dev/null || return 1
-    python3 "$WORK/pub.py" "$url" bm.a 10 || rc=1                                   # no headers
-    python3 "$WORK/pub.py" "$url" bm.a 10 "Shmchan-Src: x/y" "Shmchan-Epoch: 1" \
-        "Shmchan-Seq: 12abc" || rc=1                                                # bad number
-    python3 "$WORK/pub.py" "$url" bm.a 10 "Shmchan-Src: /../../etc" "Shmchan-Epoch: 1" \
-        "Shmchan-Seq: 5" || rc=1                                                    # bad source
-    python3 "$WORK/pub.py" "$url" bm.l 10 env hX/bm.l 1 0 || rc=1              # seq 0
-    python3 "$WORK/pub.py" "$url" bm.l 10 env hX/../x 1 5 || rc=1              # bad source
-    python3 "$WORK/pub.py" "$url" bm.l 3 || rc=1                               # no envelope
-    python3 "$WORK/pub.py" "$url" bm.l 8000 env hX/bm.l 1 7 || rc=1 # larger than its max_msg
-    python3 "$WORK/pub.py" "$url" bm.l 10 batch hX/bm.l 1 8,9 overrun || rc=1 # record overruns
-    python3 "$WORK/pub.py" "$url" bm.l 10 batch hX/bm.l 1 9,9 || rc=1      # seq not rising
+    # queue: no headers, a bad number, a bad source; latest: seq 0, a bad source,
+    # no envelope, larger than its max_msg, a record overruns, seqs not rising.
+    # One connection for all (a python3 start costs seconds on a loaded machine).
+    python3 "$WORK/pub.py" "$url" \
+        bm.a 10 -- \
+        bm.a 10 "Shmchan-Src: x/y" "Shmchan-Epoch: 1" "Shmchan-Seq: 12abc" -- \
+        bm.a 10 "Shmchan-Src: /../../etc" "Shmchan-Epoch: 1" "Shmchan-Seq: 5" -- \
+        bm.l 10 env hX/bm.l 1 0 -- \
+        bm.l 10 env hX/../x 1 5 -- \
+        bm.l 3 -- \
+        bm.l 8000 env hX/bm.l 1 7 -- \
+        bm.l 10 batch hX/bm.l 1 8,9 overrun -- \
+        bm.l 10 batch hX/bm.l 1 9,9 || rc=1
     on hA "$PROBE" qsend bm.q 52 50 100 >>"$WORK/bm.sent" || return 1
     recv_until hB bm.q "$WORK/bm.sent" "$WORK/bm.recv"
     kill -USR1 "${BR_PID[bm-a]}" "${BR_PID[bm-b]}"
@@ -509,10 +530,8 @@ t_bad_messages() {
     ns_kill bm TERM
     check_ids "$WORK/bm.sent" "$WORK/bm.recv" || rc=1
     local mq ml ov oi
-    mq=$(stat_of bm-b bm.q malformed)
-    ml=$(stat_of bm-b bm.l malformed)
-    ov=$(stat_of bm-a bm.q oversize)
-    oi=$(stat_of bm-b bm.l oversize)
+    read -r mq ml ov oi < <(stats_of bm-b:bm.q:malformed bm-b:bm.l:malformed \
+        bm-a:bm.q:oversize bm-b:bm.l:oversize)
     echo "   malformed refused: queue $mq, latest $ml; oversize refused: exporter $ov, importer $oi"
     [[ $mq -eq 3 && $ml -eq 5 && $ov -eq 1 && $oi -eq 1 ]] || rc=1
     grep -q "larger than the server's max_payload" "$WORK/bm-a.log" || rc=1

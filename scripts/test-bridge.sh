@@ -538,6 +538,62 @@ t_bad_messages() {
     return $rc
 }
 
+# An idle bridge sleeps: with 8 latest-value, 8 core-NATS queue and 2 JetStream
+# queue exports open and nothing to carry, none of its threads wakes for 2 s
+# (context switches, summed over every thread) and it uses no CPU time. (The
+# exports wait on their channels' readiness handles in one epoll loop, the
+# JetStream ones in poll() on theirs, the main thread for a signal.)
+t_idle() {
+    ns_start id || return 1
+    local url args=() i rc=0
+    url=$(ns_url id)
+    for i in 1 2 3 4 5 6 7 8; do
+        on hA "$PROBE" lpub id.l$i 0 >/dev/null && on hA "$PROBE" qcreate id.q$i || return 1
+        args+=(--export "latest id.l$i id.l$i" --export "queue id.q$i id.q$i mode=core")
+    done
+    for i in 1 2; do
+        on hA "$PROBE" qcreate id.j$i || return 1
+        args+=(--export "queue id.j$i id.j$i stream=ID$i")
+    done
+    bridge hA id-a --server "$url" "${args[@]}"
+    wait_for "$WORK/id-a.log" "running as host" || return 1
+    local n
+    for ((n = 0; n < 200; n++)); do # every export open and waiting (state, not time)
+        [[ $(grep -c "channel id\.[lq][0-9] is open\|created stream ID" "$WORK/id-a.log") -ge 18 ]] &&
+            break
+        sleep 0.05
+    done
+    local p=${BR_PID[id-a]}
+    sample() { # "wake-ups cpu-ticks" of process $p, all threads
+        local w=0 t f
+        for t in /proc/$p/task/*; do
+            f=$(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status" 2>/dev/null)
+            w=$((w + ${f:-0}))
+        done
+        echo "$w $(awk '{print $14 + $15}' /proc/$p/stat)"
+    }
+    sleep 0.5 # the last export's first arming is done
+    local w0 c0 w1 c1
+    read -r w0 c0 < <(sample)
+    sleep 2
+    read -r w1 c1 < <(sample)
+    echo "   idle 2 s with 18 exports ($(ls /proc/$p/task | wc -l) threads):" \
+        "$((w1 - w0)) wake-ups, $((c1 - c0)) CPU ticks"
+    [[ $((w1 - w0)) -le 4 && $((c1 - c0)) -le 1 ]] || rc=1 # a 200 ms poll per export: ~200
+    # still carrying after the idle time: a value published now is exported
+    on hA "$PROBE" lpub id.l1 1 >/dev/null
+    for ((n = 0; n < 100; n++)); do
+        kill -USR1 "$p"
+        sleep 0.1
+        grep -q '"channel":"id.l1",[^}]*"msgs":1' "$WORK/id-a.out" && break
+    done
+    grep -q '"channel":"id.l1",[^}]*"msgs":1' "$WORK/id-a.out" ||
+        { echo "   the value published after the idle time was not exported"; rc=1; }
+    bridge_stop id-a || rc=1
+    ns_kill id TERM
+    return $rc
+}
+
 # A queue through a 3-node JetStream cluster (stream with 3 replicas): one
 # node is SIGKILLed, then another after the first is back; the bridges fail
 # over between the servers; every message arrives once.
@@ -653,7 +709,7 @@ fail=0
 skip=0
 skipped=()
 TWO_HOST="t_server_down_at_start t_latest_mirror t_queue_e2e t_core_queue t_workers t_bad_messages"
-TWO_HOST+=" t_cluster_failover t_chaos"
+TWO_HOST+=" t_idle t_cluster_failover t_chaos"
 ALL="t_config_errors $TWO_HOST"
 if [[ $(id -u) -ne 0 ]]; then
     NS_OK=0

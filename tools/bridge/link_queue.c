@@ -406,9 +406,11 @@ static int read_ahead(br_link *l, queue_state *st)
 }
 
 /* Take the acks: count, pop the settled prefix of the window, and note the
- * failures (on_full=report: a full stream drops the message, counted). */
-static void settle(br_link *l, queue_state *st, int *nflight, int *nfailed)
+ * failures (on_full=report: a full stream drops the message, counted).
+ * Returns how many were popped. */
+static int settle(br_link *l, queue_state *st, int *nflight, int *nfailed)
 {
+    int popped = 0;
     *nflight = *nfailed = 0;
     pthread_mutex_lock(&g_win_mu);
     for (unsigned i = 0; i < st->count; i++) {
@@ -452,8 +454,10 @@ static void settle(br_link *l, queue_state *st, int *nflight, int *nfailed)
         st->flight_bytes -= s->bytes_in;
         st->head = (st->head + 1) % WINDOW_MSGS;
         st->count--;
+        popped++;
     }
     pthread_mutex_unlock(&g_win_mu);
+    return popped;
 }
 
 /* Send the failed messages of the window again, in order. */
@@ -509,7 +513,8 @@ static void export_loop(br_link *l, queue_state *st)
     double retry_at = 0, stop_by = 0;
     for (;;) {
         int nflight, nfailed;
-        settle(l, st, &nflight, &nfailed);
+        if (settle(l, st, &nflight, &nfailed) > 0)
+            retry_wait = 50; /* back off only while nothing gets through */
         release_settled(l, st);
         state_write(st, restart_point(st));
         double now = mono_s();

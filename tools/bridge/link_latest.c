@@ -42,6 +42,7 @@ typedef struct latest_state {
     bool opened, active, said, said_notify;
     int fd;           /* the channel's readiness handle (owned by the channel handle) */
     double retry_at;  /* not active: when to try again */
+    size_t limit;     /* queue export: the batch limit last derived from max_payload */
     uint64_t last;    /* latest-value export: the newest sequence seen */
 } latest_state;
 
@@ -158,42 +159,46 @@ static size_t take_batch(br_link *l, latest_state *st, size_t limit, uint32_t *c
 
 /* A latest-value export: publish each value newer than the last one seen
  * (values published faster than this are skipped, as for any reader), then
- * re-arm. 0: done or more to do; <0: a receive error (the loop rests it). */
-static int serve_latest(br_link *l, latest_state *st)
+ * re-arm (arm: false while the loop spins). 1: published something, 0:
+ * nothing (or more to do), <0: a receive error (the loop rests it). */
+static int serve_latest(br_link *l, latest_state *st, bool arm)
 {
+    if (!arm && shmchan_latest_seq(st->ch) <= st->last)
+        return 0; /* the spin's look: one load */
     for (int i = 0; i < SERVE_ROUNDS; i++) {
         size_t len;
         uint64_t seq;
         int rc = shmchan_latest_read_next(st->ch, st->last, (char *)st->buf + st->env, st->cap,
                                           SHMCHAN_NO_WAIT, &len, &seq);
         if (rc == SHMCHAN_EAGAIN)
-            return shmchan_latest_arm(st->ch, st->last) == SHMCHAN_OK ? 0 : -1;
+            return !arm ? i > 0 : shmchan_latest_arm(st->ch, st->last) == SHMCHAN_OK ? i > 0 : -1;
         if (rc != SHMCHAN_OK)
             return -1;
         st->last = seq;
         publish(l, st, len, seq);
     }
-    return 0; /* not armed: its handle stays ready */
+    return 1; /* not armed: its handle stays ready */
 }
 
 /* A queue over core NATS: at most once, in order per source. What the local
  * queue holds goes out as one batch per NATS message (one write, one server
  * delivery, one wake of the importer's readers), so small messages do not each
  * pay the network's per-message cost; a lone message goes out at once. */
-static int serve_queue(br_link *l, latest_state *st)
+static int serve_queue(br_link *l, latest_state *st, bool arm)
 {
     for (int i = 0; i < SERVE_ROUNDS; i++) {
-        size_t limit;
+        size_t limit = st->limit; /* the spin's looks take no libnats lock */
         uint32_t count;
         int rc;
-        if (!batch_room(l, st, &limit))
+        if ((arm || limit == 0) && !batch_room(l, st, &limit))
             return -1;
+        st->limit = limit;
         size_t len = take_batch(l, st, limit, &count, &rc);
         if (len == 0) {
             if (rc == SHMCHAN_OK) /* one refused as too large: look again */
                 continue;
             if (rc == SHMCHAN_EAGAIN)
-                return shmchan_queue_arm(st->q) == SHMCHAN_OK ? 0 : -1;
+                return !arm ? i > 0 : shmchan_queue_arm(st->q) == SHMCHAN_OK ? i > 0 : -1;
             return -1;
         }
         br_batch_count(st->buf, st->env, count);
@@ -205,7 +210,7 @@ static int serve_queue(br_link *l, latest_state *st)
             atomic_fetch_add(&l->c.errors, 1); /* at most once: the batch is gone */
         }
     }
-    return 0;
+    return 1;
 }
 
 /* ------------------------------------------------------------ export loop
@@ -238,9 +243,60 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int serve(br_link *l, latest_state *st)
+static int serve(br_link *l, latest_state *st, bool arm)
 {
-    return l->kind == BR_LATEST ? serve_latest(l, st) : serve_queue(l, st);
+    return l->kind == BR_LATEST ? serve_latest(l, st, arm) : serve_queue(l, st, arm);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spinning before sleeping: a wake-up through epoll costs the writer a
+ * datagram and this thread a scheduling round trip (tens of microseconds on
+ * a VM that halts idle vCPUs); when messages come closer together than that,
+ * looking again for a while is cheaper. The spin adapts to the gaps the loop
+ * sees, as the library's own waits do (docs/design.md, "Waiting"): after a
+ * sleep that ended with work within SPIN_MAX_NS it is twice that gap (at most
+ * SPIN_MAX_NS), after a longer one it halves (to nothing). It starts at
+ * nothing, so an idle bridge never spins, and a loaded machine, whose gaps
+ * are long, does not either. */
+#define SPIN_MAX_NS 160000 /* the library's largest adaptive spin (8 x 20 us) */
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void rest(br_link *l, latest_state *st, double now);
+
+/* Look at every active export without arming, for up to spin_ns. True: one
+ * had work (served). */
+static bool spin(int64_t spin_ns)
+{
+    int64_t end = mono_ns() + spin_ns;
+    do {
+        bool any = false;
+        for (int i = 0; i < g_loop.n; i++) {
+            br_link *l = g_loop.links[i];
+            latest_state *st = l->state;
+            if (!st->active)
+                continue;
+            int r = serve(l, st, false);
+            if (r < 0)
+                rest(l, st, mono_s());
+            any |= r > 0;
+        }
+        if (any)
+            return true;
+        cpu_relax();
+    } while (mono_ns() < end && !*g_loop.ctx->stop);
+    return false;
 }
 
 /* Open the channel if needed, get its readiness handle and watch it. */
@@ -311,17 +367,32 @@ static void *loop_main(void *arg)
 {
     br_ctx *ctx = arg;
     struct epoll_event evs[BR_LINKS_MAX + 1];
+    int64_t spin_ns = 0;
+    bool may_spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
     while (!*ctx->stop) {
         int timeout = wake_up_links(mono_s());
+        if (spin_ns > 0 && spin(spin_ns))
+            continue;
+        int64_t slept = mono_ns();
         int k = epoll_wait(g_loop.ep, evs, BR_LINKS_MAX + 1, timeout);
+        slept = mono_ns() - slept;
+        bool work = false;
         for (int i = 0; i < k && !*ctx->stop; i++) {
             br_link *l = evs[i].data.ptr;
             if (!l) /* the stop handle */
                 return NULL;
             latest_state *st = l->state;
-            if (st->active && serve(l, st) != 0)
+            int r = st->active ? serve(l, st, true) : 0;
+            if (r < 0)
                 rest(l, st, mono_s());
+            work |= r > 0;
         }
+        if (work && may_spin)
+            spin_ns = slept < SPIN_MAX_NS ? 2 * slept : spin_ns / 2;
+        if (spin_ns > SPIN_MAX_NS)
+            spin_ns = SPIN_MAX_NS;
+        if (spin_ns < 1000) /* below a microsecond: not worth a look */
+            spin_ns = 0;
     }
     return NULL;
 }

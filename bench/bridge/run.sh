@@ -11,6 +11,8 @@
 #   ROUNDS=N     rounds (default 5)
 #   NLAT=N       round trips per latency run (default 2000)
 #   NJS=N        JetStream throughput messages at 64 B (default 2000; /10 at 64 KiB)
+#   BRIDGE_BIN=PATH  measure this shmchan-bridge binary instead of this tree's (an older
+#                build, for figures before and after a change; its path goes in the header)
 #   PMQOS=none   do not hold a PM-QoS request (default: hold 0 us, as bench/run.sh does,
 #                where /dev/cpu_dma_latency is writable: these KVM guests halt idle
 #                vCPUs, and each wake of a halted one costs tens of microseconds, which
@@ -22,7 +24,7 @@ cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DSHMCHAN_BUILD_BRIDGE=ON -DSHMCHAN_
     -DSHMCHAN_BUILD_TESTS=OFF -DSHMCHAN_BUILD_EXAMPLES=OFF >/dev/null &&
     cmake --build $B -j2 --target bench_bridge shmchan_bridge shmchan_bridge_probe >/dev/null || exit 1
 BENCH=$PWD/$B/bench/bridge/bench_bridge
-BRIDGE=$PWD/$B/tools/bridge/shmchan-bridge
+BRIDGE=${BRIDGE_BIN:-$PWD/$B/tools/bridge/shmchan-bridge}
 PROBE=$PWD/$B/tools/bridge/shmchan-bridge-probe
 NSMALL=${1:-200000}
 NLARGE=${2:-5000}
@@ -85,7 +87,7 @@ bridged() { # MODE WHAT SIZE N
 }
 {
     echo "# $(date -u +%FT%TZ) $(lscpu | grep 'Model name' | sed 's/ \+/ /g'), $(nproc) CPUs;" \
-        "PM-QoS $QOS; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+        "PM-QoS $QOS; load before: $(cut -d' ' -f1-3 /proc/loadavg); bridge $BRIDGE"
     echo "# round mode size n msgs_per_s MB_per_s rtt_p50_us rtt_p99_us received"
     for r in $(seq "$ROUNDS"); do
         for size in 64 65536; do

@@ -75,6 +75,7 @@ typedef struct br_ctx {
     natsConnection *nc;
     jsCtx *js;
     volatile sig_atomic_t *stop;
+    int stop_fd; /* readable once stopping (never read): waiting threads poll it */
     atomic_int connected;
 } br_ctx;
 
@@ -124,6 +125,12 @@ natsStatus br_hdr_set(natsMsg *m, const char *host, const char *chan, uint64_t e
 /* link_latest.c, link_queue.c: start a link (threads or subscriptions) and stop it. */
 int br_latest_start(br_link *l);
 void br_latest_stop(br_link *l);
+/* link_latest.c: the export loop, one thread that waits on the readiness
+ * handles of every latest-value and core-NATS queue export (docs/bridge.md,
+ * "Waiting and threads"). Start after their br_latest_start(), stop before
+ * their br_latest_stop(). */
+int br_export_loop_start(br_ctx *ctx);
+void br_export_loop_stop(br_ctx *ctx);
 int br_queue_start(br_link *l);
 void br_queue_stop(br_link *l);
 bool br_check_payload(br_link *l, size_t len, uint64_t seq);

@@ -1,21 +1,24 @@
 /* Latest-value channels over core NATS: at most once, the newest wins.
  *
- * Export: one thread per channel blocks in shmchan_latest_read_next() (with a
- * short timeout to notice shutdown; the library has no readiness handle yet)
- * and publishes each new value with its source, epoch and sequence headers.
+ * Export: one thread (the export loop, below) waits on the readiness handles
+ * of every exported channel and publishes each new value with its source,
+ * epoch and sequence in a small envelope.
  * Import: a libnats subscription callback publishes a value locally only if it
  * is newer, per source, than the last one it published (a restarted source
  * channel has a newer epoch, its creation time). Core NATS queues (mode=core)
- * share the export thread shape and the import callback in this file; they
+ * share the export loop and the import callback in this file; they
  * travel in batches (docs/bridge.md, "Names"). */
 #define _GNU_SOURCE
 #include "bridge.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SOURCES_MAX 64
 
@@ -25,8 +28,6 @@ typedef struct src_state {
 } src_state;
 
 typedef struct latest_state {
-    pthread_t thread;
-    bool started;
     shmchan_latest *ch;
     shmchan_queue *q;
     natsSubscription *sub;
@@ -37,14 +38,13 @@ typedef struct latest_state {
     size_t env;         /* export: length of the envelope prefix in buf */
     int nsrc;
     src_state src[SOURCES_MAX];
-    bool warned;
+    /* export, run by the export loop */
+    bool opened, active, said, said_notify;
+    int fd;           /* the channel's readiness handle (owned by the channel handle) */
+    double retry_at;  /* not active: when to try again */
+    size_t limit;     /* queue export: the batch limit last derived from max_payload */
+    uint64_t last;    /* latest-value export: the newest sequence seen */
 } latest_state;
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Whether a message of len bytes fits the server's max_payload; logs and counts if not. */
 bool br_check_payload(br_link *l, size_t len, uint64_t seq)
@@ -85,28 +85,6 @@ static int open_local(br_link *l, latest_state *st, bool create)
     return SHMCHAN_OK;
 }
 
-/* Open the local channel, waiting for it to be created (export side). */
-static bool open_wait(br_link *l, latest_state *st, bool create)
-{
-    bool said = false;
-    while (!*l->ctx->stop) {
-        int rc = open_local(l, st, create);
-        if (rc == SHMCHAN_OK) { /* a state change: from here on the exporter reads */
-            if (said || l->dir == BR_EXPORT)
-                br_log("%s: channel %s is open", l->dir == BR_EXPORT ? "export" : "import",
-                       l->channel);
-            return true;
-        }
-        if (!said)
-            br_log("%s: cannot open channel %s: %s (%s); retrying every second",
-                   l->dir == BR_EXPORT ? "export" : "import", l->channel, shmchan_strerror(rc),
-                   shmchan_errname(rc));
-        said = true;
-        nap_ms(1000);
-    }
-    return false;
-}
-
 /* Publish the message of len bytes that sits after the envelope prefix in st->buf. */
 static void publish(br_link *l, latest_state *st, size_t len, uint64_t seq)
 {
@@ -120,24 +98,6 @@ static void publish(br_link *l, latest_state *st, size_t len, uint64_t seq)
         atomic_fetch_add(&l->c.bytes, len);
     } else {
         atomic_fetch_add(&l->c.errors, 1);
-    }
-}
-
-static void export_latest(br_link *l, latest_state *st)
-{
-    uint64_t last = shmchan_latest_seq(st->ch); /* start with what comes next */
-    while (!*l->ctx->stop) {
-        size_t len;
-        uint64_t seq;
-        int rc = shmchan_latest_read_next(st->ch, last, (char *)st->buf + st->env, st->cap,
-                                          BR_POLL_MS, &len, &seq);
-        if (rc == SHMCHAN_OK) {
-            last = seq;
-            publish(l, st, len, seq);
-        } else if (rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EINTR && rc != SHMCHAN_EAGAIN) {
-            atomic_fetch_add(&l->c.errors, 1);
-            nap_ms(BR_POLL_MS);
-        }
     }
 }
 
@@ -159,30 +119,27 @@ static bool batch_room(br_link *l, latest_state *st, size_t *limit)
     return true;
 }
 
-/* Take what the local queue holds, up to one NATS message: the first waiting
- * up to BR_POLL_MS, the rest without waiting. Returns the batch's length (0:
- * none). A first message larger than max_payload is taken, refused and
- * counted alone. */
-static size_t take_batch(br_link *l, latest_state *st, size_t limit, uint32_t *count)
+/* Take what the local queue holds, up to one NATS message, without waiting.
+ * Returns the batch's length (0: none) and sets *rc to the first receive's
+ * result when nothing was taken (SHMCHAN_OK: a first message larger than
+ * max_payload was taken, refused and counted alone). */
+static size_t take_batch(br_link *l, latest_state *st, size_t limit, uint32_t *count, int *rc)
 {
     unsigned char *buf = st->buf;
     size_t pos = st->env;
     *count = 0;
+    *rc = SHMCHAN_OK;
     for (;;) {
         size_t end = *count == 0 ? st->bufcap : limit;
         if (pos + BR_BATCH_REC >= end)
             break;
         size_t len;
         shmchan_msg info;
-        int rc = shmchan_queue_recv(st->q, buf + pos + BR_BATCH_REC, end - pos - BR_BATCH_REC,
-                                    *count == 0 ? BR_POLL_MS : 0, &len, &info);
-        if (rc != SHMCHAN_OK) {
-            if (rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EINTR && rc != SHMCHAN_EAGAIN &&
-                rc != SHMCHAN_EMSGSIZE) {
-                atomic_fetch_add(&l->c.errors, 1);
-                if (*count == 0)
-                    nap_ms(BR_POLL_MS);
-            }
+        int r = shmchan_queue_recv(st->q, buf + pos + BR_BATCH_REC, end - pos - BR_BATCH_REC,
+                                   SHMCHAN_NO_WAIT, &len, &info);
+        if (r != SHMCHAN_OK) {
+            if (*count == 0)
+                *rc = r == SHMCHAN_EMSGSIZE ? SHMCHAN_EAGAIN : r; /* never the first */
             break; /* EMSGSIZE: it stays for the next batch */
         }
         if (info.lost)
@@ -196,46 +153,274 @@ static size_t take_batch(br_link *l, latest_state *st, size_t limit, uint32_t *c
     return *count ? pos : 0;
 }
 
-/* Queue over core NATS: at most once, in order per source. What the local
+/* Rounds of one export served per readiness report before the loop turns to
+ * the others (the handle is then left ready, so epoll reports it again). */
+#define SERVE_ROUNDS 64
+
+/* A latest-value export: publish each value newer than the last one seen
+ * (values published faster than this are skipped, as for any reader), then
+ * re-arm (arm: false while the loop spins). 1: published something, 0:
+ * nothing (or more to do), <0: a receive error (the loop rests it). */
+static int serve_latest(br_link *l, latest_state *st, bool arm)
+{
+    if (!arm && shmchan_latest_seq(st->ch) <= st->last)
+        return 0; /* the spin's look: one load */
+    for (int i = 0; i < SERVE_ROUNDS; i++) {
+        size_t len;
+        uint64_t seq;
+        int rc = shmchan_latest_read_next(st->ch, st->last, (char *)st->buf + st->env, st->cap,
+                                          SHMCHAN_NO_WAIT, &len, &seq);
+        if (rc == SHMCHAN_EAGAIN)
+            return !arm ? i > 0 : shmchan_latest_arm(st->ch, st->last) == SHMCHAN_OK ? i > 0 : -1;
+        if (rc != SHMCHAN_OK)
+            return -1;
+        st->last = seq;
+        publish(l, st, len, seq);
+    }
+    return 1; /* not armed: its handle stays ready */
+}
+
+/* A queue over core NATS: at most once, in order per source. What the local
  * queue holds goes out as one batch per NATS message (one write, one server
  * delivery, one wake of the importer's readers), so small messages do not each
  * pay the network's per-message cost; a lone message goes out at once. */
-static void export_queue_core(br_link *l, latest_state *st)
+static int serve_queue(br_link *l, latest_state *st, bool arm)
 {
-    st->env = br_batch_prefix(st->buf, l->ctx->cfg->host, l->channel, st->epoch);
-    while (!*l->ctx->stop) {
-        size_t limit;
+    for (int i = 0; i < SERVE_ROUNDS; i++) {
+        size_t limit = st->limit; /* the spin's looks take no libnats lock */
         uint32_t count;
-        if (!batch_room(l, st, &limit)) {
-            atomic_fetch_add(&l->c.errors, 1);
-            nap_ms(BR_POLL_MS);
-            continue;
+        int rc;
+        if ((arm || limit == 0) && !batch_room(l, st, &limit))
+            return -1;
+        st->limit = limit;
+        size_t len = take_batch(l, st, limit, &count, &rc);
+        if (len == 0) {
+            if (rc == SHMCHAN_OK) /* one refused as too large: look again */
+                continue;
+            if (rc == SHMCHAN_EAGAIN)
+                return !arm ? i > 0 : shmchan_queue_arm(st->q) == SHMCHAN_OK ? i > 0 : -1;
+            return -1;
         }
-        size_t len = take_batch(l, st, limit, &count);
-        if (len == 0)
-            continue;
         br_batch_count(st->buf, st->env, count);
         if (natsConnection_Publish(l->ctx->nc, l->subject, st->buf, (int)len) == NATS_OK) {
             atomic_fetch_add(&l->c.msgs, count);
             atomic_fetch_add(&l->c.nats_msgs, 1);
             atomic_fetch_add(&l->c.bytes, len - st->env - (size_t)count * BR_BATCH_REC);
         } else {
-            atomic_fetch_add(&l->c.errors, 1);
+            atomic_fetch_add(&l->c.errors, 1); /* at most once: the batch is gone */
         }
     }
+    return 1;
 }
 
-static void *export_main(void *arg)
+/* ------------------------------------------------------------ export loop
+ *
+ * One thread waits, with epoll, on the readiness handle of every exported
+ * latest-value channel and core-NATS queue and on the stop handle: an idle
+ * bridge sleeps in one epoll_wait with no timeout. A ready export is served
+ * without waiting (SHMCHAN_NO_WAIT) and re-armed once it has nothing more
+ * (level semantics at arming: nothing published meanwhile is missed). Links
+ * whose channel does not exist yet, or whose receive failed, rest: the loop
+ * retries them after a delay (its only timeout). Publishing never blocks
+ * for long: libnats writes at once, or buffers while reconnecting. */
+
+#define OPEN_RETRY_S 1.0
+#define REST_S (BR_POLL_MS / 1000.0)
+
+static struct {
+    pthread_t thread;
+    bool started;
+    int ep;
+    br_ctx *ctx;
+    int n;
+    br_link *links[BR_LINKS_MAX];
+} g_loop = {.ep = -1};
+
+static double mono_s(void)
 {
-    br_link *l = arg;
-    latest_state *st = l->state;
-    if (!open_wait(l, st, false))
-        return NULL;
-    if (l->kind == BR_LATEST)
-        export_latest(l, st);
-    else
-        export_queue_core(l, st);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int serve(br_link *l, latest_state *st, bool arm)
+{
+    return l->kind == BR_LATEST ? serve_latest(l, st, arm) : serve_queue(l, st, arm);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spinning before sleeping: a wake-up through epoll costs the writer a
+ * datagram and this thread a scheduling round trip (tens of microseconds on
+ * a VM that halts idle vCPUs); when messages come closer together than that,
+ * looking again for a while is cheaper. The spin adapts to the gaps the loop
+ * sees, as the library's own waits do (docs/design.md, "Waiting"): after a
+ * sleep that ended with work within SPIN_MAX_NS it is twice that gap (at most
+ * SPIN_MAX_NS), after a longer one it halves (to nothing). It starts at
+ * nothing, so an idle bridge never spins, and a loaded machine, whose gaps
+ * are long, does not either. */
+#define SPIN_MAX_NS 160000 /* the library's largest adaptive spin (8 x 20 us) */
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void rest(br_link *l, latest_state *st, double now);
+
+/* Look at every active export without arming, for up to spin_ns. True: one
+ * had work (served). */
+static bool spin(int64_t spin_ns)
+{
+    int64_t end = mono_ns() + spin_ns;
+    do {
+        bool any = false;
+        for (int i = 0; i < g_loop.n; i++) {
+            br_link *l = g_loop.links[i];
+            latest_state *st = l->state;
+            if (!st->active)
+                continue;
+            int r = serve(l, st, false);
+            if (r < 0)
+                rest(l, st, mono_s());
+            any |= r > 0;
+        }
+        if (any)
+            return true;
+        cpu_relax();
+    } while (mono_ns() < end && !*g_loop.ctx->stop);
+    return false;
+}
+
+/* Open the channel if needed, get its readiness handle and watch it. */
+static void activate(br_link *l, latest_state *st, double now)
+{
+    if (!st->opened) {
+        int rc = open_local(l, st, false);
+        if (rc != SHMCHAN_OK) {
+            if (!st->said)
+                br_log("export: cannot open channel %s: %s (%s); retrying every second",
+                       l->channel, shmchan_strerror(rc), shmchan_errname(rc));
+            st->said = true;
+            st->retry_at = now + OPEN_RETRY_S;
+            return;
+        }
+        st->opened = true;
+        br_log("export: channel %s is open", l->channel); /* from here on it is read */
+        if (l->kind == BR_LATEST)
+            st->last = shmchan_latest_seq(st->ch); /* start with what comes next */
+        else
+            st->env = br_batch_prefix(st->buf, l->ctx->cfg->host, l->channel, st->epoch);
+    }
+    int rc = l->kind == BR_LATEST ? shmchan_latest_notify(st->ch, &st->fd)
+                                  : shmchan_queue_notify(st->q, &st->fd);
+    if (rc == SHMCHAN_OK && l->kind == BR_LATEST)
+        rc = shmchan_latest_arm(st->ch, st->last);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    if (rc != SHMCHAN_OK || epoll_ctl(g_loop.ep, EPOLL_CTL_ADD, st->fd, &ev) != 0) {
+        if (!st->said_notify)
+            br_log("export %s: cannot wait on the channel's readiness handle: %s; retrying",
+                   l->channel, rc != SHMCHAN_OK ? shmchan_strerror(rc) : strerror(errno));
+        st->said_notify = true;
+        atomic_fetch_add(&l->c.errors, 1);
+        st->retry_at = now + OPEN_RETRY_S;
+        return;
+    }
+    st->active = true; /* armed: ready at once if anything is waiting */
+}
+
+/* A failed receive: stop watching for a while (no busy loop on a handle that
+ * an error keeps ready), then look again. */
+static void rest(br_link *l, latest_state *st, double now)
+{
+    atomic_fetch_add(&l->c.errors, 1);
+    epoll_ctl(g_loop.ep, EPOLL_CTL_DEL, st->fd, NULL);
+    st->active = false;
+    st->retry_at = now + REST_S;
+}
+
+/* The epoll timeout: until the first resting link's retry (-1: none). */
+static int wake_up_links(double now)
+{
+    double next = -1;
+    for (int i = 0; i < g_loop.n; i++) {
+        br_link *l = g_loop.links[i];
+        latest_state *st = l->state;
+        if (st->active)
+            continue;
+        if (now >= st->retry_at)
+            activate(l, st, now);
+        if (!st->active && (next < 0 || st->retry_at < next))
+            next = st->retry_at;
+    }
+    return next < 0 ? -1 : (int)((next - now) * 1000) + 1;
+}
+
+static void *loop_main(void *arg)
+{
+    br_ctx *ctx = arg;
+    struct epoll_event evs[BR_LINKS_MAX + 1];
+    int64_t spin_ns = 0;
+    bool may_spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+    while (!*ctx->stop) {
+        int timeout = wake_up_links(mono_s());
+        if (spin_ns > 0 && spin(spin_ns))
+            continue;
+        int64_t slept = mono_ns();
+        int k = epoll_wait(g_loop.ep, evs, BR_LINKS_MAX + 1, timeout);
+        slept = mono_ns() - slept;
+        bool work = false;
+        for (int i = 0; i < k && !*ctx->stop; i++) {
+            br_link *l = evs[i].data.ptr;
+            if (!l) /* the stop handle */
+                return NULL;
+            latest_state *st = l->state;
+            int r = st->active ? serve(l, st, true) : 0;
+            if (r < 0)
+                rest(l, st, mono_s());
+            work |= r > 0;
+        }
+        if (work && may_spin)
+            spin_ns = slept < SPIN_MAX_NS ? 2 * slept : spin_ns / 2;
+        if (spin_ns > SPIN_MAX_NS)
+            spin_ns = SPIN_MAX_NS;
+        if (spin_ns < 1000) /* below a microsecond: not worth a look */
+            spin_ns = 0;
+    }
     return NULL;
+}
+
+int br_export_loop_start(br_ctx *ctx)
+{
+    if (g_loop.n == 0)
+        return 0; /* nothing to watch: no thread */
+    g_loop.ctx = ctx;
+    g_loop.ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (g_loop.ep < 0 || epoll_ctl(g_loop.ep, EPOLL_CTL_ADD, ctx->stop_fd, &ev) != 0)
+        return -1;
+    if (pthread_create(&g_loop.thread, NULL, loop_main, ctx) != 0)
+        return -1;
+    g_loop.started = true;
+    return 0;
+}
+
+void br_export_loop_stop(br_ctx *ctx)
+{
+    (void)ctx;
+    if (g_loop.started)
+        pthread_join(g_loop.thread, NULL);
+    g_loop.started = false;
+    if (g_loop.ep >= 0)
+        close(g_loop.ep);
+    g_loop.ep = -1;
 }
 
 /* Whether (epoch, seq) from this source is newer than the last one published. */
@@ -378,10 +563,10 @@ int br_latest_start(br_link *l)
     if (!st)
         return -1;
     l->state = st;
-    if (l->dir == BR_EXPORT) {
-        if (pthread_create(&st->thread, NULL, export_main, l) != 0)
+    if (l->dir == BR_EXPORT) { /* served by the export loop, which opens it */
+        if (g_loop.n >= BR_LINKS_MAX)
             return -1;
-        st->started = true;
+        g_loop.links[g_loop.n++] = l;
         return 0;
     }
     int rc = open_local(l, st, true);
@@ -406,8 +591,6 @@ void br_latest_stop(br_link *l)
     latest_state *st = l->state;
     if (!st)
         return;
-    if (st->started)
-        pthread_join(st->thread, NULL);
     if (st->sub) {
         /* Drain: no new messages, the ones already received are handled. */
         if (natsSubscription_Drain(st->sub) == NATS_OK)

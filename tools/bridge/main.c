@@ -4,21 +4,41 @@
 #include "bridge.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t g_stop;
 static volatile sig_atomic_t g_stats;
+/* Readable from the first stop on, for good: every waiting thread polls it
+ * (nobody reads it), so a stop wakes them without any periodic look. */
+static int g_stop_fd = -1;
+/* SIGUSR1 (and a stop) wake the main thread, which reads it. */
+static int g_wake_fd = -1;
+
+static void poke(int fd)
+{
+    uint64_t one = 1;
+    if (fd >= 0 && write(fd, &one, sizeof one) < 0) { /* full counter: it is readable anyway */
+    }
+}
 
 static void on_signal(int sig)
 {
-    if (sig == SIGUSR1)
+    int saved = errno;
+    if (sig == SIGUSR1) {
         g_stats = 1;
-    else
+    } else {
         g_stop = 1;
+        poke(g_stop_fd);
+    }
+    poke(g_wake_fd);
+    errno = saved;
 }
 
 static void usage(FILE *f)
@@ -179,19 +199,36 @@ static bool uses_latest_module(const br_link *l)
     return l->kind == BR_LATEST || l->mode == BR_CORE;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Sleep until a signal (stop, SIGUSR1) or the next stats interval: an idle
+ * bridge's main thread does not wake otherwise. */
 static void run(br_ctx *ctx)
 {
     br_config *cfg = ctx->cfg;
-    double next_stats = cfg->stats_interval;
-    double t = 0;
+    double next_stats = now_s() + cfg->stats_interval;
     while (!g_stop) {
-        struct timespec ts = {0, 100 * 1000000L};
-        nanosleep(&ts, NULL);
-        t += 0.1;
-        if (g_stats || (cfg->stats_interval > 0 && t >= next_stats)) {
+        int timeout = -1;
+        if (cfg->stats_interval > 0) {
+            double left = next_stats - now_s();
+            timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
+        }
+        struct pollfd pf = {g_wake_fd, POLLIN, 0};
+        if (poll(&pf, 1, timeout) > 0) {
+            uint64_t v;
+            if (read(g_wake_fd, &v, sizeof v) < 0) { /* EAGAIN: another read took it */
+            }
+        }
+        if (g_stats || (cfg->stats_interval > 0 && now_s() >= next_stats)) {
             g_stats = 0;
             br_stats_print(cfg, stdout);
-            next_stats = t + cfg->stats_interval;
+            fflush(stdout);
+            next_stats = now_s() + cfg->stats_interval;
         }
     }
 }
@@ -212,6 +249,12 @@ int main(int argc, char **argv)
         printf("configuration OK: host %s, %d link(s)\n", cfg.host, cfg.nlinks);
         return 0;
     }
+    g_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    g_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (g_stop_fd < 0 || g_wake_fd < 0) {
+        fprintf(stderr, "shmchan-bridge: eventfd: %s\n", strerror(errno));
+        return 1;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal; /* no SA_RESTART: waits return EINTR and see the flag */
@@ -220,7 +263,7 @@ int main(int argc, char **argv)
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    br_ctx ctx = {.cfg = &cfg, .stop = &g_stop};
+    br_ctx ctx = {.cfg = &cfg, .stop = &g_stop, .stop_fd = g_stop_fd};
     natsStatus s = connect(&ctx);
     if (s != NATS_OK) {
         fprintf(stderr, "shmchan-bridge: cannot set up the NATS connection to %s: %s\n",
@@ -243,10 +286,17 @@ int main(int argc, char **argv)
                l->dir == BR_EXPORT ? "->" : "<-", l->subject,
                l->mode == BR_CORE ? "core NATS, at most once" : "JetStream, at least once");
     }
+    if (rc == 0 && br_export_loop_start(&ctx) != 0) {
+        br_log("cannot start the export loop");
+        rc = 1;
+        g_stop = 1;
+    }
     if (rc == 0)
         br_log("running as host %s", cfg.host);
     run(&ctx);
     br_log("stopping: finishing messages in flight");
+    poke(g_stop_fd); /* a stop that was not a signal (a failed start) */
+    br_export_loop_stop(&ctx);
     for (int i = 0; i < started; i++) {
         br_link *l = &cfg.links[i];
         if (uses_latest_module(l))

@@ -209,7 +209,11 @@ svc_info(const shmchan__region *r, shmchan_info *info)
 {
     shmchan__ring v;
     shmchan__svc_req_view(&v, NULL, r->shm, r->ctl, r->data, &r->geom);
+    uint64_t before = info->messages, bytes = info->bytes;
     shmchan__ring_info(&v, info);
+    /* Bodies only: without the service header of each request. */
+    uint64_t hdrs = (info->messages - before) * SHMCHAN__SVC_HDR;
+    info->bytes = info->bytes - bytes >= hdrs ? info->bytes - hdrs : bytes;
 }
 
 static int

@@ -13,6 +13,7 @@
 #include "service_int.h"
 
 #define INLINE_MAX 1024u /* requests up to this size are copied inside the claim */
+#define RETRY_MAX 100000u /* foreign responses dropped per call before giving up */
 
 /* ------------------------------------------------------------ pending */
 
@@ -311,7 +312,7 @@ shmchan_service_response(shmchan_service *s, void *buf, size_t cap, int64_t time
         return SHMCHAN_ESTATE;
     }
     uint64_t deadline = timeout_ms > 0 ? shmchan__deadline(timeout_ms) : 0;
-    for (;;) {
+    for (uint32_t drops = 0;;) {
         int64_t left = timeout_ms == 0 ? 0 : shmchan__svc_left_ms(deadline);
         shmchan__rfound f;
         rc = shmchan__ring_await(&s->reply, &s->rd, shmchan__svc_slice_ms(left), &f);
@@ -337,8 +338,9 @@ shmchan_service_response(shmchan_service *s, void *buf, size_t cap, int64_t time
         if (rc != SHMCHAN_EAGAIN) {
             return rc;
         }
-        if (s->npend == 0) {
-            return SHMCHAN_ESTATE; /* cannot happen: a drop removes nothing */
+        /* Dropped: a flood of foreign records ends the call at its deadline. */
+        if (++drops >= RETRY_MAX || (timeout_ms > 0 && shmchan__svc_left_ms(deadline) == 0)) {
+            return timeout_ms == 0 ? SHMCHAN_EAGAIN : SHMCHAN_ETIMEDOUT;
         }
     }
 }

@@ -8,6 +8,7 @@
  * file while it is in use.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -196,4 +197,51 @@ TEST(service_hostile_random_writes)
     munmap(base, size);
     shmchan_service_close(cl);
     shmchan_service_close(srv);
+}
+
+static bool
+readable(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* Readiness handles (docs/event-loops.md): a server's turns ready at a
+ * request, a client's at a response; arming drains them, and arms ready
+ * at once while something is there. */
+TEST(service_notify_client_and_server)
+{
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_SERVER);
+    o.max_readers = 1;
+    o.max_writers = 2;
+    shmchan_service *srv = NULL, *cl = NULL;
+    T_OK(shmchan_service_open(n, &o, &srv));
+    o = t_opts(0);
+    T_OK(shmchan_service_open(n, &o, &cl));
+    int sfd = -1, cfd = -1;
+    T_ERR(shmchan_service_arm(srv), SHMCHAN_ESTATE);
+    T_OK(shmchan_service_notify(srv, &sfd));
+    T_OK(shmchan_service_notify(cl, &cfd));
+    T_TRUE(!readable(sfd, 0));
+    T_TRUE(!readable(cfd, 0));
+    uint64_t id = 0;
+    T_OK(shmchan_service_request(cl, "hi", 2, 0, &id));
+    T_TRUE(readable(sfd, 5000));
+    T_TRUE(!readable(cfd, 0));
+    T_OK(shmchan_service_arm(srv)); /* the request is still there: ready at once */
+    T_TRUE(readable(sfd, 5000));
+    uint8_t buf[64];
+    shmchan_request rq;
+    T_OK(shmchan_service_take(srv, buf, sizeof(buf), 0, &rq));
+    T_OK(shmchan_service_arm(srv));
+    T_TRUE(!readable(sfd, 0));
+    T_OK(shmchan_service_reply(srv, &rq, "yo", 2, 0, 0));
+    T_TRUE(readable(cfd, 5000));
+    T_OK(shmchan_service_response(cl, buf, sizeof(buf), 0, NULL, NULL));
+    T_OK(shmchan_service_arm(cl));
+    T_TRUE(!readable(cfd, 0));
+    shmchan_service_close(cl);
+    shmchan_service_close(srv);
+    T_OK(shmchan_unlink(n, 0));
 }

@@ -304,7 +304,8 @@ svt_client(void *p)
             break;
         }
         for (size_t j = 0; j < len; j++) {
-            if (out[j] != (uint8_t)(req[j] ^ 0xFFu)) {
+            uint8_t want = (uint8_t)(req[j] ^ 0xFFu);
+            if (out[j] != want) {
                 a->status = 7;
             }
         }

@@ -622,7 +622,9 @@ SHMCHAN_API int shmchan_service_call(shmchan_service *s, const void *req, size_t
  * Server: take the next request, competing with the other servers; its body
  * is copied into buf and req->data points there. A server handle holds one
  * request at a time: answer it (its last response) before taking another.
- * Requests whose client is gone are skipped.
+ * Requests of a client slot that was closed or has a new owner since, and
+ * forged ones, are skipped (a client that died may still have its request
+ * taken: the reply then says SHMCHAN_EPEERDIED).
  * @return SHMCHAN_OK, SHMCHAN_EAGAIN (none, timeout 0), SHMCHAN_ETIMEDOUT,
  *         SHMCHAN_EMSGSIZE (cap too small: the request stays for another
  *         server or a bigger buf; req->len says its size), SHMCHAN_ESTATE (a

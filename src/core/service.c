@@ -264,18 +264,34 @@ shmchan__svc_check(const shmchan_service *s, bool server)
     return s->server == server ? SHMCHAN_OK : SHMCHAN_EKIND;
 }
 
-bool
-shmchan__svc_client_alive(const shmchan_service *s, uint32_t c, uint32_t gen)
+/* The slot's state (a line its owner writes per request: read only now and
+ * then) and its lock (a system call). */
+static bool
+client_looks_alive(const shmchan_service *s, uint32_t c, uint32_t gen)
 {
-    if (c >= s->nclients) {
-        return false;
-    }
     uint64_t st = shmchan__load(&s->req.writers[c].state, SHMCHAN__ACQUIRE);
     if (st != ((uint64_t)gen << 32 | 1u)) {
         return false;
     }
     return shmchan__lock_probe(s->r.shm, shmchan__ring_lock(&s->req, s->nservers + c)) !=
            SHMCHAN_OK;
+}
+
+bool
+shmchan__svc_client_alive(shmchan_service *s, uint32_t c, uint32_t gen, bool force)
+{
+    if (c >= s->nclients) {
+        return false;
+    }
+    shmchan__svc_seen *seen = &s->seen[c];
+    uint64_t now = shmchan__now_ns();
+    if (!force && seen->alive && seen->gen == gen && now - seen->at < SHMCHAN__SVC_RECHECK_NS) {
+        return true;
+    }
+    seen->alive = client_looks_alive(s, c, gen);
+    seen->gen = gen;
+    seen->at = now;
+    return seen->alive;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -322,7 +338,8 @@ open_server(shmchan_service *s)
     shmchan__store(&me->state, (uint64_t)s->gen << 32 | 1u, SHMCHAN__RELEASE);
     s->rviews = calloc(s->nclients, sizeof(*s->rviews));
     s->rwr = calloc(s->nclients, sizeof(*s->rwr));
-    if (s->rviews == NULL || s->rwr == NULL) {
+    s->seen = calloc(s->nclients, sizeof(*s->seen));
+    if (s->rviews == NULL || s->rwr == NULL || s->seen == NULL) {
         return SHMCHAN_ENOMEM;
     }
     /* Writer slot `slot` of every reply ring at once: a record a dead
@@ -430,6 +447,7 @@ shmchan_service_close(shmchan_service *s)
     shmchan__region_close(&s->r); /* drops the slot locks last */
     free(s->rviews);
     free(s->rwr);
+    free(s->seen);
     free(s->pend);
     free(s);
 }

@@ -20,6 +20,19 @@
  * holds its request still lives, and a server waiting for space in a
  * client's reply ring whether that client does. */
 #define SHMCHAN__SVC_SLICE_MS 10
+/* How long a server trusts that a client it found alive still is, before
+ * it looks again (its slot's state and its lock: a system call). Within it
+ * a reply to a client that died goes into the dead client's ring, where the
+ * next owner of the slot drops it; a reply that would have to wait for
+ * space always looks first. */
+#define SHMCHAN__SVC_RECHECK_NS (1000ull * 1000)
+
+/* A server's last look at a client slot: the generation found alive, when. */
+typedef struct shmchan__svc_seen {
+    uint64_t at;
+    uint32_t gen;
+    bool alive;
+} shmchan__svc_seen;
 
 /* A client's request that has no last response yet. */
 typedef struct shmchan__svc_pending {
@@ -55,6 +68,7 @@ struct shmchan_service {
     shmchan__ring_rd wk;
     shmchan__ring *rviews;
     shmchan__ring_wr *rwr;
+    shmchan__svc_seen *seen; /* per client slot */
     bool holding;
     uint32_t h_client;
     uint32_t h_gen;
@@ -89,7 +103,9 @@ shmchan__svc_hold_word(uint32_t client, uint32_t gen)
 {
     return (uint64_t)gen << 32 | (uint64_t)(client + 1);
 }
-/* Whether client slot c still belongs to generation gen and lives. */
-bool shmchan__svc_client_alive(const shmchan_service *s, uint32_t c, uint32_t gen);
+/* Whether client slot c still belongs to generation gen and lives: looked
+ * at when force, or when the last look is older than SHMCHAN__SVC_RECHECK_NS
+ * or was about another generation (server handles only). */
+bool shmchan__svc_client_alive(shmchan_service *s, uint32_t c, uint32_t gen, bool force);
 
 #endif /* SHMCHAN_SERVICE_INT_H */

@@ -17,8 +17,12 @@
 /* The request found at f: its header if it is a well-formed request of a
  * client that still owns its slot (the slot named in the header must be the
  * one that claimed the record). */
+/* The request found at f: its header if it is a well-formed request of a
+ * client that still owns its slot (the slot named in the header must be the
+ * one that claimed the record; the generation is checked against the slot
+ * as shmchan__svc_client_alive() does, at most once per RECHECK). */
 static bool
-valid_request(const shmchan_service *s, const shmchan__rfound *f, shmchan__svc_reqhdr *h)
+valid_request(shmchan_service *s, const shmchan__rfound *f, shmchan__svc_reqhdr *h)
 {
     if (f->len < SHMCHAN__SVC_HDR) {
         return false;
@@ -28,8 +32,7 @@ valid_request(const shmchan_service *s, const shmchan__rfound *f, shmchan__svc_r
     if (h->client >= s->nclients || h->client != writer || h->id == 0) {
         return false;
     }
-    uint64_t st = shmchan__load(&s->req.writers[h->client].state, SHMCHAN__ACQUIRE);
-    return st == ((uint64_t)h->gen << 32 | 1u);
+    return shmchan__svc_client_alive(s, h->client, h->gen, false);
 }
 
 static void
@@ -159,7 +162,8 @@ client_gone(shmchan_service *s)
 /*
  * Claim total bytes in the held request's client's reply ring (with data:
  * copied and committed), waiting up to timeout_ms for space, a slice at a
- * time, and only while the client lives.
+ * time, and only while the client lives: the first try never waits, and
+ * every later one looks at the client first.
  */
 static int
 reply_claim(shmchan_service *s, uint64_t total, const void *data, int64_t timeout_ms,
@@ -167,23 +171,20 @@ reply_claim(shmchan_service *s, uint64_t total, const void *data, int64_t timeou
 {
     uint32_t c = s->h_client;
     uint64_t deadline = timeout_ms > 0 ? shmchan__deadline(timeout_ms) : 0;
-    for (;;) {
-        if (!shmchan__svc_client_alive(s, c, s->h_gen)) {
+    for (bool first = true;; first = false) {
+        if (!shmchan__svc_client_alive(s, c, s->h_gen, !first)) {
             return client_gone(s);
         }
         int64_t left = timeout_ms == 0 ? 0 : shmchan__svc_left_ms(deadline);
         int rc = shmchan__ring_claim(&s->rviews[c], &s->rwr[c], total, data,
-                                     shmchan__svc_slice_ms(left), cl);
+                                     first ? 0 : shmchan__svc_slice_ms(left), cl);
         if (SHMCHAN__UNLIKELY(shmchan__region_broken(&s->r))) {
             return SHMCHAN_ETRUNCATED;
         }
         if (rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EAGAIN) {
             return rc;
         }
-        if (left == 0) {
-            if (!shmchan__svc_client_alive(s, c, s->h_gen)) {
-                return client_gone(s);
-            }
+        if (!first && left == 0) {
             return timeout_ms == 0 ? SHMCHAN_EAGAIN : SHMCHAN_ETIMEDOUT;
         }
     }

@@ -210,6 +210,12 @@ TEST(service_bad_arguments_and_sizes)
     o.policy = SHMCHAN_POLICY_OVERWRITE;
     T_ERR(shmchan_service_open(n, &o, &s), SHMCHAN_EINVAL);
     T_ERR(shmchan_service_open(n, NULL, NULL), SHMCHAN_EINVAL);
+    /* SHMCHAN_SERVER means nothing to the other kinds: refused, not ignored. */
+    shmchan_queue *q = NULL;
+    shmchan_latest *l = NULL;
+    o = t_opts(SHMCHAN_CREATE | SHMCHAN_SERVER);
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    T_ERR(shmchan_latest_open(n, &o, &l), SHMCHAN_EINVAL);
     shmchan_service *srv = sv_create(n, SHMCHAN_SERVER, 1, 1, 64);
     shmchan_service *cl = sv_open(n, 0);
     /* Slots are limited: one server, one client. */
@@ -218,7 +224,6 @@ TEST(service_bad_arguments_and_sizes)
     o = t_opts(0);
     T_ERR(shmchan_service_open(n, &o, &s), SHMCHAN_ELIMIT);
     /* Another kind's channel, another geometry. */
-    shmchan_queue *q = NULL;
     T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EGEOMETRY);
     o = sv_opts(0, 0, 0, 128);
     T_ERR(shmchan_service_open(n, &o, &s), SHMCHAN_EGEOMETRY);

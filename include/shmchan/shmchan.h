@@ -114,8 +114,8 @@ SHMCHAN_API int shmchan_last_oserror(void);
 /**
  * What this thread's last failed open said beyond its code, as text, such as
  * "max_msg is 1024, not 2048" after SHMCHAN_EGEOMETRY, or "" when it said
- * nothing more. Each shmchan_latest_open() and shmchan_queue_open() clears it
- * first. The string is thread-local and lives until this thread's next open.
+ * nothing more. Each shmchan_latest_open(), shmchan_queue_open() and
+ * shmchan_service_open() clears it first. The string is thread-local and lives until this thread's next open.
  * Thread-safety: any thread (each sees its own). Blocking: no.
  */
 SHMCHAN_API const char *shmchan_last_error_detail(void);

@@ -640,8 +640,11 @@ SHMCHAN_API int shmchan_service_take(shmchan_service *s, void *buf, size_t cap,
  * SHMCHAN_REPLY_MORE (more follow) and/or SHMCHAN_REPLY_ERROR. Waits up to
  * timeout_ms for space in the client's reply ring while the client lives.
  * @return SHMCHAN_OK, SHMCHAN_EPEERDIED (the client is gone or its slot has a
- *         new owner: the reply is dropped and the request done; never blocks
- *         on a dead client), SHMCHAN_EMSGSIZE, SHMCHAN_EAGAIN (no space,
+ *         new owner: the reply is dropped and the request done; a server
+ *         looks at a client at most once per ms while replies find space,
+ *         and always before it waits for space, so it never blocks on a dead
+ *         client; a reply within that ms is dropped by the slot's next
+ *         owner and returns SHMCHAN_OK), SHMCHAN_EMSGSIZE, SHMCHAN_EAGAIN (no space,
  *         timeout 0), SHMCHAN_ETIMEDOUT, SHMCHAN_EINVAL (unknown flags, or req
  *         not the request this handle holds), SHMCHAN_ESTATE (nothing held,
  *         or a reply reserved), SHMCHAN_EKIND, SHMCHAN_EINTR, SHMCHAN_EFORKED,

@@ -350,6 +350,8 @@ HELPER(svc_server)
         if (rq.len == 4 && memcmp(rq.data, "quit", 4) == 0) {
             rc = shmchan_service_reply(s, &rq, "bye", 3, 0, SV_WAIT);
             shmchan_service_close(s);
+            free(buf);
+            free(ans);
             return rc == SHMCHAN_OK ? 0 : 5;
         }
         size_t alen = sv_answer(rq.data, (size_t)rq.len, ans);

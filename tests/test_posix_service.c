@@ -140,7 +140,7 @@ TEST(service_hostile_random_writes)
     uint32_t S = h->max_readers, C = h->max_writers;
     uint64_t tables = round_up((uint64_t)(S + C) * SHMCHAN__CACHE_LINE, SHMCHAN__PAGE);
     uint64_t servers = data + tables + cap;
-    uint64_t replies = servers + round_up((uint64_t)S * SHMCHAN__CACHE_LINE, SHMCHAN__PAGE);
+    uint64_t replies = round_up(servers + (uint64_t)S * SHMCHAN__CACHE_LINE, SHMCHAN__PAGE);
     uint64_t rctl = round_up(sizeof(shmchan__queue_ctl), SHMCHAN__PAGE);
     uint64_t rtables = round_up((uint64_t)(1 + S) * SHMCHAN__CACHE_LINE, SHMCHAN__PAGE);
     uint64_t block = (size - replies) / C;

@@ -59,7 +59,10 @@ servers_off(const shmchan__geom *g)
 static uint64_t
 replies_off(const shmchan__geom *g)
 {
-    return servers_off(g) + round_up((uint64_t)g->max_readers * SHMCHAN__CACHE_LINE, SHMCHAN__PAGE);
+    /* A page boundary, also when a small request ring leaves servers_off
+     * off one: each reply block then starts on a page. */
+    return round_up(servers_off(g) + (uint64_t)g->max_readers * SHMCHAN__CACHE_LINE,
+                    SHMCHAN__PAGE);
 }
 
 static uint64_t

@@ -207,7 +207,7 @@ shmchan_latest_open(const char *name, const shmchan_opts *opts, shmchan_latest *
     if (orc != SHMCHAN_OK) {
         return orc;
     }
-    if (o.flags & (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER)) {
+    if (o.flags & (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER)) {
         return SHMCHAN_EINVAL;
     }
     shmchan_latest *ch = calloc(1, sizeof(*ch));

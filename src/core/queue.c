@@ -161,7 +161,7 @@ static int
 check_flags(uint32_t flags)
 {
     bool sub = (flags & SHMCHAN_SUBSCRIBE) != 0, work = (flags & SHMCHAN_WORKER) != 0;
-    if ((sub && work) || ((flags & SHMCHAN_OLDEST) && !sub) ||
+    if ((sub && work) || ((flags & SHMCHAN_OLDEST) && !sub) || (flags & SHMCHAN_SERVER) ||
         ((flags & SHMCHAN_RDONLY) && (sub || work))) {
         return SHMCHAN_EINVAL;
     }

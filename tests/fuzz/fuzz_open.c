@@ -70,6 +70,34 @@ run_queue(const char *path, uint32_t extra)
     }
 }
 
+/* A service client and server (issue 16): one exchange, never waiting. */
+static void
+run_service(const char *path, uint32_t extra)
+{
+    shmchan_opts o;
+    shmchan_opts_init(&o);
+    o.flags = SHMCHAN_FILE | extra;
+    shmchan_service *s = NULL;
+    if (shmchan_service_open(path, &o, &s) != SHMCHAN_OK) {
+        FZ_CHECK(s == NULL);
+        return;
+    }
+    uint8_t buf[64];
+    size_t len = 0;
+    if (extra & SHMCHAN_SERVER) {
+        shmchan_request rq;
+        if (shmchan_service_take(s, buf, sizeof(buf), 0, &rq) == SHMCHAN_OK) {
+            FZ_CHECK(rq.len <= sizeof(buf));
+            (void)shmchan_service_reply(s, &rq, "fuzz", 4, 0, 0);
+        }
+    } else if (shmchan_service_request(s, "fuzz", 4, 0, NULL) == SHMCHAN_OK) {
+        shmchan_response info;
+        int rc = shmchan_service_response(s, buf, sizeof(buf), 0, &len, &info);
+        FZ_CHECK(rc != SHMCHAN_OK || len <= sizeof(buf));
+    }
+    shmchan_service_close(s);
+}
+
 static void
 run_all(const char *path)
 {
@@ -79,6 +107,8 @@ run_all(const char *path)
     run_queue(path, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
     run_queue(path, SHMCHAN_WORKER);
     run_queue(path, 0);
+    run_service(path, SHMCHAN_SERVER);
+    run_service(path, 0);
     run_latest(path, SHMCHAN_CREATE); /* may rebuild what a "dead creator" left */
 }
 

@@ -200,6 +200,49 @@ queue_seeds(void)
     }
 }
 
+/* A service (issue 16) with a request taken and answered and one pending:
+ * its first pages only (header, control block, request ring, server table);
+ * fuzz_open's second pass grows the file to the size the header claims. */
+static void
+service_seeds(void)
+{
+    unlink(scratch);
+    shmchan_opts o;
+    shmchan_opts_init(&o);
+    o.flags = SHMCHAN_FILE | SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_SERVER;
+    o.max_msg = 64;
+    o.capacity = 256;
+    o.max_readers = 1;
+    o.max_writers = 1;
+    shmchan_service *srv = NULL, *cl = NULL;
+    int rc = shmchan_service_open(scratch, &o, &srv);
+    if (rc != SHMCHAN_OK) {
+        die("service_open", rc);
+    }
+    shmchan_opts c;
+    shmchan_opts_init(&c);
+    c.flags = SHMCHAN_FILE;
+    if ((rc = shmchan_service_open(scratch, &c, &cl)) != SHMCHAN_OK) {
+        die("service client", rc);
+    }
+    uint8_t buf[64];
+    shmchan_request rq;
+    (void)shmchan_service_request(cl, "first", 5, 0, NULL);
+    if (shmchan_service_take(srv, buf, sizeof(buf), 0, &rq) == SHMCHAN_OK) {
+        (void)shmchan_service_reply(srv, &rq, "answer", 6, 0, 0);
+    }
+    (void)shmchan_service_request(cl, "second", 6, 0, NULL);
+    size_t n = 0;
+    uint8_t *img = slurp(scratch, &n);
+    uint64_t data_off;
+    memcpy(&data_off, img + 80, 8);
+    size_t keep = (size_t)data_off + 3 * SHMCHAN__PAGE;
+    seed("fuzz_open", "service-pending", -1, img, keep < n ? keep : n);
+    free(img);
+    shmchan_service_close(cl);
+    shmchan_service_close(srv);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -214,6 +257,7 @@ main(int argc, char **argv)
     snprintf(scratch, sizeof(scratch), "/dev/shm/shmchan-corpus-%d", (int)getpid());
     latest_seeds();
     queue_seeds();
+    service_seeds();
     unlink(scratch);
     uint8_t junk[300];
     for (size_t i = 0; i < sizeof(junk); i++) {

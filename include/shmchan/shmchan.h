@@ -7,13 +7,15 @@
  *
  * A channel lives in a named region of shared memory: POSIX shared memory or a
  * named mapping on Windows (a short portable name such as "telemetry"), or a
- * file that persists (SHMCHAN_FILE, the name is then a path). Two kinds exist:
+ * file that persists (SHMCHAN_FILE, the name is then a path). Three kinds exist:
  *
  *   - latest-value channels (shmchan_latest_*): writers publish whole messages,
  *     readers always get the newest complete one with its sequence number, and
  *     can sleep until a newer one arrives;
  *   - queues (shmchan_queue_*): a bounded ring of variable-length messages with
- *     any number of writers, broadcast subscribers and competing workers.
+ *     any number of writers, broadcast subscribers and competing workers;
+ *   - services (shmchan_service_*): requests from any number of clients to
+ *     competing servers, each client receiving the responses to its own.
  *
  * Every function returns SHMCHAN_OK (0) or a negative SHMCHAN_E* code; see
  * shmchan_strerror(). Handles are opaque and owned by the caller until the
@@ -89,6 +91,8 @@ SHMCHAN_API uint32_t shmchan_layout_version(void);
     X(EUNSAFE, -25, "unsafe object: not a regular file, or another user's non-channel") \
     X(EFORKED, -26, "handle was opened by another process (inherited across fork)") \
     X(EUNKNOWNKIND, -27, "channel kind not supported by this library (made by a newer one?)") \
+    X(EPEERDIED, -28, "the peer died while handling the request")                \
+    X(EREMOTE, -29, "the server answered with an error")                          \
     X(ESYS, -99, "operating system error")
 
 enum {
@@ -147,6 +151,8 @@ SHMCHAN_API int shmchan_last_error_geometry(const char **field_out, uint64_t *ex
 #define SHMCHAN_SUBSCRIBE 0x0100u /* queue: receive every message (broadcast) */
 #define SHMCHAN_OLDEST 0x0200u    /* subscriber: start at the oldest held message */
 #define SHMCHAN_WORKER 0x0400u    /* queue: compete with other workers for messages */
+#define SHMCHAN_SERVER 0x0800u    /* service: open as a server (compete for requests);
+                                     without it a service handle is a client */
 
 /* Channel kinds (shmchan_opts.kind, shmchan_info.kind). A channel of a
  * kind this library does not know (a newer library made it) opens and
@@ -154,8 +160,9 @@ SHMCHAN_API int shmchan_last_error_geometry(const char **field_out, uint64_t *ex
 #define SHMCHAN_KIND_ANY 0u
 #define SHMCHAN_KIND_LATEST 1u
 #define SHMCHAN_KIND_QUEUE 2u
+#define SHMCHAN_KIND_SERVICE 3u
 
-/** Name of a kind ("latest", "queue"), or NULL for a kind this library does
+/** Name of a kind ("latest", "queue", "service"), or NULL for a kind this library does
  *  not know. */
 SHMCHAN_API const char *shmchan_kind_name(uint32_t kind);
 
@@ -170,7 +177,7 @@ SHMCHAN_API const char *shmchan_kind_name(uint32_t kind);
 /* Every flag this version knows; any other bit is SHMCHAN_EINVAL. */
 #define SHMCHAN_FLAGS_KNOWN                                                                  \
     (SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE | SHMCHAN_RDONLY | SHMCHAN_GLOBAL |        \
-     SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER)
+     SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER)
 
 /*
  * Options for opening or creating a channel. Zero means "default" when creating
@@ -504,6 +511,159 @@ SHMCHAN_API size_t shmchan_queue_max_msg(const shmchan_queue *q);
 /** A snapshot of this queue's counters (as shmchan_info_get(), without reopening). */
 SHMCHAN_API int shmchan_queue_info(shmchan_queue *q, shmchan_info *info);
 
+/* --------------------------------------------------------------- services
+ *
+ * Request/response channels (SHMCHAN_KIND_SERVICE, docs/services.md): any
+ * number of clients and servers. A client sends requests and receives
+ * exactly the responses to its own requests, matched by an id the library
+ * assigns; servers compete for requests (as queue workers do) and answer
+ * each once, or with a stream of responses flagged SHMCHAN_REPLY_MORE and a
+ * last one without it.
+ *
+ * shmchan_opts for services: max_msg = largest request AND response body
+ * (default 4096); capacity = request ring bytes (as a queue's); max_readers =
+ * server slots (default 16); max_writers = client slots (default 64). Each
+ * client slot has a reply ring of its own, sized by the library from
+ * max_msg: the smallest power of two that holds four responses of max_msg
+ * bytes, and at least 64 KiB. policy must be 0 or SHMCHAN_POLICY_BLOCK.
+ *
+ * Crashes: a client that dies loses its pending responses and nothing else
+ * (the next client in its slot starts clean; servers drop replies to it
+ * without blocking). A server that dies while it holds a request makes the
+ * client's wait for that request fail with SHMCHAN_EPEERDIED within a sleep
+ * slice (about 10 ms), not at the timeout. No wait lasts past its timeout.
+ */
+typedef struct shmchan_service shmchan_service;
+
+/* A request as a server took it; pass it back to shmchan_service_reply(). */
+typedef struct shmchan_request {
+    const void *data;  /* the body (in the buf given to take) */
+    uint64_t len;
+    uint64_t id;       /* assigned by the client library, unique per client slot generation */
+    uint64_t token[2]; /* internal (client slot + generation); leave alone */
+} shmchan_request;
+
+/* shmchan_service_reply() flags / shmchan_response.flags */
+#define SHMCHAN_REPLY_MORE 0x1u  /* more responses follow (a stream); without it: the last */
+#define SHMCHAN_REPLY_ERROR 0x2u /* the server reports failure; body = error text */
+
+typedef struct shmchan_response {
+    uint64_t id;    /* the request it answers */
+    uint64_t len;
+    uint32_t flags; /* SHMCHAN_REPLY_MORE / SHMCHAN_REPLY_ERROR as the server sent them */
+    uint32_t reserved;
+} shmchan_response;
+
+/**
+ * Open or create a service channel: a server with SHMCHAN_SERVER in
+ * opts->flags (takes a server slot), else a client (takes a client slot and
+ * its reply ring). SHMCHAN_RDONLY, SHMCHAN_SUBSCRIBE, SHMCHAN_OLDEST and
+ * SHMCHAN_WORKER are SHMCHAN_EINVAL here.
+ * @return the errors of shmchan_queue_open(); SHMCHAN_ELIMIT when every
+ *         server (client) slot is taken; SHMCHAN_EGEOMETRY for a channel
+ *         of another kind.
+ * Thread-safety: one thread at a time per handle (open a handle per thread);
+ * max_msg from any thread. Close needs every other call finished.
+ */
+SHMCHAN_API int shmchan_service_open(const char *name, const shmchan_opts *opts,
+                                     shmchan_service **out);
+/** Close the handle (NULL: no-op). A client's pending responses are lost;
+ *  a server's unanswered request fails for its client with SHMCHAN_EPEERDIED. */
+SHMCHAN_API void shmchan_service_close(shmchan_service *s);
+/** Largest request and response body in bytes (0 for NULL). */
+SHMCHAN_API size_t shmchan_service_max_msg(const shmchan_service *s);
+
+/**
+ * Client: send a request (len bytes copied). *id_out (may be NULL) receives
+ * its id, which the responses carry. Waits up to timeout_ms for space in the
+ * request ring. Any number of requests may be pending on a handle.
+ * @return SHMCHAN_OK, SHMCHAN_EMSGSIZE (len > max_msg), SHMCHAN_EAGAIN (no
+ *         space, timeout 0), SHMCHAN_ETIMEDOUT, SHMCHAN_EKIND (a server
+ *         handle), SHMCHAN_ESTATE (a reservation is open), SHMCHAN_EINTR,
+ *         SHMCHAN_EFORKED, SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT.
+ */
+SHMCHAN_API int shmchan_service_request(shmchan_service *s, const void *data, size_t len,
+                                        int64_t timeout_ms, uint64_t *id_out);
+
+/**
+ * Client: the next response to ANY pending request of this handle, copied
+ * into buf; *len_out (may be NULL) its length, info (may be NULL) its id and
+ * flags. A response without SHMCHAN_REPLY_MORE completes its request.
+ * Responses to requests this handle did not send (a previous owner's of the
+ * slot, forged ones) are dropped.
+ * @return SHMCHAN_OK, SHMCHAN_EAGAIN (none now, timeout 0),
+ *         SHMCHAN_ETIMEDOUT, SHMCHAN_ESTATE (no request pending),
+ *         SHMCHAN_EPEERDIED (the server that held one of the pending
+ *         requests died or closed without its last response: info->id names
+ *         it and it is no longer pending), SHMCHAN_EMSGSIZE (cap too small:
+ *         the response stays, *len_out and info say its size and id),
+ *         SHMCHAN_EKIND (a server handle), SHMCHAN_EINTR, SHMCHAN_EFORKED,
+ *         SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT.
+ */
+SHMCHAN_API int shmchan_service_response(shmchan_service *s, void *buf, size_t cap,
+                                         int64_t timeout_ms, size_t *len_out,
+                                         shmchan_response *info);
+
+/**
+ * Client: request + wait for its final response (single-response services),
+ * within one timeout for both. Needs no other request pending on the handle
+ * (SHMCHAN_ESTATE). Responses flagged SHMCHAN_REPLY_MORE are skipped: use
+ * request/response for streams. A response flagged SHMCHAN_REPLY_ERROR
+ * gives SHMCHAN_EREMOTE with its body (the error text) in buf.
+ * @return as shmchan_service_request() and shmchan_service_response(), and
+ *         SHMCHAN_EREMOTE. On SHMCHAN_ETIMEDOUT the request stays pending
+ *         (its response may still come: shmchan_service_response()).
+ */
+SHMCHAN_API int shmchan_service_call(shmchan_service *s, const void *req, size_t req_len,
+                                     void *buf, size_t cap, int64_t timeout_ms,
+                                     size_t *len_out);
+
+/**
+ * Server: take the next request, competing with the other servers; its body
+ * is copied into buf and req->data points there. A server handle holds one
+ * request at a time: answer it (its last response) before taking another.
+ * Requests whose client is gone are skipped.
+ * @return SHMCHAN_OK, SHMCHAN_EAGAIN (none, timeout 0), SHMCHAN_ETIMEDOUT,
+ *         SHMCHAN_EMSGSIZE (cap too small: the request stays for another
+ *         server or a bigger buf; req->len says its size), SHMCHAN_ESTATE (a
+ *         request is still unanswered, or a reply reserved), SHMCHAN_EKIND
+ *         (a client handle), SHMCHAN_EINTR, SHMCHAN_EFORKED,
+ *         SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT.
+ */
+SHMCHAN_API int shmchan_service_take(shmchan_service *s, void *buf, size_t cap,
+                                     int64_t timeout_ms, shmchan_request *req);
+
+/**
+ * Server: answer req (as take gave it) with len bytes; flags
+ * SHMCHAN_REPLY_MORE (more follow) and/or SHMCHAN_REPLY_ERROR. Waits up to
+ * timeout_ms for space in the client's reply ring while the client lives.
+ * @return SHMCHAN_OK, SHMCHAN_EPEERDIED (the client is gone or its slot has a
+ *         new owner: the reply is dropped and the request done; never blocks
+ *         on a dead client), SHMCHAN_EMSGSIZE, SHMCHAN_EAGAIN (no space,
+ *         timeout 0), SHMCHAN_ETIMEDOUT, SHMCHAN_EINVAL (unknown flags, or req
+ *         not the request this handle holds), SHMCHAN_ESTATE (nothing held,
+ *         or a reply reserved), SHMCHAN_EKIND, SHMCHAN_EINTR, SHMCHAN_EFORKED,
+ *         SHMCHAN_ETRUNCATED, SHMCHAN_ECORRUPT.
+ */
+SHMCHAN_API int shmchan_service_reply(shmchan_service *s, const shmchan_request *req,
+                                      const void *data, size_t len, uint32_t flags,
+                                      int64_t timeout_ms);
+
+/**
+ * Zero-copy: reserve len bytes for a request body (client) or a response
+ * body (server, to req) in shared memory, fill them at *buf_out, then commit
+ * (possibly fewer bytes; flags as for reply). One reservation per handle.
+ * @return as shmchan_service_request() / shmchan_service_reply();
+ *         SHMCHAN_ESTATE from commit when nothing is reserved.
+ */
+SHMCHAN_API int shmchan_service_request_reserve(shmchan_service *s, size_t len,
+                                                int64_t timeout_ms, void **buf_out);
+SHMCHAN_API int shmchan_service_request_commit(shmchan_service *s, size_t len,
+                                               uint64_t *id_out);
+SHMCHAN_API int shmchan_service_reply_reserve(shmchan_service *s, const shmchan_request *req,
+                                              size_t len, int64_t timeout_ms, void **buf_out);
+SHMCHAN_API int shmchan_service_reply_commit(shmchan_service *s, size_t len, uint32_t flags);
+
 /* ------------------------------------------------------- readiness handles
  *
  * For readers that wait in an event loop (epoll, libuv, libevent, GLib,
@@ -584,6 +744,26 @@ SHMCHAN_API int shmchan_queue_notify(shmchan_queue *q, shmchan_os_handle *h_out)
  * Blocking: no.
  */
 SHMCHAN_API int shmchan_queue_arm(shmchan_queue *q);
+
+/**
+ * The readiness handle of a service handle, made at the first call and
+ * armed: a client's turns ready when a response (or a record a server is
+ * still filling) is in its reply ring, a server's when a request is there to
+ * compete for (another server may take it first: take then says
+ * SHMCHAN_EAGAIN). A client whose request's server died is not signalled:
+ * it learns at its next shmchan_service_response() call (poll with a timer).
+ * @return SHMCHAN_OK, SHMCHAN_ELIMIT, SHMCHAN_ENOTSUP, SHMCHAN_ENOMEM,
+ *         SHMCHAN_EFORKED, SHMCHAN_ESYS.
+ */
+SHMCHAN_API int shmchan_service_notify(shmchan_service *s, shmchan_os_handle *h_out);
+
+/**
+ * Drain and re-arm: ready at the next response (client) or request (server),
+ * at once if one is there now.
+ * @return SHMCHAN_OK, SHMCHAN_ESTATE (no readiness handle yet).
+ * Blocking: no.
+ */
+SHMCHAN_API int shmchan_service_arm(shmchan_service *s);
 
 /* -------------------------------------------------------------- wait-sets
  *

@@ -107,13 +107,12 @@ create_kind(const cli_args *a, uint32_t *kind)
     if (n > 1) {
         return cli_usage("create", "--latest, --queue, --service and --kind exclude each other");
     }
-    if (*kind == SHMCHAN_KIND_LATEST && (a->given & (QUEUE_ONLY | SERVICE_ONLY)) != 0) {
-        return cli_usage("create", "--capacity, --policy, --readers, --writers, --servers and "
-                         "--clients do not apply to latest-value channels (add --queue or "
-                         "--service)");
+    if (*kind == SHMCHAN_KIND_LATEST && (a->given & QUEUE_ONLY) != 0) {
+        return cli_usage("create", "--capacity, --policy, --readers and --writers apply to "
+                         "queues (add --queue)");
     }
-    if (*kind == SHMCHAN_KIND_QUEUE && (a->given & SERVICE_ONLY) != 0) {
-        return cli_usage("create", "--servers and --clients apply to services (--service)");
+    if (*kind != SHMCHAN_KIND_SERVICE && (a->given & SERVICE_ONLY) != 0) {
+        return cli_usage("create", "--servers and --clients apply to services (add --service)");
     }
     if (*kind == SHMCHAN_KIND_SERVICE &&
         (a->given & (O(OPT_READERS) | O(OPT_WRITERS) | O(OPT_POLICY))) != 0) {

@@ -127,6 +127,7 @@ void shmchan__info_fill(const shmchan__region *r, shmchan_info *info);
 
 extern const shmchan__kind_ops shmchan__latest_ops;
 extern const shmchan__kind_ops shmchan__queue_ops;
+extern const shmchan__kind_ops shmchan__service_ops;
 
 /* The kind's operations from the table of kinds (kinds.c); NULL for a kind
  * this library does not know (SHMCHAN_EUNKNOWNKIND). */

@@ -14,6 +14,7 @@
 static const shmchan__kind_ops *const kinds[] = {
     &shmchan__latest_ops,
     &shmchan__queue_ops,
+    &shmchan__service_ops,
 };
 
 const shmchan__kind_ops *

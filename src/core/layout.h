@@ -49,7 +49,7 @@ typedef struct shmchan__hdr {
     uint64_t magic;           /* SHMCHAN__MAGIC */
     uint32_t layout_version;  /* SHMCHAN__LAYOUT_VERSION */
     uint32_t signature;       /* version folded with ABI sizes, see region.c */
-    uint32_t kind;            /* SHMCHAN_KIND_LATEST or SHMCHAN_KIND_QUEUE */
+    uint32_t kind;            /* SHMCHAN_KIND_LATEST, _QUEUE or _SERVICE */
     uint32_t policy;          /* queue: SHMCHAN_POLICY_*; latest: 0 */
     uint32_t hdr_size;        /* SHMCHAN__HDR_SIZE */
     uint32_t nbuf;            /* latest: buffers; queue: 0 */
@@ -417,5 +417,99 @@ typedef struct shmchan__qwriter {
 
 _Static_assert(sizeof(shmchan__qreader) == SHMCHAN__CACHE_LINE, "queue reader slot pinned");
 _Static_assert(sizeof(shmchan__qwriter) == SHMCHAN__CACHE_LINE, "queue writer slot pinned");
+
+/* --------------------------------------------------------------- service */
+
+/*
+ * A service region (docs/services.md) is made of ordinary rings (the queue
+ * structs above), laid out as
+ *
+ *   ctl:  shmchan__service_ctl: the request ring's control block, then one
+ *         line of service counters;
+ *   data: the request ring's tables (S server = worker slots, C client =
+ *         writer slots) and ring bytes; the server table (S lines, padded to
+ *         a page); then C reply blocks, one per client slot: a control block
+ *         padded to a page, the tables (1 reader: the client; S writers: the
+ *         servers) and the reply ring bytes (size derived from max_msg).
+ *
+ * Liveness is one kernel lock per peer: server s holds SHMCHAN__LOCK_SLOTS +
+ * s (its worker slot in the request ring, writer slot s of every reply ring
+ * and its server line), client c holds SHMCHAN__LOCK_SLOTS + S + c (its
+ * writer slot in the request ring and the reader slot of reply ring c); the
+ * rings map their slots onto these locks (ring.h, wlock_base).
+ *
+ * Every record body starts with a 16-byte service header:
+ *   request: {u64 id, u32 client slot, u32 client generation}
+ *   reply:   {u64 id, u32 client generation, u32 flags (SHMCHAN_REPLY_*)}
+ * The generation is the one in the client's request-ring writer slot state.
+ */
+#define SHMCHAN__SVC_HDR 16u
+
+typedef struct shmchan__svc_reqhdr {
+    uint64_t id;
+    uint32_t client;
+    uint32_t gen;
+} shmchan__svc_reqhdr;
+
+typedef struct shmchan__svc_rephdr {
+    uint64_t id;
+    uint32_t gen;
+    uint32_t flags;
+} shmchan__svc_rephdr;
+
+_Static_assert(sizeof(shmchan__svc_reqhdr) == SHMCHAN__SVC_HDR, "service header pinned");
+_Static_assert(sizeof(shmchan__svc_rephdr) == SHMCHAN__SVC_HDR, "service header pinned");
+
+/*
+ * A server line: what server slot s holds now. Written only by the slot's
+ * owner (the holder of its lock); read by clients waiting for a response.
+ *
+ * Taking a request: the server reads the request's header in place (the
+ * record is committed and, in block mode, cannot be overwritten before the
+ * workers' position passes it), stores hold_id (relaxed) and then hold =
+ * gen << 32 | (client + 1) (seq_cst) BEFORE its CAS on the request ring's
+ * work_pos; a lost CAS withdraws the hold. After its last response is
+ * committed (a release store of the record's tag) it stores hold = 0
+ * (seq_cst). A client whose request at position p is taken (work_pos > p,
+ * loaded seq_cst) and that finds no line naming it {its slot, its
+ * generation, the id} whose owner's lock is held, looks at its reply ring
+ * once more (the last response is visible by then if the hold was cleared
+ * because it was sent) and otherwise reports SHMCHAN_EPEERDIED. A new owner
+ * of the slot clears hold at open. Forged lines can only delay a client
+ * (to its timeout) or make it give up early; they redirect nothing.
+ *
+ * Cache lines per call: the line is written twice per request (hold on take
+ * and at the end; hold_id, counters on the same line) by its owner only, and
+ * read by clients only after a sleep slice without a response, never on the
+ * fast path.
+ */
+typedef struct shmchan__svc_server {
+    shmchan__atomic_u64 state;   /* gen << 32 | 1 while a server owns it, gen << 32 free */
+    shmchan__atomic_u64 hold;    /* 0, or client gen << 32 | (client slot + 1) */
+    shmchan__atomic_u64 hold_id; /* the held request's id */
+    shmchan__atomic_u64 taken;   /* requests taken by this owner (display) */
+    shmchan__atomic_u64 replied; /* responses sent by this owner */
+    shmchan__atomic_u64 start;   /* process start time (display) */
+    shmchan__atomic_u32 pid;
+    uint8_t pad[SHMCHAN__CACHE_LINE - 52];
+} shmchan__svc_server;
+
+_Static_assert(sizeof(shmchan__svc_server) == SHMCHAN__CACHE_LINE, "server line pinned");
+
+/*
+ * Service control block: the request ring's control block, then a line of
+ * slow-path counters (atomic increments, display only: never trusted).
+ */
+typedef struct shmchan__service_ctl {
+    shmchan__queue_ctl req;
+    shmchan__atomic_u64 dropped_replies;  /* replies to clients that were gone */
+    shmchan__atomic_u64 dropped_requests; /* requests of gone clients, or malformed */
+    shmchan__atomic_u64 foreign_replies;  /* replies a client dropped (not its own) */
+    shmchan__atomic_u64 peer_died;        /* requests failed with SHMCHAN_EPEERDIED */
+    uint8_t pad[SHMCHAN__CACHE_LINE - 32];
+} shmchan__service_ctl;
+
+_Static_assert(sizeof(shmchan__service_ctl) == sizeof(shmchan__queue_ctl) + SHMCHAN__CACHE_LINE,
+               "service ctl pinned");
 
 #endif /* SHMCHAN_LAYOUT_H */

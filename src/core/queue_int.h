@@ -45,7 +45,8 @@ static inline shmchan__ring_geom
 shmchan__queue_ring_geom(const shmchan__geom *g)
 {
     shmchan__ring_geom rg = {g->capacity, g->max_msg, g->max_readers, g->max_writers,
-                             SHMCHAN__LOCK_SLOTS, g->policy == SHMCHAN_POLICY_OVERWRITE};
+                             SHMCHAN__LOCK_SLOTS, g->policy == SHMCHAN_POLICY_OVERWRITE,
+                             SHMCHAN__LOCK_SLOTS + g->max_readers};
     return rg;
 }
 

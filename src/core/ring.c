@@ -48,6 +48,7 @@ shmchan__ring_view(shmchan__ring *v, shmchan__region *reg, shmchan__shm *shm, sh
     v->nwriters = g->max_writers;
     v->overwrite = g->overwrite;
     v->lock_base = g->lock_base;
+    v->wlock_base = g->wlock_base != 0 ? g->wlock_base : g->lock_base + g->max_readers;
     v->rewind_at = !v->overwrite && v->cap >= 2 * SHMCHAN__QWINDOW ? SHMCHAN__QWINDOW : 0;
     v->asym = shmchan__asym_register();
     v->nf = SHMCHAN__NFVIEW_OF(v->ctl, reg != NULL ? reg->chan_id : 0);
@@ -113,7 +114,7 @@ shmchan__ring_spin_pays(const shmchan__ring *v, shmchan__spin_rule *s)
 static bool
 slot_alive(const shmchan__ring *v, uint32_t idx)
 {
-    return shmchan__lock_probe(v->shm, v->lock_base + idx) != SHMCHAN_OK;
+    return shmchan__lock_probe(v->shm, shmchan__ring_lock(v, idx)) != SHMCHAN_OK;
 }
 
 void
@@ -212,7 +213,7 @@ static int
 take_lock(const shmchan__ring *v, uint32_t base, uint32_t n, uint32_t *idx_out)
 {
     for (uint32_t k = 0; k < n; k++) {
-        int rc = shmchan__lock_try(v->shm, v->lock_base + base + k, true);
+        int rc = shmchan__lock_try(v->shm, shmchan__ring_lock(v, base + k), true);
         if (rc == SHMCHAN_OK) {
             *idx_out = k;
             return SHMCHAN_OK;
@@ -242,6 +243,19 @@ shmchan__ring_take_writer(const shmchan__ring *v, shmchan__ring_wr *wr)
     int rc = take_lock(v, v->nreaders, v->nwriters, &j);
     if (rc != SHMCHAN_OK) {
         return rc;
+    }
+    return shmchan__ring_take_writer_at(v, wr, j);
+}
+
+int
+shmchan__ring_take_writer_at(const shmchan__ring *v, shmchan__ring_wr *wr, uint32_t j)
+{
+    if (j >= v->nwriters) {
+        return SHMCHAN_EINVAL;
+    }
+    int rc = shmchan__lock_try(v->shm, shmchan__ring_lock(v, v->nreaders + j), true);
+    if (rc != SHMCHAN_OK) {
+        return rc == SHMCHAN_EBUSY ? SHMCHAN_ELIMIT : rc;
     }
     shmchan__qwriter *w = &v->writers[j];
     uint64_t gen = 0;

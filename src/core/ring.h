@@ -60,6 +60,7 @@ typedef struct shmchan__ring {
     uint32_t nwriters;
     uint64_t rewind_at; /* ring offset from which claims may rewind; 0: never */
     uint32_t lock_base; /* liveness lock of reader slot 0 (shmchan__ring_geom) */
+    uint32_t wlock_base; /* liveness lock of writer slot 0 */
     bool overwrite;
     bool asym; /* as shmchan__region.asym */
     shmchan__nfview nf; /* readiness notifiers (notify.h) */
@@ -76,6 +77,11 @@ typedef struct shmchan__ring_geom {
      * ring; several rings in one region take disjoint ranges. */
     uint32_t lock_base;
     bool overwrite;
+    /* The lock of writer slot j is wlock_base + j; 0: lock_base + max_readers
+     * (the tables' locks in one range). A service's reply rings map their
+     * writers onto the servers' locks and their reader onto the client's
+     * (docs/services.md), so one lock per peer covers every ring it uses. */
+    uint32_t wlock_base;
 } shmchan__ring_geom;
 
 /* A reader's process-local state: its slot and cursor. */
@@ -178,6 +184,13 @@ shmchan__qfits(const shmchan__ring *v, uint64_t pos, uint32_t kind, uint64_t len
     return len <= v->max_msg && shmchan__qspan(len) <= v->cap - off;
 }
 
+/* The liveness lock of table slot idx (readers first, then writers). */
+static inline uint32_t
+shmchan__ring_lock(const shmchan__ring *v, uint32_t idx)
+{
+    return idx < v->nreaders ? v->lock_base + idx : v->wlock_base + (idx - v->nreaders);
+}
+
 /* Claim-lock owner word of table slot idx (readers first, then writers). */
 static inline uint64_t
 shmchan__qowner(uint64_t state, uint32_t idx)
@@ -212,6 +225,9 @@ void shmchan__ring_view(shmchan__ring *v, shmchan__region *reg, shmchan__shm *sh
 void shmchan__ring_format(const shmchan__ring *v);
 /* Take a writer slot for the cursor. */
 int shmchan__ring_take_writer(const shmchan__ring *v, shmchan__ring_wr *w);
+/* Take writer slot j for the cursor (its lock may already be this
+ * handle's: then it is kept): ELIMIT when another handle holds it. */
+int shmchan__ring_take_writer_at(const shmchan__ring *v, shmchan__ring_wr *w, uint32_t j);
 /* Give the writer slot back (nothing claimed). */
 void shmchan__ring_leave_writer(const shmchan__ring *v, shmchan__ring_wr *w);
 /* Take a reader slot as role and place the cursor (the tail, or the oldest

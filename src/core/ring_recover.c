@@ -5,7 +5,7 @@
  * writers back, and every process at once (reset).
  *
  * Liveness is never judged from a pid: a slot's owner holds the slot's
- * kernel lock (lock_base + slot, see ring.h) for the life of its cursor, and a
+ * kernel lock (shmchan__ring_lock(), see ring.h) for the life of its cursor, and a
  * lock that can be taken means the owner is gone. Slot generations make sure
  * that a decision taken about one owner never applies to the next one.
  *
@@ -32,7 +32,7 @@ owner_gone(const void *ctx, uint64_t word, uint64_t *mark)
     uint64_t st = idx < v->nreaders
                       ? shmchan__load(&v->readers[idx].state, SHMCHAN__ACQUIRE)
                       : shmchan__load(&v->writers[idx - v->nreaders].state, SHMCHAN__ACQUIRE);
-    return shmchan__owner_slot_gone(v->shm, word, st, v->lock_base + idx);
+    return shmchan__owner_slot_gone(v->shm, word, st, shmchan__ring_lock(v, idx));
 }
 
 int
@@ -161,7 +161,7 @@ shmchan__qwriter_gone(const shmchan__ring *v, uint32_t writer, uint64_t pos)
     if (shmchan__load(&v->writers[writer].resv, SHMCHAN__ACQUIRE) != pos) {
         return true;
     }
-    return shmchan__lock_probe(v->shm, v->lock_base + v->nreaders + writer) ==
+    return shmchan__lock_probe(v->shm, shmchan__ring_lock(v, v->nreaders + writer)) ==
            SHMCHAN_OK;
 }
 

@@ -314,6 +314,8 @@ class Service(Channel, ServiceEvents):
         server answers with an error (its text in ``e.body``), PeerDied when
         it dies while it holds the request, TimedOut; BadState when other
         requests of this handle are pending (use request()/response())."""
+        if self.closed:
+            raise self._closed_error()
         if self._pending:
             raise _errors.from_code(_ESTATE, "call", self._name)
         rid = self.request(data, timeout)
@@ -329,6 +331,8 @@ class Service(Channel, ServiceEvents):
         """Client: send data as a request and iterate over the parts of its
         response as they arrive (one part for a plain answer). timeout
         applies to each wait. Raises as call() does, at the part concerned."""
+        if self.closed:
+            raise self._closed_error()
         if self._pending:
             raise _errors.from_code(_ESTATE, "stream", self._name)
         rid = self.request(data, timeout)

@@ -50,7 +50,10 @@ class ServiceTest(ChannelTest):
                              env=child_env())
         self.addCleanup(self.stop, p)
         assert p.stdout is not None
-        self.assertEqual(p.stdout.readline().strip(), "ready", p.stderr and p.stderr.read())
+        line = p.stdout.readline().strip()
+        if line != "ready":
+            p.kill()
+            self.fail(f"server did not start: {line!r} {p.communicate(timeout=CHILD_TIMEOUT)}")
         return p
 
     @staticmethod

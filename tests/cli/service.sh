@@ -56,8 +56,7 @@ bg "$S" call "$sv" b --timeout 60 >"$T/c2"
 C2=$BG
 wait "$C1" || fail "first concurrent call failed"
 wait "$C2" || fail "second concurrent call failed"
-[ "$(cat "$T/c1")$(cat "$T/c2")" = "both
-both" ] || fail "concurrent calls answered '$(cat "$T/c1")' and '$(cat "$T/c2")'"
+[ "$(cat "$T/c1") $(cat "$T/c2")" = "both both" ] || fail "concurrent calls answered '$(cat "$T/c1")' and '$(cat "$T/c2")'"
 kill -TERM "$SERVE"
 wait "$SERVE"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import inspect
 from ctypes import byref, c_size_t, c_uint64, c_void_p
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union
@@ -240,10 +241,13 @@ class Service(Channel, ServiceEvents):
         return info_by_name(self._path, self._name, self._file)
 
     def peers(self) -> list[Peer]:
-        """The service's registered servers and clients (looked up by name)."""
+        """The service's registered servers and clients (looked up by name),
+        with role "server" or "client"."""
         if self.closed:
             raise self._closed_error()
-        return peers_by_name(self._path, self._name, self._file)
+        roles = {"worker": "server", "writer": "client"}
+        return [dataclasses.replace(p, role=roles.get(p.role, p.role))
+                for p in peers_by_name(self._path, self._name, self._file)]
 
     # ------------------------------------------------------------- client
     def request(self, data: BytesLike, timeout: Timeout = None) -> int:

@@ -36,6 +36,10 @@ expect 1 "a request over max-msg" "$S" call "$sv" "$(printf '%0300d' 0)" --timeo
 err_has "larger than the service's maximum of 256" "a request over max-msg"
 run "$S" info "$sv"
 grep -q "^servers  *2 live" "$T/out" || fail "info shows the servers: $(cat "$T/out")"
+grep -q "^server  *[0-9]" "$T/out" || fail "info's peers name servers: $(cat "$T/out")"
+run "$S" info "$sv" --json
+json_check '[p["role"] for p in d["peers"]] == ["server", "server"] and d["readers"] == 2' \
+    "info --json peers of a service" "$T/out"
 
 # SIGTERM: no more requests, slots released, status 128+15.
 kill -TERM "$SERVE"

@@ -489,8 +489,21 @@ peers_get(const char *name, uint32_t flags, shmchan_peer **out, size_t *n)
     }
 }
 
+/* A service's workers are its servers, its writers its clients. */
+static const char *
+role_name(uint32_t kind, uint32_t role)
+{
+    if (kind == SHMCHAN_KIND_SERVICE && role == SHMCHAN_PEER_WORKER) {
+        return "server";
+    }
+    if (kind == SHMCHAN_KIND_SERVICE && role == SHMCHAN_PEER_WRITER) {
+        return "client";
+    }
+    return peer_role_name(role);
+}
+
 static void
-peers_text(const shmchan_peer *p, size_t n)
+peers_text(const shmchan_peer *p, size_t n, uint32_t kind)
 {
     if (n == 0) {
         printf("\nno readers or writers registered\n");
@@ -506,18 +519,18 @@ peers_text(const shmchan_peer *p, size_t n)
             snprintf(lag, sizeof(lag), "%" PRIu64, p[i].lag);
         }
         printf("%-10s %5" PRIu32 " %8" PRIu32 " %-5s %12s %10s %12" PRIu64 " %10" PRIu64 "\n",
-               peer_role_name(p[i].role), p[i].slot, p[i].pid, p[i].alive ? "alive" : "dead", pos,
-               lag, p[i].count, p[i].lost);
+               role_name(kind, p[i].role), p[i].slot, p[i].pid, p[i].alive ? "alive" : "dead",
+               pos, lag, p[i].count, p[i].lost);
     }
 }
 
 static cli_json *
-peers_json(const shmchan_peer *p, size_t n)
+peers_json(const shmchan_peer *p, size_t n, uint32_t kind)
 {
     cli_json *arr = json_arr();
     for (size_t i = 0; i < n; i++) {
         cli_json *o = json_obj();
-        json_set_str(o, "role", peer_role_name(p[i].role));
+        json_set_str(o, "role", role_name(kind, p[i].role));
         json_set_u64(o, "slot", p[i].slot);
         json_set_u64(o, "pid", p[i].pid);
         json_set_bool(o, "alive", p[i].alive != 0);
@@ -533,13 +546,14 @@ peers_json(const shmchan_peer *p, size_t n)
 }
 
 static int
-info_peers(const cli_args *a, const char *name, uint32_t flags, cli_json *o)
+info_peers(const cli_args *a, const char *name, uint32_t flags, uint32_t kind, cli_json *o)
 {
     shmchan_peer *p = NULL;
     size_t n = 0;
     int rc = peers_get(name, flags, &p, &n);
     if (rc == SHMCHAN_OK) {
-        a->fmt == FMT_JSON ? json_set(o, "peers", peers_json(p, n)) : peers_text(p, n);
+        a->fmt == FMT_JSON ? json_set(o, "peers", peers_json(p, n, kind))
+                           : peers_text(p, n, kind);
     }
     free(p);
     return rc;
@@ -561,7 +575,7 @@ run_info(const cli_args *a)
         info_text(name, flags, &in);
     }
     if (in.kind == SHMCHAN_KIND_QUEUE || in.kind == SHMCHAN_KIND_SERVICE) {
-        rc = info_peers(a, name, flags, o);
+        rc = info_peers(a, name, flags, in.kind, o);
     }
     if (json) {
         int prc = json_print(o, true);

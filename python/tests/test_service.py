@@ -5,6 +5,7 @@ dies holding a request, asyncio and readiness, and the errors of misuse."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import selectors
 import signal
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import unittest
 
-from support import CHILD_TIMEOUT, ChannelTest, child_env, run_python
+from support import REPO, CHILD_TIMEOUT, ChannelTest, child_env, run_python
 
 import shmchan
 
@@ -118,6 +119,24 @@ print("ok")
         for p in procs:
             out, err = p.communicate(timeout=CHILD_TIMEOUT * 2)
             self.assertEqual((p.returncode, out.strip()), (0, "ok"), err)
+
+    def test_cli_call_prints_each_part_of_a_stream(self) -> None:
+        exe = os.environ.get("SHMCHAN_CLI") or next(
+            (str(p) for p in sorted(REPO.glob("_build/*/tools/shmchan/shmchan"))), None)
+        if exe is None:
+            self.fail("the shmchan CLI was not found (set SHMCHAN_CLI)")
+        c = self.service()
+        self.start_server(c.name, "stream", 0)
+        p = subprocess.run([exe, "call", c.name, "ab cd e", "--timeout", "60"],
+                           capture_output=True, timeout=CHILD_TIMEOUT)
+        self.assertEqual((p.returncode, p.stdout), (0, b"ABCDE"), p.stderr)
+        p = subprocess.run([exe, "call", c.name, "x yz", "--json", "--timeout", "60"],
+                           capture_output=True, timeout=CHILD_TIMEOUT)
+        parts = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([(d["part"], d["data"], d["last"]) for d in parts],
+                         [(0, "X", False), (1, "YZ", True)])
+        self.assertEqual(len({d["id"] for d in parts}), 1)
 
     # ---------------------------------------------------- streams, errors
     def test_stream_is_an_iterator_of_parts(self) -> None:

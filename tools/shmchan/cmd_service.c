@@ -3,7 +3,6 @@
  * running a command). docs/cli.md and docs/services.md describe them.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -141,7 +141,7 @@ roudi_stop() {
 # listed without mounting mqueue; shmbench unlinks its own.
 cleanup_leftovers() {
     local f pid
-    for f in /dev/shm/shmbench-* /tmp/shmbench-*.zmq /tmp/shmbench_*; do
+    for f in /dev/shm/shmbench-* /tmp/shmbench-*.zmq /tmp/shmbench-*.sock /tmp/shmbench_*; do
         [ -e "$f" ] || continue
         pid=${f##*/shmbench[-_]}
         pid=${pid%%[!0-9]*}
@@ -169,41 +169,50 @@ fi
 SIZES="64 4K 64K 1M"
 FANOUT="1 2 4 8"
 FANIN="2 4"
+RPC_LOAD="4 2" # clients servers: the issue-16 load case
 
 CSV_HEADER="transport,workload,pmqos,msg_size,writers,readers,mode,status,samples,lost,min_ns,median_ns,p99_ns,p999_ns,max_ns,mean_ns,msgs_per_s,bytes_per_s,seconds,qos_us,note"
 
 # A row for an experiment that did not report.
-fallback_row() { # transport workload pmqos bytes fan status note
+fallback_row() { # transport workload pmqos bytes fan status note [servers]
     local w=1 r=1
     [ "$2" = fanin ] && w=$5
     [ "$2" = fanout ] && r=$5
+    [ "$2" = rpcload ] && w=$5 && r=${8:-1}
     printf '%s,%s,%s,%s,%s,%s,native,%s,0,0,,,,,,,,,,,"%s"\n' "$1" "$2" "$3" "$4" "$w" "$r" "$6" "$7" >>"$CSV"
 }
 
 bytes_of() { case "$1" in *K) echo $(( ${1%K} * 1024 ));; *M) echo $(( ${1%M} * 1048576 ));; *) echo "$1";; esac; }
 
-# one experiment: transport workload pmqos size fan duration warmup
+# one experiment: transport workload pmqos size fan duration warmup [servers]
 experiment() {
     local limit before rc status
     limit=$(awk -v d="$6" 'BEGIN { printf "%d", d * 3 + 45 }')
     before=$(cat "$CSV" 2>/dev/null | wc -l)
-    timeout -k 5 "$limit" "$BIN" -t "$1" -w "$2" -q "$3" -s "$4" -n "$5" -d "$6" -W "$7" \
-        -o "$CSV" -D "$DIST" 2>>"$LOG_DIR/runs.log"
+    timeout -k 5 "$limit" "$BIN" -t "$1" -w "$2" -q "$3" -s "$4" -n "$5" -m "${8:-1}" -d "$6" \
+        -W "$7" -o "$CSV" -D "$DIST" 2>>"$LOG_DIR/runs.log"
     rc=$?
     if [ "$(cat "$CSV" 2>/dev/null | wc -l)" -le "$before" ]; then
         # it did not report: killed by `timeout` or crashed
         status=error
         { [ "$rc" = 124 ] || [ "$rc" = 137 ]; } && status=timeout
         [ "$before" = 0 ] && echo "$CSV_HEADER" >"$CSV"
-        fallback_row "$1" "$2" "$3" "$(bytes_of "$4")" "$5" "$status" "exit status $rc, limit ${limit}s"
+        fallback_row "$1" "$2" "$3" "$(bytes_of "$4")" "$5" "$status" "exit status $rc, limit ${limit}s" "${8:-1}"
     fi
-    tail -n 1 "$CSV" | awk -F, '{ printf "  %-13s %-10s %-4s %8s B  x%-2s %s\n", $1, $2, $3, $4, ($2=="fanin" ? $5 : $6), $8 }' >&2
+    tail -n 1 "$CSV" | awk -F, '{ printf "  %-13s %-10s %-4s %8s B  x%-3s %s\n", $1, $2, $3, $4, ($2=="fanin" ? $5 : $2=="rpcload" ? $5 "x" $6 : $6), $8 }' >&2
 }
 
 has_cap() { case ",$1," in *",$2,"*) return 0;; *) return 1;; esac; }
 
 run_transport() { # name caps
     local t=$1 caps=$2 q s n
+    if has_cap "$caps" rpc; then # request/response: round trip, then clients x servers
+        for q in $LAT_QOS; do experiment "$t" rpc "$q" 64 1 "$PP_D" "$PP_W"; done
+        # shellcheck disable=SC2086
+        set -- $RPC_LOAD
+        experiment "$t" rpcload held 64 "$1" "$FI_D" 0 "$2"
+        return
+    fi
     if has_cap "$caps" latency; then
         for q in $LAT_QOS; do
             experiment "$t" pingpong "$q" 64 1 "$PP_D" "$PP_W"

@@ -369,6 +369,88 @@ def fanin_table(res, qos):
     return table(header, rows, text_columns=2) if rows else "_no results_"
 
 
+# ------------------------------------------------- request/response (issue 16) --
+
+SERVICE_POLL = ("shmchan-service-poll",)
+SERVICE_WAIT = ("shmchan-service-wait",)
+SERVICE_ANY = SERVICE_POLL + SERVICE_WAIT
+RPC_OTHERS = ("unix-rpc", "zmq-rpc", "iceoryx-rpc-poll", "iceoryx-rpc-wait")
+
+
+def queue_pingpong_for(res, transport, qos):
+    """Our queue ping-pong of the same waiting kind, beside a service."""
+    names = ("shmchan-queue-wait",) if res.kind(transport) == "blocking" else QUEUE_POLL
+    return best(res, names, "pingpong", qos, "median_ns")
+
+
+def rpc_table(res, qos):
+    ux = res.ok("unix-rpc", "rpc", qos)
+    rows = []
+    for t in res.order:
+        r = res.ok(t, "rpc", qos)
+        if not r:
+            continue
+        q = queue_pingpong_for(res, t, qos) if t in SERVICE_ANY else None
+        rows.append([t, res.kind(t), fmt_us(r["median_ns"]), fmt_us(r["p99_ns"]),
+                     fmt_us(r["p999_ns"]), fmt_us(r["max_ns"]),
+                     fmt_ratio(r["median_ns"], q and q[1]),
+                     fmt_ratio(r["median_ns"], ux and ux["median_ns"]), r["samples"]])
+    header = ["transport", "waiting", "median µs", "p99 µs", "p99.9 µs", "max µs",
+              "x queue ping-pong", "vs unix-rpc", "samples"]
+    return table(header, rows, text_columns=2) if rows else "_no results_"
+
+
+def rpcload_rows(res, qos):
+    """(clients, servers, transport, row) of every ok rpcload run."""
+    out = []
+    for r in res.rows:
+        if r["workload"] == "rpcload" and r["pmqos"] == qos and r["status"] == "ok":
+            out.append((int(r["writers"]), int(r["readers"]), r["transport"], r))
+    order = {t: i for i, t in enumerate(res.order)}
+    return sorted(out, key=lambda x: (x[0], x[1], order.get(x[2], 0)))
+
+
+def rpcload_table(res, qos):
+    rows = []
+    runs = rpcload_rows(res, qos)
+    for m, n, t, r in runs:
+        ux = next((u for mm, nn, tt, u in runs if (mm, nn, tt) == (m, n, "unix-rpc")), None)
+        rows.append(["%d x %d" % (m, n), t, fmt_rate(r["msgs_per_s"]), fmt_us(r["median_ns"]),
+                     fmt_us(r["p99_ns"]),
+                     fmt_ratio(r["msgs_per_s"], ux and ux["msgs_per_s"])])
+    header = ["clients x servers", "transport", "calls/s (all clients)", "median µs",
+              "p99 µs", "vs unix-rpc"]
+    return table(header, rows, text_columns=2) if rows else "_no results_"
+
+
+def best_rpcload(res, transports, qos="held", clients=4, servers=2):
+    runs = [(t, number(r["msgs_per_s"])) for m, n, t, r in rpcload_rows(res, qos)
+            if t in transports and (m, n) == (clients, servers) and number(r["msgs_per_s"])]
+    return max(runs, key=lambda tv: tv[1]) if runs else None
+
+
+def rpc_target_rows(res, qos="held"):
+    others = best(res, RPC_OTHERS, "rpc", qos, "median_ns")
+    return [
+        target_row("busy-poll request/response vs queue ping-pong (ns)",
+                   best(res, SERVICE_POLL, "rpc", qos, "median_ns"),
+                   best(res, QUEUE_POLL, "pingpong", qos, "median_ns"), 1.5, True),
+        target_row("blocking request/response vs queue ping-pong (ns)",
+                   best(res, SERVICE_WAIT, "rpc", qos, "median_ns"),
+                   best(res, ("shmchan-queue-wait",), "pingpong", qos, "median_ns"), 1.5, True),
+        target_row("request/response vs fastest other (ns; 5 x faster)",
+                   best(res, SERVICE_ANY, "rpc", qos, "median_ns"), others, 0.2, True),
+        target_row("blocking request/response vs fastest other blocking (ns)",
+                   best(res, SERVICE_WAIT, "rpc", qos, "median_ns"),
+                   best(res, [t for t in RPC_OTHERS if res.kind(t) == "blocking"], "rpc", qos,
+                        "median_ns"), 0.2, True),
+        target_row("4 clients x 2 servers vs unix-rpc (calls/s)",
+                   best_rpcload(res, SERVICE_ANY), best_rpcload(res, ("unix-rpc",)), 5.0, False),
+        target_row("4 clients x 2 servers vs fastest other (calls/s)",
+                   best_rpcload(res, SERVICE_ANY), best_rpcload(res, RPC_OTHERS), 5.0, False),
+    ]
+
+
 def problems_table(res):
     rows = []
     for r in res.rows:
@@ -623,6 +705,7 @@ def targets_rows(res, qos="held"):
             if ref:
                 rows.append(target_row("%s ahead of %s (B/s)" % (fmt_size(size), peer), ours, ref,
                                        1.0, False))
+    rows += rpc_target_rows(res, qos)
     rows.append(target_row(
         "copying 1 MiB vs memcpy (B/s)",
         best(res, QUEUE_COPYING, "throughput", "held", "bytes_per_s", 1 << 20, low=False),
@@ -753,7 +836,20 @@ def build_report(res, args, plotter):
         "M writers send back to back into one channel; the reader checks every writer's "
         "sequence. Neither the hardware limit nor the Unix socket takes several writers, so "
         "the ratios compare with their one-writer 64 B throughput.\n", fanin_table))
-    parts += ["## Targets of issue 14", "",
+    parts.append(section_simple(
+        res, plotter, "rpc", "Request/response round trip, 64 B",
+        "A client process sends a 64-byte request, a server process answers it with the same "
+        "bytes; the figure is the client's round-trip time. *x queue ping-pong*: against "
+        "`shmchan-queue-poll` (busy-poll transports) or `shmchan-queue-wait` (blocking) in "
+        "the same run. `unix-rpc`: Unix datagram sockets; `zmq-rpc`: ZeroMQ REQ/REP; "
+        "`iceoryx-rpc-*`: iceoryx 2.0's client/server ports.\n", rpc_table))
+    parts.append(section_simple(
+        res, plotter, "rpcload", "Request/response under load: M clients x N servers, 64 B",
+        "M client processes call back to back into N competing server processes (one "
+        "service; for ZeroMQ each client's REQ socket is connected to every server's REP). "
+        "Every response is checked against its request. iceoryx 2.0 allows one server per "
+        "service, so its runs with 2 servers are n/a.\n", rpcload_table))
+    parts += ["## Targets of issues 14 and 16", "",
               "Ratios within this run (so on this machine's CPU, see Machine): the best "
               "shmchan way against the reference named; `bench/run.sh` prints the same "
               "table when it ends.", "", targets_table(res), ""]

@@ -10,6 +10,9 @@
  * (zero copy).  After the children are reaped the parent calls destroy, which
  * must remove every named resource (shm names, message queues, socket files).
  *
+ * A request/response transport (CAP_RPC) is the exception: one channel carries
+ * both directions; writers are clients, readers are competing servers.
+ *
  * A ping-pong is two channels (A->B and B->A); fan-out is one channel with N
  * readers when the transport can broadcast, else N one-to-one channels; fan-in
  * is one channel with M writers.  Every message starts with a struct msg_hdr
@@ -38,8 +41,12 @@ enum {
     CAP_BLOCKING = 1u << 4,     /* a waiting reader sleeps instead of spinning */
     CAP_LOSSY = 1u << 5,        /* may drop/overwrite messages; gaps are counted, not errors */
     CAP_ZERO_COPY = 1u << 6,    /* uses reserve/commit and acquire/release */
-    CAP_IN_PLACE = 1u << 7      /* zero copy, the message produced in place: the writer
+    CAP_IN_PLACE = 1u << 7,     /* zero copy, the message produced in place: the writer
                                    writes header and trailer into the loan, not a body */
+    CAP_RPC = 1u << 8           /* a request/response channel (rpc workloads only): writers
+                                   are clients, send() a request and recv() its response;
+                                   readers are servers, recv() a request and send() the
+                                   response to the request they received last */
 };
 
 /* Display order of transports in lists and reports. */

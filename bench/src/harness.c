@@ -41,7 +41,7 @@ struct run {
 };
 
 static const char *const workload_names[] = {"pingpong", "wakeup", "throughput", "fanout", "fanin",
-                                             "memcpy"};
+                                             "memcpy", "rpc", "rpcload"};
 
 const char *workload_name(enum workload wl)
 {
@@ -137,6 +137,32 @@ static void layout_fanin(struct run *r, unsigned m)
     }
 }
 
+/* Request/response: one channel, m clients (processes 0..m-1, the channel's
+ * writers) and n competing servers (processes m..m+n-1, its readers). */
+static void layout_rpc(struct run *r, unsigned m, unsigned n)
+{
+    r->nproc = m + n;
+    r->nchan = 1;
+    r->readers_total = n;
+    r->writers_total = m;
+    set_chan(r, 0, m, n);
+    for (unsigned k = 0; k < m; k++) {
+        r->procs[k].kind = PK_CLIENT;
+        r->procs[k].rank = k;
+        add_out(r, k, 0, k);
+    }
+    for (unsigned k = 0; k < n; k++) {
+        r->procs[m + k].kind = PK_SERVER;
+        r->procs[m + k].rank = k;
+        add_in(r, m + k, 0, k);
+    }
+}
+
+static bool is_rpc_workload(enum workload wl)
+{
+    return wl == WL_RPC || wl == WL_RPCLOAD;
+}
+
 static bool is_latency_workload(enum workload wl)
 {
     return wl == WL_PINGPONG || wl == WL_WAKEUP || wl == WL_FANOUT;
@@ -148,8 +174,24 @@ static const char *layout(struct run *r)
     const struct run_params *rp = r->rp;
     const struct transport *tp = rp->tp;
     unsigned fan = rp->fan ? rp->fan : 1;
-    if (fan + 1 > MAX_PROCS || fan > MAX_CHANS)
+    unsigned servers = rp->servers ? rp->servers : 1;
+    if (fan + 1 > MAX_PROCS || fan > MAX_CHANS || fan + servers > MAX_PROCS)
         return "too many processes";
+    if (is_rpc_workload(rp->wl) != ((tp->caps & CAP_RPC) != 0))
+        return is_rpc_workload(rp->wl) ? "not a request/response transport"
+                                       : "request/response transport (rpc workloads only)";
+    if (is_rpc_workload(rp->wl)) {
+        r->msg_size = rp->msg_size;
+        if (r->msg_size > tp->max_msg)
+            return "message size above the transport's limit";
+        if (rp->wl == WL_RPC)
+            layout_rpc(r, 1, 1);
+        else
+            layout_rpc(r, fan, servers);
+        for (unsigned p = 0; p < r->nproc; p++)
+            r->procs[p].cpu = rp->cpus[p % (unsigned)rp->ncpus];
+        return NULL;
+    }
     if (is_latency_workload(rp->wl) && !(tp->caps & CAP_LATENCY))
         return "transport has no latency mode";
     if (!is_latency_workload(rp->wl) && !(tp->caps & CAP_STREAM))
@@ -181,6 +223,9 @@ static const char *layout(struct run *r)
         break;
     case WL_MEMCPY:
         return "memcpy is not a transport workload";
+    case WL_RPC:
+    case WL_RPCLOAD:
+        break; /* laid out above */
     }
     for (unsigned p = 0; p < r->nproc; p++)
         r->procs[p].cpu = rp->cpus[p % (unsigned)rp->ncpus];
@@ -460,7 +505,7 @@ static int fork_children(struct run *r, const sigset_t *old_mask)
 
 static const char *kind_name(enum proc_kind k)
 {
-    static const char *const names[] = {"pinger", "ponger", "writer", "reader"};
+    static const char *const names[] = {"pinger", "ponger", "writer", "reader", "client", "server"};
     return names[k];
 }
 
@@ -505,7 +550,7 @@ static void collect(struct run *r, struct run_result *rr)
     for (unsigned p = 0; p < r->nproc; p++) {
         struct proc_result *res = &ctl->res[p];
         enum proc_kind k = r->procs[p].kind;
-        if (k == PK_PINGER || k == PK_READER) {
+        if (k == PK_PINGER || k == PK_READER || k == PK_CLIENT) {
             hist_merge(rr->lat, &res->lat);
             rr->msgs += res->msgs;
             rr->bytes += res->bytes;
@@ -559,8 +604,10 @@ int run_experiment(const struct run_params *rp, struct run_result *rr)
     set_result(rr, "ok", "");
     const char *why = layout(r);
     rr->msg_size = r->msg_size ? r->msg_size : rp->msg_size;
-    rr->writers = rp->wl == WL_FANIN ? rp->fan : 1;
+    rr->writers = rp->wl == WL_FANIN || rp->wl == WL_RPCLOAD ? rp->fan : 1;
     rr->readers = rp->wl == WL_FANOUT || rp->wl == WL_THROUGHPUT ? (rp->fan ? rp->fan : 1) : 1;
+    if (rp->wl == WL_RPCLOAD)
+        rr->readers = rp->servers ? rp->servers : 1;
     snprintf(rr->mode, sizeof rr->mode, "%s", r->emulated ? "emulated" : "native");
     int rc = 0;
     if (why) {

@@ -17,7 +17,8 @@
 #define MAX_CHANS 16
 #define MAX_CPUS 256
 
-enum workload { WL_PINGPONG, WL_WAKEUP, WL_THROUGHPUT, WL_FANOUT, WL_FANIN, WL_MEMCPY };
+enum workload { WL_PINGPONG, WL_WAKEUP, WL_THROUGHPUT, WL_FANOUT, WL_FANIN, WL_MEMCPY, WL_RPC,
+                WL_RPCLOAD };
 
 const char *workload_name(enum workload wl);
 int workload_parse(const char *name, enum workload *wl);
@@ -27,7 +28,8 @@ struct run_params {
     const struct transport *tp; /* NULL for WL_MEMCPY */
     enum workload wl;
     size_t msg_size;
-    unsigned fan;              /* readers for fan-out, writers for fan-in */
+    unsigned fan;              /* readers for fan-out, writers for fan-in, clients for rpc */
+    unsigned servers;          /* rpc: competing servers */
     double duration_s;         /* measured phase ends after this ... */
     uint64_t max_iters;        /* ... or after this many messages / round trips */
     uint64_t warmup;           /* messages / round trips not recorded */
@@ -56,6 +58,7 @@ struct control {
     _Atomic unsigned go;
     _Atomic uint64_t t_start;
     alignas(64) _Atomic uint64_t acks;  /* readers count messages they have taken */
+    _Atomic unsigned clients_done;      /* rpc: clients past their measured phase */
     alignas(64) struct proc_result res[MAX_PROCS];
 };
 
@@ -65,7 +68,7 @@ struct endpoint {
     void *scratch;             /* message buffer for copy transports */
 };
 
-enum proc_kind { PK_PINGER, PK_PONGER, PK_WRITER, PK_READER };
+enum proc_kind { PK_PINGER, PK_PONGER, PK_WRITER, PK_READER, PK_CLIENT, PK_SERVER };
 
 /* One child process of a run. */
 struct proc {
@@ -86,7 +89,7 @@ struct proc_ctx {
     struct proc *self;
     struct proc_result *res;
     unsigned readers_total;    /* readers that ack each message (fan-out) */
-    unsigned writers_total;    /* STOP messages a reader waits for */
+    unsigned writers_total;    /* STOP messages a reader waits for; rpc: clients */
 };
 
 /* Summary of a finished run, for the CSV. */

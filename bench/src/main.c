@@ -41,10 +41,11 @@ static void usage(FILE *f)
             "usage: shmbench --list\n"
             "       shmbench -w memcpy -s SIZE [options]\n"
             "       shmbench -t TRANSPORT -w WORKLOAD [options]\n"
-            "workloads: pingpong wakeup throughput fanout fanin memcpy\n"
+            "workloads: pingpong wakeup throughput fanout fanin memcpy rpc rpcload\n"
             "  -s SIZE      message size in bytes, K/M suffix allowed (default 64)\n"
             "  -n N         readers for fanout and throughput (every reader gets every\n"
-            "               message), writers for fanin (default 1)\n"
+            "               message), writers for fanin, clients for rpcload (default 1)\n"
+            "  -m N         servers for rpcload (default 1)\n"
             "  -d SECONDS   length of the measured phase (default 1)\n"
             "  -i N         at most N measured messages or round trips (default: no limit)\n"
             "  -W N         warm-up messages or round trips (default 1000)\n"
@@ -98,6 +99,7 @@ static void set_defaults(struct options *o)
     o->rp.wl = WL_PINGPONG;
     o->rp.msg_size = 64;
     o->rp.fan = 1;
+    o->rp.servers = 1;
     o->rp.duration_s = 1.0;
     o->rp.max_iters = UINT64_MAX / 4; /* bounded by the duration */
     o->rp.warmup = 1000;
@@ -114,12 +116,13 @@ static int parse_args(int argc, char **argv, struct options *o)
                                               {NULL, 0, NULL, 0}};
     int c;
     set_defaults(o);
-    while ((c = getopt_long(argc, argv, "t:w:s:n:d:i:W:q:c:T:o:D:lh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:w:s:n:m:d:i:W:q:c:T:o:D:lh", longopts, NULL)) != -1) {
         switch (c) {
         case 't': o->transport = optarg; break;
         case 'w': if (workload_parse(optarg, &o->rp.wl)) return -EINVAL; break;
         case 's': o->rp.msg_size = parse_size(optarg); break;
         case 'n': o->rp.fan = (unsigned)atoi(optarg); break;
+        case 'm': o->rp.servers = (unsigned)atoi(optarg); break;
         case 'd': o->rp.duration_s = atof(optarg); break;
         case 'i': o->rp.max_iters = strtoull(optarg, NULL, 10); break;
         case 'W': o->rp.warmup = strtoull(optarg, NULL, 10); break;
@@ -135,7 +138,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     if (o->list)
         return 0;
-    if (o->rp.msg_size < MSG_MIN_SIZE || o->rp.fan < 1 || o->rp.max_iters < 1 ||
+    if (o->rp.msg_size < MSG_MIN_SIZE || o->rp.fan < 1 || o->rp.servers < 1 || o->rp.max_iters < 1 ||
         (o->rp.wl != WL_MEMCPY && !o->transport))
         return -EINVAL;
     return 0;
@@ -146,7 +149,7 @@ static void list_transports(void)
     const struct transport *tps[64];
     size_t n = bench_transports(tps, 64);
     static const char *const cap_names[] = {"latency", "stream", "broadcast", "multi-writer",
-                                            "blocking", "lossy", "zero-copy", "in-place"};
+                                            "blocking", "lossy", "zero-copy", "in-place", "rpc"};
     for (size_t i = 0; i < n; i++) {
         printf("%s\t%d\t", tps[i]->name, (int)tps[i]->group);
         const char *sep = "";
@@ -232,7 +235,7 @@ static void write_summary(FILE *f, const struct options *o, const struct run_res
     const struct hist *h = rr->lat;
     bool ok = strcmp(rr->status, "ok") == 0, lat = ok && h->count > 0;
     double rate = ok && rr->seconds > 0 ? (double)rr->msgs / rr->seconds : 0;
-    if (lat && o->rp.wl == WL_PINGPONG)
+    if (lat && (o->rp.wl == WL_PINGPONG || o->rp.wl == WL_RPC))
         rate = 1e9 / hist_mean(h); /* round trips per second */
     fprintf(f, "%s,%s,%s,%zu,%u,%u,%s,%s,%llu,%llu,", transport_label(o), workload_label(o),
             o->pmqos_held ? "held" : "off", rr->msg_size, rr->writers, rr->readers, rr->mode, rr->status,

@@ -17,6 +17,16 @@
  *              header, trailer and sequence number and notes when the last STOP
  *              arrived.  Fan-in is this with M writers on one channel; with
  *              N readers (broadcast transports) each receives the whole stream.
+ *  rpc         Request/response (CAP_RPC transports): one client stamps and
+ *              sends request i, waits for its response and records the round
+ *              trip; the server echoes every request.  rpcload is the same with
+ *              M clients calling back to back into N competing servers, from
+ *              the start barrier, no warm-up: the figure is calls/s of all
+ *              clients.  Each client checks that every response is the echo
+ *              of its own last request (sequence, rank, check words); each
+ *              server that a client's sequence only grows.  The last client
+ *              to finish sends one STOP request per server; a server answers
+ *              it and leaves, so the next STOP reaches another server.
  *
  * Messages move through out_begin/out_end and in_begin/in_end, which use the
  * transport's zero-copy calls when it has them and send/recv otherwise.  A
@@ -333,6 +343,72 @@ static int run_stream_reader(struct proc_ctx *pc)
     return 0;
 }
 
+/* ---- request/response ---- */
+
+/* One call: request (seq, stamp, me, flags), then its echo; *t1 = arrival. */
+static int rpc_call(struct proc_ctx *pc, struct endpoint *ep, uint64_t seq, uint64_t stamp,
+                    uint32_t me, uint32_t flags, uint64_t *t1)
+{
+    struct msg_hdr h;
+    if (send_msg(pc, ep, seq, stamp, me, flags) || recv_msg(pc, ep, &h, t1))
+        return pc->res->status;
+    if (h.seq != seq || h.writer != me || h.flags != flags || h.stamp_ns != stamp)
+        return fail(pc, -EBADMSG, "response to another request");
+    return 0;
+}
+
+static int run_client(struct proc_ctx *pc)
+{
+    struct endpoint *ep = &pc->self->out[0];
+    bool load = pc->rp->wl == WL_RPCLOAD;
+    uint64_t warmup = load ? 0 : pc->rp->warmup, total = warmup + pc->rp->max_iters, seq;
+    uint64_t end = load ? atomic_load(&pc->ctl->t_start) + duration_ns(pc) : initial_end(pc);
+    uint32_t me = pc->self->rank;
+    for (seq = 1; seq <= total; seq++) {
+        uint64_t t0 = now_ns(), t1;
+        if (rpc_call(pc, ep, seq, t0, me, 0, &t1))
+            return pc->res->status;
+        if (seq > warmup)
+            hist_record(&pc->res->lat, t1 - t0);
+        if (!load)
+            end = update_end(pc, seq, t1, end);
+        if (t1 > end)
+            break;
+    }
+    pc->res->msgs = pc->res->lat.count;
+    pc->res->bytes = pc->res->msgs * ep->ch->cfg.msg_size;
+    pc->res->t_end = now_ns();
+    if (atomic_fetch_add(&pc->ctl->clients_done, 1) + 1 < pc->writers_total)
+        return 0;
+    for (unsigned k = 0; k < pc->readers_total; k++) { /* the last client stops every server */
+        uint64_t t1;
+        if (rpc_call(pc, ep, seq + 1 + k, 0, me, MSG_STOP, &t1))
+            return pc->res->status;
+    }
+    return 0;
+}
+
+static int run_server(struct proc_ctx *pc)
+{
+    struct endpoint *ep = &pc->self->in[0];
+    uint64_t last[MAX_PROCS] = {0};
+    for (;;) {
+        struct msg_hdr h;
+        if (recv_msg(pc, ep, &h, NULL))
+            return pc->res->status;
+        if (h.writer >= pc->writers_total)
+            return fail(pc, -EBADMSG, "bad client rank");
+        if (h.seq <= last[h.writer])
+            return fail(pc, -EBADMSG, "request sequence went back");
+        last[h.writer] = h.seq;
+        if (send_msg(pc, ep, h.seq, h.stamp_ns, h.writer, h.flags))
+            return pc->res->status;
+        if (h.flags & MSG_STOP)
+            return 0;
+        pc->res->msgs++;
+    }
+}
+
 int workload_child(struct proc_ctx *pc)
 {
     enum workload wl = pc->rp->wl;
@@ -349,6 +425,10 @@ int workload_child(struct proc_ctx *pc)
         if (wl == WL_THROUGHPUT || wl == WL_FANIN)
             return run_stream_reader(pc);
         return run_latency_reader(pc);
+    case PK_CLIENT:
+        return run_client(pc);
+    case PK_SERVER:
+        return run_server(pc);
     }
     return -EINVAL;
 }

@@ -40,6 +40,7 @@ from ._errors import Error, ShmchanError
 from ._aio import wait
 from ._latest import Latest, LatestReservation, LatestView
 from ._queue import Message, Queue, QueueReservation, QueueView
+from ._service import Request, Response, Service
 from ._recording import RecordedChannel, RecordedMessage, Recording, RecordingError
 from ._wait import opening as _opening
 
@@ -170,7 +171,8 @@ list = list_channels  # noqa: A001
 
 __all__ = [
     "Error", "ShmchanError", "Latest", "LatestView", "LatestReservation", "Queue",
-    "QueueView", "QueueReservation", "Message", "Info", "Recording", "RecordedMessage",
+    "QueueView", "QueueReservation", "Message", "Service", "Request", "Response",
+    "Info", "Recording", "RecordedMessage",
     "RecordedChannel", "RecordingError", "Peer", "unlink", "info", "exists",
     "peers", "list_channels", "reap", "valid_name", "open_latest", "open_queue",
     "error_for", "error_classes", "library_version", "library_version_info", "library_path",

@@ -9,7 +9,8 @@ classes and their bases) and runs ``mypy --strict`` on code that uses it.
 
 import os
 import types
-from typing import (Any, AsyncIterator, Coroutine, Iterable, Iterator, NamedTuple, Optional, Sequence,
+from typing import (Any, AsyncIterator, Callable, Coroutine, Iterable, Iterator, NamedTuple,
+                    Optional, Sequence,
                     TypeVar, Union)
 
 from _typeshed import ReadableBuffer, WriteableBuffer
@@ -79,6 +80,11 @@ class ESYS(Error, OSError): ...
 class EUNSAFE(Error): ...
 class EFORKED(Error): ...
 class EUNKNOWNKIND(Error): ...
+class EPEERDIED(Error):
+    request_id: int
+class EREMOTE(Error):
+    request_id: int
+    body: bytes
 InvalidArgument = EINVAL
 InvalidName = ENAME
 NotFound = ENOENT
@@ -105,6 +111,8 @@ BadState = ESTATE
 Unsafe = EUNSAFE
 Forked = EFORKED
 UnknownKind = EUNKNOWNKIND
+PeerDied = EPEERDIED
+RemoteError = EREMOTE
 
 # ------------------------------------------------------------------ records
 
@@ -147,6 +155,18 @@ class Message(NamedTuple):
     data: bytes
     seq: int
     lost: int
+
+class Response(NamedTuple):
+    data: bytes
+    id: int
+    more: bool
+    error: bool
+
+class Request:
+    data: bytes
+    id: int
+    @property
+    def answered(self) -> bool: ...
 
 # ------------------------------------------------------------------ views
 
@@ -302,6 +322,54 @@ class Queue(_Channel):
     def recv_obj(self, timeout: Timeout = ...) -> Any: ...
     def send_array(self, array: Any, timeout: Timeout = ...) -> None: ...
     def recv_array(self, timeout: Timeout = ...) -> Any: ...
+
+class Service(_Channel):
+    def __init__(self, name: Name, *, create: bool = ..., exclusive: bool = ...,
+                 role: str = ..., file: Optional[bool] = ..., max_msg: int = ...,
+                 capacity: int = ..., max_servers: int = ..., max_clients: int = ...,
+                 mode: int = ..., spin_ns: Optional[int] = ...,
+                 global_namespace: bool = ...) -> None: ...
+    @classmethod
+    def create(cls, name: Name, *, max_msg: int = ..., capacity: int = ...,
+               max_servers: int = ..., max_clients: int = ..., role: str = ...,
+               exclusive: bool = ..., mode: int = ..., file: Optional[bool] = ...,
+               spin_ns: Optional[int] = ..., global_namespace: bool = ...) -> Service: ...
+    @classmethod
+    def open(cls, name: Name, *, role: str = ..., file: Optional[bool] = ...,
+             spin_ns: Optional[int] = ..., global_namespace: bool = ...,
+             wait: Optional[float] = ...) -> Service: ...
+    @classmethod
+    def client(cls, name: Name, *, file: Optional[bool] = ..., spin_ns: Optional[int] = ...,
+               global_namespace: bool = ..., wait: Optional[float] = ...) -> Service: ...
+    @classmethod
+    def server(cls, name: Name, *, file: Optional[bool] = ..., spin_ns: Optional[int] = ...,
+               global_namespace: bool = ..., wait: Optional[float] = ...) -> Service: ...
+    @property
+    def max_msg(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def pending(self) -> int: ...
+    def info(self) -> Info: ...
+    def peers(self) -> list[Peer]: ...
+    # client
+    def request(self, data: ReadableBuffer, timeout: Timeout = ...) -> int: ...
+    def response(self, timeout: Timeout = ...) -> Response: ...
+    def call(self, data: ReadableBuffer, timeout: Timeout = ...) -> bytes: ...
+    def stream(self, data: ReadableBuffer, timeout: Timeout = ...) -> Iterator[bytes]: ...
+    # server
+    def take(self, timeout: Timeout = ...) -> Request: ...
+    def reply(self, request: Request, data: ReadableBuffer = ..., *, more: bool = ...,
+              error: bool = ..., timeout: Timeout = ...) -> bool: ...
+    def serve(self, handler: Callable[[bytes], Union[ReadableBuffer, Iterable[ReadableBuffer],
+                                                     None]],
+              *, count: Optional[int] = ..., idle_timeout: Timeout = ...) -> int: ...
+    # event loops (docs/event-loops.md)
+    def fileno(self) -> int: ...
+    def arm(self) -> None: ...
+    def response_async(self) -> Coroutine[Any, Any, Response]: ...
+    def call_async(self, data: ReadableBuffer) -> Coroutine[Any, Any, bytes]: ...
+    def take_async(self) -> Coroutine[Any, Any, Request]: ...
 
 # ---------------------------------------------------------------- functions
 

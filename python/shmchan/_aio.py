@@ -285,6 +285,84 @@ class QueueEvents:
         return self._messages()
 
 
+class ServiceEvents:
+    """fileno(), arm() and the coroutines of a service handle: a client's
+    descriptor is ready when a response is there, a server's when a request
+    is there to compete for."""
+
+    _nf_fd: Optional[int] = None
+    _aio_waiting = False
+
+    def fileno(self) -> int:
+        """The readiness descriptor of this client or server (created at the
+        first call, armed). Do not close it; stop watching it before closing
+        the service. A client whose request's server died is not signalled:
+        it learns at its next response() (the coroutines poll for that)."""
+        if self._nf_fd is None:
+            lock = self._lock  # type: ignore[attr-defined]
+            self._nf_fd = _notify_fd(self, _lib.shmchan_service_notify, lock)
+        return self._nf_fd
+
+    def arm(self) -> None:
+        """Drain the readiness handle and re-arm it: ready at the next
+        response (client) or request (server), at once if one is there."""
+        self.fileno()
+        h = self._enter()  # type: ignore[attr-defined]
+        try:
+            with self._lock:  # type: ignore[attr-defined]
+                rc = _lib.shmchan_service_arm(h)
+        finally:
+            self._leave()  # type: ignore[attr-defined]
+        if rc != 0:
+            self._raise(rc, "arm")  # type: ignore[attr-defined]
+
+    async def _ready(self, poll_s: Optional[float]) -> None:
+        fd = self.fileno()
+        self.arm()
+        if poll_s is None:
+            await _readable(self, fd)
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(_readable(self, fd), poll_s)
+
+    async def response_async(self) -> Any:
+        """Coroutine: the next Response to a pending request (as response(),
+        waiting in the running loop, no thread)."""
+        while True:
+            try:
+                return self.response(0)  # type: ignore[attr-defined]
+            except _EAGAIN:
+                pass
+            # a server's death is not signalled: look again every 10 ms
+            await self._ready(0.01)
+
+    async def call_async(self, data: Any) -> bytes:
+        """Coroutine: request(data), then its response (as call())."""
+        from ._service import _remote_error
+
+        rid = self.request(data, 0)  # type: ignore[attr-defined]
+        parts: list[bytes] = []
+        while True:
+            r = await self.response_async()
+            if r.error:
+                err, rest = r, r
+                while rest.more:  # the rest of that stream, so the handle is ready again
+                    rest = await self.response_async()
+                raise _remote_error(self.name, "call", rid, err.data)  # type: ignore[attr-defined]
+            parts.append(r.data)
+            if not r.more:
+                return b"".join(parts)
+
+    async def take_async(self) -> Any:
+        """Coroutine: take the next Request (server), waiting in the loop."""
+        while True:
+            try:
+                return self.take(0)  # type: ignore[attr-defined]
+            except _EAGAIN:
+                pass
+            await self._ready(None)
+
+
 Waitable = Any  # a Latest, a Queue reader, an int descriptor or an object with fileno()
 
 

@@ -477,7 +477,7 @@ class Mapped(ViewArray):
 
 # --------------------------------------------------------------------- info
 
-_KINDS = {_ffi.KIND_LATEST: "latest", _ffi.KIND_QUEUE: "queue"}
+_KINDS = {_ffi.KIND_LATEST: "latest", _ffi.KIND_QUEUE: "queue", _ffi.KIND_SERVICE: "service"}
 _POLICIES = {_ffi.POLICY_BLOCK: "block", _ffi.POLICY_OVERWRITE: "overwrite"}
 _ROLES = {_ffi.PEER_WRITER: "writer", _ffi.PEER_SUBSCRIBER: "subscriber",
           _ffi.PEER_WORKER: "worker"}
@@ -487,7 +487,7 @@ _ROLES = {_ffi.PEER_WRITER: "writer", _ffi.PEER_SUBSCRIBER: "subscriber",
 class Info:
     """A snapshot of a channel (struct shmchan_info)."""
 
-    kind: str  #: "latest" or "queue"
+    kind: str  #: "latest", "queue" or "service"
     policy: Optional[str]  #: queue: "block" or "overwrite"; latest: None
     mode: int  #: permission bits of the backing object
     max_msg: int

@@ -64,6 +64,8 @@ _ALIASES: dict[str, str] = {
     "EUNSAFE": "Unsafe",
     "EFORKED": "Forked",
     "EUNKNOWNKIND": "UnknownKind",
+    "EPEERDIED": "PeerDied",
+    "EREMOTE": "RemoteError",
 }
 
 
@@ -204,7 +206,7 @@ def from_code(
     return cls(channel=channel, operation=operation, oserror=oserror)
 
 
-_KIND_NAMES = {1: "latest", 2: "queue"}
+_KIND_NAMES = {1: "latest", 2: "queue", 3: "service"}
 _POLICY_NAMES = {0: None, 1: "block", 2: "overwrite"}
 
 

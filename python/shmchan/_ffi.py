@@ -223,6 +223,28 @@ class Msg(Structure):
     ]
 
 
+class Request(Structure):
+    """struct shmchan_request (services: a request as a server took it)."""
+
+    _fields_ = [
+        ("data", c_void_p),
+        ("len", c_uint64),
+        ("id", c_uint64),
+        ("token", c_uint64 * 2),
+    ]
+
+
+class Response(Structure):
+    """struct shmchan_response (services: what a client's response carries)."""
+
+    _fields_ = [
+        ("id", c_uint64),
+        ("len", c_uint64),
+        ("flags", c_uint32),
+        ("reserved", c_uint32),
+    ]
+
+
 # ---------------------------------------------------------------- constants
 # Mirrors of the header's #defines (the error codes come from the library).
 
@@ -237,10 +259,14 @@ GLOBAL = 0x0010
 SUBSCRIBE = 0x0100
 OLDEST = 0x0200
 WORKER = 0x0400
+SERVER = 0x0800
+REPLY_MORE = 0x1
+REPLY_ERROR = 0x2
 
 KIND_ANY = 0
 KIND_LATEST = 1
 KIND_QUEUE = 2
+KIND_SERVICE = 3
 
 POLICY_ANY = 0
 POLICY_BLOCK = 1
@@ -315,6 +341,23 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "shmchan_queue_release": (c_int, [_P]),
     "shmchan_queue_max_msg": (c_size_t, [_P]),
     "shmchan_queue_info": (c_int, [_P, POINTER(Info)]),
+    # services (docs/services.md)
+    "shmchan_service_open": (c_int, [c_char_p, POINTER(Opts), POINTER(_P)]),
+    "shmchan_service_close": (None, [_P]),
+    "shmchan_service_max_msg": (c_size_t, [_P]),
+    "shmchan_service_request": (c_int, [_P, c_void_p, c_size_t, c_int64, _U64]),
+    "shmchan_service_response": (
+        c_int,
+        [_P, c_void_p, c_size_t, c_int64, _SZ, POINTER(Response)],
+    ),
+    "shmchan_service_call": (c_int, [_P, c_void_p, c_size_t, c_void_p, c_size_t, c_int64, _SZ]),
+    "shmchan_service_take": (c_int, [_P, c_void_p, c_size_t, c_int64, POINTER(Request)]),
+    "shmchan_service_reply": (
+        c_int,
+        [_P, POINTER(Request), c_void_p, c_size_t, c_uint32, c_int64],
+    ),
+    "shmchan_service_notify": (c_int, [_P, POINTER(OS_HANDLE)]),
+    "shmchan_service_arm": (c_int, [_P]),
     # readiness handles and wait-sets (docs/event-loops.md)
     "shmchan_latest_notify": (c_int, [_P, POINTER(OS_HANDLE)]),
     "shmchan_latest_arm": (c_int, [_P, c_uint64]),
@@ -348,7 +391,7 @@ def _stub(restype: object) -> object:
 # Functions a library of this API version may lack (a build without queues);
 # calling them fails with NotSupported instead of failing the import.
 _OPTIONAL_PREFIXES = ("shmchan_queue_", "shmchan_waitset_", "shmchan_latest_notify",
-                      "shmchan_latest_arm")
+                      "shmchan_latest_arm", "shmchan_service_")
 
 missing: list[str] = []
 #: Optional functions this library lacks (their calls raise NotSupported).

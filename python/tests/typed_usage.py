@@ -44,6 +44,26 @@ def queue(name: str) -> list[shmchan.Message]:
             return sub.recv_batch(16, timeout=0)
 
 
+def service(name: str) -> list[bytes]:
+    with shmchan.Service.create(name, max_msg=256, max_servers=2) as client:
+        rid: int = client.request(b"x", timeout=1)
+        r: shmchan.Response = client.response(timeout=1)
+        parts = list(client.stream(b"y", timeout=1))
+        try:
+            parts.append(client.call(b"z", timeout=0.5))
+        except shmchan.RemoteError as e:
+            parts.append(e.body)
+        except shmchan.PeerDied as e:
+            rid = e.request_id
+        with shmchan.Service.server(name) as server:
+            req: shmchan.Request = server.take(timeout=1)
+            delivered: bool = server.reply(req, req.data, more=True)
+            server.reply(req, b"", error=not delivered)
+            n: int = server.serve(lambda data: [data, data], count=1, idle_timeout=0.1)
+            fd: int = server.fileno()
+        return parts + [r.data, str(rid + n + fd).encode()]
+
+
 def errors(e: BaseException) -> str:
     if isinstance(e, shmchan.WouldBlock):
         return "full or empty"

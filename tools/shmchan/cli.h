@@ -66,6 +66,12 @@ enum cli_opt {
     OPT_APPEND,
     OPT_SPEED,
     OPT_FAST,
+    /* services (cmd_service.c, create) */
+    OPT_JOBS,
+    OPT_SERVICE,
+    OPT_KIND,
+    OPT_SERVERS,
+    OPT_CLIENTS,
     OPT_COUNT_
 };
 
@@ -95,6 +101,10 @@ typedef struct cli_args {
     const char *sort;    /* --sort KEY */
     const char *output;  /* -o FILE */
     double speed;        /* --speed X */
+    uint32_t jobs;       /* serve -j N */
+    uint32_t kind;       /* create --kind: SHMCHAN_KIND_* */
+    uint32_t servers;    /* create --servers N */
+    uint32_t clients;    /* create --clients N */
 } cli_args;
 
 typedef struct cli_cmd {
@@ -144,11 +154,14 @@ extern const cli_cmd cli_cmd_create, cli_cmd_put, cli_cmd_get, cli_cmd_watch;
 extern const cli_cmd cli_cmd_send, cli_cmd_recv, cli_cmd_follow;
 extern const cli_cmd cli_cmd_ls, cli_cmd_info, cli_cmd_rm, cli_cmd_gc, cli_cmd_doctor;
 extern const cli_cmd cli_cmd_top, cli_cmd_stat, cli_cmd_record, cli_cmd_replay, cli_cmd_cat;
+extern const cli_cmd cli_cmd_call, cli_cmd_serve;
 
 /* cmd_admin.c: kind-aware opening, shared by the message commands. */
 int cli_open_latest(const char *verb, const char *name, uint32_t flags, shmchan_latest **out);
 int cli_open_queue(const char *verb, const char *name, uint32_t flags, shmchan_queue **out);
 int cli_open_failed(const char *verb, const char *name, uint32_t flags, int rc);
+/* cmd_service.c */
+int cli_open_service(const char *verb, const char *name, uint32_t flags, shmchan_service **out);
 /* cmd_multi.c: watch (latest-value) or follow (queues) over a->npos > 1
  * channels, each message printed with its channel's name. */
 int cli_multi_run(const cli_args *a, bool queues, uint32_t reader_flags);

@@ -17,6 +17,27 @@
  * itself reported them (not as a later look at the channel might, which a
  * racing re-creation could change); a kind mismatch says which verbs fit.
  */
+static const char *
+kind_noun(uint64_t kind)
+{
+    switch (kind) {
+    case SHMCHAN_KIND_LATEST: return "a latest-value channel";
+    case SHMCHAN_KIND_QUEUE: return "a queue";
+    case SHMCHAN_KIND_SERVICE: return "a service";
+    default: return NULL;
+    }
+}
+
+static const char *
+kind_verbs(uint64_t kind)
+{
+    switch (kind) {
+    case SHMCHAN_KIND_QUEUE: return "send, recv or follow";
+    case SHMCHAN_KIND_SERVICE: return "call or serve";
+    default: return "put, get or watch";
+    }
+}
+
 int
 cli_open_failed(const char *verb, const char *name, uint32_t flags, int rc)
 {
@@ -26,13 +47,9 @@ cli_open_failed(const char *verb, const char *name, uint32_t flags, int rc)
     if (rc != SHMCHAN_EGEOMETRY || shmchan_last_error_geometry(&field, &have, &want) != SHMCHAN_OK) {
         return cli_error(verb, name, rc);
     }
-    if (strcmp(field, "kind") == 0 && have == SHMCHAN_KIND_QUEUE) {
-        return cli_errorf(verb, name, "is a queue, not a latest-value channel: use send, "
-                          "recv or follow (SHMCHAN_EGEOMETRY)");
-    }
-    if (strcmp(field, "kind") == 0 && have == SHMCHAN_KIND_LATEST) {
-        return cli_errorf(verb, name, "is a latest-value channel, not a queue: use put, get "
-                          "or watch (SHMCHAN_EGEOMETRY)");
+    if (strcmp(field, "kind") == 0 && kind_noun(have) != NULL && kind_noun(want) != NULL) {
+        return cli_errorf(verb, name, "is %s, not %s: use %s (SHMCHAN_EGEOMETRY)",
+                          kind_noun(have), kind_noun(want), kind_verbs(have));
     }
     if (have == 0 && strcmp(field, "max_msg") != 0) {
         return cli_errorf(verb, name, "is a latest-value channel, which has no %s: use put, "
@@ -64,6 +81,46 @@ cli_open_queue(const char *verb, const char *name, uint32_t flags, shmchan_queue
 /* ------------------------------------------------------------- create */
 
 #define QUEUE_ONLY (O(OPT_CAPACITY) | O(OPT_POLICY) | O(OPT_READERS) | O(OPT_WRITERS))
+#define SERVICE_ONLY (O(OPT_SERVERS) | O(OPT_CLIENTS))
+
+/* The kind asked for: --latest, --queue, --service or --kind K (one of them). */
+static int
+create_kind(const cli_args *a, uint32_t *kind)
+{
+    int n = 0;
+    *kind = SHMCHAN_KIND_LATEST;
+    if (cli_has(a, OPT_LATEST)) {
+        n++;
+    }
+    if (cli_has(a, OPT_QUEUE)) {
+        *kind = SHMCHAN_KIND_QUEUE;
+        n++;
+    }
+    if (cli_has(a, OPT_SERVICE)) {
+        *kind = SHMCHAN_KIND_SERVICE;
+        n++;
+    }
+    if (cli_has(a, OPT_KIND)) {
+        *kind = a->kind;
+        n++;
+    }
+    if (n > 1) {
+        return cli_usage("create", "--latest, --queue, --service and --kind exclude each other");
+    }
+    if (*kind == SHMCHAN_KIND_LATEST && (a->given & QUEUE_ONLY) != 0) {
+        return cli_usage("create", "--capacity, --policy, --readers and --writers apply to "
+                         "queues (add --queue)");
+    }
+    if (*kind != SHMCHAN_KIND_SERVICE && (a->given & SERVICE_ONLY) != 0) {
+        return cli_usage("create", "--servers and --clients apply to services (add --service)");
+    }
+    if (*kind == SHMCHAN_KIND_SERVICE &&
+        (a->given & (O(OPT_READERS) | O(OPT_WRITERS) | O(OPT_POLICY))) != 0) {
+        return cli_usage("create", "a service has --servers and --clients, not --readers, "
+                         "--writers or --policy");
+    }
+    return CLI_OK;
+}
 
 static void
 create_opts(const cli_args *a, const char *name, shmchan_opts *o)
@@ -76,6 +133,10 @@ create_opts(const cli_args *a, const char *name, shmchan_opts *o)
     o->policy = a->policy;
     o->max_readers = a->readers;
     o->max_writers = a->writers;
+    if (cli_has(a, OPT_SERVERS) || cli_has(a, OPT_CLIENTS)) {
+        o->max_readers = a->servers; /* a service's server and client slots */
+        o->max_writers = a->clients;
+    }
 }
 
 static int info_get(const char *name, uint32_t flags, shmchan_info *in);
@@ -101,21 +162,20 @@ static int
 run_create(const cli_args *a)
 {
     const char *name = a->pos[0];
-    bool queue = cli_has(a, OPT_QUEUE);
-    if (queue && cli_has(a, OPT_LATEST)) {
-        return cli_usage("create", "--latest and --queue exclude each other");
-    }
-    if (!queue && (a->given & QUEUE_ONLY) != 0) {
-        return cli_usage("create", "--capacity, --policy, --readers and --writers apply to "
-                         "queues (add --queue)");
+    uint32_t kind;
+    int rc = create_kind(a, &kind);
+    if (rc != CLI_OK) {
+        return rc;
     }
     shmchan_opts o;
     create_opts(a, name, &o);
-    int rc;
     shmchan_queue *q = NULL;
     shmchan_latest *ch = NULL;
-    if (queue) {
+    shmchan_service *sv = NULL;
+    if (kind == SHMCHAN_KIND_QUEUE) {
         rc = shmchan_queue_open(name, &o, &q);
+    } else if (kind == SHMCHAN_KIND_SERVICE) {
+        rc = shmchan_service_open(name, &o, &sv); /* a client handle, closed at once */
     } else {
         rc = shmchan_latest_open(name, &o, &ch);
     }
@@ -123,34 +183,42 @@ run_create(const cli_args *a)
                                   : cli_open_failed("create", name, o.flags, rc);
     shmchan_queue_close(q);
     shmchan_latest_close(ch);
+    shmchan_service_close(sv);
     return status;
 }
 
 const cli_cmd cli_cmd_create = {
     .name = "create",
-    .summary = "create a latest-value channel or a queue",
+    .summary = "create a latest-value channel, a queue or a service",
     .run = run_create,
-    .opts = O(OPT_GLOBAL) | O(OPT_LATEST) | O(OPT_QUEUE) | O(OPT_MAX_MSG) | O(OPT_MODE) |
-            O(OPT_EXCL) | QUEUE_ONLY,
+    .opts = O(OPT_GLOBAL) | O(OPT_LATEST) | O(OPT_QUEUE) | O(OPT_SERVICE) | O(OPT_KIND) |
+            O(OPT_MAX_MSG) | O(OPT_MODE) | O(OPT_EXCL) | QUEUE_ONLY | SERVICE_ONLY,
     .min_pos = 1,
     .max_pos = 1,
     .names = 1,
-    .usage = "NAME [--latest | --queue] [--max-msg N] [--capacity N] [--policy block|overwrite]\n"
-             "              [--readers N] [--writers N] [--mode 0640] [--excl]",
+    .usage = "NAME [--latest | --queue | --service | --kind K] [--max-msg N] [--capacity N]\n"
+             "              [--policy block|overwrite] [--readers N] [--writers N]\n"
+             "              [--servers N] [--clients N] [--mode 0640] [--excl]",
     .help =
         "Create a channel, or check that an existing one has the kind and sizes given.\n"
         "Sizes take a binary suffix: 512, 64k, 1M, 2G (k = 1024).\n\n"
         "  --latest           a latest-value channel: readers get the newest message\n"
         "                     (the default)\n"
         "  --queue            a queue: a bounded ring of messages, every one delivered\n"
-        "  --max-msg N        largest message in bytes (default 4k)\n"
+        "  --service          a service: requests from clients to competing servers, each\n"
+        "                     client getting the responses to its own (call, serve)\n"
+        "  --kind K           the same by name: latest, queue or service\n"
+        "  --max-msg N        largest message in bytes (default 4k); for a service the\n"
+        "                     largest request and the largest response\n"
         "  --capacity N       queue: ring size in bytes, rounded up to a power of two\n"
-        "                     (default 1M)\n"
+        "                     (default 1M); service: the request ring's\n"
         "  --policy P         queue, when full: block (writers wait for the slowest live\n"
         "                     reader; the default) or overwrite (writers never wait, slow\n"
         "                     readers lose the oldest messages and are told how many)\n"
         "  --readers N        queue: reader slots (default 64)\n"
         "  --writers N        queue: writer slots (default 64)\n"
+        "  --servers N        service: server slots (default 16)\n"
+        "  --clients N        service: client slots (default 64)\n"
         "  --mode MODE        permission bits in octal, up to 0777 (default 0600: owner\n"
         "                     only); an existing channel with another mode is an error\n"
         "  --excl             fail if the channel exists (default: accept an existing one\n"
@@ -203,8 +271,8 @@ info_json(const char *name, uint32_t flags, const shmchan_info *in)
     json_set_u64(o, "bytes", in->bytes);
     json_set_u64(o, "waits", in->waits);
     json_set_u64(o, "recovered", in->recovered);
-    if (in->kind == SHMCHAN_KIND_QUEUE) {
-        info_json_queue(o, in);
+    if (in->kind == SHMCHAN_KIND_QUEUE || in->kind == SHMCHAN_KIND_SERVICE) {
+        info_json_queue(o, in); /* a service: readers are its servers, writers its clients */
     }
     json_set_bool(o, "in_use", in->in_use != 0);
     json_set_u64(o, "creator_pid", in->creator_pid);
@@ -245,7 +313,7 @@ static void
 ls_row(const char *name, const shmchan_info *in)
 {
     char mx[24], cap[24], rd[16], wr[16], dead[16];
-    bool q = in->kind == SHMCHAN_KIND_QUEUE;
+    bool q = in->kind == SHMCHAN_KIND_QUEUE || in->kind == SHMCHAN_KIND_SERVICE;
     snprintf(rd, sizeof(rd), q ? "%" PRIu32 : "-", in->readers);
     snprintf(wr, sizeof(wr), q ? "%" PRIu32 : "-", in->writers);
     snprintf(dead, sizeof(dead), q ? "%" PRIu32 : "-", in->dead_readers + in->dead_writers);
@@ -365,6 +433,18 @@ info_text_queue(const shmchan_info *in)
 }
 
 static void
+info_text_service(const shmchan_info *in)
+{
+    char cap[24];
+    printf("capacity        %s (%" PRIu64 " bytes of request ring)\n",
+           out_size(in->capacity, cap, sizeof(cap)), in->capacity);
+    printf("servers         %" PRIu32 " live, %" PRIu32 " dead, %" PRIu32 " slots\n",
+           in->readers, in->dead_readers, in->max_readers);
+    printf("clients         %" PRIu32 " live, %" PRIu32 " dead, %" PRIu32 " slots\n",
+           in->writers, in->dead_writers, in->max_writers);
+}
+
+static void
 info_text(const char *name, uint32_t flags, const shmchan_info *in)
 {
     char when[32];
@@ -380,6 +460,8 @@ info_text(const char *name, uint32_t flags, const shmchan_info *in)
     printf("recovered       %" PRIu64 "\n", in->recovered);
     if (in->kind == SHMCHAN_KIND_QUEUE) {
         info_text_queue(in);
+    } else if (in->kind == SHMCHAN_KIND_SERVICE) {
+        info_text_service(in);
     }
     printf("in-use          %s\n", in->in_use ? "yes" : "no");
     printf("creator-pid     %" PRIu32 "\n", in->creator_pid);
@@ -407,8 +489,21 @@ peers_get(const char *name, uint32_t flags, shmchan_peer **out, size_t *n)
     }
 }
 
+/* A service's workers are its servers, its writers its clients. */
+static const char *
+role_name(uint32_t kind, uint32_t role)
+{
+    if (kind == SHMCHAN_KIND_SERVICE && role == SHMCHAN_PEER_WORKER) {
+        return "server";
+    }
+    if (kind == SHMCHAN_KIND_SERVICE && role == SHMCHAN_PEER_WRITER) {
+        return "client";
+    }
+    return peer_role_name(role);
+}
+
 static void
-peers_text(const shmchan_peer *p, size_t n)
+peers_text(const shmchan_peer *p, size_t n, uint32_t kind)
 {
     if (n == 0) {
         printf("\nno readers or writers registered\n");
@@ -424,18 +519,18 @@ peers_text(const shmchan_peer *p, size_t n)
             snprintf(lag, sizeof(lag), "%" PRIu64, p[i].lag);
         }
         printf("%-10s %5" PRIu32 " %8" PRIu32 " %-5s %12s %10s %12" PRIu64 " %10" PRIu64 "\n",
-               peer_role_name(p[i].role), p[i].slot, p[i].pid, p[i].alive ? "alive" : "dead", pos,
-               lag, p[i].count, p[i].lost);
+               role_name(kind, p[i].role), p[i].slot, p[i].pid, p[i].alive ? "alive" : "dead",
+               pos, lag, p[i].count, p[i].lost);
     }
 }
 
 static cli_json *
-peers_json(const shmchan_peer *p, size_t n)
+peers_json(const shmchan_peer *p, size_t n, uint32_t kind)
 {
     cli_json *arr = json_arr();
     for (size_t i = 0; i < n; i++) {
         cli_json *o = json_obj();
-        json_set_str(o, "role", peer_role_name(p[i].role));
+        json_set_str(o, "role", role_name(kind, p[i].role));
         json_set_u64(o, "slot", p[i].slot);
         json_set_u64(o, "pid", p[i].pid);
         json_set_bool(o, "alive", p[i].alive != 0);
@@ -451,13 +546,14 @@ peers_json(const shmchan_peer *p, size_t n)
 }
 
 static int
-info_peers(const cli_args *a, const char *name, uint32_t flags, cli_json *o)
+info_peers(const cli_args *a, const char *name, uint32_t flags, uint32_t kind, cli_json *o)
 {
     shmchan_peer *p = NULL;
     size_t n = 0;
     int rc = peers_get(name, flags, &p, &n);
     if (rc == SHMCHAN_OK) {
-        a->fmt == FMT_JSON ? json_set(o, "peers", peers_json(p, n)) : peers_text(p, n);
+        a->fmt == FMT_JSON ? json_set(o, "peers", peers_json(p, n, kind))
+                           : peers_text(p, n, kind);
     }
     free(p);
     return rc;
@@ -478,8 +574,8 @@ run_info(const cli_args *a)
     if (!json) {
         info_text(name, flags, &in);
     }
-    if (in.kind == SHMCHAN_KIND_QUEUE) {
-        rc = info_peers(a, name, flags, o);
+    if (in.kind == SHMCHAN_KIND_QUEUE || in.kind == SHMCHAN_KIND_SERVICE) {
+        rc = info_peers(a, name, flags, in.kind, o);
     }
     if (json) {
         int prc = json_print(o, true);
@@ -502,7 +598,7 @@ const cli_cmd cli_cmd_info = {
         "and bytes published, waits (times a reader slept until woken, or a writer\n"
         "waited for space), dead peers recovered, whether it is in use; for queues also\n"
         "the drops, and each reader (position, lag, messages lost) and writer, with\n"
-        "those whose process is gone marked dead.\n\n"
+        "those whose process is gone marked dead; for services the servers and clients.\n\n"
         "  --json     one JSON object; queues add \"peers\": [{role, slot, pid, alive,\n"
         "             position, lag, lost, count}]\n"
         "  --global   Windows: the Global\\ namespace\n",

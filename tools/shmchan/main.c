@@ -22,7 +22,8 @@ typedef enum arg_kind {
     ARG_MODE,
     ARG_POLICY,
     ARG_STRING,
-    ARG_NUMBER
+    ARG_NUMBER,
+    ARG_KIND
 } arg_kind;
 
 static const struct optdef {
@@ -60,12 +61,18 @@ static const struct optdef {
     [OPT_APPEND] = {"append", 'a', ARG_NONE},
     [OPT_SPEED] = {"speed", 0, ARG_NUMBER},
     [OPT_FAST] = {"fast", 0, ARG_NONE},
+    [OPT_JOBS] = {"jobs", 'j', ARG_UINT},
+    [OPT_SERVICE] = {"service", 0, ARG_NONE},
+    [OPT_KIND] = {"kind", 0, ARG_KIND},
+    [OPT_SERVERS] = {"servers", 0, ARG_UINT},
+    [OPT_CLIENTS] = {"clients", 0, ARG_UINT},
 };
 
 static const cli_cmd *const commands[] = {
     &cli_cmd_create, &cli_cmd_put, &cli_cmd_get, &cli_cmd_watch, &cli_cmd_send, &cli_cmd_recv,
     &cli_cmd_follow, &cli_cmd_ls,  &cli_cmd_info, &cli_cmd_rm,   &cli_cmd_gc,   &cli_cmd_doctor,
     &cli_cmd_top,    &cli_cmd_stat, &cli_cmd_record, &cli_cmd_replay, &cli_cmd_cat,
+    &cli_cmd_call,   &cli_cmd_serve,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -251,6 +258,24 @@ parse_policy(const char *s, uint32_t *out)
 }
 
 static bool
+parse_kind(const char *s, uint32_t *out)
+{
+    static const struct {
+        const char *name;
+        uint32_t kind;
+    } kinds[] = {{"latest", SHMCHAN_KIND_LATEST},
+                 {"queue", SHMCHAN_KIND_QUEUE},
+                 {"service", SHMCHAN_KIND_SERVICE}};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(s, kinds[i].name) == 0) {
+            *out = kinds[i].kind;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
 store_u32(uint64_t v, uint32_t *out)
 {
     if (v > UINT32_MAX) {
@@ -291,6 +316,14 @@ set_value(cli_args *a, enum cli_opt opt, const char *v)
         return *v != '\0';
     case OPT_SPEED:
         return parse_number(v, &a->speed);
+    case OPT_JOBS:
+        return parse_uint(v, &n) && n > 0 && n <= 1024 && store_u32(n, &a->jobs);
+    case OPT_KIND:
+        return parse_kind(v, &a->kind);
+    case OPT_SERVERS:
+        return parse_uint(v, &n) && n > 0 && store_u32(n, &a->servers);
+    case OPT_CLIENTS:
+        return parse_uint(v, &n) && n > 0 && store_u32(n, &a->clients);
     default:
         return false;
     }

@@ -32,10 +32,26 @@ _shmchan() {
     --policy)
         mapfile -t COMPREPLY < <(compgen -W "block overwrite" -- "$cur")
         return ;;
+    --kind)
+        mapfile -t COMPREPLY < <(compgen -W "latest queue service" -- "$cur")
+        return ;;
     -i | --interval | -t | --timeout | -n | --count | --speed | --max-msg | --capacity | \
-        --readers | --writers | --mode)
+        --readers | --writers | --mode | -j | --jobs | --servers | --clients)
         return ;; # a number
     esac
+    # serve NAME -- COMMAND ARGS...: after the '--', a command, then its files.
+    if [[ $cmd == serve ]]; then
+        local i
+        for ((i = 2; i < COMP_CWORD; i++)); do
+            [[ ${COMP_WORDS[i]} == -- ]] || continue
+            if ((COMP_CWORD == i + 1)); then
+                mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+            else
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            fi
+            return
+        done
+    fi
     if [[ $cur == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$("$exe" "$cmd" --help 2>/dev/null |
             grep -oE -- '--[a-z][a-z-]*' | sort -u)" -- "$cur")

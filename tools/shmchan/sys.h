@@ -59,6 +59,22 @@ void sys_term_size(int *rows, int *cols);
 enum { SYS_KEY_UP = 0x100, SYS_KEY_DOWN, SYS_KEY_ESC };
 int sys_term_key(int64_t timeout_ms);
 
+/* What a command run by sys_run() wrote to one stream: the first cap bytes
+ * (p, malloc'ed or NULL, len of them) and how many it wrote in all. */
+typedef struct sys_output {
+    unsigned char *p;
+    size_t len;
+    size_t total;
+} sys_output;
+
+/* Run argv[0] (looked up in PATH, argv NULL-terminated) with in_len bytes on
+ * its stdin, collecting its stdout and stderr up to cap bytes each, and wait
+ * for it: *status is its exit status, or 256 + the signal that killed it.
+ * Signals caught by the tool are default again in the command. Returns 0, or
+ * an errno value when it could not be started (ENOSYS where unsupported). */
+int sys_run(char *const argv[], const void *in, size_t in_len, size_t cap, sys_output *out,
+            sys_output *err, int *status);
+
 /* Results of the environment checks of `shmchan doctor`. */
 typedef enum sys_status { SYS_OK, SYS_INFO, SYS_WARN, SYS_FAIL } sys_status;
 

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +97,139 @@ int
 sys_file_truncate(FILE *f, uint64_t size)
 {
     return fflush(f) == 0 && ftruncate(fileno(f), (off_t)size) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------ commands (serve) */
+
+extern char **environ;
+
+/* Append what fd has now to o (beyond cap: counted, dropped). 0 at EOF. */
+static int
+drain(int fd, sys_output *o, size_t cap)
+{
+    unsigned char chunk[65536];
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n <= 0) {
+        return n < 0 && (errno == EINTR || errno == EAGAIN) ? 1 : 0;
+    }
+    size_t keep = o->len < cap ? cap - o->len : 0;
+    keep = keep < (size_t)n ? keep : (size_t)n;
+    if (keep != 0) {
+        unsigned char *p = realloc(o->p, o->len + keep);
+        if (p == NULL) {
+            return 0;
+        }
+        memcpy(p + o->len, chunk, keep);
+        o->p = p;
+        o->len += keep;
+    }
+    o->total += (size_t)n;
+    return 1;
+}
+
+/* Feed stdin and read stdout/stderr together, so that a command that writes
+ * much before it has read all of its input never blocks on us. */
+static void
+pump(int in_fd, const unsigned char *in, size_t in_len, int out_fd, int err_fd, size_t cap,
+     sys_output *out, sys_output *err)
+{
+    size_t sent = 0;
+    if (in_len == 0) {
+        close(in_fd);
+        in_fd = -1;
+    }
+    while (out_fd >= 0 || err_fd >= 0) {
+        struct pollfd p[3] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {in_fd, POLLOUT, 0}};
+        if (poll(p, 3, -1) < 0) {
+            continue; /* EINTR: a signal for the tool; the command runs on */
+        }
+        if (in_fd >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(in_fd, in + sent, in_len - sent);
+            if (n > 0) {
+                sent += (size_t)n;
+            }
+            if ((n < 0 && errno != EINTR && errno != EAGAIN) || sent == in_len) {
+                close(in_fd); /* all given, or the command stopped reading */
+                in_fd = -1;
+            }
+        }
+        if (out_fd >= 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !drain(out_fd, out, cap)) {
+            close(out_fd);
+            out_fd = -1;
+        }
+        if (err_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !drain(err_fd, err, cap)) {
+            close(err_fd);
+            err_fd = -1;
+        }
+    }
+    if (in_fd >= 0) {
+        close(in_fd);
+    }
+}
+
+static int
+spawn(char *const argv[], int fds[3][2], pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGINT);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGHUP);
+    sigaddset(&dflt, SIGPIPE);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawn_file_actions_adddup2(&fa, fds[0][0], 0);
+    posix_spawn_file_actions_adddup2(&fa, fds[1][1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[2][1], 2);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    int e = posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    return e;
+}
+
+static void
+ignore_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* a command that stops reading its input is not fatal */
+}
+
+int
+sys_run(char *const argv[], const void *in, size_t in_len, size_t cap, sys_output *out,
+        sys_output *err, int *status)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    int fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    pid_t pid;
+    int e = 0;
+    pthread_once(&once, ignore_sigpipe);
+    for (int i = 0; i < 3 && e == 0; i++) {
+        e = pipe2(fds[i], O_CLOEXEC) == 0 ? 0 : errno;
+    }
+    if (e == 0) {
+        e = spawn(argv, fds, &pid);
+    }
+    close(fds[0][0]); /* the command's ends (close(-1) is harmless) */
+    close(fds[1][1]);
+    close(fds[2][1]);
+    if (e != 0) {
+        close(fds[0][1]);
+        close(fds[1][0]);
+        close(fds[2][0]);
+        return e;
+    }
+    fcntl(fds[0][1], F_SETFL, O_NONBLOCK);
+    pump(fds[0][1], in, in_len, fds[1][0], fds[2][0], cap, out, err);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 256 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+    return 0;
 }
 
 /* ------------------------------------------------------ stdout watch */

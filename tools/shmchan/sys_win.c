@@ -3,6 +3,7 @@
  * See sys.h. A console control handler runs on its own thread, so it only
  * records the event; waits are sliced (cli_wait) and notice it there.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <io.h>
 #include <signal.h>
@@ -203,4 +204,20 @@ sys_env_checks(sys_check *out, size_t cap)
              "--global, which needs SeCreateGlobalPrivilege to create); /dev/shm, RemoveIPC "
              "and OFD-lock checks do not apply");
     return 1;
+}
+
+/* serve's commands: not on Windows yet (CreateProcess with three pipes and
+ * a thread per stream would do it). */
+int
+sys_run(char *const argv[], const void *in, size_t in_len, size_t cap, sys_output *out,
+        sys_output *err, int *status)
+{
+    (void)argv;
+    (void)in;
+    (void)in_len;
+    (void)cap;
+    (void)out;
+    (void)err;
+    *status = 0;
+    return ENOSYS;
 }

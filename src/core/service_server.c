@@ -16,9 +16,6 @@
 
 /* The request found at f: its header if it is a well-formed request of a
  * client that still owns its slot (the slot named in the header must be the
- * one that claimed the record). */
-/* The request found at f: its header if it is a well-formed request of a
- * client that still owns its slot (the slot named in the header must be the
  * one that claimed the record; the generation is checked against the slot
  * as shmchan__svc_client_alive() does, at most once per RECHECK). */
 static bool

@@ -748,6 +748,98 @@ TEST(queue_rewinds_while_readers_keep_up)
     shmchan_queue_close(w);
 }
 
+/* Read the next message (key) with peek; return where its payload lies. */
+static uintptr_t
+burst_take(shmchan_queue *r, uint64_t key)
+{
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    rewind_take(r, key, &lo, &hi);
+    return lo;
+}
+
+/*
+ * Messages of RW_LEN bytes that a ring of `ring` bytes holds at once, when
+ * its readers have consumed everything: records of 16 + RW_LEN bytes and the
+ * zero header behind them, less one record the end of a lap may pad away.
+ */
+static unsigned
+burst_room(uint64_t ring)
+{
+    return (unsigned)((ring - 16) / (16 + RW_LEN)) - 1;
+}
+
+/*
+ * Block mode: one handle that writes and reads, past the ring offset from
+ * which claims rewind, reads everything and then sends a burst without
+ * waiting: the burst gets the whole capacity, although the claim that
+ * rewound left the handle's cursor before its pad (issue 14). Then the ring
+ * is really full, the burst reads back intact, and the next burst gets the
+ * capacity again. In overwrite mode (which never rewinds) the same burst
+ * goes on where the last message ended.
+ */
+static void
+self_burst(uint32_t policy)
+{
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_SUBSCRIBE);
+    o.capacity = RW_RING;
+    o.max_msg = RW_LEN;
+    o.policy = policy;
+    shmchan_queue *q = NULL;
+    T_OK(shmchan_queue_open(n, &o, &q));
+    static uint8_t msg[RW_LEN];
+    uint64_t key = 0, sent = 0;
+    uintptr_t start = 0, last = 0;
+    while (sent < RW_WINDOW) { /* one by one, read at once, up to the window */
+        tq_fill(msg, sizeof(msg), key);
+        T_OK(shmchan_queue_send(q, msg, sizeof(msg), 0));
+        last = burst_take(q, key++);
+        start = start == 0 ? last : start;
+        sent += 16 + RW_LEN;
+    }
+    unsigned room = burst_room(RW_RING);
+    for (int round = 0; round < 2; round++) {
+        uint64_t key0 = key;
+        for (unsigned i = 0; i < room; i++, key++) {
+            tq_fill(msg, sizeof(msg), key);
+            T_OK(shmchan_queue_send(q, msg, sizeof(msg), 0));
+        }
+        for (int extra = 0; policy == SHMCHAN_POLICY_BLOCK; extra++, key++) {
+            T_TRUE(extra <= 1); /* then it is full: the one a lap's end may pad */
+            tq_fill(msg, sizeof(msg), key);
+            int rc = shmchan_queue_send(q, msg, sizeof(msg), 0);
+            if (rc == SHMCHAN_EAGAIN) {
+                break;
+            }
+            T_OK(rc);
+        }
+        uintptr_t first = burst_take(q, key0);
+        if (round == 0 && policy == SHMCHAN_POLICY_BLOCK) {
+            T_TRUE(first == start); /* it did rewind: the burst began at the ring's start */
+        } else if (round == 0) {
+            T_TRUE(first == last + 16 + RW_LEN); /* no rewind in overwrite mode */
+        }
+        for (uint64_t k = key0 + 1; k < key; k++) {
+            (void)burst_take(q, k);
+        }
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.messages, key);
+    T_EQ_U64(info.drops, 0);
+    shmchan_queue_close(q);
+}
+
+TEST(queue_rewind_self_burst_gets_capacity)
+{
+    self_burst(SHMCHAN_POLICY_BLOCK);
+}
+
+TEST(queue_overwrite_self_burst_no_rewind)
+{
+    self_burst(SHMCHAN_POLICY_OVERWRITE);
+}
+
 /* ----------------------------------------------------------- overwrite */
 
 TEST(queue_overwrite_exact_loss)

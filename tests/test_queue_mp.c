@@ -1,4 +1,5 @@
 /* Queues across processes: many writers, subscribers and workers, crashes, replay. */
+#include "core/ring.h" /* shmchan__ring_window */
 #include "t.h"
 #include "test_queue_util.h"
 
@@ -283,7 +284,7 @@ TEST(queue_4_writers_4_subscribers)
 /* A big ring: writers rarely wait, and claims rewind (the readers keep up). */
 TEST(queue_4_writers_4_subscribers_big_ring)
 {
-    four_writers_four_subscribers(UINT64_C(4) << 20);
+    four_writers_four_subscribers(2 * shmchan__ring_window());
 }
 
 /* arg: "name out": take messages until a stop; write "writer counter" lines. */
@@ -464,7 +465,7 @@ TEST(queue_4_workers_share)
  * workers' announcements). */
 TEST(queue_4_workers_share_big_ring)
 {
-    three_writers_four_workers(UINT64_C(4) << 20, 12000);
+    three_writers_four_workers(2 * shmchan__ring_window(), 12000);
 }
 
 /* ------------------------------------------------------- overwrite mode */

@@ -32,9 +32,6 @@
 #define SHMCHAN__QSLICE_NS (20ull * 1000 * 1000)
 #define SHMCHAN__QFIRST_SLICE_NS (1000ull * 1000) /* a writer's first sleep for space */
 
-/* Block mode, rings of at least twice this: a claim at or past this ring
- * offset may start the next lap early (docs/queue.md, "Rewinding"). */
-#define SHMCHAN__QWINDOW (UINT64_C(2) << 20)
 /* In the journal's j_len: the claim in progress started the next lap early. */
 #define SHMCHAN__QJ_REWOUND (UINT64_C(1) << 63)
 
@@ -197,6 +194,11 @@ shmchan__ring_overtaken(const shmchan__ring *v, uint64_t pos)
 
 /* Bytes of the two slot tables (page aligned); the ring bytes follow. */
 uint64_t shmchan__qtables_size(uint32_t nreaders, uint32_t nwriters);
+/* Block mode, rings of at least twice this: a claim at or past this ring
+ * offset may start the next lap early (docs/queue.md, "Rewinding"). A power
+ * of two derived from this machine's caches once per process (ring.c):
+ * process-local policy, never read from or written to shared memory. */
+uint64_t shmchan__ring_window(void);
 /* Smallest ring for messages of max_msg bytes: a pad, a record, the zero header. */
 uint64_t shmchan__ring_min_capacity(uint64_t max_msg);
 /* A view of the ring whose control block is at ctl and tables at data. */

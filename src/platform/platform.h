@@ -203,6 +203,10 @@ int64_t shmchan__realtime_ns(void);  /* wall clock, Unix epoch */
 void shmchan__sleep_ns(uint64_t ns);
 /* CPUs online (at least 1), looked up once. */
 uint32_t shmchan__cpu_count(void);
+/* Bytes of one data (or unified) cache of this level (2 or 3) of the CPU we
+ * run on, as the OS reports it; 0 when unknown. Not cached: callers derive
+ * their policy from it once. */
+uint64_t shmchan__cache_size(unsigned level);
 
 /* ------------------------------------------------------------ OS errors */
 

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -143,6 +144,63 @@ shmchan__cpu_count(void)
         shmchan__store(&cached, n, SHMCHAN__RELAXED);
     }
     return n;
+}
+
+/* "1024K", "32M" or bytes, as sysfs writes a cache's size; 0 if not that. */
+static uint64_t
+parse_size(const char *s)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || v == 0 || v > (1ull << 40)) {
+        return 0;
+    }
+    return *end == 'K' ? v << 10 : *end == 'M' ? v << 20 : *end == 'G' ? v << 30 : v;
+}
+
+/* One line of a small sysfs file, "" when it cannot be read. */
+static void
+read_line(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+    if (fgets(buf, (int)cap, f) == NULL) {
+        buf[0] = '\0';
+    }
+    fclose(f);
+}
+
+uint64_t
+shmchan__cache_size(unsigned level)
+{
+#if defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
+    long v = sysconf(level == 2 ? _SC_LEVEL2_CACHE_SIZE : _SC_LEVEL3_CACHE_SIZE);
+    if (v > 0) {
+        return (uint64_t)v;
+    }
+#endif
+    /* Linux without the glibc names, or where glibc does not know the CPU:
+     * the kernel's cache description of CPU 0. */
+    for (int i = 0; i < 8; i++) {
+        char path[96], buf[32];
+        snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        read_line(path, buf, sizeof(buf));
+        if (strtoul(buf, NULL, 10) != level) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        read_line(path, buf, sizeof(buf));
+        if (strncmp(buf, "Instruction", 11) == 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        read_line(path, buf, sizeof(buf));
+        return parse_size(buf);
+    }
+    return 0;
 }
 
 void

@@ -184,6 +184,33 @@ shmchan__realtime_ns(void)
     return (t - INT64_C(116444736000000000)) * 100; /* 1601 -> 1970, 100 ns -> ns */
 }
 
+uint64_t
+shmchan__cache_size(unsigned level)
+{
+    DWORD bytes = 0;
+    (void)GetLogicalProcessorInformation(NULL, &bytes);
+    if (bytes == 0 || bytes > (1u << 24)) {
+        return 0;
+    }
+    SYSTEM_LOGICAL_PROCESSOR_INFORMATION *info = malloc(bytes);
+    if (info == NULL) {
+        return 0;
+    }
+    uint64_t size = 0;
+    if (GetLogicalProcessorInformation(info, &bytes)) {
+        size_t n = bytes / sizeof(*info);
+        for (size_t i = 0; i < n && size == 0; i++) {
+            const CACHE_DESCRIPTOR *c = &info[i].Cache;
+            if (info[i].Relationship == RelationCache && c->Level == level &&
+                (c->Type == CacheUnified || c->Type == CacheData)) {
+                size = c->Size;
+            }
+        }
+    }
+    free(info);
+    return size;
+}
+
 uint32_t
 shmchan__cpu_count(void)
 {

@@ -695,6 +695,12 @@ rewind_take(shmchan_queue *r, uint64_t key, uintptr_t *lo, uintptr_t *hi)
 #define RW_LEN ((size_t)((RW_RING / 131) & ~(uint64_t)15) - 16)
 #define RW_MAX (UINT64_C(1) << 19)
 
+size_t
+tq_rewind_len(void)
+{
+    return RW_LEN;
+}
+
 /* Send n messages (keys from key0), the subscriber r taking each at once or
  * all at the end; return how far apart in the ring they lay. */
 static uint64_t

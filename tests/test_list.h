@@ -122,6 +122,7 @@ XP(queue_crowded_sleepers_register)
 XP(spin_stretches_and_shrinks)
 XP(queue_claim_holder_dies)
 XP(queue_truncated_underneath)
+XP(queue_hostile_forged_cursor)
 XP(queue_hostile_scribbles)
 /* issue 12: queues, fork, inputs */
 X(queue_block_first_worker_gets_all)

@@ -792,10 +792,10 @@ burst_room(uint64_t ring)
  * goes on where the last message ended.
  */
 static void
-self_burst(uint32_t policy)
+self_burst(uint32_t policy, uint32_t role)
 {
     const char *n = t_name();
-    shmchan_opts o = t_opts(SHMCHAN_CREATE | SHMCHAN_SUBSCRIBE);
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | role);
     o.capacity = RW_RING;
     o.max_msg = RW_LEN;
     o.policy = policy;
@@ -846,12 +846,54 @@ self_burst(uint32_t policy)
 
 TEST(queue_rewind_self_burst_gets_capacity)
 {
-    self_burst(SHMCHAN_POLICY_BLOCK);
+    self_burst(SHMCHAN_POLICY_BLOCK, SHMCHAN_SUBSCRIBE);
+    self_burst(SHMCHAN_POLICY_BLOCK, SHMCHAN_WORKER); /* work_pos at the PAD */
 }
 
 TEST(queue_overwrite_self_burst_no_rewind)
 {
-    self_burst(SHMCHAN_POLICY_OVERWRITE);
+    self_burst(SHMCHAN_POLICY_OVERWRITE, SHMCHAN_SUBSCRIBE);
+}
+
+/*
+ * The same with nobody reading: a subscriber reads everything, the next
+ * claim rewinds, and the subscriber leaves before the PAD. The consumed
+ * watermark, which then holds writers back, stands at the PAD: a burst
+ * still gets the whole capacity, and a late SHMCHAN_OLDEST subscriber reads
+ * the message that rewound and the burst, intact.
+ */
+TEST(queue_rewind_watermark_at_pad)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, RW_RING, RW_LEN, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    static uint8_t msg[RW_MAX];
+    uint64_t key = 0;
+    uintptr_t start = 0;
+    for (uint64_t sent = 0; sent < RW_WINDOW; sent += 16 + RW_LEN, key++) {
+        tq_fill(msg, RW_LEN, key);
+        T_OK(shmchan_queue_send(w, msg, RW_LEN, 0));
+        uintptr_t at = burst_take(r, key);
+        start = start == 0 ? at : start;
+    }
+    uint64_t key0 = key;
+    tq_fill(msg, RW_LEN, key++);
+    T_OK(shmchan_queue_send(w, msg, RW_LEN, 0)); /* rewinds: r is at the tail */
+    shmchan_queue_close(r);
+    for (unsigned i = 0; i < burst_room(RW_RING) - 1; i++, key++) {
+        tq_fill(msg, RW_LEN, key);
+        T_OK(shmchan_queue_send(w, msg, RW_LEN, 0));
+    }
+    shmchan_queue *late = tq_open(n, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+    T_TRUE(burst_take(late, key0) == start);
+    for (uint64_t k = key0 + 1; k < key; k++) {
+        (void)burst_take(late, k);
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.messages, key);
+    shmchan_queue_close(late);
+    shmchan_queue_close(w);
 }
 
 /* ----------------------------------------------------------- overwrite */

@@ -84,8 +84,10 @@ shmchan__ring_view(shmchan__ring *v, shmchan__region *reg, shmchan__shm *shm, sh
     v->nwriters = g->max_writers;
     v->overwrite = g->overwrite;
     v->lock_base = g->lock_base;
-    uint64_t window = shmchan__ring_window();
-    v->rewind_at = !v->overwrite && v->cap >= 2 * window ? window : 0;
+    /* Rings that can never rewind skip the cache look-up (cpuid, which traps
+     * to the hypervisor in a guest: tens of microseconds once per process). */
+    uint64_t window = v->overwrite || v->cap < 2 * WINDOW_MIN ? 0 : shmchan__ring_window();
+    v->rewind_at = window != 0 && v->cap >= 2 * window ? window : 0;
     v->asym = shmchan__asym_register();
     v->nf = SHMCHAN__NFVIEW_OF(v->ctl, reg != NULL ? reg->chan_id : 0);
 }

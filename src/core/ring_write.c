@@ -86,8 +86,10 @@ skip_pads(const shmchan__ring *v, shmchan__atomic_u64 *word, uint64_t *pos, uint
  * is read before the slots (seq_cst): a worker announces (seq_cst) before its
  * CAS on work_pos, so if we saw the CAS we see the announcement. Stale values
  * are smaller, hence safe. The watermark is raised on the way (a CAS to a
- * larger value: it may run without the claim lock). *live_out (may be NULL)
- * receives whether any reader is registered.
+ * larger value: it may run without the claim lock). A cursor that holds the
+ * claim back while it stands at committed PADs counts at their end, and is
+ * moved there (skip_pads). *live_out (may be NULL) receives whether any
+ * reader is registered.
  */
 uint64_t
 shmchan__qgate_scan(const shmchan__ring *v, uint64_t need, bool drop_dead, bool *live_out)

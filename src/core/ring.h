@@ -163,6 +163,21 @@ shmchan__qplace(const shmchan__ring *v, uint64_t p0, uint64_t span, bool rewind)
     return (rewind && off != 0) || off + span > v->cap ? p0 + (v->cap - off) : p0;
 }
 
+/*
+ * The tag (acquire) and length of the header at h, where a writer may be
+ * overwriting it: a block-mode reader at a PAD a writer moved it past
+ * (ring_read.c, skipped_to), or a writer's look at a cursor's PADs
+ * (ring_write.c, past_pads). Both validate what they read afterwards, behind
+ * an acquire fence; tests/tsan.supp names this function for that race and
+ * nothing else, so it does nothing else.
+ */
+static inline void
+shmchan__qheader(shmchan__qrec *h, uint64_t *tag, uint64_t *len)
+{
+    *tag = shmchan__load(&h->tag, SHMCHAN__ACQUIRE);
+    *len = shmchan__load(&h->len, SHMCHAN__RELAXED);
+}
+
 /* Whether a record of this kind and length at pos stays inside the ring. */
 static inline bool
 shmchan__qfits(const shmchan__ring *v, uint64_t pos, uint32_t kind, uint64_t len)

@@ -45,9 +45,8 @@ past_pads(const shmchan__ring *v, uint64_t pos)
     uint64_t tail = shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE);
     uint64_t at = pos;
     for (int i = 0; i < PAD_CHAIN && at < tail && at % SHMCHAN__QREC_ALIGN == 0; i++) {
-        shmchan__qrec *h = shmchan__qrec_at(v, at);
-        uint64_t tag = shmchan__load(&h->tag, SHMCHAN__ACQUIRE);
-        uint64_t len = shmchan__load(&h->len, SHMCHAN__RELAXED);
+        uint64_t tag, len;
+        shmchan__qheader(shmchan__qrec_at(v, at), &tag, &len);
         if ((tag & SHMCHAN__QTAG_KINDS) != SHMCHAN__QTAG_PAD || (tag >> 2) == 0 ||
             !shmchan__qfits(v, at, SHMCHAN__QTAG_PAD, len) || shmchan__ring_overtaken(v, at)) {
             break;

@@ -385,6 +385,46 @@ allowed(int rc)
  * random, small, near the real positions and sequences, misaligned. Every
  * call must return one of its documented codes, within bounds, promptly.
  */
+/*
+ * Hostile peer: a subscriber's published cursor forged ahead of it. Writers
+ * move it only past PADs, to at most the tail (ring_write.c, skip_pads); the
+ * reader ignores any other value (misaligned, past the tail, more than a lap
+ * ahead) and goes on from its own cursor, delivering every message intact.
+ * A forged value inside the ring moves it to a record whose sequence it does
+ * not expect: a clear error, not a crash or a read outside its ring.
+ */
+TEST(queue_hostile_forged_cursor)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 8192, 256, 0);
+    shmchan_queue *s = tq_open(n, SHMCHAN_SUBSCRIBE);
+    shmchan__atomic_u64 *pos = &s->v.readers[s->rd.slot].pos;
+    shmchan__atomic_u64 *tail = &s->v.ctl->tail;
+    uint8_t msg[100], buf[256];
+    size_t got = 0;
+    shmchan_msg m;
+    for (uint64_t i = 0; i < 200; i++) { /* round the ring a few times */
+        tq_fill(msg, sizeof(msg), i);
+        T_OK(shmchan_queue_send(w, msg, sizeof(msg), 0));
+        uint64_t t = shmchan__load(tail, SHMCHAN__RELAXED);
+        uint64_t lies[] = {t + 16, t + 3 * 8192, s->rd.pos + 8, UINT64_MAX - 15};
+        if (i % 2 == 0) {
+            shmchan__store(pos, lies[(i / 2) % 4], SHMCHAN__RELAXED);
+        }
+        T_OK(shmchan_queue_recv(s, buf, sizeof(buf), 0, &got, &m));
+        T_EQ_U64(m.seq, i + 1);
+        T_TRUE(got == sizeof(msg) && tq_check(buf, got, i));
+    }
+    for (uint64_t i = 200; i < 202; i++) {
+        tq_fill(msg, sizeof(msg), i);
+        T_OK(shmchan_queue_send(w, msg, sizeof(msg), 0));
+    }
+    shmchan__store(pos, s->rd.pos + shmchan__qspan(sizeof(msg)), SHMCHAN__RELAXED);
+    T_ERR(shmchan_queue_recv(s, buf, sizeof(buf), 0, &got, &m), SHMCHAN_ECORRUPT);
+    shmchan_queue_close(s);
+    shmchan_queue_close(w);
+}
+
 TEST(queue_hostile_scribbles)
 {
     const char *n = t_name();

@@ -1,4 +1,5 @@
 /* Queues, in one process: the API's semantics, errors, sizes and wrap-around. */
+#include "core/ring.h" /* shmchan__ring_window */
 #include "t.h"
 #include "test_queue_util.h"
 
@@ -683,20 +684,33 @@ rewind_take(shmchan_queue *r, uint64_t key, uintptr_t *lo, uintptr_t *hi)
     T_OK(shmchan_queue_release(r));
 }
 
-#define RW_LEN 32000u /* records of 32 016 bytes */
-#define RW_RING (UINT64_C(4) << 20)
-#define RW_WINDOW (UINT64_C(2) << 20)
+/*
+ * The rewinding tests scale with this process's window (derived from the
+ * caches): a ring of two windows and records of about 1/131 of it, so that
+ * the ring holds 131 records (2 MiB window: 4 MiB ring, records of 32 016
+ * bytes). RW_MAX bounds the message for the largest window (32 MiB).
+ */
+#define RW_WINDOW shmchan__ring_window()
+#define RW_RING (2 * RW_WINDOW)
+#define RW_LEN ((size_t)((RW_RING / 131) & ~(uint64_t)15) - 16)
+#define RW_MAX (UINT64_C(1) << 19)
+
+size_t
+tq_rewind_len(void)
+{
+    return RW_LEN;
+}
 
 /* Send n messages (keys from key0), the subscriber r taking each at once or
  * all at the end; return how far apart in the ring they lay. */
 static uint64_t
 rewind_round(shmchan_queue *w, shmchan_queue *r, uint64_t key0, unsigned n, bool keep_up)
 {
-    static uint8_t msg[RW_LEN];
+    static uint8_t msg[RW_MAX];
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (unsigned i = 0; i < n; i++) {
-        tq_fill(msg, sizeof(msg), key0 + i);
-        T_OK(shmchan_queue_send(w, msg, sizeof(msg), 0));
+        tq_fill(msg, RW_LEN, key0 + i);
+        T_OK(shmchan_queue_send(w, msg, RW_LEN, 0));
         if (keep_up) {
             rewind_take(r, key0 + i, &lo, &hi);
         }
@@ -708,17 +722,17 @@ rewind_round(shmchan_queue *w, shmchan_queue *r, uint64_t key0, unsigned n, bool
 }
 
 /*
- * Block mode, a ring of 4 MiB: while its readers keep up, it goes round its
- * first 2 MiB (records start early at the next lap), so that it stays in the
- * caches. A reader that lags still has at least 1 MiB of headroom and loses
- * nothing; a ring nobody reads keeps its whole history for a late
+ * Block mode, a ring of two windows: while its readers keep up, it goes round
+ * its first window or so (records start early at the next lap), so that it
+ * stays in the caches. A reader that lags still has half a window of
+ * headroom and loses nothing; a ring nobody reads keeps its whole history for a late
  * SHMCHAN_OLDEST subscriber, and one that rewound at least the window.
  */
 TEST(queue_rewinds_while_readers_keep_up)
 {
     const char *n = t_name();
     shmchan_queue *w = tq_create(n, RW_RING, RW_LEN, 0);
-    static uint8_t buf[RW_LEN];
+    static uint8_t buf[RW_MAX];
     size_t len = 0;
     shmchan_msg m;
     for (uint64_t i = 0; i < 120; i++) { /* nobody reads: 3.8 MB stay */
@@ -727,15 +741,15 @@ TEST(queue_rewinds_while_readers_keep_up)
     }
     shmchan_queue *late = tq_open(n, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
     for (uint64_t i = 0; i < 120; i++) {
-        T_OK(shmchan_queue_recv(late, buf, sizeof(buf), 0, &len, &m));
+        T_OK(shmchan_queue_recv(late, buf, RW_LEN, 0, &len, &m));
         T_EQ_U64(m.seq, i + 1);
         T_TRUE(tq_check(buf, len, i));
     }
     shmchan_queue_close(late);
     shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
     (void)rewind_round(w, r, 1000, 20, true); /* from the end of the ring to its start */
-    T_TRUE(rewind_round(w, r, 2000, 300, true) < RW_WINDOW); /* 9.6 MB */
-    T_TRUE(rewind_round(w, r, 3000, 30, false) > 0);         /* 0.96 MB behind */
+    T_TRUE(rewind_round(w, r, 2000, 300, true) < RW_WINDOW); /* 2.3 rings */
+    T_TRUE(rewind_round(w, r, 3000, 30, false) > 0);         /* 0.46 windows behind */
     (void)rewind_round(w, r, 4000, 100, true);
     T_TRUE(rewind_round(w, r, 5000, 300, true) < RW_WINDOW);
     shmchan_info info;
@@ -745,6 +759,140 @@ TEST(queue_rewinds_while_readers_keep_up)
     T_TRUE(info.oldest_seq > 870 - 131); /* less than the ring */
     T_TRUE(info.oldest_seq <= 870 - 60); /* at least the window, less a record */
     shmchan_queue_close(r);
+    shmchan_queue_close(w);
+}
+
+/* Read the next message (key) with peek; return where its payload lies. */
+static uintptr_t
+burst_take(shmchan_queue *r, uint64_t key)
+{
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    rewind_take(r, key, &lo, &hi);
+    return lo;
+}
+
+/*
+ * Messages of RW_LEN bytes that a ring of `ring` bytes holds at once, when
+ * its readers have consumed everything: records of 16 + RW_LEN bytes and the
+ * zero header behind them, less one record the end of a lap may pad away.
+ */
+static unsigned
+burst_room(uint64_t ring)
+{
+    return (unsigned)((ring - 16) / (16 + RW_LEN)) - 1;
+}
+
+/*
+ * Block mode: one handle that writes and reads, past the ring offset from
+ * which claims rewind, reads everything and then sends a burst without
+ * waiting: the burst gets the whole capacity, although the claim that
+ * rewound left the handle's cursor before its pad (issue 14). Then the ring
+ * is really full, the burst reads back intact, and the next burst gets the
+ * capacity again. In overwrite mode (which never rewinds) the same burst
+ * goes on where the last message ended.
+ */
+static void
+self_burst(uint32_t policy, uint32_t role)
+{
+    const char *n = t_name();
+    shmchan_opts o = t_opts(SHMCHAN_CREATE | role);
+    o.capacity = RW_RING;
+    o.max_msg = RW_LEN;
+    o.policy = policy;
+    shmchan_queue *q = NULL;
+    T_OK(shmchan_queue_open(n, &o, &q));
+    static uint8_t msg[RW_MAX];
+    uint64_t key = 0, sent = 0;
+    uintptr_t start = 0, last = 0;
+    while (sent < RW_WINDOW) { /* one by one, read at once, up to the window */
+        tq_fill(msg, RW_LEN, key);
+        T_OK(shmchan_queue_send(q, msg, RW_LEN, 0));
+        last = burst_take(q, key++);
+        start = start == 0 ? last : start;
+        sent += 16 + RW_LEN;
+    }
+    unsigned room = burst_room(RW_RING);
+    for (int round = 0; round < 2; round++) {
+        uint64_t key0 = key;
+        for (unsigned i = 0; i < room; i++, key++) {
+            tq_fill(msg, RW_LEN, key);
+            T_OK(shmchan_queue_send(q, msg, RW_LEN, 0));
+        }
+        for (int extra = 0; policy == SHMCHAN_POLICY_BLOCK; extra++, key++) {
+            T_TRUE(extra <= 1); /* then it is full: the one a lap's end may pad */
+            tq_fill(msg, RW_LEN, key);
+            int rc = shmchan_queue_send(q, msg, RW_LEN, 0);
+            if (rc == SHMCHAN_EAGAIN) {
+                break;
+            }
+            T_OK(rc);
+        }
+        uintptr_t first = burst_take(q, key0);
+        if (round == 0 && policy == SHMCHAN_POLICY_BLOCK) {
+            T_TRUE(first == start); /* it did rewind: the burst began at the ring's start */
+        } else if (round == 0) {
+            T_TRUE(first == last + 16 + RW_LEN); /* no rewind in overwrite mode */
+        }
+        for (uint64_t k = key0 + 1; k < key; k++) {
+            (void)burst_take(q, k);
+        }
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.messages, key);
+    T_EQ_U64(info.drops, 0);
+    shmchan_queue_close(q);
+}
+
+TEST(queue_rewind_self_burst_gets_capacity)
+{
+    self_burst(SHMCHAN_POLICY_BLOCK, SHMCHAN_SUBSCRIBE);
+    self_burst(SHMCHAN_POLICY_BLOCK, SHMCHAN_WORKER); /* work_pos at the PAD */
+}
+
+TEST(queue_overwrite_self_burst_no_rewind)
+{
+    self_burst(SHMCHAN_POLICY_OVERWRITE, SHMCHAN_SUBSCRIBE);
+}
+
+/*
+ * The same with nobody reading: a subscriber reads everything, the next
+ * claim rewinds, and the subscriber leaves before the PAD. The consumed
+ * watermark, which then holds writers back, stands at the PAD: a burst
+ * still gets the whole capacity, and a late SHMCHAN_OLDEST subscriber reads
+ * the message that rewound and the burst, intact.
+ */
+TEST(queue_rewind_watermark_at_pad)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, RW_RING, RW_LEN, 0);
+    shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+    static uint8_t msg[RW_MAX];
+    uint64_t key = 0;
+    uintptr_t start = 0;
+    for (uint64_t sent = 0; sent < RW_WINDOW; sent += 16 + RW_LEN, key++) {
+        tq_fill(msg, RW_LEN, key);
+        T_OK(shmchan_queue_send(w, msg, RW_LEN, 0));
+        uintptr_t at = burst_take(r, key);
+        start = start == 0 ? at : start;
+    }
+    uint64_t key0 = key;
+    tq_fill(msg, RW_LEN, key++);
+    T_OK(shmchan_queue_send(w, msg, RW_LEN, 0)); /* rewinds: r is at the tail */
+    shmchan_queue_close(r);
+    for (unsigned i = 0; i < burst_room(RW_RING) - 1; i++, key++) {
+        tq_fill(msg, RW_LEN, key);
+        T_OK(shmchan_queue_send(w, msg, RW_LEN, 0));
+    }
+    shmchan_queue *late = tq_open(n, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+    T_TRUE(burst_take(late, key0) == start);
+    for (uint64_t k = key0 + 1; k < key; k++) {
+        (void)burst_take(late, k);
+    }
+    shmchan_info info;
+    tq_info(n, &info);
+    T_EQ_U64(info.messages, key);
+    shmchan_queue_close(late);
     shmchan_queue_close(w);
 }
 

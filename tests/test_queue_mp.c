@@ -1,4 +1,5 @@
 /* Queues across processes: many writers, subscribers and workers, crashes, replay. */
+#include "core/ring.h" /* shmchan__ring_window */
 #include "t.h"
 #include "test_queue_util.h"
 
@@ -283,7 +284,7 @@ TEST(queue_4_writers_4_subscribers)
 /* A big ring: writers rarely wait, and claims rewind (the readers keep up). */
 TEST(queue_4_writers_4_subscribers_big_ring)
 {
-    four_writers_four_subscribers(UINT64_C(4) << 20);
+    four_writers_four_subscribers(2 * shmchan__ring_window());
 }
 
 /* arg: "name out": take messages until a stop; write "writer counter" lines. */
@@ -464,7 +465,137 @@ TEST(queue_4_workers_share)
  * workers' announcements). */
 TEST(queue_4_workers_share_big_ring)
 {
-    three_writers_four_workers(UINT64_C(4) << 20, 12000);
+    three_writers_four_workers(2 * shmchan__ring_window(), 12000);
+}
+
+/* ------------------------------------------------ rewinding, two processes */
+
+static bool
+file_touch(const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    return f != NULL && fclose(f) == 0;
+}
+
+/* Wait up to 60 s for a file to exist. */
+static bool
+file_await(const char *path)
+{
+    for (uint64_t end = t_now_ns() + UINT64_C(60000000000); t_now_ns() < end;) {
+        FILE *f = fopen(path, "rb");
+        if (f != NULL) {
+            fclose(f);
+            return true;
+        }
+        t_sleep_ms(1);
+    }
+    return false;
+}
+
+/* Take the next message in place: key's bytes (or the 8-byte stop, whose
+ * count goes to *stop); *at: where it lay. 0, or why not. */
+static int
+rewind_peek(shmchan_queue *q, uint64_t key, uintptr_t *at, uint64_t *stop)
+{
+    shmchan_msg m;
+    int rc = shmchan_queue_peek(q, TQ_TIMEOUT_MS, &m);
+    if (rc != SHMCHAN_OK) {
+        fprintf(stderr, "rewind reader: %s at key %" PRIu64 "\n", shmchan_errname(rc), key);
+        return 2;
+    }
+    *at = (uintptr_t)m.data;
+    if (m.len == sizeof(*stop)) {
+        memcpy(stop, m.data, sizeof(*stop));
+    } else if (m.len != tq_rewind_len() || m.lost != 0 || m.seq != key + 1 ||
+               !tq_check(m.data, (size_t)m.len, key)) {
+        fprintf(stderr, "rewind reader: key %" PRIu64 " is not intact\n", key);
+        return 4;
+    }
+    return shmchan_queue_release(q) == SHMCHAN_OK ? 0 : 5;
+}
+
+/* arg: "name gate k": a subscriber takes messages 0..k-1 as they come,
+ * creates gate.read, waits for gate.go and takes the rest up to the stop,
+ * which carries their count. Message k must lie where message 0 lay: the
+ * writer's first claim after gate.read rewound. */
+HELPER(queue_rewind_reader)
+{
+    char name[64], gate[512], path[600];
+    t_arg_word(arg, 0, name, sizeof(name));
+    t_arg_word(arg, 1, gate, sizeof(gate));
+    uint64_t k = t_arg_u32(arg, 2), stop = UINT64_MAX, key = 0;
+    shmchan_opts o = t_opts(SHMCHAN_SUBSCRIBE);
+    shmchan_queue *q = NULL;
+    if (shmchan_queue_open(name, &o, &q) != SHMCHAN_OK) {
+        return 3;
+    }
+    uintptr_t first = 0, at = 0;
+    int rc = 0;
+    for (; rc == 0 && key < k; key++) {
+        rc = rewind_peek(q, key, &at, &stop);
+        first = key == 0 ? at : first;
+    }
+    snprintf(path, sizeof(path), "%s.read", gate);
+    if (rc != 0 || !file_touch(path)) {
+        return rc != 0 ? rc : 6;
+    }
+    snprintf(path, sizeof(path), "%s.go", gate);
+    if (!file_await(path)) {
+        return 7;
+    }
+    for (; rc == 0 && stop == UINT64_MAX; key++) {
+        rc = rewind_peek(q, key, &at, &stop);
+        if (rc == 0 && key == k && at != first) {
+            fprintf(stderr, "rewind reader: the burst did not start at the ring's start\n");
+            rc = 8;
+        }
+    }
+    shmchan_queue_close(q);
+    return rc != 0 ? rc : stop == key - 1 ? 0 : 9;
+}
+
+/*
+ * Block mode, two processes (issue 14): a subscriber keeps up with a writer
+ * past the window, then stops right at the tail; the writer's next claim
+ * rewinds, and a burst sent without waiting still gets the whole capacity
+ * (before: only the window offset). The subscriber then reads every message
+ * intact, from the ring's start.
+ */
+TEST(queue_rewind_burst_two_processes)
+{
+    const char *n = t_name(), *gate = t_path();
+    uint64_t window = shmchan__ring_window(), ring = 2 * window;
+    size_t len = tq_rewind_len();
+    uint64_t span = 16 + len, k = (window + span - 1) / span;
+    shmchan_queue *w = tq_create(n, ring, len, 0);
+    char arg[700], path[600];
+    snprintf(arg, sizeof(arg), "%s %s %u", n, gate, (unsigned)k);
+    t_proc p = t_spawn("queue_rewind_reader", arg);
+    await_readers(n, 1);
+    uint8_t *msg = malloc(len);
+    T_TRUE(msg != NULL);
+    uint64_t key = 0;
+    for (; key < k; key++) {
+        tq_fill(msg, len, key);
+        T_OK(shmchan_queue_send(w, msg, len, TQ_TIMEOUT_MS));
+    }
+    snprintf(path, sizeof(path), "%s.read", gate);
+    T_TRUE(file_await(path));
+    uint64_t room = (ring - 16) / span - 1; /* one a lap's end may pad */
+    for (uint64_t i = 0; i < room; i++, key++) {
+        tq_fill(msg, len, key);
+        T_OK(shmchan_queue_send(w, msg, len, 0));
+    }
+    snprintf(path, sizeof(path), "%s.go", gate);
+    T_TRUE(file_touch(path));
+    T_OK(shmchan_queue_send(w, &key, sizeof(key), TQ_TIMEOUT_MS));
+    T_EQ_U64(t_wait_bounded(p, 60000), 0);
+    free(msg);
+    snprintf(path, sizeof(path), "%s.read", gate);
+    remove(path);
+    snprintf(path, sizeof(path), "%s.go", gate);
+    remove(path);
+    shmchan_queue_close(w);
 }
 
 /* ------------------------------------------------------- overwrite mode */

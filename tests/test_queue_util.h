@@ -14,6 +14,9 @@ uint8_t tq_byte(uint64_t key, size_t i);
 void tq_fill(uint8_t *p, size_t len, uint64_t key);
 bool tq_check(const uint8_t *p, size_t len, uint64_t key);
 void tq_info(const char *name, shmchan_info *info);
+/* Rewinding tests: a ring of 2 * shmchan__ring_window() bytes holds 131
+ * records of messages this long (test_queue.c). */
+size_t tq_rewind_len(void);
 /* SHMCHAN_STRESS_SECONDS, default 3. */
 double tq_seconds(void);
 

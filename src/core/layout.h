@@ -382,7 +382,11 @@ _Static_assert(sizeof(shmchan__queue_ctl) == 6 * SHMCHAN__CACHE_LINE + 4 * SHMCH
  * A subscriber publishes {pos, seq, received} with release stores once per
  * receive call (not per message of a batch), then issues the publisher's
  * barrier and reads sp_waiters (see ring.h for when). A worker stores pos = the position it is about to claim
- * (seq_cst) and QPOS_NONE when it is done with the record.
+ * (seq_cst) and QPOS_NONE when it is done with the record. In block mode a
+ * writer whose claim a subscriber at committed PADs holds back moves that
+ * subscriber's pos past them with a CAS (the one word of the slot another
+ * process writes); the subscriber, after loading the tag at its cursor,
+ * continues from pos when pos is ahead (docs/queue.md, "Rewinding").
  */
 typedef struct shmchan__qreader {
     shmchan__atomic_u64 state;    /* gen << 32 | SHMCHAN_PEER_SUBSCRIBER / _WORKER, 0 free */

@@ -548,6 +548,9 @@ open_once(const char *name, const shmchan_opts *opts, const shmchan__kind_ops *o
     r->flags = opts->flags;
     r->name = name;
     r->asym = shmchan__asym_register(); /* before any publish through r */
+    /* The default spin is a policy (a CPU budget per wait, stretched by the
+     * adaptive spin of wait.h), not a figure measured on one machine: see
+     * docs/design.md, "Waiting without polling". */
     r->spin_ns = opts->spin_ns == SHMCHAN_SPIN_DEFAULT  ? SHMCHAN__DEFAULT_SPIN_NS
                  : opts->spin_ns == SHMCHAN_SPIN_NONE ? 0
                                                         : opts->spin_ns;

@@ -23,6 +23,42 @@ shmchan__qtables_size(uint32_t nreaders, uint32_t nwriters)
     return round_up(((uint64_t)nreaders + nwriters) * SHMCHAN__CACHE_LINE, SHMCHAN__PAGE);
 }
 
+/*
+ * The rewinding window (docs/queue.md, "Rewinding"). A ring that rewinds
+ * goes round its first one to two windows; each line there was written by
+ * the writer's core and read by the reader's, so it is still cached when
+ * the writer comes round again if a window is about what the two cores'
+ * private L2 caches hold together: twice this CPU's L2. The L3 bounds it
+ * from above (half of it) where it is smaller than that; it is not used to
+ * make the window bigger, because the size a virtual machine reports is
+ * often the whole socket's, shared with other tenants. Unknown L2: 1 MiB
+ * assumed (the L2 of current x86 server cores lies between 512 KiB and
+ * 2 MiB). Rounded down to a power of two, between 256 KiB and 32 MiB.
+ */
+#define WINDOW_MIN (UINT64_C(256) << 10)
+#define WINDOW_MAX (UINT64_C(32) << 20)
+#define L2_UNKNOWN (UINT64_C(1) << 20)
+
+uint64_t
+shmchan__ring_window(void)
+{
+    static shmchan__atomic_u64 cached; /* racing first calls store the same */
+    uint64_t w = shmchan__load(&cached, SHMCHAN__RELAXED);
+    if (SHMCHAN__LIKELY(w != 0)) {
+        return w;
+    }
+    uint64_t l2 = shmchan__plat_cache_size(2), l3 = shmchan__plat_cache_size(3);
+    uint64_t want = 2 * (l2 != 0 && l2 <= WINDOW_MAX ? l2 : L2_UNKNOWN);
+    if (l3 != 0 && l3 / 2 < want) {
+        want = l3 / 2;
+    }
+    for (w = WINDOW_MIN; w < WINDOW_MAX && 2 * w <= want;) {
+        w *= 2;
+    }
+    shmchan__store(&cached, w, SHMCHAN__RELAXED);
+    return w;
+}
+
 /* A ring must hold a pad, a record of max_msg bytes and the zero header. */
 uint64_t
 shmchan__ring_min_capacity(uint64_t max_msg)
@@ -49,7 +85,10 @@ shmchan__ring_view(shmchan__ring *v, shmchan__region *reg, shmchan__shm *shm, sh
     v->overwrite = g->overwrite;
     v->lock_base = g->lock_base;
     v->wlock_base = g->wlock_base != 0 ? g->wlock_base : g->lock_base + g->max_readers;
-    v->rewind_at = !v->overwrite && v->cap >= 2 * SHMCHAN__QWINDOW ? SHMCHAN__QWINDOW : 0;
+    /* Rings that can never rewind skip the cache look-up (cpuid, which traps
+     * to the hypervisor in a guest: tens of microseconds once per process). */
+    uint64_t window = v->overwrite || v->cap < 2 * WINDOW_MIN ? 0 : shmchan__ring_window();
+    v->rewind_at = window != 0 && v->cap >= 2 * window ? window : 0;
     v->asym = shmchan__asym_register();
     v->nf = SHMCHAN__NFVIEW_OF(v->ctl, reg != NULL ? reg->chan_id : 0);
 }

@@ -32,9 +32,6 @@
 #define SHMCHAN__QSLICE_NS (20ull * 1000 * 1000)
 #define SHMCHAN__QFIRST_SLICE_NS (1000ull * 1000) /* a writer's first sleep for space */
 
-/* Block mode, rings of at least twice this: a claim at or past this ring
- * offset may start the next lap early (docs/queue.md, "Rewinding"). */
-#define SHMCHAN__QWINDOW (UINT64_C(2) << 20)
 /* In the journal's j_len: the claim in progress started the next lap early. */
 #define SHMCHAN__QJ_REWOUND (UINT64_C(1) << 63)
 
@@ -173,6 +170,21 @@ shmchan__qplace(const shmchan__ring *v, uint64_t p0, uint64_t span, bool rewind)
     return (rewind && off != 0) || off + span > v->cap ? p0 + (v->cap - off) : p0;
 }
 
+/*
+ * The tag (acquire) and length of the header at h, where a writer may be
+ * overwriting it: a block-mode reader at a PAD a writer moved it past
+ * (ring_read.c, skipped_to), or a writer's look at a cursor's PADs
+ * (ring_write.c, past_pads). Both validate what they read afterwards, behind
+ * an acquire fence; tests/tsan.supp names this function for that race and
+ * nothing else, so it does nothing else.
+ */
+static inline void
+shmchan__qheader(shmchan__qrec *h, uint64_t *tag, uint64_t *len)
+{
+    *tag = shmchan__load(&h->tag, SHMCHAN__ACQUIRE);
+    *len = shmchan__load(&h->len, SHMCHAN__RELAXED);
+}
+
 /* Whether a record of this kind and length at pos stays inside the ring. */
 static inline bool
 shmchan__qfits(const shmchan__ring *v, uint64_t pos, uint32_t kind, uint64_t len)
@@ -211,6 +223,11 @@ shmchan__ring_overtaken(const shmchan__ring *v, uint64_t pos)
 
 /* Bytes of the two slot tables (page aligned); the ring bytes follow. */
 uint64_t shmchan__qtables_size(uint32_t nreaders, uint32_t nwriters);
+/* Block mode, rings of at least twice this: a claim at or past this ring
+ * offset may start the next lap early (docs/queue.md, "Rewinding"). A power
+ * of two derived from this machine's caches once per process (ring.c):
+ * process-local policy, never read from or written to shared memory. */
+uint64_t shmchan__ring_window(void);
 /* Smallest ring for messages of max_msg bytes: a pad, a record, the zero header. */
 uint64_t shmchan__ring_min_capacity(uint64_t max_msg);
 /* A view of the ring whose control block is at ctl and tables at data. */

@@ -63,6 +63,30 @@ look_ahead(const shmchan__ring *v, const shmchan__ring_rd *q, uint64_t p)
 }
 
 /*
+ * Block mode: whether a writer moved our published cursor past the PADs we
+ * stood at (ring_write.c, skip_pads), which it may then have overwritten:
+ * what we just read at p is not to be trusted, continue where it put us.
+ * The loads of the tag and length at p come first, then an acquire fence:
+ * if either read bytes of a claim that relied on the move, the claim's
+ * release fence came after the move, so the load of pos behind ours sees it.
+ * Our own line, so a look costs no transfer. A value
+ * no writer would store (misaligned, past the tail, more than a lap ahead)
+ * is ignored; it can only come from a peer that forges our slot.
+ */
+static bool
+skipped_to(const shmchan__ring *v, shmchan__ring_rd *q, uint64_t p)
+{
+    shmchan__fence(SHMCHAN__ACQUIRE);
+    uint64_t to = shmchan__load(&v->readers[q->slot].pos, SHMCHAN__RELAXED);
+    if (SHMCHAN__LIKELY(to <= p) || to % SHMCHAN__QREC_ALIGN != 0 || to - p > v->cap ||
+        to > shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE)) {
+        return false;
+    }
+    q->pos = to;
+    return true;
+}
+
+/*
  * A subscriber's next message: OK, EAGAIN (nothing yet; *claimed receives the
  * tag when a writer is still filling it), ECORRUPT. Skips pads and dropped
  * records; resyncs when lapped, unless may_resync is false (in the middle of
@@ -75,10 +99,13 @@ shmchan__ring_sub_locate(const shmchan__ring *v, shmchan__ring_rd *q, shmchan__r
     for (int i = 0; i < SKIP_MAX; i++) {
         uint64_t p = q->pos, s = q->seq;
         shmchan__qrec *h = shmchan__qrec_at(v, p);
-        uint64_t tag = shmchan__load(&h->tag, SHMCHAN__ACQUIRE);
+        uint64_t tag, len;
+        shmchan__qheader(h, &tag, &len);
         uint32_t kind = (uint32_t)(tag & SHMCHAN__QTAG_KINDS);
+        if (SHMCHAN__UNLIKELY(!v->overwrite && skipped_to(v, q, p))) {
+            continue;
+        }
         if (SHMCHAN__LIKELY((tag >> 2) == s)) {
-            uint64_t len = shmchan__load(&h->len, SHMCHAN__RELAXED);
             if (kind == SHMCHAN__QTAG_CLAIMED) {
                 *claimed = tag;
                 f->pos = p;

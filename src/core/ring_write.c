@@ -26,6 +26,58 @@ blocks(const shmchan__ring *v, uint64_t pos, uint64_t need)
 }
 
 /*
+ * Where a cursor at pos stands in effect: past the committed PADs that
+ * start there (a claim that went to the next lap's start, the rest of a
+ * reservation committed shorter), up to the tail. A reader at a PAD has
+ * read everything before it and skips it with its next look, so the bytes
+ * under it are free: without this, a reader that stopped right before a
+ * rewound claim's PAD would leave writers only the ring's start up to its
+ * own offset instead of the whole capacity (docs/queue.md, "Rewinding").
+ * Headers are read without the claim lock: a position below `oldest`
+ * (overtaken, looked at after the fence) or a header that is not an intact
+ * PAD ends the walk. Bounded: PAD_CHAIN headers at most.
+ */
+#define PAD_CHAIN 4
+
+static uint64_t
+past_pads(const shmchan__ring *v, uint64_t pos)
+{
+    uint64_t tail = shmchan__load(&v->ctl->tail, SHMCHAN__ACQUIRE);
+    uint64_t at = pos;
+    for (int i = 0; i < PAD_CHAIN && at < tail && at % SHMCHAN__QREC_ALIGN == 0; i++) {
+        uint64_t tag, len;
+        shmchan__qheader(shmchan__qrec_at(v, at), &tag, &len);
+        if ((tag & SHMCHAN__QTAG_KINDS) != SHMCHAN__QTAG_PAD || (tag >> 2) == 0 ||
+            !shmchan__qfits(v, at, SHMCHAN__QTAG_PAD, len) || shmchan__ring_overtaken(v, at)) {
+            break;
+        }
+        at += shmchan__qspan(len);
+    }
+    return at <= tail ? at : pos;
+}
+
+/*
+ * A cursor at *pos that holds back a claim ending at need may stand at PADs:
+ * move it past them with a CAS on the word that publishes it (a
+ * subscriber's `pos`, `work_pos`, the watermark), so that its owner, which
+ * may be overtaken there now, sees it (ring_read.c, skipped_to). The CAS
+ * orders before the stores of any claim that uses it: that claim's `oldest`
+ * store and release fence come after it. *pos receives the cursor's value.
+ */
+static void
+skip_pads(const shmchan__ring *v, shmchan__atomic_u64 *word, uint64_t *pos, uint64_t need)
+{
+    if (SHMCHAN__LIKELY(!blocks(v, *pos, need)) || *pos == SHMCHAN__QPOS_NONE) {
+        return;
+    }
+    uint64_t to = past_pads(v, *pos);
+    if (to != *pos && !shmchan__cas(word, pos, to)) {
+        return; /* *pos: what its owner (or another writer) published since */
+    }
+    *pos = to;
+}
+
+/*
  * The smallest position writers must not overwrite (docs/queue.md, "Unread
  * messages"): every live subscriber's cursor and, when workers exist,
  * work_pos and the positions workers announced; with no reader registered,
@@ -33,14 +85,19 @@ blocks(const shmchan__ring *v, uint64_t pos, uint64_t need)
  * is read before the slots (seq_cst): a worker announces (seq_cst) before its
  * CAS on work_pos, so if we saw the CAS we see the announcement. Stale values
  * are smaller, hence safe. The watermark is raised on the way (a CAS to a
- * larger value: it may run without the claim lock). *live_out (may be NULL)
- * receives whether any reader is registered.
+ * larger value: it may run without the claim lock). A cursor that holds the
+ * claim back while it stands at committed PADs counts at their end, and is
+ * moved there (skip_pads). *live_out (may be NULL) receives whether any
+ * reader is registered.
  */
 uint64_t
 shmchan__qgate_scan(const shmchan__ring *v, uint64_t need, bool drop_dead, bool *live_out)
 {
     shmchan__queue_ctl *c = v->ctl;
     uint64_t work = shmchan__load(&c->work_pos, SHMCHAN__SEQ_CST);
+    if (shmchan__load(&c->nworkers, SHMCHAN__RELAXED) != 0) {
+        skip_pads(v, &c->work_pos, &work, need);
+    }
     uint64_t k0 = shmchan__ring_consumed(v), k = k0;
     uint32_t n = shmchan__load(&c->readers_used, SHMCHAN__ACQUIRE);
     n = n < v->nreaders ? n : v->nreaders;
@@ -53,6 +110,9 @@ shmchan__qgate_scan(const shmchan__ring *v, uint64_t need, bool drop_dead, bool 
             continue;
         }
         uint64_t pos = shmchan__load(&rd->pos, SHMCHAN__SEQ_CST);
+        if (role == SHMCHAN_PEER_SUBSCRIBER) {
+            skip_pads(v, &rd->pos, &pos, need);
+        }
         uint64_t from = shmchan__load(&rd->from, SHMCHAN__RELAXED);
         uint64_t eff = role == SHMCHAN_PEER_WORKER && work < pos ? work : pos;
         if (drop_dead && blocks(v, eff, need) && shmchan__qdrop_reader(v, i)) {
@@ -70,6 +130,9 @@ shmchan__qgate_scan(const shmchan__ring *v, uint64_t need, bool drop_dead, bool 
     }
     if (wcover && wmin > k) {
         k = wmin; /* workers that joined at or below it took everything below wmin */
+    }
+    if (!live && blocks(v, k, need)) {
+        k = past_pads(v, k); /* nobody reads: the watermark holds writers */
     }
     if (k > k0) {
         /* One pass: readers that chain (one joined where another stands, in

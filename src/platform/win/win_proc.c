@@ -206,7 +206,6 @@ shmchan__sleep_ns(uint64_t ns)
     Sleep(ms >= INFINITE ? INFINITE - 1 : (DWORD)ms);
 }
 
-
 uint64_t
 shmchan__plat_cache_size(int level)
 {

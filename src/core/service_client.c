@@ -192,9 +192,26 @@ shmchan_service_request_commit(shmchan_service *s, size_t len, uint64_t *id_out)
 
 /* ----------------------------------------------------------- responses */
 
+/* Whether server slot i's owner lives: its lock probed, or trusted for
+ * SHMCHAN__SVC_RECHECK_NS after a probe found it alive. */
+static bool
+server_alive(shmchan_service *s, uint32_t i)
+{
+    uint64_t now = shmchan__now_ns();
+    if (s->held_at != 0 && s->held_by == i && now - s->held_at < SHMCHAN__SVC_RECHECK_NS) {
+        return true;
+    }
+    if (shmchan__lock_probe(s->r.shm, shmchan__ring_lock(&s->req, i)) == SHMCHAN_OK) {
+        return false; /* nobody holds the slot's lock */
+    }
+    s->held_by = i;
+    s->held_at = now;
+    return true;
+}
+
 /* Whether a live server line holds our request id. */
 static bool
-held_by_live_server(const shmchan_service *s, uint64_t id)
+held_by_live_server(shmchan_service *s, uint64_t id)
 {
     uint64_t word = shmchan__svc_hold_word(s->slot, s->gen);
     for (uint32_t i = 0; i < s->nservers; i++) {
@@ -203,7 +220,7 @@ held_by_live_server(const shmchan_service *s, uint64_t id)
             shmchan__load(&sv->hold_id, SHMCHAN__RELAXED) != id) {
             continue;
         }
-        if (shmchan__lock_probe(s->r.shm, shmchan__ring_lock(&s->req, i)) != SHMCHAN_OK) {
+        if (server_alive(s, i)) {
             return true;
         }
     }
@@ -213,7 +230,7 @@ held_by_live_server(const shmchan_service *s, uint64_t id)
 /* A pending request that a server took and no live server holds any more:
  * its index, or npend. The caller then looks at its reply ring once more. */
 static size_t
-orphaned(const shmchan_service *s)
+orphaned(shmchan_service *s)
 {
     uint64_t work = shmchan__load(&s->req.ctl->work_pos, SHMCHAN__SEQ_CST);
     for (size_t i = 0; i < s->npend; i++) {

@@ -63,6 +63,11 @@ struct shmchan_service {
     bool reserved;
     shmchan__rclaim resv;
     uint64_t resv_id;
+    /* The server slot last found alive holding one of our requests, and when
+     * (its lock probe is a system call: a polling client makes one per
+     * SHMCHAN__SVC_RECHECK_NS, not one per poll). held_at 0: none. */
+    uint32_t held_by;
+    uint64_t held_at;
     /* Server: worker slot `slot` of the request ring, writer slot `slot` of
      * every reply ring (views and cursors: nclients of each). */
     shmchan__ring_rd wk;

@@ -8,17 +8,6 @@
 
 #include "queue_int.h"
 
-/* Smallest power of two >= v (v <= 2^63). */
-static uint64_t
-pow2_up(uint64_t v)
-{
-    uint64_t p = 1;
-    while (p < v) {
-        p <<= 1;
-    }
-    return p;
-}
-
 /* ------------------------------------------------------- kind operations */
 
 static bool
@@ -40,9 +29,9 @@ queue_plan(const shmchan_opts *o, shmchan__geom *g)
         o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY) {
         return SHMCHAN_EINVAL;
     }
-    uint64_t need = pow2_up(shmchan__ring_min_capacity(g->max_msg));
+    uint64_t need = shmchan__pow2_up(shmchan__ring_min_capacity(g->max_msg));
     if (o->capacity != 0) {
-        g->capacity = pow2_up(o->capacity);
+        g->capacity = shmchan__pow2_up(o->capacity);
         if (g->capacity < need) {
             return SHMCHAN_EINVAL; /* cannot hold two messages of max_msg bytes */
         }
@@ -63,7 +52,7 @@ queue_match(const shmchan_opts *o, const shmchan__geom *g)
                 slots_ok(g->max_writers) && g->nbuf == 0 &&
                 (g->policy == SHMCHAN_POLICY_BLOCK || g->policy == SHMCHAN_POLICY_OVERWRITE) &&
                 g->capacity <= SHMCHAN__QUEUE_MAX_CAPACITY &&
-                g->capacity == pow2_up(g->capacity) &&
+                g->capacity == shmchan__pow2_up(g->capacity) &&
                 g->capacity >= shmchan__ring_min_capacity(g->max_msg) &&
                 g->ctl_size == sizeof(shmchan__queue_ctl) &&
                 g->data_size ==
@@ -71,23 +60,7 @@ queue_match(const shmchan_opts *o, const shmchan__geom *g)
     if (!sane) {
         return SHMCHAN_ECORRUPT;
     }
-    if (o->max_msg != 0 && o->max_msg != g->max_msg) {
-        return shmchan__geometry_error("max_msg", g->max_msg, o->max_msg);
-    }
-    if (o->policy != SHMCHAN_POLICY_ANY && o->policy != g->policy) {
-        return shmchan__geometry_error("policy", g->policy, o->policy);
-    }
-    if (o->max_readers != 0 && o->max_readers != g->max_readers) {
-        return shmchan__geometry_error("max_readers", g->max_readers, o->max_readers);
-    }
-    if (o->max_writers != 0 && o->max_writers != g->max_writers) {
-        return shmchan__geometry_error("max_writers", g->max_writers, o->max_writers);
-    }
-    if (o->capacity != 0 && (o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY ||
-                             pow2_up(o->capacity) != g->capacity)) {
-        return shmchan__geometry_error("capacity", g->capacity, o->capacity);
-    }
-    return SHMCHAN_OK;
+    return shmchan__ring_opts_match(g, o);
 }
 
 static shmchan__hdr *

@@ -59,6 +59,38 @@ shmchan__ring_window(void)
     return w;
 }
 
+uint64_t
+shmchan__pow2_up(uint64_t v)
+{
+    uint64_t p = 1;
+    while (p < v) {
+        p <<= 1;
+    }
+    return p;
+}
+
+int
+shmchan__ring_opts_match(const shmchan__geom *g, const shmchan_opts *o)
+{
+    if (o->max_msg != 0 && o->max_msg != g->max_msg) {
+        return shmchan__geometry_error("max_msg", g->max_msg, o->max_msg);
+    }
+    if (o->policy != SHMCHAN_POLICY_ANY && o->policy != g->policy) {
+        return shmchan__geometry_error("policy", g->policy, o->policy);
+    }
+    if (o->max_readers != 0 && o->max_readers != g->max_readers) {
+        return shmchan__geometry_error("max_readers", g->max_readers, o->max_readers);
+    }
+    if (o->max_writers != 0 && o->max_writers != g->max_writers) {
+        return shmchan__geometry_error("max_writers", g->max_writers, o->max_writers);
+    }
+    if (o->capacity != 0 && (o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY ||
+                             shmchan__pow2_up(o->capacity) != g->capacity)) {
+        return shmchan__geometry_error("capacity", g->capacity, o->capacity);
+    }
+    return SHMCHAN_OK;
+}
+
 /* A ring must hold a pad, a record of max_msg bytes and the zero header. */
 uint64_t
 shmchan__ring_min_capacity(uint64_t max_msg)

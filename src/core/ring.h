@@ -230,6 +230,13 @@ uint64_t shmchan__qtables_size(uint32_t nreaders, uint32_t nwriters);
 uint64_t shmchan__ring_window(void);
 /* Smallest ring for messages of max_msg bytes: a pad, a record, the zero header. */
 uint64_t shmchan__ring_min_capacity(uint64_t max_msg);
+/* Smallest power of two >= v (v <= 2^63): ring capacities. */
+uint64_t shmchan__pow2_up(uint64_t v);
+/* Whether what an opener asked for (its non-zero ring fields: max_msg,
+ * policy, reader and writer slots, capacity) matches an existing ring-based
+ * region's validated geometry: OK, or EGEOMETRY naming the first field that
+ * differs (kinds' match hooks, after their own sanity checks). */
+int shmchan__ring_opts_match(const shmchan__geom *g, const shmchan_opts *o);
 /* A view of the ring whose control block is at ctl and tables at data. */
 /* Whether a reader has something to receive now (ring_read.c): a message,
  * a record being filled (then the stuck-writer recovery of a receive must

@@ -12,16 +12,6 @@
 #include "service_int.h"
 
 static uint64_t
-pow2_up(uint64_t v)
-{
-    uint64_t p = 1;
-    while (p < v) {
-        p <<= 1;
-    }
-    return p;
-}
-
-static uint64_t
 round_up(uint64_t v, uint64_t to)
 {
     return (v + to - 1) / to * to;
@@ -33,7 +23,7 @@ round_up(uint64_t v, uint64_t to)
 uint64_t
 shmchan__svc_reply_cap(uint64_t max_msg)
 {
-    uint64_t need = pow2_up(2 * shmchan__ring_min_capacity(max_msg + SHMCHAN__SVC_HDR));
+    uint64_t need = shmchan__pow2_up(2 * shmchan__ring_min_capacity(max_msg + SHMCHAN__SVC_HDR));
     return need > SHMCHAN__SVC_MIN_REPLY_CAP ? need : SHMCHAN__SVC_MIN_REPLY_CAP;
 }
 
@@ -122,9 +112,9 @@ svc_plan(const shmchan_opts *o, shmchan__geom *g)
         o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY) {
         return SHMCHAN_EINVAL;
     }
-    uint64_t need = pow2_up(shmchan__ring_min_capacity(g->max_msg + SHMCHAN__SVC_HDR));
+    uint64_t need = shmchan__pow2_up(shmchan__ring_min_capacity(g->max_msg + SHMCHAN__SVC_HDR));
     if (o->capacity != 0) {
-        g->capacity = pow2_up(o->capacity);
+        g->capacity = shmchan__pow2_up(o->capacity);
         if (g->capacity < need) {
             return SHMCHAN_EINVAL; /* cannot hold two requests of max_msg bytes */
         }
@@ -146,29 +136,13 @@ svc_match(const shmchan_opts *o, const shmchan__geom *g)
                 g->max_writers <= SHMCHAN__SVC_MAX_CLIENTS && g->nbuf == 0 &&
                 g->policy == SHMCHAN_POLICY_BLOCK &&
                 g->capacity <= SHMCHAN__QUEUE_MAX_CAPACITY &&
-                g->capacity == pow2_up(g->capacity) &&
+                g->capacity == shmchan__pow2_up(g->capacity) &&
                 g->capacity >= shmchan__ring_min_capacity(g->max_msg + SHMCHAN__SVC_HDR) &&
                 g->ctl_size == sizeof(shmchan__service_ctl) && g->data_size == data_size(g);
     if (!sane) {
         return SHMCHAN_ECORRUPT;
     }
-    if (o->max_msg != 0 && o->max_msg != g->max_msg) {
-        return shmchan__geometry_error("max_msg", g->max_msg, o->max_msg);
-    }
-    if (o->policy != SHMCHAN_POLICY_ANY && o->policy != g->policy) {
-        return shmchan__geometry_error("policy", g->policy, o->policy);
-    }
-    if (o->max_readers != 0 && o->max_readers != g->max_readers) {
-        return shmchan__geometry_error("max_readers", g->max_readers, o->max_readers);
-    }
-    if (o->max_writers != 0 && o->max_writers != g->max_writers) {
-        return shmchan__geometry_error("max_writers", g->max_writers, o->max_writers);
-    }
-    if (o->capacity != 0 && (o->capacity > SHMCHAN__QUEUE_MAX_CAPACITY ||
-                             pow2_up(o->capacity) != g->capacity)) {
-        return shmchan__geometry_error("capacity", g->capacity, o->capacity);
-    }
-    return SHMCHAN_OK;
+    return shmchan__ring_opts_match(g, o);
 }
 
 static void

@@ -627,6 +627,65 @@ TEST(service_dead_server_holding_request)
     shmchan_service_close(cl);
 }
 
+/* arg: "name": takes one request and exits without answering it, after
+ * starting svc_server, which serves what comes next (until "quit"). */
+HELPER(svc_die_server)
+{
+    char name[64];
+    t_arg_word(arg, 0, name, sizeof(name));
+    shmchan_opts o = t_opts(SHMCHAN_SERVER);
+    shmchan_service *s = NULL;
+    uint8_t buf[64];
+    shmchan_request rq;
+    if (shmchan_service_open(name, &o, &s) != SHMCHAN_OK ||
+        shmchan_service_take(s, buf, sizeof(buf), SV_WAIT, &rq) != SHMCHAN_OK) {
+        return 3;
+    }
+    (void)t_spawn("svc_server", name);
+    _Exit(0); /* dies holding the request: no close, no answer */
+}
+
+/* One call against a server that dies holding its request, which starts
+ * a good server before dying: rc of the call and, when OK, its answer. */
+static int
+call_through_dying_server(uint32_t flags, uint8_t *out, size_t *len)
+{
+    const char *n = t_name();
+    shmchan_service *cl = sv_create(n, flags, 2, 1, 64);
+    t_proc die = t_spawn("svc_die_server", n);
+    int rc = shmchan_service_call(cl, "job", 3, out, 64, SV_WAIT * 3, len);
+    T_EQ_U64(t_wait(die), 0);
+    uint8_t bye[64];
+    size_t blen = 0;
+    T_OK(shmchan_service_call(cl, "quit", 4, bye, sizeof(bye), SV_WAIT * 3, &blen));
+    T_EQ_U64(blen, 3);
+    shmchan_service_close(cl);
+    return rc;
+}
+
+/* SHMCHAN_RESEND: the request of a server that died holding it goes to the
+ * next server; without it the call fails with SHMCHAN_EPEERDIED. It is a
+ * client's option (EINVAL for servers, queues and latest-value channels). */
+TEST(service_resend_after_dead_server)
+{
+    uint8_t out[64], want[64];
+    size_t len = 0;
+    T_ERR(call_through_dying_server(0, out, &len), SHMCHAN_EPEERDIED);
+    T_OK(call_through_dying_server(SHMCHAN_RESEND, out, &len));
+    T_EQ_U64(len, sv_answer((const uint8_t *)"job", 3, want));
+    T_MEMEQ(out, want, len);
+
+    const char *n = t_name();
+    shmchan_service *s = NULL;
+    shmchan_opts o = sv_opts(SHMCHAN_CREATE | SHMCHAN_SERVER | SHMCHAN_RESEND, 1, 1, 64);
+    T_ERR(shmchan_service_open(n, &o, &s), SHMCHAN_EINVAL);
+    o = t_opts(SHMCHAN_CREATE | SHMCHAN_RESEND);
+    shmchan_queue *q = NULL;
+    shmchan_latest *l = NULL;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    T_ERR(shmchan_latest_open(n, &o, &l), SHMCHAN_EINVAL);
+}
+
 /* ------------------------------------------------------- hostile peer */
 
 /* Forged reply headers (through the zero-copy pointer, as a hostile

@@ -153,6 +153,8 @@ SHMCHAN_API int shmchan_last_error_geometry(const char **field_out, uint64_t *ex
 #define SHMCHAN_WORKER 0x0400u    /* queue: compete with other workers for messages */
 #define SHMCHAN_SERVER 0x0800u    /* service: open as a server (compete for requests);
                                      without it a service handle is a client */
+#define SHMCHAN_RESEND 0x1000u    /* service client: shmchan_service_call() sends a request
+                                     again when the server holding it dies (at least once) */
 
 /* Channel kinds (shmchan_opts.kind, shmchan_info.kind). A channel of a
  * kind this library does not know (a newer library made it) opens and
@@ -177,7 +179,7 @@ SHMCHAN_API const char *shmchan_kind_name(uint32_t kind);
 /* Every flag this version knows; any other bit is SHMCHAN_EINVAL. */
 #define SHMCHAN_FLAGS_KNOWN                                                                  \
     (SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE | SHMCHAN_RDONLY | SHMCHAN_GLOBAL |        \
-     SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER)
+     SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER | SHMCHAN_RESEND)
 
 /*
  * Options for opening or creating a channel. Zero means "default" when creating
@@ -574,6 +576,10 @@ typedef struct shmchan_request {
 #define SHMCHAN_REPLY_MORE 0x1u  /* more responses follow (a stream); without it: the last */
 #define SHMCHAN_REPLY_ERROR 0x2u /* the server reports failure; body = error text */
 
+/* SHMCHAN_RESEND: sends of one call after the first, at most. A request that
+ * kills every server that takes it should not take all of them down. */
+#define SHMCHAN_RESEND_MAX 3
+
 typedef struct shmchan_response {
     uint64_t id;    /* the request it answers */
     uint64_t len;
@@ -637,6 +643,12 @@ SHMCHAN_API int shmchan_service_response(shmchan_service *s, void *buf, size_t c
  * (SHMCHAN_ESTATE). Responses flagged SHMCHAN_REPLY_MORE are skipped: use
  * request/response for streams. A response flagged SHMCHAN_REPLY_ERROR
  * gives SHMCHAN_EREMOTE with its body (the error text) in buf.
+ * With SHMCHAN_RESEND in the client's open flags, a request whose server
+ * died (or closed) holding it is sent again to whichever server takes it
+ * next, within the same timeout and at most SHMCHAN_RESEND_MAX times: the
+ * request may then have run more than once (the dead server may have acted
+ * on it), so use it for requests that are safe to repeat. Without it such a
+ * call fails with SHMCHAN_EPEERDIED.
  * @return as shmchan_service_request() and shmchan_service_response(), and
  *         SHMCHAN_EREMOTE. On SHMCHAN_ETIMEDOUT the request stays pending
  *         (its response may still come: shmchan_service_response()).

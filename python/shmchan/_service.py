@@ -116,6 +116,7 @@ class Service(Channel, ServiceEvents):
         mode: int = 0,
         spin_ns: Optional[int] = None,
         global_namespace: bool = False,
+        resend: bool = False,
     ) -> None:
         """Open (create=True: or create) the service called name.
 
@@ -128,6 +129,9 @@ class Service(Channel, ServiceEvents):
                 4096; 0 on open: any).
             capacity: request ring bytes (create default 1 MiB).
             max_servers, max_clients: slot counts (defaults 16 and 64).
+            resend: client: call() sends a request again (at most three
+                times) when the server holding it dies, instead of raising
+                PeerDied; the request may then run more than once.
         """
         path, sname, is_file = encode_name(name, file)
         super().__init__(sname, path, is_file)
@@ -135,6 +139,8 @@ class Service(Channel, ServiceEvents):
             raise ValueError("role must be 'client' or 'server'")
         if exclusive and not create:
             raise ValueError("exclusive=True needs create=True")
+        if resend and role != "client":
+            raise ValueError("resend=True is a client's option")
         o = _ffi.new_opts()
         o.flags = (
             (_ffi.CREATE if create else 0)
@@ -142,6 +148,7 @@ class Service(Channel, ServiceEvents):
             | (_ffi.FILE if is_file else 0)
             | (_ffi.GLOBAL if global_namespace else 0)
             | (_ffi.SERVER if role == "server" else 0)
+            | (_ffi.RESEND if resend else 0)
         )
         o.mode = check_int("mode", mode, "u32")
         o.max_msg = check_int("max_msg", max_msg)
@@ -156,6 +163,7 @@ class Service(Channel, ServiceEvents):
         self._adopt(h, _lib.shmchan_service_close)
         self._max_msg: int = _lib.shmchan_service_max_msg(h)
         self._role = role
+        self._resend = resend
         self._lock: Any = FairLock()  # one call at a time per handle (shmchan.h)
         self._buf: Optional[ctypes.Array[ctypes.c_char]] = None
         self._bufmv = memoryview(b"")
@@ -180,13 +188,14 @@ class Service(Channel, ServiceEvents):
         file: Optional[bool] = None,
         spin_ns: Optional[int] = None,
         global_namespace: bool = False,
+        resend: bool = False,
     ) -> "Service":
         """Create the service, or open it if it exists (exclusive=True: fail
         with AlreadyExists); geometry given must match an existing one's."""
         return cls(name, create=True, exclusive=exclusive, role=role, file=file,
                    max_msg=max_msg, capacity=capacity, max_servers=max_servers,
                    max_clients=max_clients, mode=mode, spin_ns=spin_ns,
-                   global_namespace=global_namespace)
+                   global_namespace=global_namespace, resend=resend)
 
     @classmethod
     def open(
@@ -198,11 +207,12 @@ class Service(Channel, ServiceEvents):
         spin_ns: Optional[int] = None,
         global_namespace: bool = False,
         wait: Optional[float] = None,
+        resend: bool = False,
     ) -> "Service":
         """Open an existing service (NotFound if there is none; with wait,
         after waiting up to that many seconds for it to be created)."""
         return opening(lambda: cls(name, role=role, file=file, spin_ns=spin_ns,
-                                   global_namespace=global_namespace),
+                                   global_namespace=global_namespace, resend=resend),
                        *encode_name(name, file)[::2], wait)
 
     @classmethod
@@ -316,13 +326,23 @@ class Service(Channel, ServiceEvents):
         """Client: send data as a request and return its response. timeout
         (seconds, None: for ever) covers both. Raises RemoteError when the
         server answers with an error (its text in ``e.body``), PeerDied when
-        it dies while it holds the request, TimedOut; BadState when other
+        it dies while it holds the request (with resend=True: after it sent
+        the request again three times), TimedOut; BadState when other
         requests of this handle are pending (use request()/response())."""
         if self.closed:
             raise self._closed_error()
         if self._pending:
             raise _errors.from_code(_ESTATE, "call", self._name)
-        rid = self.request(data, timeout)
+        for resends in range(_ffi.RESEND_MAX + 1):
+            rid = self.request(data, timeout)
+            try:
+                return self._call_answer(rid, timeout)
+            except _errors.Error as e:
+                if e.code != _EPEERDIED or not self._resend or resends == _ffi.RESEND_MAX:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _call_answer(self, rid: int, timeout: Timeout) -> bytes:
         out: list[bytes] = []
         for r in self._responses_to(rid, timeout):
             if r.error:

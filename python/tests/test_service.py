@@ -11,6 +11,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import unittest
 
 from support import REPO, CHILD_TIMEOUT, ChannelTest, child_env, run_python
@@ -178,6 +179,27 @@ print("ok")
         # the client works on with a new server
         self.start_server(c.name, "echo", 1)
         self.assertEqual(c.call(b"y", timeout=CHILD_TIMEOUT), b"echo:y")
+
+    def test_resend_sends_again_to_the_next_server(self) -> None:
+        c = self.service(resend=True)
+        dying = self.start_server(c.name, "die", 0)
+        started: list[subprocess.Popen[str]] = []
+
+        def after_its_death() -> None:  # only then a server that answers
+            dying.wait(timeout=CHILD_TIMEOUT)
+            started.append(self.start_server(c.name, "echo", 1))
+
+        t = threading.Thread(target=after_its_death)
+        t.start()
+        try:
+            self.assertEqual(c.call(b"z", timeout=CHILD_TIMEOUT), b"echo:z")
+        finally:
+            t.join(CHILD_TIMEOUT)
+        self.assertEqual(dying.returncode, -signal.SIGKILL)
+        self.assertEqual(len(started), 1)
+        self.assertEqual(c.pending, 0)
+        with self.assertRaises(ValueError):
+            shmchan.Service(c.name, role="server", resend=True)
 
     def test_dead_client_costs_only_its_answer(self) -> None:
         c = self.service()

@@ -207,7 +207,8 @@ shmchan_latest_open(const char *name, const shmchan_opts *opts, shmchan_latest *
     if (orc != SHMCHAN_OK) {
         return orc;
     }
-    if (o.flags & (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER)) {
+    if (o.flags & (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER |
+                   SHMCHAN_RESEND)) {
         return SHMCHAN_EINVAL;
     }
     shmchan_latest *ch = calloc(1, sizeof(*ch));

@@ -134,7 +134,8 @@ static int
 check_flags(uint32_t flags)
 {
     bool sub = (flags & SHMCHAN_SUBSCRIBE) != 0, work = (flags & SHMCHAN_WORKER) != 0;
-    if ((sub && work) || ((flags & SHMCHAN_OLDEST) && !sub) || (flags & SHMCHAN_SERVER) ||
+    if ((sub && work) || ((flags & SHMCHAN_OLDEST) && !sub) ||
+        (flags & (SHMCHAN_SERVER | SHMCHAN_RESEND)) ||
         ((flags & SHMCHAN_RDONLY) && (sub || work))) {
         return SHMCHAN_EINVAL;
     }

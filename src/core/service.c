@@ -277,6 +277,9 @@ static int
 check_flags(uint32_t flags)
 {
     uint32_t bad = SHMCHAN_RDONLY | SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER;
+    if ((flags & SHMCHAN_SERVER) && (flags & SHMCHAN_RESEND)) {
+        return SHMCHAN_EINVAL; /* a client's option */
+    }
     return (flags & bad) != 0 ? SHMCHAN_EINVAL : SHMCHAN_OK;
 }
 
@@ -365,6 +368,7 @@ shmchan_service_open(const char *name, const shmchan_opts *opts, shmchan_service
     s->nservers = g->max_readers;
     s->nclients = g->max_writers;
     s->server = (o.flags & SHMCHAN_SERVER) != 0;
+    s->resend = (o.flags & SHMCHAN_RESEND) != 0;
     s->rd.stuck_pos = SHMCHAN__QPOS_NONE;
     s->wk.stuck_pos = SHMCHAN__QPOS_NONE;
     rc = s->server ? open_server(s) : open_client(s);

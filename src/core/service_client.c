@@ -378,6 +378,7 @@ shmchan_service_call(shmchan_service *s, const void *req, size_t req_len, void *
     }
     uint64_t deadline = timeout_ms > 0 ? shmchan__deadline(timeout_ms) : 0;
     uint64_t id = 0;
+    int resends = 0;
     rc = shmchan_service_request(s, req, req_len, timeout_ms, &id);
     while (rc == SHMCHAN_OK) {
         int64_t left = timeout_ms == 0 ? 0 : shmchan__svc_left_ms(deadline);
@@ -389,6 +390,11 @@ shmchan_service_call(shmchan_service *s, const void *req, size_t req_len, void *
         }
         if (rc == SHMCHAN_OK && (info.flags & SHMCHAN_REPLY_MORE) == 0) {
             return (info.flags & SHMCHAN_REPLY_ERROR) ? SHMCHAN_EREMOTE : SHMCHAN_OK;
+        }
+        if (rc == SHMCHAN_EPEERDIED && s->resend && resends < SHMCHAN_RESEND_MAX) {
+            resends++; /* its server died holding it: the only request pending */
+            left = timeout_ms == 0 ? 0 : shmchan__svc_left_ms(deadline);
+            rc = shmchan_service_request(s, req, req_len, left, &id);
         }
     }
     return rc;

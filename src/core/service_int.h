@@ -49,6 +49,7 @@ struct shmchan_service {
     uint32_t nservers;
     uint32_t nclients;
     bool server;
+    bool resend;                    /* client: SHMCHAN_RESEND */
     shmchan__notifier *nf;
     /* Client: writer slot `slot` of the request ring, reader of reply ring slot. */
     shmchan__ring_wr wr;

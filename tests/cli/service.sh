@@ -1,7 +1,7 @@
 #!/bin/sh
 # Services: create --service, serve (a command per request, -j N at once,
 # errors as error answers, SIGTERM), call (arguments, stdin, --json, a
-# server that dies holding the request), info/ls, and the errors of each.
+# server that dies holding the request, --resend), info/ls, and the errors of each.
 . "$(dirname "$0")/lib.sh"
 
 new_chan sv
@@ -98,6 +98,23 @@ SERVE=$BG
 wait_until "doomed server registered" servers "$sv" 1
 expect 1 "call when the server dies" "$S" call "$sv" x --timeout 600
 err_has "the server died while handling the request (SHMCHAN_EPEERDIED)" "dead server"
+wait "$SERVE"
+
+# --resend: the same doomed server takes the request and dies; the call
+# sends it again and a server started only after that death answers it.
+bg "$S" serve "$sv" -- sh -c 'kill -9 $PPID; sleep 5'
+SERVE=$BG
+wait_until "doomed server registered" servers "$sv" 1
+bg "$S" call "$sv" again --resend --timeout 600 >"$T/resent" 2>"$T/resent.err"
+CALL=$BG
+wait "$SERVE"
+bg "$S" serve "$sv" -- tr a-z A-Z
+SERVE=$BG
+wait "$CALL"
+rc=$?
+[ "$rc" -eq 0 ] || fail "call --resend after a dead server: exit $rc: $(cat "$T/resent.err")"
+[ "$(cat "$T/resent")" = "AGAIN" ] || fail "call --resend answered '$(cat "$T/resent")'"
+kill -TERM "$SERVE"
 wait "$SERVE"
 
 # No server: the timeout; usage and kind errors.

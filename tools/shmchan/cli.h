@@ -72,6 +72,7 @@ enum cli_opt {
     OPT_KIND,
     OPT_SERVERS,
     OPT_CLIENTS,
+    OPT_RESEND,
     OPT_COUNT_
 };
 

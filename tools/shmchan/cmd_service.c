@@ -90,12 +90,17 @@ call_failed(const char *name, int rc, uint64_t parts)
 }
 
 /* Print the parts of the response to w's request until its last one. An
- * error response goes to stderr (status 1) unless --json shows it. */
+ * error response goes to stderr (status 1) unless --json shows it. With
+ * --resend, a server that dies holding the request before any part came
+ * gives SHMCHAN_EPEERDIED back, for the caller to send it again. */
 static int
 call_responses(const cli_args *a, const char *name, struct response_wait *w, uint64_t deadline)
 {
     for (uint64_t part = 0;; part++) {
         int rc = cli_wait(response_wait_fn, w, deadline);
+        if (rc == SHMCHAN_EPEERDIED && part == 0 && cli_has(a, OPT_RESEND)) {
+            return rc;
+        }
         if (rc != SHMCHAN_OK) {
             return call_failed(name, rc, part);
         }
@@ -135,16 +140,24 @@ call_request(const cli_args *a, shmchan_service *s, const char *name, cli_buf *i
                           "maximum of %zu (SHMCHAN_EMSGSIZE)", rq.len, max);
     }
     uint64_t deadline = cli_deadline(a->timeout_ms);
-    int rc = cli_wait(request_wait_fn, &rq, deadline);
-    if (rc != SHMCHAN_OK) {
-        return call_failed(name, rc, 0);
-    }
     cli_buf out = {0};
     if (!buf_reserve(&out, max != 0 ? max : 1)) {
         return cli_error("call", name, SHMCHAN_ENOMEM);
     }
-    struct response_wait w = {s, &out, 0, {0}};
-    rc = call_responses(a, name, &w, deadline);
+    int rc = SHMCHAN_EPEERDIED;
+    for (int sends = 0; rc == SHMCHAN_EPEERDIED; sends++) {
+        if (sends > SHMCHAN_RESEND_MAX) {
+            rc = call_failed(name, rc, 0);
+            break;
+        }
+        rc = cli_wait(request_wait_fn, &rq, deadline);
+        if (rc != SHMCHAN_OK) {
+            rc = call_failed(name, rc, 0);
+            break;
+        }
+        struct response_wait w = {s, &out, 0, {0}};
+        rc = call_responses(a, name, &w, deadline);
+    }
     buf_free(&out);
     return rc;
 }
@@ -171,11 +184,11 @@ const cli_cmd cli_cmd_call = {
     .name = "call",
     .summary = "send a request to a service and print the response",
     .run = run_call,
-    .opts = O(OPT_GLOBAL) | O(OPT_TIMEOUT) | O(OPT_JSON),
+    .opts = O(OPT_GLOBAL) | O(OPT_TIMEOUT) | O(OPT_JSON) | O(OPT_RESEND),
     .min_pos = 2,
     .max_pos = 2,
     .names = 1,
-    .usage = "NAME MSG|- [--timeout SEC] [--json]",
+    .usage = "NAME MSG|- [--timeout SEC] [--json] [--resend]",
     .help =
         "Send MSG (with '-': all of standard input) as one request to a service and write\n"
         "the response to standard output as raw bytes, exactly as the server sent it. A\n"
@@ -184,6 +197,9 @@ const cli_cmd cli_cmd_call = {
         "                     for ever)\n"
         "  --json             one JSON object per response part: id, part, last, error,\n"
         "                     len, encoding, data\n"
+        "  --resend           send the request again (up to 3 times) when the server\n"
+        "                     holding it dies before answering: for requests that are\n"
+        "                     safe to run more than once\n"
         "  --global           Windows: the Global\\ namespace\n\n"
         "A response flagged as an error (`serve`: the command failed) is written to\n"
         "stderr and exits with status 1; so does a server that dies while it holds the\n"

@@ -66,6 +66,7 @@ static const struct optdef {
     [OPT_KIND] = {"kind", 0, ARG_KIND},
     [OPT_SERVERS] = {"servers", 0, ARG_UINT},
     [OPT_CLIENTS] = {"clients", 0, ARG_UINT},
+    [OPT_RESEND] = {"resend", 0, ARG_NONE},
 };
 
 static const cli_cmd *const commands[] = {

@@ -9,7 +9,8 @@
 #
 # Options: --build-dir DIR (default <repo>/build-bench), --no-install (do not
 # apt-get missing packages), --only a,b,c (only these transports; the name
-# readiness selects the readiness-handle benchmarks of issue 13).
+# readiness selects the readiness-handle benchmarks of issue 13, pairs the
+# paired target runs of issue 14).
 #
 # Every experiment is one shmbench process under `timeout`, so one broken
 # transport cannot stop the suite.  Latency workloads run with a PM-QoS
@@ -260,6 +261,68 @@ run_suite() {
     roudi_stop
 }
 
+# ------------------------------------------------ paired targets (issue 14) --
+# The vCPUs of these guests move between host cores every few seconds to
+# minutes, and the same binary's round trip moves 2-3x with them (two placements
+# are common: 0.23 and 0.46 us for the limit line). Figures of the suite taken
+# minutes apart can therefore come from different placements. For each target
+# this block runs ours and its reference back to back in short slices,
+# alternating which goes first, PAIR_N times; report.py takes the median of the
+# per-pair ratios (bench/pairs.csv: target,pair,transport,value,...).
+
+PAIRS_CSV=$BENCH_DIR/pairs.csv
+
+# one slice: transport workload size -> the figure (median ns or msgs/s or B/s)
+slice() {
+    local field=12
+    [ "$2" = throughput ] && field=17
+    [ "$2" = throughput ] && [ "$3" != 64 ] && field=18
+    if [ "$1" = limit-memcpy ]; then
+        timeout -k 5 30 "$BIN" -w memcpy -q held -s "$3" -d "$PAIR_D" 2>/dev/null | cut -d, -f18
+    else
+        timeout -k 5 60 "$BIN" -t "$1" -w "$2" -q held -s "$3" -d "$PAIR_D" 2>/dev/null |
+            cut -d, -f"$field"
+    fi
+}
+
+# target workload size ours reference [reference's workload]
+pair() {
+    local i a b t
+    for i in $(seq "$PAIR_N"); do
+        if [ $((i % 2)) = 1 ]; then
+            a=$(slice "$4" "$2" "$3") b=$(slice "$5" "${6:-$2}" "$3")
+        else
+            b=$(slice "$5" "${6:-$2}" "$3") a=$(slice "$4" "$2" "$3")
+        fi
+        [ -n "$a" ] && [ -n "$b" ] && echo "$1,$i,$4,$a,$5,$b" >>"$PAIRS_CSV"
+    done
+}
+
+run_pairs() {
+    PAIR_N=9 PAIR_D=0.2
+    [ "$MODE" = quick ] && PAIR_N=3 PAIR_D=0.1
+    echo "target,pair,ours,ours_value,reference,reference_value" >"$PAIRS_CSV"
+    selected pairs || return 0 # --only ...,pairs
+    log "paired targets: $PAIR_N alternations of ${PAIR_D}s slices"
+    pair queue-poll-rtt pingpong 64 shmchan-queue-poll limit-line
+    pair latest-poll-rtt pingpong 64 shmchan-latest-poll limit-line
+    pair queue-wait-rtt pingpong 64 shmchan-queue-wait spin-futex
+    pair latest-wait-rtt pingpong 64 shmchan-latest-wait spin-futex
+    pair queue-wakeup wakeup 64 shmchan-queue-wait futex
+    pair ring-64 throughput 64 shmchan-queue-wait ring
+    pair ring-64-batch throughput 64 shmchan-queue-batch ring
+    pair pipe-64 throughput 64 shmchan-queue-wait pipe
+    pair memcpy-1M throughput 1M shmchan-queue-wait limit-memcpy
+    pair memcpy-1M-batch throughput 1M shmchan-queue-batch limit-memcpy
+    # issue 16: the service round trip against our queue ping-pong and iceoryx
+    pair service-poll-rtt rpc 64 shmchan-service-poll shmchan-queue-poll pingpong
+    pair service-wait-rtt rpc 64 shmchan-service-wait shmchan-queue-wait pingpong
+    if roudi_start; then
+        pair service-iceoryx rpc 64 shmchan-service-poll iceoryx-rpc-poll
+        roudi_stop
+    fi
+}
+
 # ------------------------------------------- readiness handles (issue 13) --
 # Once per run, after the suite: notify_bench (64 B round trip with each
 # side in epoll, next to a pipe and an eventfd; one epoll loop over 1000
@@ -316,11 +379,12 @@ for ROUND in $(seq "$ROUNDS"); do
     run_suite
     ROUND_FILES+=("$CSV")
 done
+run_pairs
 run_readiness
 log "suite took $(( $(date +%s) - START )) s"
 python3 "$BENCH_DIR/report/report.py" --results "$RESULTS_CSV" --dist "$RESULTS_DIST" \
     --rounds "${ROUND_FILES[@]}" \
     --transports "$BUILD_DIR/transports.tsv" --outdir "$BENCH_DIR" --mode "$MODE" \
-    --readiness "$READINESS_CSV" \
+    --readiness "$READINESS_CSV" --pairs "$PAIRS_CSV" \
     --seconds "$(( $(date +%s) - START ))"
 log "wrote $BENCH_DIR/RESULTS.md"

@@ -14,6 +14,7 @@ import datetime
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import tempfile
 
@@ -720,6 +721,80 @@ def targets_table(res):
 
 
 
+# ------------------------------------------- paired targets (issue 14) --
+# bench/pairs.csv (bench/run.sh, run_pairs): ours and the reference run back
+# to back in short slices, PAIR_N times, so that both figures of a pair come
+# from the same placement of the vCPUs on host cores.
+
+PAIRED = [  # target, what, bound, at_most (latency: ours / reference <= bound)
+    ("queue-poll-rtt", "busy-poll round trip, queue / one shared line", 1.5, True),
+    ("latest-poll-rtt", "busy-poll round trip, latest-value / one shared line", 1.5, True),
+    ("queue-wait-rtt", "spin-then-futex round trip, queue / raw spin-futex", 1.2, True),
+    ("latest-wait-rtt", "spin-then-futex round trip, latest-value / raw spin-futex", 1.2, True),
+    ("queue-wakeup", "sleeping queue reader woken / raw futex", 1.1, True),
+    ("ring-64", "64 B one-way, queue send + recv / minimal ring", 1.0, False),
+    ("ring-64-batch", "64 B one-way, queue batches / minimal ring", 1.0, False),
+    ("pipe-64", "64 B one-way, queue send + recv / pipe", 5.0, False),
+    ("memcpy-1M", "1 MiB one-way, copying queue send + recv / memcpy", 0.7, False),
+    ("memcpy-1M-batch", "1 MiB one-way, copying queue batches / memcpy", 0.7, False),
+    ("service-poll-rtt", "busy-poll request/response / queue ping-pong (issue 16)", 1.5, True),
+    ("service-wait-rtt", "blocking request/response / queue ping-pong (issue 16)", 1.5, True),
+    ("service-iceoryx", "request/response / iceoryx 2.0's, polling (issue 16: 5 x faster)",
+     0.2, True),
+]
+
+
+def read_pairs(path):
+    """{target: [(ours, ours_value, reference, reference_value)]}."""
+    out = {}
+    if not path or not os.path.exists(path):
+        return out
+    for r in read_csv(path):
+        a, b = number(r["ours_value"]), number(r["reference_value"])
+        if a and b:
+            out.setdefault(r["target"], []).append((r["ours"], a, r["reference"], b))
+    return out
+
+
+def paired_rows(pairs):
+    rows = []
+    for target, what, bound, at_most in PAIRED:
+        got = pairs.get(target)
+        if not got:
+            rows.append([what, "–", "–", "–", "no figure"])
+            continue
+        ratios = sorted(a / b for _, a, _, b in got)
+        med = statistics.median(ratios)
+        holds = med <= bound if at_most else med >= bound
+        fmt = (lambda v: "%.0f" % v) if at_most else fmt_num
+        ours = statistics.median(a for _, a, _, _ in got)
+        ref = statistics.median(b for _, _, _, b in got)
+        rows.append([what, "%s: %s" % (got[0][0], fmt(ours)), "%s: %s" % (got[0][2], fmt(ref)),
+                     "%.2f (%.2f-%.2f, %d pairs)" % (med, ratios[0], ratios[-1], len(ratios)),
+                     ("holds" if holds else "missed") + " (%s %g)" % ("≤" if at_most else "≥",
+                                                                      bound)])
+    return rows
+
+
+def paired_table(pairs):
+    header = ["target (PM-QoS held)", "shmchan, median", "reference, median",
+              "ratio: median of pairs (range)", "verdict"]
+    return table(header, paired_rows(pairs), text_columns=3)
+
+
+def paired_section(pairs):
+    title = "## Targets of issues 14 and 16, paired"
+    if not pairs:
+        return [title, "", "_Not run: no paired figures (bench/pairs.csv)._", ""]
+    return [title, "",
+            "Each target's transport and its reference ran back to back in short slices, "
+            "alternating which went first (`bench/pairs.csv`); the ratio is the median of the "
+            "per-pair ratios. The vCPUs of these guests move between host cores, and the same "
+            "binary's round trip moves 2-3 x with them, so figures of the suite taken minutes "
+            "apart (the table above) can compare two placements; a pair compares one.", "",
+            paired_table(pairs), ""]
+
+
 # ---------------------------------------------- readiness handles (issue 13) --
 # bench/readiness.csv (bench/run.sh: notify_bench and bench_asyncio.py append
 # "bench,transport,pmqos,metric,value" lines): the targets of issue 13.
@@ -853,6 +928,7 @@ def build_report(res, args, plotter):
               "Ratios within this run (so on this machine's CPU, see Machine): the best "
               "shmchan way against the reference named; `bench/run.sh` prints the same "
               "table when it ends.", "", targets_table(res), ""]
+    parts += paired_section(read_pairs(args.pairs))
     parts += readiness_section(read_readiness(args.readiness))
     parts += ["## Runs without a figure", "", problems_table(res), ""]
     if plotter.error:
@@ -870,6 +946,8 @@ def main():
     ap.add_argument("--seconds", default=None)
     ap.add_argument("--readiness", default=None, metavar="CSV",
                     help="readiness-handle figures (issue 13), from bench/run.sh")
+    ap.add_argument("--pairs", default=None, metavar="CSV",
+                    help="paired target runs (issue 14), from bench/run.sh")
     ap.add_argument("--rounds", nargs="*", default=None, metavar="CSV",
                     help="results of interleaved rounds (each with a -dist.csv beside it): "
                          "merged into --results and --dist first")
@@ -895,6 +973,9 @@ def main():
     with open(os.path.join(args.outdir, "RESULTS.md"), "w") as f:
         f.write(build_report(res, args, plotter))
     print(targets_table(res))
+    pairs = read_pairs(args.pairs)
+    if pairs:
+        print("\n" + paired_table(pairs))
     rd = read_readiness(args.readiness)
     if rd:
         print("\n" + readiness_table(rd))

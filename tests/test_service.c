@@ -569,17 +569,33 @@ TEST(service_dead_client_and_slot_reuse)
     shmchan_service_close(srv);
 }
 
+/* A helper's server handle on the service named by arg, holding one request
+ * it took (its body in buf); NULL when either step failed. */
+static shmchan_service *
+take_one(const char *arg, char *name, size_t name_cap, uint8_t *buf, size_t cap,
+         shmchan_request *rq)
+{
+    t_arg_word(arg, 0, name, name_cap);
+    shmchan_opts o = t_opts(SHMCHAN_SERVER);
+    shmchan_service *s = NULL;
+    if (shmchan_service_open(name, &o, &s) != SHMCHAN_OK) {
+        return NULL;
+    }
+    if (shmchan_service_take(s, buf, cap, SV_WAIT, rq) != SHMCHAN_OK) {
+        shmchan_service_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 /* arg: "name": takes one request, says "got" (MORE), then waits for ever. */
 HELPER(svc_hold_server)
 {
     char name[64];
-    t_arg_word(arg, 0, name, sizeof(name));
-    shmchan_opts o = t_opts(SHMCHAN_SERVER);
-    shmchan_service *s = NULL;
     uint8_t buf[64];
     shmchan_request rq;
-    if (shmchan_service_open(name, &o, &s) != SHMCHAN_OK ||
-        shmchan_service_take(s, buf, sizeof(buf), SV_WAIT, &rq) != SHMCHAN_OK ||
+    shmchan_service *s = take_one(arg, name, sizeof(name), buf, sizeof(buf), &rq);
+    if (s == NULL ||
         shmchan_service_reply(s, &rq, "got", 3, SHMCHAN_REPLY_MORE, SV_WAIT) != SHMCHAN_OK) {
         return 3;
     }
@@ -632,13 +648,9 @@ TEST(service_dead_server_holding_request)
 HELPER(svc_die_server)
 {
     char name[64];
-    t_arg_word(arg, 0, name, sizeof(name));
-    shmchan_opts o = t_opts(SHMCHAN_SERVER);
-    shmchan_service *s = NULL;
     uint8_t buf[64];
     shmchan_request rq;
-    if (shmchan_service_open(name, &o, &s) != SHMCHAN_OK ||
-        shmchan_service_take(s, buf, sizeof(buf), SV_WAIT, &rq) != SHMCHAN_OK) {
+    if (take_one(arg, name, sizeof(name), buf, sizeof(buf), &rq) == NULL) {
         return 3;
     }
     (void)t_spawn("svc_server", name);

@@ -309,9 +309,10 @@ run_pairs() {
     pair queue-wait-rtt pingpong 64 shmchan-queue-wait spin-futex
     pair latest-wait-rtt pingpong 64 shmchan-latest-wait spin-futex
     pair queue-wakeup wakeup 64 shmchan-queue-wait futex
-    pair ring-64 throughput 64 shmchan-queue-wait ring
+    pair ring-64 throughput 64 shmchan-queue-poll ring
     pair ring-64-batch throughput 64 shmchan-queue-batch ring
-    pair pipe-64 throughput 64 shmchan-queue-wait pipe
+    pair pipe-64 throughput 64 shmchan-queue-poll pipe
+    pair pipe-64-wait throughput 64 shmchan-queue-wait pipe
     pair memcpy-1M throughput 1M shmchan-queue-wait limit-memcpy
     pair memcpy-1M-batch throughput 1M shmchan-queue-batch limit-memcpy
     # issue 16: the service round trip against our queue ping-pong and iceoryx

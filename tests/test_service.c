@@ -107,6 +107,11 @@ TEST(service_single_call_in_process)
     size_t np = 0;
     T_OK(shmchan_peers_get(n, 0, peers, 4, &np));
     T_EQ_U64(np, 2);
+    /* servers first (the request ring's readers), then clients */
+    T_EQ_U64(peers[0].role, SHMCHAN_PEER_SERVER);
+    T_EQ_U64(peers[1].role, SHMCHAN_PEER_CLIENT);
+    T_EQ_U64(peers[0].count, 1); /* the request it took */
+    T_EQ_U64(peers[1].count, 1); /* the request it sent */
     shmchan_service_close(cl);
     shmchan_service_close(srv);
 }

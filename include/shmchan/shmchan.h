@@ -271,10 +271,17 @@ typedef struct shmchan_info {
  */
 SHMCHAN_API int shmchan_info_get(const char *name, uint32_t flags, shmchan_info *info);
 
-/* Roles of the peers listed by shmchan_peers_get(). */
+/* Roles of the peers listed by shmchan_peers_get(): a queue's writers,
+ * subscribers and workers; a service's servers (readers of its requests:
+ * position, lag and count as a worker's) and clients (writers of requests:
+ * count only). Services first listed their servers as SHMCHAN_PEER_WORKER
+ * and their clients as SHMCHAN_PEER_WRITER (earlier 0.2.0 builds): code
+ * that reads both kinds of library should accept both. */
 #define SHMCHAN_PEER_WRITER 1u
 #define SHMCHAN_PEER_SUBSCRIBER 2u
 #define SHMCHAN_PEER_WORKER 3u
+#define SHMCHAN_PEER_SERVER 4u
+#define SHMCHAN_PEER_CLIENT 5u
 
 typedef struct shmchan_peer {
     uint32_t role;     /* SHMCHAN_PEER_* */
@@ -288,7 +295,8 @@ typedef struct shmchan_peer {
 } shmchan_peer;
 
 /**
- * List a queue's registered readers and writers, at most cap of them;
+ * List a queue's registered readers and writers (a service's servers and
+ * clients), at most cap of them;
  * *count_out receives how many exist (which may exceed cap).
  * @return SHMCHAN_OK, SHMCHAN_EKIND for a latest-value channel, the open errors.
  */

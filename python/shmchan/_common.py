@@ -480,7 +480,7 @@ class Mapped(ViewArray):
 _KINDS = {_ffi.KIND_LATEST: "latest", _ffi.KIND_QUEUE: "queue", _ffi.KIND_SERVICE: "service"}
 _POLICIES = {_ffi.POLICY_BLOCK: "block", _ffi.POLICY_OVERWRITE: "overwrite"}
 _ROLES = {_ffi.PEER_WRITER: "writer", _ffi.PEER_SUBSCRIBER: "subscriber",
-          _ffi.PEER_WORKER: "worker"}
+          _ffi.PEER_WORKER: "worker", _ffi.PEER_SERVER: "server", _ffi.PEER_CLIENT: "client"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -524,9 +524,10 @@ class Info:
 
 @dataclasses.dataclass(frozen=True)
 class Peer:
-    """A queue's registered reader or writer (struct shmchan_peer)."""
+    """A queue's registered reader or writer, a service's server or client
+    (struct shmchan_peer)."""
 
-    role: str  #: "writer", "subscriber" or "worker"
+    role: str  #: "writer", "subscriber", "worker"; services: "server", "client"
     slot: int
     pid: int
     alive: bool

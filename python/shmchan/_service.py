@@ -255,6 +255,8 @@ class Service(Channel, ServiceEvents):
         with role "server" or "client"."""
         if self.closed:
             raise self._closed_error()
+        # The library names them so; one from before named them worker and
+        # writer.
         roles = {"worker": "server", "writer": "client"}
         return [dataclasses.replace(p, role=roles.get(p.role, p.role))
                 for p in peers_by_name(self._path, self._name, self._file)]

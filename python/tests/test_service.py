@@ -76,6 +76,7 @@ class ServiceTest(ChannelTest):
         self.assertEqual(c.max_msg, 1024)
         p = self.start_server(c.name, "echo", 3)
         self.assertEqual(sorted(x.role for x in c.peers()), ["client", "server"])
+        self.assertEqual(sorted(x.role for x in shmchan.peers(c.name)), ["client", "server"])
         self.assertEqual((c.info().readers, c.info().writers), (1, 1))
         self.assertEqual(c.call(b"one", timeout=CHILD_TIMEOUT), b"echo:one")
         self.assertEqual(c.call(bytearray(b"\0\xff"), timeout=CHILD_TIMEOUT), b"echo:\0\xff")

@@ -200,6 +200,15 @@ svc_peers(const shmchan__region *r, shmchan_peer *peers, size_t cap, size_t *cou
     shmchan__svc_req_view(&v, NULL, r->shm, r->ctl, r->data, &r->geom);
     *count_out = 0;
     shmchan__ring_peers(&v, peers, cap, count_out);
+    /* The request ring's workers are the servers, its writers the clients
+     * (a subscriber, which only a forged slot state can show, stays one). */
+    for (size_t i = 0; i < cap && i < *count_out; i++) {
+        if (peers[i].role == SHMCHAN_PEER_WORKER) {
+            peers[i].role = SHMCHAN_PEER_SERVER;
+        } else if (peers[i].role == SHMCHAN_PEER_WRITER) {
+            peers[i].role = SHMCHAN_PEER_CLIENT;
+        }
+    }
     return SHMCHAN_OK;
 }
 

@@ -182,7 +182,7 @@ fz_inspect(const char *name, uint32_t flags)
     int rc = shmchan_peers_get(name, flags, peers, 8, &count);
     if (rc == SHMCHAN_OK) {
         for (size_t i = 0; i < count && i < 8; i++) {
-            FZ_CHECK(peers[i].role >= SHMCHAN_PEER_WRITER && peers[i].role <= SHMCHAN_PEER_WORKER);
+            FZ_CHECK(peers[i].role >= SHMCHAN_PEER_WRITER && peers[i].role <= SHMCHAN_PEER_CLIENT);
         }
     }
     int removed = 0;

@@ -489,7 +489,8 @@ peers_get(const char *name, uint32_t flags, shmchan_peer **out, size_t *n)
     }
 }
 
-/* A service's workers are its servers, its writers its clients. */
+/* A service's peers come as SHMCHAN_PEER_SERVER and _CLIENT; a library
+ * from before those listed them as workers and writers. */
 static const char *
 role_name(uint32_t kind, uint32_t role)
 {
@@ -512,7 +513,7 @@ peers_text(const shmchan_peer *p, size_t n, uint32_t kind)
     printf("\n%-10s %5s %8s %-5s %12s %10s %12s %10s\n", "ROLE", "SLOT", "PID", "STATE",
            "POSITION", "LAG", "COUNT", "LOST");
     for (size_t i = 0; i < n; i++) {
-        bool reader = p[i].role != SHMCHAN_PEER_WRITER;
+        bool reader = !peer_is_writer(p[i].role);
         char pos[24] = "-", lag[24] = "-";
         if (reader) {
             snprintf(pos, sizeof(pos), "%" PRIu64, p[i].position);
@@ -534,7 +535,7 @@ peers_json(const shmchan_peer *p, size_t n, uint32_t kind)
         json_set_u64(o, "slot", p[i].slot);
         json_set_u64(o, "pid", p[i].pid);
         json_set_bool(o, "alive", p[i].alive != 0);
-        if (p[i].role != SHMCHAN_PEER_WRITER) {
+        if (!peer_is_writer(p[i].role)) {
             json_set_u64(o, "position", p[i].position);
             json_set_u64(o, "lag", p[i].lag);
             json_set_u64(o, "lost", p[i].lost);

@@ -198,7 +198,7 @@ peers_header(void)
 static void
 peer_row(const shmchan_peer *p)
 {
-    bool reader = p->role != SHMCHAN_PEER_WRITER;
+    bool reader = !peer_is_writer(p->role);
     char pos[24] = "-", lag[24] = "-";
     if (reader) {
         snprintf(pos, sizeof(pos), "%" PRIu64, p->position);

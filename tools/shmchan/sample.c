@@ -40,10 +40,10 @@ sample_take(const char *name, uint32_t flags, sample *s)
     }
     for (size_t i = 0; i < s->npeers; i++) {
         const shmchan_peer *p = &s->peers[i];
-        if (p->role != SHMCHAN_PEER_WRITER && p->alive && p->lag > s->max_lag) {
+        if (!peer_is_writer(p->role) && p->alive && p->lag > s->max_lag) {
             s->max_lag = p->lag;
         }
-        s->lost += p->role != SHMCHAN_PEER_WRITER ? p->lost : 0;
+        s->lost += !peer_is_writer(p->role) ? p->lost : 0;
     }
     return s->rc;
 }
@@ -106,6 +106,12 @@ fmt_rate(double v, char *buf, size_t cap)
     return buf;
 }
 
+bool
+peer_is_writer(uint32_t role)
+{
+    return role == SHMCHAN_PEER_WRITER || role == SHMCHAN_PEER_CLIENT;
+}
+
 const char *
 peer_role_name(uint32_t role)
 {
@@ -116,6 +122,10 @@ peer_role_name(uint32_t role)
         return "subscriber";
     case SHMCHAN_PEER_WORKER:
         return "worker";
+    case SHMCHAN_PEER_SERVER:
+        return "server";
+    case SHMCHAN_PEER_CLIENT:
+        return "client";
     default:
         return "unknown";
     }

@@ -34,5 +34,8 @@ void row_free(chan_row *r);
 /* "12.5K": rates and sizes in a few characters, 1000-based. */
 const char *fmt_rate(double v, char *buf, size_t cap);
 const char *peer_role_name(uint32_t role);
+/* A writer of messages (a queue's writer, a service's client): no position,
+ * lag or lost of its own. */
+bool peer_is_writer(uint32_t role);
 
 #endif /* SHMCHAN_CLI_SAMPLE_H */

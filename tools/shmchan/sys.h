@@ -1,7 +1,7 @@
 /*
  * The OS services the CLI needs beyond the library, behind one small
- * interface: sys_posix.c now, a sys_win.c for Windows later. Nothing else in
- * tools/shmchan includes an OS header.
+ * interface: sys_posix.c and sys_win.c. Nothing else in tools/shmchan
+ * includes an OS header.
  */
 #ifndef SHMCHAN_CLI_SYS_H
 #define SHMCHAN_CLI_SYS_H
@@ -71,7 +71,13 @@ typedef struct sys_output {
  * its stdin, collecting its stdout and stderr up to cap bytes each, and wait
  * for it: *status is its exit status, or 256 + the signal that killed it.
  * Signals caught by the tool are default again in the command. Returns 0, or
- * an errno value when it could not be started (ENOSYS where unsupported). */
+ * an errno value when it could not be started: ENOENT when argv[0] is not
+ * found (out and err are then left untouched).
+ * Windows: argv is UTF-8 (EINVAL if not, or if argv[0] holds a quote), the
+ * command line is quoted for CommandLineToArgvW; PATH is searched as execvp
+ * does, ".exe" added to a name without an extension; an exit code above 255
+ * is 256 + the signal of its exception (0xC0000005: SIGSEGV, Ctrl-C's
+ * 0xC000013A: SIGINT, other exceptions SIGABRT) or else 255. */
 int sys_run(char *const argv[], const void *in, size_t in_len, size_t cap, sys_output *out,
             sys_output *err, int *status);
 

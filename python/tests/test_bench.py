@@ -29,6 +29,18 @@ class Bench(unittest.TestCase):
         self.assertIn("multiprocessing.Pipe (target >= 2 x)", p.stdout)
         self.assertIn("CPU per message (ns)", table[0])
 
+    def test_only_queue_prints_its_target(self) -> None:
+        """--only without the multiprocessing rows still prints the queue's
+        throughput target against pyzmq (or says there is no pyzmq row)."""
+        queue_supported()
+        p = subprocess.run([sys.executable, str(BENCH), "--smoke", "--only", "shmchan queue"],
+                           capture_output=True, text=True, timeout=4 * CHILD_TIMEOUT,
+                           env=child_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("multiprocessing.Pipe", p.stdout)
+        self.assertIn("- shmchan queue, one send and one recv per message: ", p.stdout)
+        self.assertIn("(target >= 2 M msg/s and >= 4 x pyzmq)", p.stdout)
+
     def test_per_call(self) -> None:
         queue_supported()
         p = subprocess.run([sys.executable, str(BENCH), "--per-call", "--smoke"],

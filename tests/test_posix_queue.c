@@ -337,6 +337,192 @@ TEST(queue_claim_holder_dies)
     }
 }
 
+/* ------------------------------------------- a run's claimant dies */
+
+#define RUN_K 3
+static const char *const run_msgs[RUN_K] = {"run zero", "run one, a longer message", "2"};
+
+/* A run's records as send_batch builds them: its span, its messages. */
+static uint64_t
+run_span(shmchan_msg *msgs)
+{
+    uint64_t span = 0;
+    for (size_t i = 0; i < RUN_K; i++) {
+        msgs[i].data = run_msgs[i];
+        msgs[i].len = strlen(run_msgs[i]);
+        span += shmchan__qspan(msgs[i].len);
+    }
+    return span;
+}
+
+/*
+ * arg: "name stage rewind": hold the claim lock as send_batch would and die
+ * in a run of RUN_K messages: 0 after the journal, 1 with every record
+ * written but the first not yet published, 2 published but tail and
+ * next_seq not moved, 3 with only next_seq missing.
+ */
+HELPER(queue_die_in_run)
+{
+    char name[64];
+    unsigned stage = 0, rewind = 0;
+    if (sscanf(arg, "%63s %u %u", name, &stage, &rewind) != 3) {
+        return 5;
+    }
+    shmchan_queue *q = tq_open(name, 0);
+    if (shmchan_queue_send(q, "before", 6, 0) != SHMCHAN_OK) {
+        return 1;
+    }
+    const shmchan__ring *v = &q->v;
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t free_word = 0;
+    if (!shmchan__cas(&c->lock, &free_word, q->wr.owner)) {
+        return 2;
+    }
+    shmchan_msg msgs[RUN_K];
+    uint64_t span = run_span(msgs);
+    uint64_t p0 = shmchan__load(&c->tail, SHMCHAN__RELAXED);
+    uint64_t seq = shmchan__load(&c->next_seq, SHMCHAN__RELAXED);
+    uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__RELAXED);
+    uint64_t p = shmchan__qplace(v, p0, span, rewind != 0);
+    shmchan__store(&c->j_pos, p0, SHMCHAN__RELAXED);
+    shmchan__store(&c->j_len,
+                   span | (uint64_t)RUN_K << SHMCHAN__QJ_COUNT_SHIFT | SHMCHAN__QJ_RUN |
+                       (rewind ? SHMCHAN__QJ_REWOUND : 0),
+                   SHMCHAN__RELAXED);
+    shmchan__store(&c->j_oldest, oldest, SHMCHAN__RELAXED);
+    shmchan__store(&c->j_seq, seq, SHMCHAN__RELEASE);
+    shmchan__store(&v->writers[q->wr.slot].resv, p, SHMCHAN__RELEASE);
+    if (stage >= 1) {
+        shmchan__qapply_run(v, p0, p, msgs, RUN_K, span, seq, oldest, q->wr.slot);
+        shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
+    }
+    if (stage == 1) {
+        shmchan__store(&shmchan__qrec_at(v, p)->tag, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED),
+                       SHMCHAN__RELEASE);
+    }
+    if (stage == 1 || stage == 2) {
+        shmchan__store(&c->tail, p0, SHMCHAN__RELEASE);
+    }
+    t_die();
+    return 3;
+}
+
+/* Receive from q: the run's messages (when published), then "after". */
+static void
+expect_after_run(shmchan_queue *q, uint64_t base, bool published)
+{
+    char buf[128];
+    size_t len = 0;
+    shmchan_msg m;
+    for (uint64_t i = 0; published && i < RUN_K; i++) {
+        T_OK(shmchan_queue_recv(q, buf, sizeof(buf), 5000, &len, &m));
+        T_EQ_U64(m.seq, base + 2 + i);
+        T_EQ_U64(len, strlen(run_msgs[i]));
+        T_MEMEQ(buf, run_msgs[i], len);
+    }
+    T_OK(shmchan_queue_recv(q, buf, sizeof(buf), 5000, &len, &m));
+    T_EQ_U64(len, 5);
+    T_MEMEQ(buf, "after", 5);
+    /* An unpublished run took no sequence number. */
+    T_EQ_U64(m.seq, base + 2 + (published ? RUN_K : 0));
+    T_EQ_U64(m.lost, 0);
+    T_ERR(shmchan_queue_recv(q, buf, sizeof(buf), 0, &len, &m), SHMCHAN_EAGAIN);
+}
+
+TEST(queue_run_holder_dies)
+{
+    for (unsigned run = 0; run < 8; run++) {
+        /* Runs 4 to 7: the run goes to the next lap early, behind 4
+         * messages everybody took, so the old tail becomes a PAD. */
+        unsigned stage = run % 4, rewind = run >= 4;
+        uint64_t base = rewind ? 4 : 0;
+        bool published = stage >= 2;
+        const char *n = t_name();
+        shmchan_queue *w = tq_create(n, 4096, 128, 0);
+        shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+        shmchan_queue *r2 = tq_open(n, SHMCHAN_SUBSCRIBE);
+        shmchan_queue *wk = tq_open(n, SHMCHAN_WORKER);
+        shmchan_queue *all[] = {r, r2, wk};
+        tq_pass(w, all, 3, (unsigned)base, 128);
+        char arg[96], buf[128];
+        snprintf(arg, sizeof(arg), "%s %u %u", n, stage, rewind);
+        T_EQ_U64(t_wait(t_spawn("queue_die_in_run", arg)), t_killed_status());
+        size_t len = 0;
+        shmchan_msg m;
+        for (size_t i = 0; i < 3; i++) {
+            T_OK(shmchan_queue_recv(all[i], buf, sizeof(buf), 5000, &len, &m));
+            T_MEMEQ(buf, "before", 6);
+            T_EQ_U64(m.seq, base + 1);
+        }
+        if (!published) {
+            /* r waits at the run (and, after a moment, recovers it through
+             * the lock): nothing of it is ever delivered. */
+            T_ERR(shmchan_queue_recv(r, buf, sizeof(buf), 200, &len, &m), SHMCHAN_ETIMEDOUT);
+        }
+        T_OK(shmchan_queue_send(w, "after", 5, 5000)); /* steals the lock, if still held */
+        for (size_t i = 0; i < 3; i++) {
+            expect_after_run(all[i], base, published);
+        }
+        shmchan_info info;
+        tq_info(n, &info);
+        T_TRUE(info.recovered >= 1);
+        T_EQ_U64(info.seq, base + 3 + (published ? RUN_K : 0)); /* the next to go */
+        for (size_t i = 0; i < 3; i++) {
+            shmchan_queue_close(all[i]);
+        }
+        shmchan_queue_close(w);
+    }
+}
+
+/*
+ * A peer with write access forges the journal of a run: absurd counts,
+ * spans and positions, with the lock word naming a dead owner. Recovery
+ * must neither crash nor hang, and the queue must go on carrying messages
+ * (it may give up the run's history, never deliver garbage as a message).
+ */
+TEST(queue_hostile_run_journal)
+{
+    const uint64_t forged[][2] = {
+        /* j_len, j_pos offset from the tail */
+        {SHMCHAN__QJ_RUN, 0},                                             /* k = 0 */
+        {SHMCHAN__QJ_RUN | UINT64_C(0xffff) << 32 | 64, 0},               /* k too big */
+        {SHMCHAN__QJ_RUN | UINT64_C(1) << 32 | 8, 0},                     /* span misaligned */
+        {SHMCHAN__QJ_RUN | UINT64_C(1) << 32 | 0xfffffff0u, 0},           /* span beyond ring */
+        {SHMCHAN__QJ_RUN | UINT64_C(2) << 32 | 64, 48},                   /* pos not the tail */
+        {SHMCHAN__QJ_RUN | SHMCHAN__QJ_REWOUND | UINT64_C(3) << 32 | 4096, 0}, /* a whole ring */
+        {SHMCHAN__QJ_RUN | UINT64_C(2) << 32 | 96, 0},                    /* plausible */
+    };
+    for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+        const char *n = t_name();
+        shmchan_queue *w = tq_create(n, 4096, 128, 0);
+        shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE);
+        shmchan_queue *all[] = {r};
+        tq_pass(w, all, 1, 5, 100);
+        shmchan__queue_ctl *c = w->v.ctl;
+        uint64_t tail = shmchan__load(&c->tail, SHMCHAN__RELAXED);
+        shmchan__store(&c->j_pos, tail + forged[i][1], SHMCHAN__RELAXED);
+        shmchan__store(&c->j_len, forged[i][0], SHMCHAN__RELAXED);
+        shmchan__store(&c->j_oldest, shmchan__load(&c->oldest, SHMCHAN__RELAXED), SHMCHAN__RELAXED);
+        shmchan__store(&c->j_seq, shmchan__load(&c->next_seq, SHMCHAN__RELAXED), SHMCHAN__RELEASE);
+        /* A lock word naming a slot that does not exist: taken as dead. */
+        shmchan__store(&c->lock, UINT64_C(0xfffffff0), SHMCHAN__RELEASE);
+        T_OK(shmchan_queue_send(w, "after", 5, 5000));
+        char buf[128];
+        size_t len = 0;
+        shmchan_msg m;
+        int rc;
+        /* Whatever the forged journal made of the ring: every delivered
+         * message is one that was sent, and "after" arrives. */
+        while ((rc = shmchan_queue_recv(r, buf, sizeof(buf), 1000, &len, &m)) == SHMCHAN_OK &&
+               !(len == 5 && memcmp(buf, "after", 5) == 0)) {
+            T_EQ_U64(len, 100);
+        }
+        T_OK(rc);
+        shmchan_queue_close(r);
+        shmchan_queue_close(w);
+    }
+}
+
 /* ------------------------------------------------------- truncation */
 
 TEST(queue_truncated_underneath)

@@ -25,7 +25,7 @@
 
 /* "SHMCHAN\0" read as a little-endian u64; a big-endian peer sees it reversed. */
 #define SHMCHAN__MAGIC UINT64_C(0x004e4148434d4853)
-#define SHMCHAN__LAYOUT_VERSION 4u
+#define SHMCHAN__LAYOUT_VERSION 5u
 #define SHMCHAN__STATE_READY UINT32_C(0x52454459) /* "READY" */
 #define SHMCHAN__PAGE 4096u
 #define SHMCHAN__HDR_SIZE 256u
@@ -285,7 +285,10 @@ _Static_assert(SHMCHAN__QREC_ALIGN % 16 == 0, "records hold whole headers");
  * touches the ring; a contender that finds the owner dead (its slot's
  * generation changed, or its liveness lock is free) steals the lock with a
  * CAS and, if j_seq == next_seq and j_pos == tail, rolls the claim forward as
- * a DROPPED record: every step is idempotent. `gate` caches min(reader
+ * a DROPPED record: every step is idempotent. A run (several small records
+ * claimed at once by send_batch, published by its first record's MSG store;
+ * layout 5) rolls forward as published if that store happened, else as
+ * padding that takes no sequence number (docs/queue.md, "Runs"). `gate` caches min(reader
  * position) + capacity: a claim that ends at or below it needs no look at
  * the reader table (the Disruptor's cached gating sequence).
  *
@@ -332,7 +335,8 @@ typedef struct shmchan__queue_ctl {
     shmchan__atomic_u64 gate;     /* claims ending at or below this fit (block mode) */
     shmchan__atomic_u64 j_seq;    /* journal: sequence of the claim in progress */
     shmchan__atomic_u64 j_pos;    /* journal: tail when it started */
-    shmchan__atomic_u64 j_len;    /* journal: payload length claimed, | QJ_REWOUND */
+    shmchan__atomic_u64 j_len;    /* journal: payload length claimed, | QJ_REWOUND;
+                                   * a run: span | count << 32 | QJ_RUN (ring.h) */
     shmchan__atomic_u64 j_oldest; /* journal: oldest after it */
     /* Line 1: table extents, reader counts, the consumed watermark (atomic
      * updates, never on a hot path). */

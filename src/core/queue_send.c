@@ -123,9 +123,22 @@ complete(shmchan_queue *q, const shmchan__rclaim *cl, const void *data, uint64_t
     shmchan__ring_publish(&q->v, &q->wr, cl, len, wake);
 }
 
+/* How many of msgs, from the first, are small (copied inside the claim). */
+static size_t
+small_prefix(const shmchan_msg *msgs, size_t count)
+{
+    size_t k = 0;
+    while (k < count && msgs[k].len <= INLINE_MAX) {
+        k++;
+    }
+    return k;
+}
+
 /*
  * With the claim lock held: claim, copy and publish msgs in order while they
- * fit, up to about HOLD_BYTES of payload (other writers wait meanwhile).
+ * fit, up to about HOLD_BYTES (other writers wait meanwhile). Small messages
+ * go in runs (one claim, one journal entry and one publishing store for many
+ * records, docs/queue.md "Runs"), larger ones one claim each, copied here.
  * *n_out says how many went; returns the result of the claim that stopped
  * (OK when the count or the byte budget did).
  */
@@ -136,15 +149,27 @@ send_held(shmchan_queue *q, const shmchan_msg *msgs, size_t count, size_t *n_out
     uint64_t bytes = 0;
     int rc = SHMCHAN_OK;
     while (n < count && bytes < HOLD_BYTES) {
+        size_t small = small_prefix(msgs + n, count - n), k = 0;
+        uint64_t b = 0;
+        if (small != 0) {
+            rc = shmchan__ring_claim_run(&q->v, &q->wr, msgs + n, small, HOLD_BYTES - bytes, &k,
+                                         &b);
+            if (rc != SHMCHAN_OK) {
+                break;
+            }
+            shmchan__ring_committed_n(&q->v, &q->wr, k, b);
+            n += k;
+            bytes += b;
+            continue;
+        }
         shmchan__rclaim cl;
         uint64_t len = msgs[n].len;
-        const void *in = len <= INLINE_MAX ? inline_data(msgs[n].data) : NULL;
-        rc = shmchan__ring_claim_held(&q->v, &q->wr, len, in, &cl);
+        rc = shmchan__ring_claim_held(&q->v, &q->wr, len, NULL, &cl);
         if (rc != SHMCHAN_OK) {
             break;
         }
-        complete(q, &cl, msgs[n].data, len, in != NULL, false);
-        bytes += msgs[n].len;
+        complete(q, &cl, msgs[n].data, len, false, false);
+        bytes += len;
         n++;
     }
     *n_out = n;
@@ -178,11 +203,11 @@ shmchan_queue_send(shmchan_queue *q, const void *data, size_t len, int64_t timeo
 }
 
 /*
- * The first message goes as send() sends it, waiting up to timeout_ms; the
- * rest are claimed and copied in runs under one hold of the claim lock each
- * (one CAS per run, not per message) while they fit. Readers are woken once,
- * at the end: before this call can wait again, so a reader asleep never holds
- * up a writer waiting for space.
+ * Runs of messages under one hold of the claim lock each (one CAS per run,
+ * not per message) while they fit. When not even the first fits, it goes as
+ * send() sends it, waiting up to timeout_ms, and the rest follow in runs.
+ * Readers are woken once, at the end: before this call can wait again, so a
+ * reader asleep never holds up a writer waiting for space.
  */
 int
 shmchan_queue_send_batch(shmchan_queue *q, const shmchan_msg *msgs, size_t count,
@@ -202,20 +227,22 @@ shmchan_queue_send_batch(shmchan_queue *q, const shmchan_msg *msgs, size_t count
             return SHMCHAN_EMSGSIZE; /* before anything goes: all or a prefix */
         }
     }
-    int rc = count == 0 ? SHMCHAN_OK
-                        : send_one(q, msgs[0].data, (size_t)msgs[0].len, timeout_ms, false);
-    size_t n = count != 0 && rc == SHMCHAN_OK;
+    int rc = count == 0 ? SHMCHAN_OK : may_send(q, 0);
+    size_t n = 0;
     while (rc == SHMCHAN_OK && n < count) {
         rc = shmchan__qlock(&q->v, q->wr.owner, NOWAIT_LOCK_NS);
-        if (rc != SHMCHAN_OK) {
-            break;
-        }
         size_t k = 0;
-        rc = send_held(q, msgs + n, count - n, &k);
-        shmchan__qunlock(&q->v);
+        if (rc == SHMCHAN_OK) {
+            rc = send_held(q, msgs + n, count - n, &k);
+            shmchan__qunlock(&q->v);
+        }
         n += k;
         if (shmchan__region_broken(&q->r)) {
             rc = SHMCHAN_ETRUNCATED;
+        } else if (n == 0 && (rc == SHMCHAN_EAGAIN || rc == SHMCHAN_EBUSY ||
+                              rc == SHMCHAN_ETIMEDOUT)) {
+            rc = send_one(q, msgs[0].data, (size_t)msgs[0].len, timeout_ms, false);
+            n = rc == SHMCHAN_OK;
         }
     }
     if (n != 0) {

@@ -34,6 +34,11 @@
 
 /* In the journal's j_len: the claim in progress started the next lap early. */
 #define SHMCHAN__QJ_REWOUND (UINT64_C(1) << 63)
+/* In the journal's j_len: the claim is a run (shmchan__ring_claim_run): bits
+ * 0-31 hold its span in bytes, bits 32-47 its number of records. */
+#define SHMCHAN__QJ_RUN (UINT64_C(1) << 62)
+#define SHMCHAN__QJ_COUNT_SHIFT 32
+#define SHMCHAN__QRUN_MAX 4096u /* records in one run */
 
 /*
  * Everything about a ring's memory that does not depend on a cursor: the
@@ -296,6 +301,11 @@ void shmchan__qrepair(const shmchan__ring *v);
  * also the payload and the commit before the tail. */
 void shmchan__qapply(const shmchan__ring *v, uint64_t p0, uint64_t p, uint64_t len,
                      uint64_t seq, uint64_t oldest, uint32_t writer, const void *data);
+/* Write a run at the tail p0: k messages (each at most max_msg bytes) as
+ * records from p (shmchan__qplace of their total span), all published by
+ * the first record's commit, then tail and next_seq (docs/queue.md, "Runs"). */
+void shmchan__qapply_run(const shmchan__ring *v, uint64_t p0, uint64_t p, const shmchan_msg *msgs,
+                         size_t k, uint64_t span, uint64_t seq, uint64_t oldest, uint32_t writer);
 /* Whether the writer of the claimed record at pos is gone. */
 bool shmchan__qwriter_gone(const shmchan__ring *v, uint32_t writer, uint64_t pos);
 /* A reader or writer (owner word me) stuck at the claimed record at pos (tag
@@ -372,10 +382,19 @@ int shmchan__ring_claim(const shmchan__ring *v, shmchan__ring_wr *w, uint64_t le
  * space, block mode: cl->need says up to where), EBUSY, ECORRUPT. */
 int shmchan__ring_claim_held(const shmchan__ring *v, shmchan__ring_wr *w, uint64_t len,
                              const void *data, shmchan__rclaim *cl);
+/* The claim of a run, with the claim lock held: as many of msgs[0..count)
+ * (each at most max_msg bytes) as fit in about budget bytes of records,
+ * written and committed (*k_out of them, *bytes_out payload bytes); the
+ * caller then calls shmchan__ring_committed_n(). Errors as claim_held. */
+int shmchan__ring_claim_run(const shmchan__ring *v, shmchan__ring_wr *w, const shmchan_msg *msgs,
+                            size_t count, uint64_t budget, size_t *k_out, uint64_t *bytes_out);
 /* After a commit of len bytes: the writer slot's resv and counters, and the
  * readers' wake-up unless the caller does it once for a batch. */
 void shmchan__ring_committed(const shmchan__ring *v, shmchan__ring_wr *w, uint64_t len,
                              bool wake);
+/* The same for n messages of bytes in all (a run), without the wake-up. */
+void shmchan__ring_committed_n(const shmchan__ring *v, shmchan__ring_wr *w, uint64_t n,
+                               uint64_t bytes);
 /* Publish the claimed record cl as a message of len bytes (<= cl->len). */
 void shmchan__ring_publish(const shmchan__ring *v, shmchan__ring_wr *w, const shmchan__rclaim *cl,
                            uint64_t len, bool wake);

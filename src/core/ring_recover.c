@@ -57,6 +57,14 @@ put_header(shmchan__qrec *h, uint64_t tag, uint64_t len, uint32_t writer)
     shmchan__store(&h->tag, tag, SHMCHAN__RELEASE);
 }
 
+static void
+put_zero(shmchan__qrec *z)
+{
+    shmchan__store(&z->len, 0, SHMCHAN__RELAXED);
+    shmchan__store(&z->writer, 0, SHMCHAN__RELAXED);
+    shmchan__store(&z->tag, 0, SHMCHAN__RELAXED);
+}
+
 /*
  * The ring part of a claim of len bytes for sequence seq starting at p0 (the
  * tail). Order matters, see layout.h: the header at p0 is the zero header
@@ -83,10 +91,7 @@ shmchan__qapply(const shmchan__ring *v, uint64_t p0, uint64_t p, uint64_t len, u
                pad != 0 ? pad - sizeof(shmchan__qrec) : len, writer);
     shmchan__store(&c->oldest, oldest, SHMCHAN__RELEASE);
     shmchan__fence(SHMCHAN__RELEASE);
-    shmchan__qrec *z = shmchan__qrec_at(v, p + span);
-    shmchan__store(&z->len, 0, SHMCHAN__RELAXED);
-    shmchan__store(&z->writer, 0, SHMCHAN__RELAXED);
-    shmchan__store(&z->tag, 0, SHMCHAN__RELAXED);
+    put_zero(shmchan__qrec_at(v, p + span));
     if (pad != 0) {
         put_header(shmchan__qrec_at(v, p), shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED), len,
                    writer);
@@ -99,6 +104,94 @@ shmchan__qapply(const shmchan__ring *v, uint64_t p0, uint64_t p, uint64_t len, u
     }
     shmchan__store(&c->tail, p + span, SHMCHAN__RELEASE);
     shmchan__store(&c->next_seq, seq + 1, SHMCHAN__RELEASE);
+}
+
+/*
+ * A run (docs/queue.md, "Runs"): k records back to back from p, published
+ * together. The order is qapply's for the first record (its header CLAIMED
+ * at p0, then `oldest` and the fence, then the zero header, now behind the
+ * whole run, then a pad), so that readers wait at the first record; the
+ * records behind it are written complete (payload, then header as MSG) in
+ * address order, and the first record's payload and MSG tag come last: its
+ * release store publishes them all, and a reader polling its line sees it
+ * change twice per run, not per message. No reader can pass the first record
+ * before that store: a reader stuck at it leaves it to the lock while the
+ * tail has not moved (shmchan__qrecover_record), and the lock's roll-forward
+ * (repair_run) turns an unpublished run into padding.
+ */
+void
+shmchan__qapply_run(const shmchan__ring *v, uint64_t p0, uint64_t p, const shmchan_msg *msgs,
+                    size_t k, uint64_t span, uint64_t seq, uint64_t oldest, uint32_t writer)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t pad = p - p0;
+    shmchan__qrec *h0 = shmchan__qrec_at(v, p0), *r0 = shmchan__qrec_at(v, p);
+    put_header(h0, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED),
+               pad != 0 ? pad - sizeof(shmchan__qrec) : msgs[0].len, writer);
+    shmchan__store(&c->oldest, oldest, SHMCHAN__RELEASE);
+    shmchan__fence(SHMCHAN__RELEASE);
+    put_zero(shmchan__qrec_at(v, p + span));
+    if (pad != 0) {
+        put_header(r0, shmchan__qtag(seq, SHMCHAN__QTAG_CLAIMED), msgs[0].len, writer);
+        shmchan__store(&h0->tag, shmchan__qtag(seq, SHMCHAN__QTAG_PAD), SHMCHAN__RELEASE);
+    }
+    uint64_t at = p + shmchan__qspan(msgs[0].len);
+    for (size_t i = 1; i < k; i++) {
+        shmchan__qrec *h = shmchan__qrec_at(v, at);
+        uint64_t len = msgs[i].len;
+        shmchan__store(&h->len, (uint32_t)len, SHMCHAN__RELAXED);
+        shmchan__store(&h->writer, writer, SHMCHAN__RELAXED);
+        shmchan__store(&h->tag, shmchan__qtag(seq + i, SHMCHAN__QTAG_MSG), SHMCHAN__RELAXED);
+        memcpy(shmchan__qpayload(h), msgs[i].data != NULL ? msgs[i].data : "", (size_t)len);
+        at += shmchan__qspan(len);
+    }
+    memcpy(shmchan__qpayload(r0), msgs[0].data != NULL ? msgs[0].data : "", (size_t)msgs[0].len);
+    shmchan__store(&r0->tag, shmchan__qtag(seq, SHMCHAN__QTAG_MSG), SHMCHAN__RELEASE);
+    shmchan__store(&c->tail, p + span, SHMCHAN__RELEASE);
+    shmchan__store(&c->next_seq, seq + k, SHMCHAN__RELEASE);
+}
+
+/*
+ * Roll forward a run whose claimant died (journal: p0, span, count k, seq).
+ * Published (the first record is MSG(seq)): every record behind it was
+ * written before, so only tail and next_seq are missing. Not published: no
+ * reader passed the first record (see qapply_run), so the whole run becomes
+ * padding that takes no sequence number, as if the batch was never sent.
+ */
+static void
+repair_run(const shmchan__ring *v, uint64_t p0, uint64_t jlen, uint64_t oldest, uint64_t seq,
+           uint64_t tail)
+{
+    shmchan__queue_ctl *c = v->ctl;
+    uint64_t span = jlen & UINT32_MAX;
+    uint64_t k = (jlen >> SHMCHAN__QJ_COUNT_SHIFT) & 0xffffu;
+    uint64_t p = shmchan__qplace(v, p0, span, (jlen & SHMCHAN__QJ_REWOUND) != 0);
+    bool sane = k >= 1 && k <= SHMCHAN__QRUN_MAX && span >= k * sizeof(shmchan__qrec) &&
+                span % SHMCHAN__QREC_ALIGN == 0 && span <= v->cap - (p & v->mask) &&
+                oldest <= p0 && p0 - oldest <= v->cap && p0 % SHMCHAN__QREC_ALIGN == 0;
+    shmchan__qrec *r0 = shmchan__qrec_at(v, p);
+    if (sane && (tail == p + span || (tail == p0 && shmchan__load(&r0->tag, SHMCHAN__ACQUIRE) ==
+                                                       shmchan__qtag(seq, SHMCHAN__QTAG_MSG)))) {
+        shmchan__store(&c->tail, p + span, SHMCHAN__RELEASE);
+        shmchan__store(&c->next_seq, seq + k, SHMCHAN__RELEASE);
+        return;
+    }
+    if (!sane || tail != p0) {
+        if (tail % SHMCHAN__QREC_ALIGN == 0) {
+            shmchan__store(&shmchan__qrec_at(v, tail)->tag, 0, SHMCHAN__RELEASE);
+        }
+        return;
+    }
+    shmchan__store(&c->oldest, oldest, SHMCHAN__RELEASE);
+    shmchan__fence(SHMCHAN__RELEASE);
+    put_zero(shmchan__qrec_at(v, p + span));
+    put_header(r0, shmchan__qtag(seq, SHMCHAN__QTAG_PAD), span - sizeof(shmchan__qrec), 0);
+    if (p != p0) {
+        put_header(shmchan__qrec_at(v, p0), shmchan__qtag(seq, SHMCHAN__QTAG_PAD),
+                   p - p0 - sizeof(shmchan__qrec), 0);
+    }
+    shmchan__store(&c->tail, p + span, SHMCHAN__RELEASE);
+    shmchan__store(&c->next_seq, seq, SHMCHAN__RELEASE);
 }
 
 /*
@@ -121,6 +214,10 @@ shmchan__qrepair(const shmchan__ring *v)
     }
     uint64_t p0 = shmchan__load(&c->j_pos, SHMCHAN__RELAXED);
     uint64_t jlen = shmchan__load(&c->j_len, SHMCHAN__RELAXED);
+    if (jlen & SHMCHAN__QJ_RUN) {
+        repair_run(v, p0, jlen, shmchan__load(&c->j_oldest, SHMCHAN__RELAXED), seq, tail);
+        return;
+    }
     uint64_t len = jlen & ~SHMCHAN__QJ_REWOUND;
     uint64_t oldest = shmchan__load(&c->j_oldest, SHMCHAN__RELAXED);
     uint64_t span = shmchan__qspan(len);

@@ -313,29 +313,44 @@ unread_nobody_placed(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t end, 
                                                                   : placed_floor(v, q);
 }
 
-/* The critical section. OK, EAGAIN (no space: block mode), EBUSY, ECORRUPT.
- * With data, the record is also filled and committed (shmchan__qapply). */
-int
-shmchan__ring_claim_held(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t len,
-                         const void *data, shmchan__rclaim *cl)
+/* The claim state at the start of a critical section: tail and next_seq,
+ * ECORRUPT when no writer of ours would have left them so. */
+static int
+claim_start(const shmchan__queue_ctl *c, uint64_t *p0, uint64_t *seq)
+{
+    *p0 = shmchan__load(&c->tail, SHMCHAN__RELAXED);
+    *seq = shmchan__load(&c->next_seq, SHMCHAN__RELAXED);
+    return SHMCHAN__UNLIKELY(*p0 % SHMCHAN__QREC_ALIGN != 0 || *seq == 0) ? SHMCHAN_ECORRUPT
+                                                                          : SHMCHAN_OK;
+}
+
+/* Block mode: the gate for a claim ending at end, scanning the reader table
+ * only when the cached one is too low. */
+static uint64_t
+gate_for(const shmchan__ring *v, uint64_t end)
+{
+    uint64_t g = shmchan__load(&v->ctl->gate, SHMCHAN__RELAXED);
+    if (end > g) {
+        g = gate_of(v, shmchan__qgate_scan(v, end, false, NULL));
+        shmchan__store(&v->ctl->gate, g, SHMCHAN__RELAXED);
+    }
+    return g;
+}
+
+/*
+ * The space [p0, end) for a claim: EAGAIN when block mode has none (*need
+ * says up to where), EBUSY when a live writer a lap behind still fills a
+ * record there; else *oldest_out past everything it overwrites, with what is
+ * lost unread counted.
+ */
+static int
+claim_space(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t p0, uint64_t end,
+            uint64_t *oldest_out, uint64_t *need)
 {
     shmchan__queue_ctl *c = v->ctl;
-    uint64_t p0 = shmchan__load(&c->tail, SHMCHAN__RELAXED);
-    uint64_t seq = shmchan__load(&c->next_seq, SHMCHAN__RELAXED);
-    if (SHMCHAN__UNLIKELY(p0 % SHMCHAN__QREC_ALIGN != 0 || seq == 0)) {
-        return SHMCHAN_ECORRUPT;
-    }
-    uint64_t span = shmchan__qspan(len);
-    bool rewind = wants_rewind(v, q, p0, span);
-    uint64_t p = shmchan__qplace(v, p0, span, rewind);
-    uint64_t end = p + span + sizeof(shmchan__qrec);
-    if (!v->overwrite && end > shmchan__load(&c->gate, SHMCHAN__RELAXED)) {
-        uint64_t g = gate_of(v, shmchan__qgate_scan(v, end, false, NULL));
-        shmchan__store(&c->gate, g, SHMCHAN__RELAXED);
-        if (end > g) {
-            cl->need = end;
-            return SHMCHAN_EAGAIN;
-        }
+    if (!v->overwrite && end > gate_for(v, end)) {
+        *need = end;
+        return SHMCHAN_EAGAIN;
     }
     uint64_t oldest0 = shmchan__load(&c->oldest, SHMCHAN__RELAXED), oldest = oldest0;
     /* Who counts what is overwritten unread: subscribers their own losses,
@@ -356,18 +371,108 @@ shmchan__ring_claim_held(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t l
     } else if (!workers && msgs != 0) {
         shmchan__fetch_add(&c->drops, msgs, SHMCHAN__RELAXED);
     }
-    /* The journal first: a contender that finds us dead can finish this. */
+    *oldest_out = oldest;
+    return SHMCHAN_OK;
+}
+
+/* The journal first: a contender that finds us dead can finish the claim. */
+static void
+journal(shmchan__queue_ctl *c, uint64_t p0, uint64_t jlen, uint64_t oldest, uint64_t seq)
+{
     shmchan__store(&c->j_pos, p0, SHMCHAN__RELAXED);
-    shmchan__store(&c->j_len, len | (rewind ? SHMCHAN__QJ_REWOUND : 0), SHMCHAN__RELAXED);
+    shmchan__store(&c->j_len, jlen, SHMCHAN__RELAXED);
     shmchan__store(&c->j_oldest, oldest, SHMCHAN__RELAXED);
     shmchan__store(&c->j_seq, seq, SHMCHAN__RELEASE);
     shmchan__fence(SHMCHAN__RELEASE);
+}
+
+/* The critical section. OK, EAGAIN (no space: block mode), EBUSY, ECORRUPT.
+ * With data, the record is also filled and committed (shmchan__qapply). */
+int
+shmchan__ring_claim_held(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t len,
+                         const void *data, shmchan__rclaim *cl)
+{
+    uint64_t p0, seq, oldest;
+    int rc = claim_start(v->ctl, &p0, &seq);
+    if (SHMCHAN__UNLIKELY(rc != SHMCHAN_OK)) {
+        return rc;
+    }
+    uint64_t span = shmchan__qspan(len);
+    bool rewind = wants_rewind(v, q, p0, span);
+    uint64_t p = shmchan__qplace(v, p0, span, rewind);
+    rc = claim_space(v, q, p0, p + span + sizeof(shmchan__qrec), &oldest, &cl->need);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    journal(v->ctl, p0, len | (rewind ? SHMCHAN__QJ_REWOUND : 0), oldest, seq);
     /* resv before the CLAIMED tag (released by it): readers check it. */
     shmchan__store(&v->writers[q->slot].resv, p, SHMCHAN__RELAXED);
     shmchan__qapply(v, p0, p, len, seq, oldest, q->slot, data);
     cl->pos = p;
     cl->seq = seq;
     cl->len = len;
+    return SHMCHAN_OK;
+}
+
+/*
+ * How many of msgs go in a run at the tail p0 and their span: at most
+ * QRUN_MAX records and about budget bytes (at least one record), and, unless
+ * the run rewinds or not even the first record fits, only what fits before
+ * the ring's end (no pad in the middle of a stream).
+ */
+static size_t
+run_size(const shmchan__ring *v, const shmchan_msg *msgs, size_t count, uint64_t budget,
+         uint64_t room, uint64_t *span_out)
+{
+    uint64_t span = shmchan__qspan(msgs[0].len);
+    size_t k = 1;
+    budget = budget < v->cap / 4 ? budget : v->cap / 4;
+    while (k < count && k < SHMCHAN__QRUN_MAX) {
+        uint64_t next = span + shmchan__qspan(msgs[k].len);
+        if (next > budget || (next > room && span <= room)) {
+            break;
+        }
+        span = next;
+        k++;
+    }
+    *span_out = span;
+    return k;
+}
+
+int
+shmchan__ring_claim_run(const shmchan__ring *v, shmchan__ring_wr *q, const shmchan_msg *msgs,
+                        size_t count, uint64_t budget, size_t *k_out, uint64_t *bytes_out)
+{
+    uint64_t p0, seq, oldest, span, need;
+    *k_out = 0;
+    *bytes_out = 0;
+    int rc = claim_start(v->ctl, &p0, &seq);
+    if (SHMCHAN__UNLIKELY(rc != SHMCHAN_OK)) {
+        return rc;
+    }
+    size_t k = run_size(v, msgs, count, budget, v->cap - (p0 & v->mask), &span);
+    bool rewind = wants_rewind(v, q, p0, span);
+    uint64_t p = shmchan__qplace(v, p0, span, rewind);
+    if (!v->overwrite) { /* block mode: shorten the run to the space there is */
+        uint64_t g = gate_for(v, p + span + sizeof(shmchan__qrec));
+        while (k > 1 && p + span + sizeof(shmchan__qrec) > g) {
+            span -= shmchan__qspan(msgs[--k].len);
+        }
+    }
+    rc = claim_space(v, q, p0, p + span + sizeof(shmchan__qrec), &oldest, &need);
+    if (rc != SHMCHAN_OK) {
+        return rc;
+    }
+    journal(v->ctl, p0,
+            span | (uint64_t)k << SHMCHAN__QJ_COUNT_SHIFT | SHMCHAN__QJ_RUN |
+                (rewind ? SHMCHAN__QJ_REWOUND : 0),
+            oldest, seq);
+    shmchan__store(&v->writers[q->slot].resv, p, SHMCHAN__RELAXED);
+    shmchan__qapply_run(v, p0, p, msgs, k, span, seq, oldest, q->slot);
+    for (size_t i = 0; i < k; i++) {
+        *bytes_out += msgs[i].len;
+    }
+    *k_out = k;
     return SHMCHAN_OK;
 }
 
@@ -482,6 +587,19 @@ shmchan__ring_committed(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t le
     if (wake) {
         shmchan__qwake_readers(v);
     }
+}
+
+void
+shmchan__ring_committed_n(const shmchan__ring *v, shmchan__ring_wr *q, uint64_t n, uint64_t bytes)
+{
+    shmchan__qwriter *w = &v->writers[q->slot];
+    shmchan__store(&w->resv, SHMCHAN__QPOS_NONE, SHMCHAN__RELEASE);
+    q->sent += n;
+    q->total += n;
+    q->total_bytes += bytes;
+    shmchan__store(&w->sent, q->sent, SHMCHAN__RELAXED);
+    shmchan__store(&w->total, q->total, SHMCHAN__RELAXED);
+    shmchan__store(&w->total_bytes, q->total_bytes, SHMCHAN__RELAXED);
 }
 
 /* Publish the claim as a message of len bytes (<= claimed); wake the readers

@@ -57,8 +57,10 @@ typedef struct chaos_board {
     chaos_slot slots[CHAOS_SLOTS];
     /* Writers: messages committed, stored after each commit returned OK. */
     _Atomic uint64_t committed[CHAOS_INCS];
-    /* Whether each incarnation was killed (it may have committed one more). */
+    /* Whether each incarnation was killed (it may have committed one more
+     * send: one message, or up to `batch` of a send_batch in progress). */
     _Atomic uint32_t killed[CHAOS_INCS];
+    _Atomic uint32_t batch[CHAOS_INCS];
     /* Stable subscribers: messages received from each incarnation. */
     _Atomic uint64_t received[CHAOS_STABLE][CHAOS_INCS];
     /* The stable latest-value reader: messages it accepted, and the message

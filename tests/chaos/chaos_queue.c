@@ -1,10 +1,10 @@
 /*
  * Queue roles of the chaos driver.
  *
- * Writers send numbered messages (copies and reserve/commit, some aborted)
- * and store their commit count after each commit. Before stopping, each
- * writer makes one more send with a long timeout: if dead readers or dead
- * writers kept the ring blocked, it fails.
+ * Writers send numbered messages (copies, reserve/commit with some aborted,
+ * and batches, which go in runs) and store their commit count after each
+ * send. Before stopping, each writer makes one more send with a long
+ * timeout: if dead readers or dead writers kept the ring blocked, it fails.
  *
  * Subscribers check each message and the order: sequences rising, each
  * writer's counters rising, and in block mode consecutive once seen (a
@@ -87,6 +87,26 @@ send_one(shmchan_queue *q, uint64_t *rng, uint32_t inc, uint64_t counter, int64_
     return shmchan_queue_commit(q, len);
 }
 
+/* Messages counter, counter + 1, ... (at most 8, never past CHAOS_BITS) in
+ * one send_batch, which sends them in runs; *sent_out says how many went. */
+static int
+send_some(shmchan_queue *q, uint64_t *rng, uint32_t inc, uint64_t counter, int64_t timeout,
+          size_t *sent_out)
+{
+    static uint8_t bufs[8][CHAOS_MAX_MSG];
+    shmchan_msg msgs[8];
+    size_t n = 2 + (size_t)(chaos_rand(rng) % 7);
+    if (counter + n > CHAOS_BITS) {
+        n = CHAOS_BITS - counter;
+    }
+    for (size_t i = 0; i < n; i++) {
+        msgs[i].data = bufs[i];
+        msgs[i].len = chaos_msg_make(bufs[i], inc, counter + i, chaos_msg_len(rng));
+    }
+    atomic_store(&chaos_b->batch[inc], (uint32_t)n);
+    return shmchan_queue_send_batch(q, msgs, n, timeout, sent_out);
+}
+
 int
 chaos_queue_writer(chaos_slot *s, const chaos_chan *c, uint64_t seed)
 {
@@ -100,11 +120,19 @@ chaos_queue_writer(chaos_slot *s, const chaos_chan *c, uint64_t seed)
     bool final = false;
     while (counter < CHAOS_BITS && atomic_load(&s->failures) == 0) {
         final = atomic_load(&chaos_b->stop) != 0;
-        int rc = send_one(q, &rng, inc, counter, final ? FINAL_SEND_MS : 50);
+        int64_t timeout = final ? FINAL_SEND_MS : 50;
+        size_t sent = 1;
+        int rc;
+        if (chaos_rand(&rng) % 4 == 0 && counter + 1 < CHAOS_BITS) {
+            rc = send_some(q, &rng, inc, counter, timeout, &sent);
+        } else {
+            atomic_store(&chaos_b->batch[inc], 1);
+            rc = send_one(q, &rng, inc, counter, timeout);
+        }
         if (rc == SHMCHAN_OK) {
-            counter++;
+            counter += sent;
             atomic_store(&chaos_b->committed[inc], counter);
-            atomic_fetch_add(&s->sent, 1);
+            atomic_fetch_add(&s->sent, sent);
             if (final) {
                 break;
             }

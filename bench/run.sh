@@ -313,6 +313,7 @@ run_pairs() {
     pair ring-64-batch throughput 64 shmchan-queue-batch ring
     pair pipe-64 throughput 64 shmchan-queue-poll pipe
     pair pipe-64-wait throughput 64 shmchan-queue-wait pipe
+    pair pipe-64-batch throughput 64 shmchan-queue-batch pipe
     pair memcpy-1M throughput 1M shmchan-queue-wait limit-memcpy
     pair memcpy-1M-batch throughput 1M shmchan-queue-batch limit-memcpy
     # issue 16: the service round trip against our queue ping-pong and iceoryx

@@ -679,7 +679,7 @@ msgs = [struct.pack("<Q", i) * 8 for i in range(M)]
 best = dict(send=1e18, recv=1e18, publish=1e18, read=1e18)
 name = "pc%d" % os.getpid()
 try:
-    with shmchan.Queue.create(name + "q", max_msg=64, capacity=1 << 20, exclusive=True) as q, \
+    with shmchan.Queue.create(name + "q", max_msg=64, capacity=QUEUE_BYTES, exclusive=True) as q, \
             shmchan.Queue.subscribe(name + "q") as s, \
             shmchan.Latest.create(name + "l", max_msg=64, exclusive=True) as ch:
         send, recv, publish, read = q.send, s.recv, ch.publish, ch.read

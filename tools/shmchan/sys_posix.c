@@ -114,11 +114,10 @@ drain(int fd, sys_output *o, size_t cap)
     }
     size_t keep = o->len < cap ? cap - o->len : 0;
     keep = keep < (size_t)n ? keep : (size_t)n;
-    if (keep != 0) {
-        unsigned char *p = realloc(o->p, o->len + keep);
-        if (p == NULL) {
-            return 0;
-        }
+    /* Out of memory: read on all the same, so that the command never blocks
+     * on a full pipe; what was not kept shows as total > len, as past cap. */
+    unsigned char *p = keep != 0 ? realloc(o->p, o->len + keep) : NULL;
+    if (p != NULL) {
         memcpy(p + o->len, chunk, keep);
         o->p = p;
         o->len += keep;

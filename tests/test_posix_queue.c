@@ -190,6 +190,28 @@ TEST(spin_stretches_and_shrinks)
 
 /* --------------------------------------------- claim-lock holder dies */
 
+/* The claim-lock helpers' start, from arg "name stage rewind": open the
+ * queue, send "before", take the claim lock as a writer would. 0 or the
+ * helper's exit status. */
+static int
+take_claim_lock(const char *arg, unsigned *stage, unsigned *rewind, shmchan_queue **out)
+{
+    char name[64];
+    if (sscanf(arg, "%63s %u %u", name, stage, rewind) != 3) {
+        return 5;
+    }
+    shmchan_queue *q = tq_open(name, 0);
+    if (shmchan_queue_send(q, "before", 6, 0) != SHMCHAN_OK) {
+        return 1;
+    }
+    uint64_t free_word = 0;
+    if (!shmchan__cas(&q->v.ctl->lock, &free_word, q->wr.owner)) {
+        return 2;
+    }
+    *out = q;
+    return 0;
+}
+
 /*
  * arg: "name stage rewind": take the claim lock as a real writer would and
  * die at a point of the critical section: 0 after the journal, 1 after the
@@ -200,21 +222,14 @@ TEST(spin_stretches_and_shrinks)
  */
 HELPER(queue_die_in_claim)
 {
-    char name[64];
     unsigned stage = 0, rewind = 0;
-    if (sscanf(arg, "%63s %u %u", name, &stage, &rewind) != 3) {
-        return 5;
-    }
-    shmchan_queue *q = tq_open(name, 0);
-    if (shmchan_queue_send(q, "before", 6, 0) != SHMCHAN_OK) {
-        return 1;
+    shmchan_queue *q = NULL;
+    int rc = take_claim_lock(arg, &stage, &rewind, &q);
+    if (rc != 0) {
+        return rc;
     }
     const shmchan__ring *v = &q->v;
     shmchan__queue_ctl *c = v->ctl;
-    uint64_t free_word = 0;
-    if (!shmchan__cas(&c->lock, &free_word, q->wr.owner)) {
-        return 2;
-    }
     uint64_t p0 = shmchan__load(&c->tail, SHMCHAN__RELAXED);
     uint64_t seq = shmchan__load(&c->next_seq, SHMCHAN__RELAXED);
     uint64_t oldest = shmchan__load(&c->oldest, SHMCHAN__RELAXED);
@@ -363,21 +378,14 @@ run_span(shmchan_msg *msgs)
  */
 HELPER(queue_die_in_run)
 {
-    char name[64];
     unsigned stage = 0, rewind = 0;
-    if (sscanf(arg, "%63s %u %u", name, &stage, &rewind) != 3) {
-        return 5;
-    }
-    shmchan_queue *q = tq_open(name, 0);
-    if (shmchan_queue_send(q, "before", 6, 0) != SHMCHAN_OK) {
-        return 1;
+    shmchan_queue *q = NULL;
+    int rc = take_claim_lock(arg, &stage, &rewind, &q);
+    if (rc != 0) {
+        return rc;
     }
     const shmchan__ring *v = &q->v;
     shmchan__queue_ctl *c = v->ctl;
-    uint64_t free_word = 0;
-    if (!shmchan__cas(&c->lock, &free_word, q->wr.owner)) {
-        return 2;
-    }
     shmchan_msg msgs[RUN_K];
     uint64_t span = run_span(msgs);
     uint64_t p0 = shmchan__load(&c->tail, SHMCHAN__RELAXED);

@@ -105,6 +105,7 @@ bridged() { # MODE WHAT SIZE N
                 fi
                 if [[ $what == lat ]]; then # the local hand-offs alone, same round
                     "$BENCH" local-lat bb_local_a bb_local_b $size $count
+                    direct el-lat $size $count # both connections in event-loop mode
                     nj=$((NLAT / 5))
                 fi
                 bridged jetstream $what $size $nj
@@ -135,11 +136,17 @@ for s in ("64", "65536"):
         b = [get(r, "bridge-core-lat", s, c) for r in rounds]
         j = [get(r, "bridge-jetstream-lat", s, c) for r in rounds]
         loc = [get(r, "local-lat", s, c) for r in rounds]
+        de = [get(r, "direct-el-lat", s, c) for r in rounds]
         add = [y - x for x, y in zip(d, b)]
+        adde = [y - x for x, y in zip(de, b) if x is not None]
         print("rtt  %6s B %s: direct %7.1f us  bridge-core %7.1f  added %+7.1f (rounds: %s)  "
               "2 x local %7.1f  jetstream %8.1f" % (s, name, med(d), med(b), med(add),
                                    " ".join("%+.0f" % x for x in add),
                                    2 * med(loc), med(j)))
+        if adde:
+            print("rtt  %6s B %s: direct, event-loop mode %7.1f us  added over it %+7.1f "
+                  "(rounds: %s)" % (s, name, med([x for x in de if x is not None]), med(adde),
+                                    " ".join("%+.0f" % x for x in adde)))
 lost = [x for x in rows if int(x[8]) < int(x[3])]
 for x in lost:
     print("short: round %s %s %s B: %s of %s arrived" % (x[0], x[1], x[2], x[8], x[3]))

@@ -330,21 +330,33 @@ t_config_errors() {
 }
 
 # The server is down when the bridges start: messages written meanwhile wait in
-# the local queue and arrive, each once, after it starts.
+# the local queue and arrive, each once, after it starts. A core-NATS queue on
+# the same bridges (their event-loop connection, first attached by libnats's
+# reconnect thread) carries what is written once both are connected.
 t_server_down_at_start() {
     NS_PORT[late]=$(free_port)
-    local url="nats://127.0.0.1:${NS_PORT[late]}"
+    local url="nats://127.0.0.1:${NS_PORT[late]}" rc=0
     on hA "$PROBE" qcreate sd.q && on hB "$PROBE" qcreate sd.q || return 1
-    bridge hA sd-a --server "$url" --export "queue sd.q sd.a stream=SD"
-    bridge hB sd-b --server "$url" --import "queue sd.a sd.q stream=SD"
+    on hA "$PROBE" qcreate sdc.q && on hB "$PROBE" qcreate sdc.q || return 1
+    bridge hA sd-a --server "$url" --export "queue sd.q sd.a stream=SD" \
+        --export "queue sdc.q sd.c mode=core"
+    bridge hB sd-b --server "$url" --import "queue sd.a sd.q stream=SD" \
+        --import "queue sd.c sdc.q mode=core"
     wait_for "$WORK/sd-a.log" "not reachable yet" || return 1
     on hA "$PROBE" qsend sd.q 1 300 200 >"$WORK/sd.sent" || return 1
     ns_start late || return 1
     wait_for "$WORK/sd-b.log" "pulling sd.a" 30 || return 1
-    recv_until hB sd.q "$WORK/sd.sent" "$WORK/sd.recv"
+    wait_for "$WORK/sd-a.log" "connected to .*core links" 30 || return 1
+    wait_for "$WORK/sd-b.log" "connected to .*core links" 30 || return 1
+    sleep 1 # B's subscription has reached the server (core NATS: at most once)
+    on hA "$PROBE" qsend sdc.q 1 300 200 >"$WORK/sdc.sent" || return 1
+    recv_until hB sd.q "$WORK/sd.sent" "$WORK/sd.recv" || rc=1
+    recv_until hB sdc.q "$WORK/sdc.sent" "$WORK/sdc.recv" || rc=1
     bridge_stop sd-a && bridge_stop sd-b || { echo "   unclean exit"; return 1; }
     ns_kill late TERM
-    check_ids "$WORK/sd.sent" "$WORK/sd.recv"
+    check_ids "$WORK/sd.sent" "$WORK/sd.recv" || rc=1
+    check_ids "$WORK/sdc.sent" "$WORK/sdc.recv" || rc=1
+    return $rc
 }
 
 # Two hosts mirror a latest-value channel each way (same channel name on both);

@@ -528,29 +528,35 @@ static void *loop_main(void *arg)
     int nevs = (int)(sizeof evs / sizeof evs[0]);
     int64_t spin_ns = 0;
     bool may_spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
-    bool stopping = false;
+    bool stopping = false, after_work = false;
+    /* The gap is measured from the end of the last export work, the spin
+     * after it included: measured from the start of the sleep, a spin of S
+     * made any gap below S + SPIN_MAX_NS look short, and it never died out
+     * (one message per round trip kept both bridges of a round trip
+     * benchmark spinning most of the time on 2 vCPUs). Turns that only
+     * carried the socket (imports, writes) neither end the gap nor start a
+     * spin: counted, an import woke the loop between two exports of a round
+     * trip, the echo's reply to it came some 20 us later, that short gap
+     * started a spin, and both bridges spun on every round trip. */
+    int64_t last_work = mono_ns();
     t_loop = true;
     for (;;) {
         int timeout = stopping ? -1 : wake_up_links(mono_s());
         if (g_loop.nheld > 0 && (timeout < 0 || timeout > HELD_RETRY_MS))
             timeout = HELD_RETRY_MS;
-        /* The gap is measured from here, the end of the last work, spin
-         * included: measured from the start of the sleep, a spin of S made
-         * any gap below S + SPIN_MAX_NS look short, and it never died out
-         * (one message per round trip kept both bridges of a round trip
-         * benchmark spinning most of the time on 2 vCPUs). */
-        int64_t idle_since = mono_ns();
         int k = 0;
-        if (spin_ns > 0 && !stopping) {
+        if (after_work && spin_ns > 0 && !stopping) {
             k = spin(spin_ns, evs, nevs);
             if (k == SPIN_WORK) {
                 el_flush();
+                last_work = mono_ns();
                 continue; /* the gap was below the spin: keep it */
             }
         }
+        after_work = false;
         if (k <= 0)
             k = epoll_wait(g_loop.ep, evs, nevs, timeout);
-        int64_t gap = mono_ns() - idle_since;
+        int64_t gap = mono_ns() - last_work;
         bool work = false, read = false;
         for (int i = 0; i < k; i++) {
             void *tag = evs[i].data.ptr;
@@ -582,12 +588,15 @@ static void *loop_main(void *arg)
         if (read || g_loop.nheld > 0)
             drain_imports();
         el_flush(); /* a reply to the server's PING, a read's error */
-        if (work && may_spin)
-            spin_ns = gap < SPIN_MAX_NS ? 2 * gap : 0;
+        if (!work)
+            continue;
+        spin_ns = may_spin && gap < SPIN_MAX_NS ? 2 * gap : 0;
         if (spin_ns > SPIN_MAX_NS)
             spin_ns = SPIN_MAX_NS;
         if (spin_ns < 1000) /* below a microsecond: not worth a look */
             spin_ns = 0;
+        last_work = mono_ns();
+        after_work = true;
     }
 }
 

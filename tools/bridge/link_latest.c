@@ -248,7 +248,12 @@ static int serve_queue(br_link *l, latest_state *st, bool arm)
 
 #define OPEN_RETRY_S 1.0
 #define REST_S (BR_POLL_MS / 1000.0)
-#define HELD_RETRY_MS 1 /* an import held by a full local queue looks again */
+/* An import held by a full local queue looks again after HELD_RETRY_MS;
+ * while its looks find no room the wait doubles up to HELD_RETRY_MAX_MS (a
+ * queue whose reader is gone costs 16 wake-ups a second, not 1000), and any
+ * look that delivers something brings it back to HELD_RETRY_MS. */
+#define HELD_RETRY_MS 1
+#define HELD_RETRY_MAX_MS 64
 
 static struct {
     pthread_t thread;
@@ -260,8 +265,9 @@ static struct {
     br_link *links[BR_LINKS_MAX];
     int nimports;
     br_link *imports[BR_LINKS_MAX];
-    int nheld; /* imports holding a message for a full local queue */
-} g_loop = {.ep = -1, .quit_fd = -1};
+    int nheld;   /* imports holding a message for a full local queue */
+    int held_ms; /* the loop's timeout while nheld > 0 */
+} g_loop = {.ep = -1, .quit_fd = -1, .held_ms = HELD_RETRY_MS};
 
 /* The core connection's socket in the loop's epoll set. libnats calls the
  * four callbacks below with its connection lock held, from the loop thread
@@ -542,8 +548,8 @@ static void *loop_main(void *arg)
     t_loop = true;
     for (;;) {
         int timeout = stopping ? -1 : wake_up_links(mono_s());
-        if (g_loop.nheld > 0 && (timeout < 0 || timeout > HELD_RETRY_MS))
-            timeout = HELD_RETRY_MS;
+        if (g_loop.nheld > 0 && (timeout < 0 || timeout > g_loop.held_ms))
+            timeout = g_loop.held_ms;
         int k = 0;
         if (after_work && spin_ns > 0 && !stopping) {
             k = spin(spin_ns, evs, nevs);
@@ -825,11 +831,15 @@ static bool import_msg(br_link *l, latest_state *st, natsMsg *m)
  * has no more or a full local queue holds a message back. */
 static void drain_imports(void)
 {
+    bool was_held = g_loop.nheld > 0, moved = false;
     for (int i = 0; i < g_loop.nimports; i++) {
         br_link *l = g_loop.imports[i];
         latest_state *st = l->state;
         if (st->held) {
-            if (!deliver_held(l, st))
+            uint64_t before = atomic_load(&l->c.msgs);
+            bool done = deliver_held(l, st);
+            moved |= atomic_load(&l->c.msgs) != before;
+            if (!done)
                 continue;
             natsMsg_Destroy(st->held);
             st->held = NULL;
@@ -851,6 +861,10 @@ static void drain_imports(void)
             }
         }
     }
+    if (!was_held || moved)
+        g_loop.held_ms = HELD_RETRY_MS;
+    else if (g_loop.held_ms < HELD_RETRY_MAX_MS)
+        g_loop.held_ms *= 2;
 }
 
 int br_latest_start(br_link *l)

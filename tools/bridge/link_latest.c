@@ -414,7 +414,7 @@ static void cpu_relax(void)
 }
 
 static void rest(br_link *l, latest_state *st, double now);
-static void drain_imports(void);
+static void drain_imports(bool retry);
 
 #define SPIN_WORK (-2)
 
@@ -592,7 +592,7 @@ static void *loop_main(void *arg)
             work |= r > 0;
         }
         if (read || g_loop.nheld > 0)
-            drain_imports();
+            drain_imports(!read);
         el_flush(); /* a reply to the server's PING, a read's error */
         if (!work)
             continue;
@@ -828,8 +828,11 @@ static bool import_msg(br_link *l, latest_state *st, natsMsg *m)
 
 /* Right after the loop read the socket (and while an import is held): each
  * core import's subscription gives what libnats parsed, in order, until it
- * has no more or a full local queue holds a message back. */
-static void drain_imports(void)
+ * has no more or a full local queue holds a message back. retry: a look that
+ * no read caused (the held imports' timer): only such looks back off, so
+ * reads that come faster than the local reader frees room do not stretch
+ * the wait after the last of them. */
+static void drain_imports(bool retry)
 {
     bool was_held = g_loop.nheld > 0, moved = false;
     for (int i = 0; i < g_loop.nimports; i++) {
@@ -863,7 +866,7 @@ static void drain_imports(void)
     }
     if (!was_held || moved)
         g_loop.held_ms = HELD_RETRY_MS;
-    else if (g_loop.held_ms < HELD_RETRY_MAX_MS)
+    else if (retry && g_loop.held_ms < HELD_RETRY_MAX_MS)
         g_loop.held_ms *= 2;
 }
 

@@ -49,7 +49,8 @@ for i in $(seq 100); do grep -q "Server is ready" "$W/ns.log" && break; sleep 0.
 
 # start_pair MODE: four block-policy queues bb_MODE_{out,in,ein,eout} and two
 # bridges carrying out -> ein (ping) and eout -> in (pong); waits until both
-# imports are subscribed (their log says so: state, not time).
+# imports are subscribed and, for core NATS, both exports' channels are open
+# (their logs say so: state, not time).
 start_pair() {
     local m=$1 o1="mode=core" o2="mode=core" ready="import queue"
     if [[ $m == jetstream ]]; then
@@ -67,7 +68,11 @@ start_pair() {
         >/dev/null 2>"$W/$m-b.log" &
     PIDS+=($!)
     for i in $(seq 400); do
-        [[ $(cat "$W/$m-a.log" "$W/$m-b.log" | grep -c "$ready") -ge 2 ]] && break
+        # and, for core NATS, both exports' channels open (the exporter reads only what
+        # is written after it has subscribed)
+        [[ $(cat "$W/$m-a.log" "$W/$m-b.log" | grep -c "$ready") -ge 2 ]] &&
+            { [[ $m != core ]] || [[ $(cat "$W/$m-a.log" "$W/$m-b.log" | grep -c "is open") -ge 2 ]]; } &&
+            break
         sleep 0.05
     done
 }

@@ -686,13 +686,19 @@ static bool newer(latest_state *st, const br_hdr *h)
 
 #define SEND_CHUNK 64 /* messages handed to one shmchan_queue_send_batch() */
 
+#define BUSY_TRIES 8 /* sends that find the queue busy before the import waits */
+
 /* Send msgs[0..n) in order without waiting, waking the local readers once per
- * call. Returns how many went; fewer than n only when the queue is full (a
- * block-policy queue: the caller keeps the rest for a retry). Another error,
- * or a full queue while stopping, drops the rest (at most once), counted. */
+ * call. Returns how many went; fewer than n when the queue is full (a
+ * block-policy queue) or busy (SHMCHAN_EBUSY: looked at again at once, a few
+ * times; SHMCHAN_ETIMEDOUT: a send that may not wait still waits up to 10 ms
+ * for the queue's lock, and a holder kept it longer): the caller keeps the
+ * rest for a retry. Another error, or a full or busy queue while stopping,
+ * drops the rest (at most once), counted. */
 static size_t send_now(br_link *l, latest_state *st, const shmchan_msg *msgs, size_t n)
 {
     size_t done = 0;
+    int busy = 0;
     while (done < n) {
         size_t sent = 0;
         int rc = shmchan_queue_send_batch(st->q, msgs + done, n - done, SHMCHAN_NO_WAIT, &sent);
@@ -702,7 +708,13 @@ static size_t send_now(br_link *l, latest_state *st, const shmchan_msg *msgs, si
         done += sent;
         if (rc == SHMCHAN_OK && sent > 0)
             continue; /* the rest did not fit: the next call says whether it is full */
-        if ((rc == SHMCHAN_OK || rc == SHMCHAN_EAGAIN || rc == SHMCHAN_EINTR) && !*l->ctx->stop)
+        if (rc == SHMCHAN_EBUSY && ++busy < BUSY_TRIES) {
+            cpu_relax();
+            continue;
+        }
+        if ((rc == SHMCHAN_OK || rc == SHMCHAN_EAGAIN || rc == SHMCHAN_EINTR ||
+             rc == SHMCHAN_EBUSY || rc == SHMCHAN_ETIMEDOUT) &&
+            !*l->ctx->stop)
             return done;
         atomic_fetch_add(&l->c.errors, n - done);
         return n;

@@ -330,21 +330,33 @@ t_config_errors() {
 }
 
 # The server is down when the bridges start: messages written meanwhile wait in
-# the local queue and arrive, each once, after it starts.
+# the local queue and arrive, each once, after it starts. A core-NATS queue on
+# the same bridges (their event-loop connection, first attached by libnats's
+# reconnect thread) carries what is written once both are connected.
 t_server_down_at_start() {
     NS_PORT[late]=$(free_port)
-    local url="nats://127.0.0.1:${NS_PORT[late]}"
+    local url="nats://127.0.0.1:${NS_PORT[late]}" rc=0
     on hA "$PROBE" qcreate sd.q && on hB "$PROBE" qcreate sd.q || return 1
-    bridge hA sd-a --server "$url" --export "queue sd.q sd.a stream=SD"
-    bridge hB sd-b --server "$url" --import "queue sd.a sd.q stream=SD"
+    on hA "$PROBE" qcreate sdc.q && on hB "$PROBE" qcreate sdc.q || return 1
+    bridge hA sd-a --server "$url" --export "queue sd.q sd.a stream=SD" \
+        --export "queue sdc.q sd.c mode=core"
+    bridge hB sd-b --server "$url" --import "queue sd.a sd.q stream=SD" \
+        --import "queue sd.c sdc.q mode=core"
     wait_for "$WORK/sd-a.log" "not reachable yet" || return 1
     on hA "$PROBE" qsend sd.q 1 300 200 >"$WORK/sd.sent" || return 1
     ns_start late || return 1
     wait_for "$WORK/sd-b.log" "pulling sd.a" 30 || return 1
-    recv_until hB sd.q "$WORK/sd.sent" "$WORK/sd.recv"
+    wait_for "$WORK/sd-a.log" "connected to .*core links" 30 || return 1
+    wait_for "$WORK/sd-b.log" "connected to .*core links" 30 || return 1
+    sleep 1 # B's subscription has reached the server (core NATS: at most once)
+    on hA "$PROBE" qsend sdc.q 1 300 200 >"$WORK/sdc.sent" || return 1
+    recv_until hB sd.q "$WORK/sd.sent" "$WORK/sd.recv" || rc=1
+    recv_until hB sdc.q "$WORK/sdc.sent" "$WORK/sdc.recv" || rc=1
     bridge_stop sd-a && bridge_stop sd-b || { echo "   unclean exit"; return 1; }
     ns_kill late TERM
-    check_ids "$WORK/sd.sent" "$WORK/sd.recv"
+    check_ids "$WORK/sd.sent" "$WORK/sd.recv" || rc=1
+    check_ids "$WORK/sdc.sent" "$WORK/sdc.recv" || rc=1
+    return $rc
 }
 
 # Two hosts mirror a latest-value channel each way (same channel name on both);
@@ -453,6 +465,62 @@ t_core_queue() {
     n=$(stat_of cq-a cq.q nats_msgs)
     echo "   exporter: $m messages in $n NATS messages"
     [[ $n -gt 0 && $n -lt $m ]] || { echo "   expected batches (fewer NATS messages)"; rc=1; }
+    return $rc
+}
+
+# A core-NATS queue import into a full local queue (no reader yet, a 1 MiB
+# ring, 3 MB sent): the export loop, which reads the core connection and
+# delivers the imports itself, holds that message back and goes on with the
+# rest of its work (the same bridge's latest-value export still flows, and
+# its import of a latest value too); once a reader comes, every message
+# arrives once, in order.
+t_core_full() {
+    ns_start cfu || return 1
+    local url rc=0
+    url=$(ns_url cfu)
+    on hA "$PROBE" qcreate cfu.q && on hB "$PROBE" qcreate cfu.q $((1 << 20)) || return 1
+    on hA "$PROBE" lpub cfu.l 0 >/dev/null && on hB "$PROBE" lpub cfu.m 0 >/dev/null || return 1
+    bridge hB cfu-b --server "$url" --import "queue cfu.a cfu.q mode=core" \
+        --export "latest cfu.m cfu.m" --import "latest cfu.l cfu.l"
+    wait_for "$WORK/cfu-b.log" "running as host" || return 1
+    bridge hA cfu-a --server "$url" --export "queue cfu.q cfu.a mode=core" \
+        --export "latest cfu.l cfu.l" --import "latest cfu.m cfu.m"
+    wait_for "$WORK/cfu-a.log" "channel cfu.q is open" || return 1
+    wait_for "$WORK/cfu-b.log" "channel cfu.m is open" || return 1
+    on hA "$PROBE" qsend cfu.q 1 3000 1000 >"$WORK/cfu.sent" || return 1
+    # B's import is held now (its ring holds about 1000 of the 3000): values
+    # still go both ways through B's loop.
+    $(nsx hA) "$PROBE" lwatch cfu.m 3000 >"$WORK/cfu-a.watch" &
+    local wa=$!
+    $(nsx hB) "$PROBE" lwatch cfu.l 3000 >"$WORK/cfu-b.watch" &
+    local wb=$!
+    sleep 0.5
+    $(nsx hA) "$PROBE" lpub cfu.l 100 2000 >"$WORK/cfu-a.last" &
+    local pa=$!
+    on hB "$PROBE" lpub cfu.m 100 2000 >"$WORK/cfu-b.last"
+    wait $pa $wa $wb
+    local got last
+    got=$(tail -n1 "$WORK/cfu-a.watch")
+    last=$(cat "$WORK/cfu-b.last")
+    echo "   while held: A sees B's latest value $got (published up to $last)"
+    [[ $got == "$last" ]] || rc=1
+    got=$(tail -n1 "$WORK/cfu-b.watch")
+    last=$(cat "$WORK/cfu-a.last")
+    echo "   while held: B sees A's latest value $got (published up to $last)"
+    [[ $got == "$last" ]] || rc=1
+    kill -USR1 "${BR_PID[cfu-b]}"
+    wait_for "$WORK/cfu-b.out" '"channel":"cfu.q"' || return 1
+    local held
+    held=$(stat_of cfu-b cfu.q msgs)
+    echo "   delivered before a reader came: $held of 3000"
+    [[ $held -gt 0 && $held -lt 3000 ]] || { echo "   expected a full local queue"; rc=1; }
+    : >"$WORK/cfu.recv"
+    recv_until hB cfu.q "$WORK/cfu.sent" "$WORK/cfu.recv" || rc=1
+    bridge_stop cfu-a && bridge_stop cfu-b || rc=1
+    ns_kill cfu TERM
+    check_ids "$WORK/cfu.sent" "$WORK/cfu.recv" || rc=1
+    awk 'NR > 1 && $2 != p + 1 { bad = 1 } { p = $2 } END { exit bad }' "$WORK/cfu.recv" ||
+        { echo "   not in order"; rc=1; }
     return $rc
 }
 
@@ -740,7 +808,7 @@ pass=0
 fail=0
 skip=0
 skipped=()
-TWO_HOST="t_server_down_at_start t_latest_mirror t_queue_e2e t_core_queue t_workers t_bad_messages"
+TWO_HOST="t_server_down_at_start t_latest_mirror t_queue_e2e t_core_queue t_core_full t_workers t_bad_messages"
 TWO_HOST+=" t_js_window t_idle t_cluster_failover t_chaos"
 ALL="t_config_errors $TWO_HOST"
 if [[ $(id -u) -ne 0 ]]; then

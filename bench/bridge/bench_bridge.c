@@ -4,6 +4,10 @@
  *
  *   direct-tput URL SIZE N        publisher -> subscriber, one subject
  *   direct-lat  URL SIZE N        ping -> echo -> pong, two subjects
+ *   direct-el-lat URL SIZE N      the same with both connections in libnats's
+ *                                 event-loop mode, each read and written by
+ *                                 its one thread (as the bridge's core
+ *                                 connection is by its export loop)
  *   chan-tput   OUT IN SIZE N     send N into queue OUT, receive from queue IN
  *   chan-lat    OUT IN EIN EOUT SIZE N
  *                                 send on OUT, an echo thread moves EIN -> EOUT,
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 static double now_s(void)
@@ -138,6 +143,187 @@ static int direct_lat(const char *url, size_t size, long n)
     return 0;
 }
 
+/* ---- one connection in libnats's event-loop mode, driven by one thread:
+ * epoll on its socket; a write asked for from that thread is done by the
+ * thread itself right after (el_flush), from another thread through EPOLLOUT
+ * (the bridge's export loop does the same, tools/bridge/link_latest.c). */
+typedef struct el {
+    pthread_mutex_t mu;
+    int ep, fd;
+    bool out;
+    atomic_bool write;
+    natsConnection *nc;
+} el;
+static _Thread_local el *t_el; /* the connection this thread drives */
+
+static void el_events(el *e, bool out) /* mu held */
+{
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = e};
+    if (e->fd >= 0 && out != e->out && epoll_ctl(e->ep, EPOLL_CTL_MOD, e->fd, &ev) == 0)
+        e->out = out;
+}
+static natsStatus el_attach(void **user, void *loop, natsConnection *nc, natsSock fd)
+{
+    (void)nc;
+    el *e = loop;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = e};
+    pthread_mutex_lock(&e->mu);
+    e->fd = epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? fd : -1;
+    e->out = false;
+    pthread_mutex_unlock(&e->mu);
+    *user = e;
+    return e->fd >= 0 ? NATS_OK : NATS_SYS_ERROR;
+}
+static natsStatus el_read(void *user, bool add)
+{
+    el *e = user;
+    if (!add) {
+        pthread_mutex_lock(&e->mu);
+        if (e->fd >= 0)
+            epoll_ctl(e->ep, EPOLL_CTL_DEL, e->fd, NULL);
+        e->fd = -1;
+        pthread_mutex_unlock(&e->mu);
+    }
+    return NATS_OK;
+}
+static natsStatus el_write(void *user, bool add)
+{
+    el *e = user;
+    pthread_mutex_lock(&e->mu);
+    atomic_store(&e->write, add);
+    el_events(e, add && t_el != e ? true : add ? e->out : false);
+    pthread_mutex_unlock(&e->mu);
+    return NATS_OK;
+}
+static natsStatus el_detach(void *user) { return el_read(user, false); }
+
+static void el_flush(el *e)
+{
+    if (!atomic_load(&e->write))
+        return;
+    natsConnection_ProcessWriteEvent(e->nc);
+    pthread_mutex_lock(&e->mu);
+    if (atomic_load(&e->write))
+        el_events(e, true);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void el_conn(el *e, const char *url)
+{
+    natsOptions *o = NULL;
+    pthread_mutex_init(&e->mu, NULL);
+    e->ep = epoll_create1(0);
+    e->fd = -1;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(o, url);
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetEventLoop(o, e, el_attach, el_read, el_write, el_detach);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&e->nc, o);
+    natsOptions_Destroy(o);
+    if (s != NATS_OK) {
+        fprintf(stderr, "bench: connect %s: %s\n", url, natsStatus_GetText(s));
+        exit(1);
+    }
+}
+
+/* Wait up to ms for the socket, read or write it, then the next message of
+ * sub if there is one (NULL: none). */
+static natsMsg *el_next(el *e, natsSubscription *sub, int ms)
+{
+    int pending = 0;
+    natsMsg *m = NULL;
+    if (natsSubscription_GetPending(sub, &pending, NULL) == NATS_OK && pending > 0 &&
+        natsSubscription_NextMsg(&m, sub, 0) == NATS_OK)
+        return m;
+    struct epoll_event ev;
+    if (epoll_wait(e->ep, &ev, 1, ms) == 1) {
+        if (ev.events & EPOLLOUT)
+            natsConnection_ProcessWriteEvent(e->nc);
+        if (ev.events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            natsConnection_ProcessReadEvent(e->nc);
+    }
+    el_flush(e); /* a reply to the server's PING */
+    if (natsSubscription_GetPending(sub, &pending, NULL) == NATS_OK && pending > 0 &&
+        natsSubscription_NextMsg(&m, sub, 0) == NATS_OK)
+        return m;
+    return NULL;
+}
+
+typedef struct el_echo {
+    el *e;
+    natsSubscription *sub;
+    atomic_int stop;
+} el_echo;
+
+static void *el_echo_main(void *p)
+{
+    el_echo *a = p;
+    t_el = a->e;
+    while (!atomic_load(&a->stop)) {
+        natsMsg *m = el_next(a->e, a->sub, 100);
+        if (!m)
+            continue;
+        natsConnection_Publish(a->e->nc, "bench.elpong", natsMsg_GetData(m),
+                               natsMsg_GetDataLength(m));
+        el_flush(a->e); /* written now, by this thread */
+        natsMsg_Destroy(m);
+    }
+    return NULL;
+}
+
+static int direct_el_lat(const char *url, size_t size, long n)
+{
+    static el a, b;
+    el_conn(&a, url);
+    el_conn(&b, url);
+    t_el = &a;
+    el_echo echo = {&b, NULL, 0};
+    natsSubscription *pong;
+    natsConnection_SubscribeSync(&echo.sub, b.nc, "bench.elping");
+    natsConnection_SubscribeSync(&pong, a.nc, "bench.elpong");
+    el_flush(&a);
+    pthread_t t;
+    pthread_create(&t, NULL, el_echo_main, &echo);
+    char *buf = calloc(1, size);
+    double *rtt = calloc((size_t)n, sizeof *rtt);
+    natsMsg *m = NULL;
+    /* Until both subscriptions are in place (no natsConnection_Flush: it
+     * needs another thread to read the reply): pings until a pong comes. */
+    for (int i = 0; i < 100 && !m; i++) {
+        natsConnection_Publish(a.nc, "bench.elping", buf, (int)size);
+        el_flush(&a);
+        double end = now_s() + 0.05;
+        while (!m && now_s() < end)
+            m = el_next(&a, pong, 10);
+    }
+    for (double end = now_s() + 0.1; now_s() < end;) { /* late pongs of the warm-up */
+        natsMsg_Destroy(m);
+        m = el_next(&a, pong, 10);
+    }
+    natsMsg_Destroy(m);
+    long got = 0;
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        double t1 = now_s(), end = t1 + 2.0;
+        natsConnection_Publish(a.nc, "bench.elping", buf, (int)size);
+        el_flush(&a);
+        for (m = NULL; !m && now_s() < end;)
+            m = el_next(&a, pong, 100);
+        if (!m)
+            break;
+        rtt[got++] = now_s() - t1;
+        natsMsg_Destroy(m);
+    }
+    report("direct-el-lat", size, n, got, now_s() - t0, rtt, got);
+    atomic_store(&echo.stop, 1);
+    pthread_join(t, NULL);
+    return 0;
+}
+
 static shmchan_queue *q_open(const char *name, uint32_t flags)
 {
     shmchan_opts o;
@@ -243,6 +429,8 @@ int main(int argc, char **argv)
         return direct_tput(argv[2], strtoul(argv[3], NULL, 10), atol(argv[4]));
     if (argc == 5 && strcmp(argv[1], "direct-lat") == 0)
         return direct_lat(argv[2], strtoul(argv[3], NULL, 10), atol(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "direct-el-lat") == 0)
+        return direct_el_lat(argv[2], strtoul(argv[3], NULL, 10), atol(argv[4]));
     if (argc == 6 && strcmp(argv[1], "chan-tput") == 0)
         return chan_tput(argv[2], argv[3], strtoul(argv[4], NULL, 10), atol(argv[5]));
     if (argc == 8 && strcmp(argv[1], "chan-lat") == 0)

@@ -49,7 +49,8 @@ for i in $(seq 100); do grep -q "Server is ready" "$W/ns.log" && break; sleep 0.
 
 # start_pair MODE: four block-policy queues bb_MODE_{out,in,ein,eout} and two
 # bridges carrying out -> ein (ping) and eout -> in (pong); waits until both
-# imports are subscribed (their log says so: state, not time).
+# imports are subscribed and, for core NATS, both exports' channels are open
+# (their logs say so: state, not time).
 start_pair() {
     local m=$1 o1="mode=core" o2="mode=core" ready="import queue"
     if [[ $m == jetstream ]]; then
@@ -67,7 +68,11 @@ start_pair() {
         >/dev/null 2>"$W/$m-b.log" &
     PIDS+=($!)
     for i in $(seq 400); do
-        [[ $(cat "$W/$m-a.log" "$W/$m-b.log" | grep -c "$ready") -ge 2 ]] && break
+        # and, for core NATS, both exports' channels open (the exporter reads only what
+        # is written after it has subscribed)
+        [[ $(cat "$W/$m-a.log" "$W/$m-b.log" | grep -c "$ready") -ge 2 ]] &&
+            { [[ $m != core ]] || [[ $(cat "$W/$m-a.log" "$W/$m-b.log" | grep -c "is open") -ge 2 ]]; } &&
+            break
         sleep 0.05
     done
 }
@@ -105,6 +110,7 @@ bridged() { # MODE WHAT SIZE N
                 fi
                 if [[ $what == lat ]]; then # the local hand-offs alone, same round
                     "$BENCH" local-lat bb_local_a bb_local_b $size $count
+                    direct el-lat $size $count # both connections in event-loop mode
                     nj=$((NLAT / 5))
                 fi
                 bridged jetstream $what $size $nj
@@ -135,11 +141,17 @@ for s in ("64", "65536"):
         b = [get(r, "bridge-core-lat", s, c) for r in rounds]
         j = [get(r, "bridge-jetstream-lat", s, c) for r in rounds]
         loc = [get(r, "local-lat", s, c) for r in rounds]
+        de = [get(r, "direct-el-lat", s, c) for r in rounds]
         add = [y - x for x, y in zip(d, b)]
+        adde = [y - x for x, y in zip(de, b) if x is not None]
         print("rtt  %6s B %s: direct %7.1f us  bridge-core %7.1f  added %+7.1f (rounds: %s)  "
               "2 x local %7.1f  jetstream %8.1f" % (s, name, med(d), med(b), med(add),
                                    " ".join("%+.0f" % x for x in add),
                                    2 * med(loc), med(j)))
+        if adde:
+            print("rtt  %6s B %s: direct, event-loop mode %7.1f us  added over it %+7.1f "
+                  "(rounds: %s)" % (s, name, med([x for x in de if x is not None]), med(adde),
+                                    " ".join("%+.0f" % x for x in adde)))
 lost = [x for x in rows if int(x[8]) < int(x[3])]
 for x in lost:
     print("short: round %s %s %s B: %s of %s arrived" % (x[0], x[1], x[2], x[8], x[3]))

@@ -58,6 +58,7 @@ typedef struct br_link {
     br_counters c;
     /* runtime */
     struct br_ctx *ctx;
+    natsConnection *nc; /* the connection that carries it: ctx->core_nc or ctx->nc */
     void *state; /* per-kind state, owned by the link module */
 } br_link;
 
@@ -72,7 +73,8 @@ typedef struct br_config {
 
 typedef struct br_ctx {
     br_config *cfg;
-    natsConnection *nc;
+    natsConnection *nc;      /* JetStream links: libnats's own threads (NULL: none) */
+    natsConnection *core_nc; /* core-NATS links: driven by the export loop (NULL: none) */
     jsCtx *js;
     volatile sig_atomic_t *stop;
     int stop_fd; /* readable once stopping (never read): waiting threads poll it */
@@ -126,11 +128,20 @@ natsStatus br_hdr_set(natsMsg *m, const char *host, const char *chan, uint64_t e
 int br_latest_start(br_link *l);
 void br_latest_stop(br_link *l);
 /* link_latest.c: the export loop, one thread that waits on the readiness
- * handles of every latest-value and core-NATS queue export (docs/bridge.md,
- * "Waiting and threads"). Start after their br_latest_start(), stop before
- * their br_latest_stop(). */
+ * handles of every latest-value and core-NATS queue export and on the socket
+ * of the core connection, which it reads and writes itself (libnats's
+ * event-loop mode; docs/bridge.md, "Waiting and threads"). Order:
+ * br_loop_init() before the core connection is made (br_loop_options() on its
+ * options), br_export_loop_start() after the links' br_latest_start();
+ * at the end br_core_drain() and the connections' flush while the loop still
+ * runs, then br_export_loop_stop(), the links' br_latest_stop(), the
+ * connection's destruction, and br_loop_close(). */
+int br_loop_init(void);
+natsStatus br_loop_options(natsOptions *o);
 int br_export_loop_start(br_ctx *ctx);
+void br_core_drain(void);
 void br_export_loop_stop(br_ctx *ctx);
+void br_loop_close(void);
 int br_queue_start(br_link *l);
 void br_queue_stop(br_link *l);
 bool br_check_payload(br_link *l, size_t len, uint64_t seq);

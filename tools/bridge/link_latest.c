@@ -3,11 +3,13 @@
  * Export: one thread (the export loop, below) waits on the readiness handles
  * of every exported channel and publishes each new value with its source,
  * epoch and sequence in a small envelope.
- * Import: a libnats subscription callback publishes a value locally only if it
+ * Import: a synchronous subscription on the core connection, whose socket the
+ * same loop reads (libnats's event-loop mode): right after a read the loop
+ * takes the subscription's messages and publishes a value locally only if it
  * is newer, per source, than the last one it published (a restarted source
  * channel has a newer epoch, its creation time). Core NATS queues (mode=core)
- * share the export loop and the import callback in this file; they
- * travel in batches (docs/bridge.md, "Names"). */
+ * share the export loop and the import path in this file; they travel in
+ * batches (docs/bridge.md, "Names"). */
 #define _GNU_SOURCE
 #include "bridge.h"
 
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +41,12 @@ typedef struct latest_state {
     size_t env;         /* export: length of the envelope prefix in buf */
     int nsrc;
     src_state src[SOURCES_MAX];
+    /* import into a full block-policy queue: the message being delivered,
+     * kept (with the rest of the subscription's messages) until there is room */
+    natsMsg *held;
+    br_hdr held_h;
+    size_t held_pos;   /* the next record's offset (or the payload's) in held */
+    uint32_t held_left; /* records of held still to deliver */
     /* export, run by the export loop */
     bool opened, active, said, said_notify;
     int fd;           /* the channel's readiness handle (owned by the channel handle) */
@@ -49,7 +58,7 @@ typedef struct latest_state {
 /* Whether a message of len bytes fits the server's max_payload; logs and counts if not. */
 bool br_check_payload(br_link *l, size_t len, uint64_t seq)
 {
-    int64_t maxp = natsConnection_GetMaxPayload(l->ctx->nc);
+    int64_t maxp = natsConnection_GetMaxPayload(l->nc);
     if (maxp <= 0 || (int64_t)len + 512 <= maxp) /* 512: room for our headers */
         return true;
     atomic_fetch_add(&l->c.oversize, 1);
@@ -85,13 +94,16 @@ static int open_local(br_link *l, latest_state *st, bool create)
     return SHMCHAN_OK;
 }
 
+static void el_flush(void);
+
 /* Publish the message of len bytes that sits after the envelope prefix in st->buf. */
 static void publish(br_link *l, latest_state *st, size_t len, uint64_t seq)
 {
     if (!br_check_payload(l, len, seq))
         return;
     br_env_seq(st->buf, st->env, seq);
-    natsStatus s = natsConnection_Publish(l->ctx->nc, l->subject, st->buf, (int)(st->env + len));
+    natsStatus s = natsConnection_Publish(l->nc, l->subject, st->buf, (int)(st->env + len));
+    el_flush(); /* write it now, in this thread */
     if (s == NATS_OK) {
         atomic_fetch_add(&l->c.msgs, 1);
         atomic_fetch_add(&l->c.nats_msgs, 1);
@@ -105,7 +117,7 @@ static void publish(br_link *l, latest_state *st, size_t len, uint64_t seq)
  * differ after a reconnect to another server), at least one local message. */
 static bool batch_room(br_link *l, latest_state *st, size_t *limit)
 {
-    int64_t maxp = natsConnection_GetMaxPayload(l->ctx->nc);
+    int64_t maxp = natsConnection_GetMaxPayload(l->nc);
     size_t one = st->cap + BR_ENV_MAX + BR_BATCH_REC;
     *limit = maxp > 512 ? (size_t)maxp - 512 : one; /* 512: as br_check_payload() */
     size_t want = *limit > one ? *limit : one;
@@ -202,7 +214,9 @@ static int serve_queue(br_link *l, latest_state *st, bool arm)
             return -1;
         }
         br_batch_count(st->buf, st->env, count);
-        if (natsConnection_Publish(l->ctx->nc, l->subject, st->buf, (int)len) == NATS_OK) {
+        natsStatus s = natsConnection_Publish(l->nc, l->subject, st->buf, (int)len);
+        el_flush(); /* write it now, in this thread */
+        if (s == NATS_OK) {
             atomic_fetch_add(&l->c.msgs, count);
             atomic_fetch_add(&l->c.nats_msgs, 1);
             atomic_fetch_add(&l->c.bytes, len - st->env - (size_t)count * BR_BATCH_REC);
@@ -216,25 +230,150 @@ static int serve_queue(br_link *l, latest_state *st, bool arm)
 /* ------------------------------------------------------------ export loop
  *
  * One thread waits, with epoll, on the readiness handle of every exported
- * latest-value channel and core-NATS queue and on the stop handle: an idle
- * bridge sleeps in one epoll_wait with no timeout. A ready export is served
- * without waiting (SHMCHAN_NO_WAIT) and re-armed once it has nothing more
- * (level semantics at arming: nothing published meanwhile is missed). Links
- * whose channel does not exist yet, or whose receive failed, rest: the loop
- * retries them after a delay (its only timeout). Publishing never blocks
- * for long: libnats writes at once, or buffers while reconnecting. */
+ * latest-value channel and core-NATS queue, on the stop handle and on the
+ * core connection's socket: an idle bridge sleeps in one epoll_wait with no
+ * timeout. A ready export is served without waiting (SHMCHAN_NO_WAIT) and
+ * re-armed once it has nothing more (level semantics at arming: nothing
+ * published meanwhile is missed). Links whose channel does not exist yet, or
+ * whose receive failed, rest: the loop retries them after a delay. Publishing
+ * never blocks: libnats appends to its buffer (or its reconnect buffer) and
+ * the loop writes it to the socket at once, in this thread.
+ *
+ * The core connection runs in libnats's event-loop mode: libnats has no
+ * reader thread for it; this loop reads the socket
+ * (natsConnection_ProcessReadEvent) and then takes the messages of the core
+ * imports' synchronous subscriptions (natsSubscription_NextMsg with no wait),
+ * so a message goes from the socket to the local channel in this one thread,
+ * with no hand-off between libnats's reader and delivery threads. */
 
 #define OPEN_RETRY_S 1.0
 #define REST_S (BR_POLL_MS / 1000.0)
+/* An import held by a full local queue looks again after HELD_RETRY_MS;
+ * while its looks find no room the wait doubles up to HELD_RETRY_MAX_MS (a
+ * queue whose reader is gone costs 16 wake-ups a second, not 1000), and any
+ * look that delivers something brings it back to HELD_RETRY_MS. */
+#define HELD_RETRY_MS 1
+#define HELD_RETRY_MAX_MS 64
 
 static struct {
     pthread_t thread;
     bool started;
     int ep;
+    int quit_fd; /* readable: the loop returns (after the stop's drain and flush) */
     br_ctx *ctx;
     int n;
     br_link *links[BR_LINKS_MAX];
-} g_loop = {.ep = -1};
+    int nimports;
+    br_link *imports[BR_LINKS_MAX];
+    int nheld;   /* imports holding a message for a full local queue */
+    int held_ms; /* the loop's timeout while nheld > 0 */
+} g_loop = {.ep = -1, .quit_fd = -1, .held_ms = HELD_RETRY_MS};
+
+/* The core connection's socket in the loop's epoll set. libnats calls the
+ * four callbacks below with its connection lock held, from the loop thread
+ * (a read or write that failed, a publish, a reply to the server's PING),
+ * from its reconnect thread (attach after a reconnect, the resent
+ * subscriptions), from its timer thread (our PINGs) and from the main thread
+ * (start, subscribe, close). They touch only this state, under a lock that is
+ * never held while calling libnats (so no lock order with libnats's), and
+ * epoll_ctl, which any thread may call on a set another thread waits on. */
+static char g_quit_tag; /* epoll tag of quit_fd; the stop handle's is NULL */
+static struct {
+    pthread_mutex_t mu;
+    int fd;            /* the socket; -1 while none is attached */
+    bool out;          /* EPOLLOUT is in the set */
+    atomic_bool write; /* libnats has bytes buffered for the socket */
+} g_el = {PTHREAD_MUTEX_INITIALIZER, -1, false, false};
+static _Thread_local bool t_loop; /* this thread is the loop */
+
+/* Set the socket's events (g_el.mu held). */
+static natsStatus el_set(bool out)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = &g_el};
+    if (g_el.fd < 0 || out == g_el.out)
+        return NATS_OK;
+    if (epoll_ctl(g_loop.ep, EPOLL_CTL_MOD, g_el.fd, &ev) != 0)
+        return NATS_SYS_ERROR;
+    g_el.out = out;
+    return NATS_OK;
+}
+
+static natsStatus el_attach(void **user, void *loop, natsConnection *nc, natsSock fd)
+{
+    (void)loop;
+    (void)nc;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g_el};
+    natsStatus s = NATS_OK;
+    pthread_mutex_lock(&g_el.mu);
+    if (g_el.fd >= 0 && g_el.fd != fd) /* libnats removed it before; in case it did not */
+        epoll_ctl(g_loop.ep, EPOLL_CTL_DEL, g_el.fd, NULL);
+    if (epoll_ctl(g_loop.ep, EPOLL_CTL_ADD, fd, &ev) != 0 &&
+        (errno != EEXIST || epoll_ctl(g_loop.ep, EPOLL_CTL_MOD, fd, &ev) != 0))
+        s = NATS_SYS_ERROR;
+    g_el.fd = s == NATS_OK ? fd : -1;
+    g_el.out = false;
+    atomic_store(&g_el.write, false);
+    pthread_mutex_unlock(&g_el.mu);
+    *user = &g_el;
+    return s;
+}
+
+/* libnats asks to start reading only through attach; this stops it (before a
+ * reconnect or the close, which then close the socket). */
+static natsStatus el_read(void *user, bool add)
+{
+    (void)user;
+    if (add)
+        return NATS_OK;
+    pthread_mutex_lock(&g_el.mu);
+    if (g_el.fd >= 0)
+        epoll_ctl(g_loop.ep, EPOLL_CTL_DEL, g_el.fd, NULL);
+    g_el.fd = -1;
+    g_el.out = false;
+    atomic_store(&g_el.write, false);
+    pthread_mutex_unlock(&g_el.mu);
+    return NATS_OK;
+}
+
+/* libnats has bytes to write (add) or wrote them all. From the loop thread
+ * an add costs no system call: the loop writes at once after its publish or
+ * its read (el_flush); from another thread it asks epoll for EPOLLOUT, which
+ * wakes the loop. */
+static natsStatus el_write(void *user, bool add)
+{
+    (void)user;
+    pthread_mutex_lock(&g_el.mu);
+    atomic_store(&g_el.write, add);
+    natsStatus s = el_set(add && !t_loop ? true : add ? g_el.out : false);
+    pthread_mutex_unlock(&g_el.mu);
+    return s;
+}
+
+static natsStatus el_detach(void *user)
+{
+    return el_read(user, false);
+}
+
+natsStatus br_loop_options(natsOptions *o)
+{
+    return natsOptions_SetEventLoop(o, &g_loop, el_attach, el_read, el_write, el_detach);
+}
+
+/* Write what libnats buffered, now, in the loop thread; a socket that takes
+ * only part of it gets EPOLLOUT for the rest. */
+static void el_flush(void)
+{
+    natsConnection *nc = g_loop.ctx ? g_loop.ctx->core_nc : NULL;
+    if (!nc || !atomic_load(&g_el.write))
+        return;
+    natsConnection_ProcessWriteEvent(nc);
+    if (atomic_load(&g_el.write)) {
+        pthread_mutex_lock(&g_el.mu);
+        if (atomic_load(&g_el.write))
+            el_set(true);
+        pthread_mutex_unlock(&g_el.mu);
+    }
+}
 
 static double mono_s(void)
 {
@@ -275,10 +414,15 @@ static void cpu_relax(void)
 }
 
 static void rest(br_link *l, latest_state *st, double now);
+static void drain_imports(bool retry);
 
-/* Look at every active export without arming, for up to spin_ns. True: one
- * had work (served). */
-static bool spin(int64_t spin_ns)
+#define SPIN_WORK (-2)
+
+/* Look at every active export without arming, for up to spin_ns; with core
+ * imports, also at the epoll set (no wait), so a spin does not hold an
+ * arriving message back. SPIN_WORK: an export had work (served); > 0: that
+ * many events in evs; 0: nothing. */
+static int spin(int64_t spin_ns, struct epoll_event *evs, int nevs)
 {
     int64_t end = mono_ns() + spin_ns;
     do {
@@ -294,10 +438,15 @@ static bool spin(int64_t spin_ns)
             any |= r > 0;
         }
         if (any)
-            return true;
+            return SPIN_WORK;
+        if (g_loop.nimports > 0) {
+            int k = epoll_wait(g_loop.ep, evs, nevs, 0);
+            if (k > 0)
+                return k;
+        }
         cpu_relax();
     } while (mono_ns() < end && !*g_loop.ctx->stop);
-    return false;
+    return 0;
 }
 
 /* Open the channel if needed, get its readiness handle and watch it. */
@@ -364,51 +513,115 @@ static int wake_up_links(double now)
     return next < 0 ? -1 : (int)((next - now) * 1000) + 1;
 }
 
+/* Stopping: no new export messages (their handles and the stop handle, which
+ * stays readable, leave the set); the socket and the imports go on until the
+ * main thread has drained the subscriptions and flushed, then quit_fd. */
+static void quiesce(void)
+{
+    epoll_ctl(g_loop.ep, EPOLL_CTL_DEL, g_loop.ctx->stop_fd, NULL);
+    for (int i = 0; i < g_loop.n; i++) {
+        latest_state *st = g_loop.links[i]->state;
+        if (st->active)
+            epoll_ctl(g_loop.ep, EPOLL_CTL_DEL, st->fd, NULL);
+        st->active = false;
+    }
+}
+
 static void *loop_main(void *arg)
 {
     br_ctx *ctx = arg;
-    struct epoll_event evs[BR_LINKS_MAX + 1];
+    struct epoll_event evs[BR_LINKS_MAX + 3];
+    int nevs = (int)(sizeof evs / sizeof evs[0]);
     int64_t spin_ns = 0;
     bool may_spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
-    while (!*ctx->stop) {
-        int timeout = wake_up_links(mono_s());
-        /* The gap is measured from here, the end of the last work, spin
-         * included: measured from the start of the sleep, a spin of S made
-         * any gap below S + SPIN_MAX_NS look short, and it never died out
-         * (one message per round trip kept both bridges of a round trip
-         * benchmark spinning most of the time on 2 vCPUs). */
-        int64_t idle_since = mono_ns();
-        if (spin_ns > 0 && spin(spin_ns))
-            continue; /* the gap was below the spin: keep it */
-        int k = epoll_wait(g_loop.ep, evs, BR_LINKS_MAX + 1, timeout);
-        int64_t gap = mono_ns() - idle_since;
-        bool work = false;
-        for (int i = 0; i < k && !*ctx->stop; i++) {
-            br_link *l = evs[i].data.ptr;
-            if (!l) /* the stop handle */
+    bool stopping = false, after_work = false;
+    /* The gap is measured from the end of the last export work, the spin
+     * after it included: measured from the start of the sleep, a spin of S
+     * made any gap below S + SPIN_MAX_NS look short, and it never died out
+     * (one message per round trip kept both bridges of a round trip
+     * benchmark spinning most of the time on 2 vCPUs). Turns that only
+     * carried the socket (imports, writes) neither end the gap nor start a
+     * spin: counted, an import woke the loop between two exports of a round
+     * trip, the echo's reply to it came some 20 us later, that short gap
+     * started a spin, and both bridges spun on every round trip. */
+    int64_t last_work = mono_ns();
+    t_loop = true;
+    for (;;) {
+        int timeout = stopping ? -1 : wake_up_links(mono_s());
+        if (g_loop.nheld > 0 && (timeout < 0 || timeout > g_loop.held_ms))
+            timeout = g_loop.held_ms;
+        int k = 0;
+        if (after_work && spin_ns > 0 && !stopping) {
+            k = spin(spin_ns, evs, nevs);
+            if (k == SPIN_WORK) {
+                el_flush();
+                last_work = mono_ns();
+                continue; /* the gap was below the spin: keep it */
+            }
+        }
+        after_work = false;
+        if (k <= 0)
+            k = epoll_wait(g_loop.ep, evs, nevs, timeout);
+        int64_t gap = mono_ns() - last_work;
+        bool work = false, read = false;
+        for (int i = 0; i < k; i++) {
+            void *tag = evs[i].data.ptr;
+            if (tag == &g_quit_tag)
                 return NULL;
+            if (!tag) { /* the stop handle */
+                stopping = true;
+                quiesce();
+                continue;
+            }
+            if (tag == &g_el) {
+                if (evs[i].events & EPOLLOUT)
+                    natsConnection_ProcessWriteEvent(ctx->core_nc);
+                if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+                    natsConnection_ProcessReadEvent(ctx->core_nc);
+                    read = true;
+                }
+                continue;
+            }
+            br_link *l = tag;
             latest_state *st = l->state;
-            int r = st->active ? serve(l, st, true) : 0;
+            if (stopping || !st->active)
+                continue;
+            int r = serve(l, st, true);
             if (r < 0)
                 rest(l, st, mono_s());
             work |= r > 0;
         }
-        if (work && may_spin)
-            spin_ns = gap < SPIN_MAX_NS ? 2 * gap : 0;
+        if (read || g_loop.nheld > 0)
+            drain_imports(!read);
+        el_flush(); /* a reply to the server's PING, a read's error */
+        if (!work)
+            continue;
+        spin_ns = may_spin && gap < SPIN_MAX_NS ? 2 * gap : 0;
         if (spin_ns > SPIN_MAX_NS)
             spin_ns = SPIN_MAX_NS;
         if (spin_ns < 1000) /* below a microsecond: not worth a look */
             spin_ns = 0;
+        last_work = mono_ns();
+        after_work = true;
     }
-    return NULL;
+}
+
+int br_loop_init(void)
+{
+    g_loop.ep = epoll_create1(EPOLL_CLOEXEC);
+    g_loop.quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g_quit_tag};
+    if (g_loop.ep < 0 || g_loop.quit_fd < 0 ||
+        epoll_ctl(g_loop.ep, EPOLL_CTL_ADD, g_loop.quit_fd, &ev) != 0)
+        return -1;
+    return 0;
 }
 
 int br_export_loop_start(br_ctx *ctx)
 {
-    if (g_loop.n == 0)
-        return 0; /* nothing to watch: no thread */
     g_loop.ctx = ctx;
-    g_loop.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (g_loop.n == 0 && !ctx->core_nc)
+        return 0; /* nothing to watch: no thread */
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (g_loop.ep < 0 || epoll_ctl(g_loop.ep, EPOLL_CTL_ADD, ctx->stop_fd, &ev) != 0)
         return -1;
@@ -418,15 +631,36 @@ int br_export_loop_start(br_ctx *ctx)
     return 0;
 }
 
+/* The core imports' subscriptions stop: what the server sent before it saw
+ * the unsubscribe still reaches the local channels (the loop delivers it). */
+void br_core_drain(void)
+{
+    if (!g_loop.started)
+        return; /* nothing would take their messages */
+    for (int i = 0; i < g_loop.nimports; i++) {
+        latest_state *st = g_loop.imports[i]->state;
+        if (st->sub && natsSubscription_Drain(st->sub) == NATS_OK)
+            natsSubscription_WaitForDrainCompletion(st->sub, 5000);
+    }
+}
+
 void br_export_loop_stop(br_ctx *ctx)
 {
     (void)ctx;
-    if (g_loop.started)
+    uint64_t one = 1;
+    if (g_loop.started && write(g_loop.quit_fd, &one, sizeof one) == sizeof one)
         pthread_join(g_loop.thread, NULL);
     g_loop.started = false;
+}
+
+/* After the core connection is destroyed (its detach uses the set). */
+void br_loop_close(void)
+{
     if (g_loop.ep >= 0)
         close(g_loop.ep);
-    g_loop.ep = -1;
+    if (g_loop.quit_fd >= 0)
+        close(g_loop.quit_fd);
+    g_loop.ep = g_loop.quit_fd = -1;
 }
 
 /* Whether (epoch, seq) from this source is newer than the last one published. */
@@ -452,24 +686,40 @@ static bool newer(latest_state *st, const br_hdr *h)
 
 #define SEND_CHUNK 64 /* messages handed to one shmchan_queue_send_batch() */
 
-/* Send msgs[0..n) in order, waking the local readers once per call. */
-static void deliver_queue(br_link *l, latest_state *st, const shmchan_msg *msgs, size_t n)
+#define BUSY_TRIES 8 /* sends that find the queue busy before the import waits */
+
+/* Send msgs[0..n) in order without waiting, waking the local readers once per
+ * call. Returns how many went; fewer than n when the queue is full (a
+ * block-policy queue) or busy (SHMCHAN_EBUSY: looked at again at once, a few
+ * times; SHMCHAN_ETIMEDOUT: a send that may not wait still waits up to 10 ms
+ * for the queue's lock, and a holder kept it longer): the caller keeps the
+ * rest for a retry. Another error, or a full or busy queue while stopping,
+ * drops the rest (at most once), counted. */
+static size_t send_now(br_link *l, latest_state *st, const shmchan_msg *msgs, size_t n)
 {
     size_t done = 0;
+    int busy = 0;
     while (done < n) {
         size_t sent = 0;
-        int rc = shmchan_queue_send_batch(st->q, msgs + done, n - done, BR_POLL_MS, &sent);
+        int rc = shmchan_queue_send_batch(st->q, msgs + done, n - done, SHMCHAN_NO_WAIT, &sent);
         for (size_t i = done; i < done + sent; i++)
             atomic_fetch_add(&l->c.bytes, msgs[i].len);
         atomic_fetch_add(&l->c.msgs, sent);
         done += sent;
-        if (rc == SHMCHAN_OK)
+        if (rc == SHMCHAN_OK && sent > 0)
+            continue; /* the rest did not fit: the next call says whether it is full */
+        if (rc == SHMCHAN_EBUSY && ++busy < BUSY_TRIES) {
+            cpu_relax();
             continue;
-        if ((rc != SHMCHAN_ETIMEDOUT && rc != SHMCHAN_EINTR) || *l->ctx->stop) {
-            atomic_fetch_add(&l->c.errors, n - done); /* at most once: dropped */
-            return;
         }
+        if ((rc == SHMCHAN_OK || rc == SHMCHAN_EAGAIN || rc == SHMCHAN_EINTR ||
+             rc == SHMCHAN_EBUSY || rc == SHMCHAN_ETIMEDOUT) &&
+            !*l->ctx->stop)
+            return done;
+        atomic_fetch_add(&l->c.errors, n - done);
+        return n;
     }
+    return done;
 }
 
 /* One message larger than the local channel's max_msg: dropped, counted. */
@@ -480,28 +730,43 @@ static void too_large(br_link *l, latest_state *st, const br_hdr *h, size_t len)
                "max_msg of %zu: dropped (logged once)", l->channel, len, h->src, st->cap);
 }
 
-/* A batch into a local queue, in chunks that each wake its readers once. */
-static void deliver_batch(br_link *l, latest_state *st, const br_hdr *h,
-                          const unsigned char *raw, size_t pos, uint32_t count)
+/* The records of a batch from *pos on (*left of them) into a local queue, in
+ * chunks that each wake its readers once. False: the queue is full; *pos and
+ * *left say where to go on. */
+static bool deliver_batch(br_link *l, latest_state *st, const br_hdr *h,
+                          const unsigned char *raw, size_t *pos, uint32_t *left)
 {
     shmchan_msg msgs[SEND_CHUNK];
-    size_t n = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        uint64_t seq;
-        size_t len;
-        const unsigned char *data = br_batch_next(raw, &pos, &seq, &len);
-        if (len > st->cap) {
-            too_large(l, st, h, len);
-            continue;
+    size_t at[SEND_CHUNK];   /* each message's record offset */
+    uint32_t idx[SEND_CHUNK]; /* and its index among the *left records */
+    while (*left > 0) {
+        size_t n = 0, p = *pos;
+        uint32_t taken = 0;
+        while (taken < *left && n < SEND_CHUNK) {
+            uint64_t seq;
+            size_t len, start = p;
+            const unsigned char *data = br_batch_next(raw, &p, &seq, &len);
+            if (len > st->cap) {
+                too_large(l, st, h, len);
+                taken++;
+                continue;
+            }
+            at[n] = start;
+            idx[n] = taken++;
+            msgs[n].data = data;
+            msgs[n].len = len;
+            n++;
         }
-        msgs[n].data = data;
-        msgs[n].len = len;
-        if (++n == SEND_CHUNK) {
-            deliver_queue(l, st, msgs, n);
-            n = 0;
+        size_t sent = send_now(l, st, msgs, n);
+        if (sent < n) {
+            *pos = at[sent];
+            *left -= idx[sent];
+            return false;
         }
+        *pos = p;
+        *left -= taken;
     }
-    deliver_queue(l, st, msgs, n);
+    return true;
 }
 
 /* The newest value of a message (the last record of a batch) into a latest channel. */
@@ -520,15 +785,22 @@ static void deliver_latest(br_link *l, latest_state *st, const br_hdr *h, const 
     }
 }
 
-/* libnats calls this on its own thread, one message at a time per subscription.
- * A message is one value (SCB1) or a batch of queue messages (SCB2); either is
- * checked whole before anything of it is delivered. */
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
+/* What is left of the held message into the local queue. True: all of it. */
+static bool deliver_held(br_link *l, latest_state *st)
 {
-    (void)nc;
-    (void)sub;
-    br_link *l = arg;
-    latest_state *st = l->state;
+    const unsigned char *raw = (const unsigned char *)natsMsg_GetData(st->held);
+    size_t total = (size_t)natsMsg_GetDataLength(st->held);
+    if (memcmp(raw, BR_BATCH_MAGIC, 4) == 0)
+        return deliver_batch(l, st, &st->held_h, raw, &st->held_pos, &st->held_left);
+    shmchan_msg one = {.data = raw + st->held_pos, .len = total - st->held_pos};
+    return send_now(l, st, &one, 1) == 1;
+}
+
+/* One NATS message, taken by the loop: one value (SCB1) or a batch of queue
+ * messages (SCB2), either checked whole before anything of it is delivered.
+ * False: a full local queue holds it back (st->held; the loop retries). */
+static bool import_msg(br_link *l, latest_state *st, natsMsg *m)
+{
     br_hdr h;
     const unsigned char *raw = (const unsigned char *)natsMsg_GetData(m);
     size_t total = (size_t)natsMsg_GetDataLength(m);
@@ -542,8 +814,14 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
                    "once; see the malformed counter)", l->channel, natsMsg_GetSubject(m));
     } else if (!l->keep_own && strcmp(h.host, l->ctx->cfg->host) == 0) {
         atomic_fetch_add(&l->c.loops, count);
-    } else if (batch && l->kind == BR_QUEUE) {
-        deliver_batch(l, st, &h, raw, off, count);
+    } else if (l->kind == BR_QUEUE && (batch || total - off <= st->cap)) {
+        st->held = m;
+        st->held_h = h;
+        st->held_pos = off;
+        st->held_left = count;
+        if (!deliver_held(l, st))
+            return false;
+        st->held = NULL;
     } else {
         size_t len = total - off;
         const void *data = raw + off;
@@ -551,16 +829,57 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *
             uint64_t seq;
             data = br_batch_next(raw, &off, &seq, &len);
         }
-        if (l->kind == BR_LATEST) {
+        if (l->kind == BR_LATEST)
             deliver_latest(l, st, &h, data, len);
-        } else if (len > st->cap) {
+        else
             too_large(l, st, &h, len);
-        } else {
-            shmchan_msg one = {.data = data, .len = len};
-            deliver_queue(l, st, &one, 1);
-        }
     }
     natsMsg_Destroy(m);
+    return true;
+}
+
+/* Right after the loop read the socket (and while an import is held): each
+ * core import's subscription gives what libnats parsed, in order, until it
+ * has no more or a full local queue holds a message back. retry: a look that
+ * no read caused (the held imports' timer): only such looks back off, so
+ * reads that come faster than the local reader frees room do not stretch
+ * the wait after the last of them. */
+static void drain_imports(bool retry)
+{
+    bool was_held = g_loop.nheld > 0, moved = false;
+    for (int i = 0; i < g_loop.nimports; i++) {
+        br_link *l = g_loop.imports[i];
+        latest_state *st = l->state;
+        if (st->held) {
+            uint64_t before = atomic_load(&l->c.msgs);
+            bool done = deliver_held(l, st);
+            moved |= atomic_load(&l->c.msgs) != before;
+            if (!done)
+                continue;
+            natsMsg_Destroy(st->held);
+            st->held = NULL;
+            g_loop.nheld--;
+        }
+        for (;;) {
+            int pending = 0;
+            natsMsg *m = NULL;
+            if (natsSubscription_GetPending(st->sub, &pending, NULL) != NATS_OK || pending <= 0)
+                break;
+            natsStatus s = natsSubscription_NextMsg(&m, st->sub, 0);
+            if (s == NATS_SLOW_CONSUMER) /* reported once by on_error; go on */
+                continue;
+            if (s != NATS_OK)
+                break;
+            if (!import_msg(l, st, m)) {
+                g_loop.nheld++;
+                break;
+            }
+        }
+    }
+    if (!was_held || moved)
+        g_loop.held_ms = HELD_RETRY_MS;
+    else if (retry && g_loop.held_ms < HELD_RETRY_MAX_MS)
+        g_loop.held_ms *= 2;
 }
 
 int br_latest_start(br_link *l)
@@ -581,7 +900,7 @@ int br_latest_start(br_link *l)
                shmchan_strerror(rc), shmchan_errname(rc));
         return -1;
     }
-    natsStatus s = natsConnection_Subscribe(&st->sub, l->ctx->nc, l->subject, on_msg, l);
+    natsStatus s = natsConnection_SubscribeSync(&st->sub, l->nc, l->subject);
     if (s == NATS_OK) /* a slow local queue holds messages here, then drops (at most once) */
         s = natsSubscription_SetPendingLimits(st->sub, 65536, 256 * 1024 * 1024);
     if (s != NATS_OK) {
@@ -589,20 +908,21 @@ int br_latest_start(br_link *l)
                natsStatus_GetText(s));
         return -1;
     }
+    g_loop.imports[g_loop.nimports++] = l; /* taken by the loop after each read */
     return 0;
 }
 
+/* After br_export_loop_stop(): nothing else uses the link any more. */
 void br_latest_stop(br_link *l)
 {
     latest_state *st = l->state;
     if (!st)
         return;
-    if (st->sub) {
-        /* Drain: no new messages, the ones already received are handled. */
-        if (natsSubscription_Drain(st->sub) == NATS_OK)
-            natsSubscription_WaitForDrainCompletion(st->sub, 5000);
-        natsSubscription_Destroy(st->sub);
+    if (st->held) { /* a full local queue at the stop: dropped (at most once) */
+        atomic_fetch_add(&l->c.errors, st->held_left);
+        natsMsg_Destroy(st->held);
     }
+    natsSubscription_Destroy(st->sub);
     shmchan_latest_close(st->ch);
     shmchan_queue_close(st->q);
     free(st->buf);

@@ -109,37 +109,45 @@ static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
     return ms > 5000 ? 5000 : ms;
 }
 
+/* One of the bridge's two connections, for its log lines. */
+typedef struct conn_info {
+    br_ctx *ctx;
+    const char *what;
+} conn_info;
+
 static void on_connected(natsConnection *nc, void *closure)
 {
-    br_ctx *ctx = closure;
+    conn_info *ci = closure;
     char url[256] = "?";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    atomic_store(&ctx->connected, 1);
-    br_log("connected to %s (max_payload %lld)", url,
-           (long long)natsConnection_GetMaxPayload(nc));
+    atomic_store(&ci->ctx->connected, 1);
+    br_log("connected to %s (max_payload %lld; %s)", url,
+           (long long)natsConnection_GetMaxPayload(nc), ci->what);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
-    br_ctx *ctx = closure;
-    atomic_store(&ctx->connected, 0);
-    if (!*ctx->stop)
-        br_log("disconnected from the NATS server; reconnecting with backoff (100 ms to 5 s)");
+    conn_info *ci = closure;
+    atomic_store(&ci->ctx->connected, 0);
+    if (!*ci->ctx->stop)
+        br_log("disconnected from the NATS server (%s); reconnecting with backoff (100 ms to 5 s)",
+               ci->what);
 }
 
 static void on_closed(natsConnection *nc, void *closure)
 {
     (void)nc;
-    (void)closure;
-    br_log("connection closed");
+    conn_info *ci = closure;
+    br_log("connection closed (%s)", ci->what);
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     (void)nc;
-    (void)closure;
-    br_log("NATS error%s: %s", sub ? " on a subscription" : "", natsStatus_GetText(err));
+    conn_info *ci = closure;
+    br_log("NATS error%s (%s): %s", sub ? " on a subscription" : "", ci->what,
+           natsStatus_GetText(err));
 }
 
 /* "url1,url2,...": a server list for a cluster (libnats picks and fails over). */
@@ -155,14 +163,23 @@ static natsStatus set_servers(natsOptions *o, const char *list)
     return n ? natsOptions_SetServers(o, urls, n) : NATS_INVALID_ARG;
 }
 
-static natsStatus connect(br_ctx *ctx)
+/* One connection: the JetStream links' (libnats's reader and delivery
+ * threads; their blocking requests) or, with core, the core links' (no libnats
+ * thread reads it: the export loop does, docs/bridge.md "Waiting and threads"). */
+static natsStatus connect(br_ctx *ctx, bool core, natsConnection **out)
 {
+    static conn_info infos[2];
+    conn_info *ci = &infos[core];
+    ci->ctx = ctx;
+    ci->what = core ? "core links, event loop" : "JetStream links";
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
         s = set_servers(o, ctx->cfg->server);
     if (s == NATS_OK)
-        s = natsOptions_SetName(o, "shmchan-bridge");
+        s = natsOptions_SetName(o, core ? "shmchan-bridge core" : "shmchan-bridge");
+    if (s == NATS_OK && core)
+        s = br_loop_options(o);
     if (s == NATS_OK) /* write at once: no 1 ms flusher delay per hop (exports batch) */
         s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
@@ -170,26 +187,27 @@ static natsStatus connect(br_ctx *ctx)
     if (s == NATS_OK)
         s = natsOptions_SetCustomReconnectDelay(o, reconnect_delay, ctx);
     if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, ctx);
+        s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, ci);
     if (s == NATS_OK)
-        s = natsOptions_SetReconnectedCB(o, on_connected, ctx);
+        s = natsOptions_SetReconnectedCB(o, on_connected, ci);
     if (s == NATS_OK)
-        s = natsOptions_SetDisconnectedCB(o, on_disconnected, ctx);
+        s = natsOptions_SetDisconnectedCB(o, on_disconnected, ci);
     if (s == NATS_OK)
-        s = natsOptions_SetClosedCB(o, on_closed, ctx);
+        s = natsOptions_SetClosedCB(o, on_closed, ci);
     if (s == NATS_OK)
-        s = natsOptions_SetErrorHandler(o, on_error, ctx);
+        s = natsOptions_SetErrorHandler(o, on_error, ci);
     if (s == NATS_OK) {
-        s = natsConnection_Connect(&ctx->nc, o);
+        s = natsConnection_Connect(out, o);
         if (s == NATS_NOT_YET_CONNECTED) {
-            br_log("NATS server %s not reachable yet; retrying with backoff", ctx->cfg->server);
+            br_log("NATS server %s not reachable yet (%s); retrying with backoff",
+                   ctx->cfg->server, ci->what);
             s = NATS_OK;
         } else if (s == NATS_OK) {
-            on_connected(ctx->nc, ctx);
+            on_connected(*out, ci);
         }
     }
-    if (s == NATS_OK)
-        s = natsConnection_JetStream(&ctx->js, ctx->nc, NULL);
+    if (s == NATS_OK && !core)
+        s = natsConnection_JetStream(&ctx->js, *out, NULL);
     natsOptions_Destroy(o);
     return s;
 }
@@ -264,7 +282,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     br_ctx ctx = {.cfg = &cfg, .stop = &g_stop, .stop_fd = g_stop_fd};
-    natsStatus s = connect(&ctx);
+    bool any_core = false, any_js = false;
+    for (int i = 0; i < cfg.nlinks; i++) {
+        any_core |= uses_latest_module(&cfg.links[i]);
+        any_js |= !uses_latest_module(&cfg.links[i]);
+    }
+    if (br_loop_init() != 0) {
+        fprintf(stderr, "shmchan-bridge: epoll: %s\n", strerror(errno));
+        return 1;
+    }
+    natsStatus s = NATS_OK;
+    if (any_core)
+        s = connect(&ctx, true, &ctx.core_nc);
+    if (s == NATS_OK && any_js)
+        s = connect(&ctx, false, &ctx.nc);
     if (s != NATS_OK) {
         fprintf(stderr, "shmchan-bridge: cannot set up the NATS connection to %s: %s\n",
                 cfg.server, natsStatus_GetText(s));
@@ -275,6 +306,7 @@ int main(int argc, char **argv)
     for (; started < cfg.nlinks; started++) {
         br_link *l = &cfg.links[started];
         l->ctx = &ctx;
+        l->nc = uses_latest_module(l) ? ctx.core_nc : ctx.nc;
         if ((uses_latest_module(l) ? br_latest_start(l) : br_queue_start(l)) != 0) {
             rc = 1;
             g_stop = 1;
@@ -296,18 +328,26 @@ int main(int argc, char **argv)
     run(&ctx);
     br_log("stopping: finishing messages in flight");
     poke(g_stop_fd); /* a stop that was not a signal (a failed start) */
+    /* The export loop stops exporting at once; it reads and writes the core
+     * connection until the imports' subscriptions are drained and what it
+     * published is flushed (both need it to process the server's replies). */
+    br_core_drain();
+    for (int i = 0; i < started; i++)
+        if (!uses_latest_module(&cfg.links[i]))
+            br_queue_stop(&cfg.links[i]);
+    if (ctx.core_nc)
+        natsConnection_FlushTimeout(ctx.core_nc, 2000);
+    if (ctx.nc)
+        natsConnection_FlushTimeout(ctx.nc, 2000);
     br_export_loop_stop(&ctx);
-    for (int i = 0; i < started; i++) {
-        br_link *l = &cfg.links[i];
-        if (uses_latest_module(l))
-            br_latest_stop(l);
-        else
-            br_queue_stop(l);
-    }
-    natsConnection_FlushTimeout(ctx.nc, 2000);
+    for (int i = 0; i < started; i++)
+        if (uses_latest_module(&cfg.links[i]))
+            br_latest_stop(&cfg.links[i]);
     br_stats_print(&cfg, stdout);
     jsCtx_Destroy(ctx.js);
+    natsConnection_Destroy(ctx.core_nc);
     natsConnection_Destroy(ctx.nc);
+    br_loop_close();
     nats_CloseAndWait(2000);
     br_log("stopped");
     return rc;

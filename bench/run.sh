@@ -316,6 +316,9 @@ run_pairs() {
     pair pipe-64-batch throughput 64 shmchan-queue-batch pipe
     pair memcpy-1M throughput 1M shmchan-queue-wait limit-memcpy
     pair memcpy-1M-batch throughput 1M shmchan-queue-batch limit-memcpy
+    # the same copies against a ring that crosses the same two cores (memcpy
+    # stays in one core's caches; a far placement slows every cross-core copy)
+    pair ring-1M throughput 1M shmchan-queue-wait ring
     # issue 16: the service round trip against our queue ping-pong and iceoryx
     pair service-poll-rtt rpc 64 shmchan-service-poll shmchan-queue-poll pingpong
     pair service-wait-rtt rpc 64 shmchan-service-wait shmchan-queue-wait pingpong

@@ -739,6 +739,8 @@ PAIRED = [  # target, what, bound, at_most (latency: ours / reference <= bound)
     ("pipe-64-batch", "64 B one-way, queue batches (runs) / pipe", 5.0, False),
     ("memcpy-1M", "1 MiB one-way, copying queue send + recv / memcpy", 0.7, False),
     ("memcpy-1M-batch", "1 MiB one-way, copying queue batches / memcpy", 0.7, False),
+    ("ring-1M", "1 MiB one-way, copying queue send + recv / minimal ring (same two cores)", 1.0,
+     False),
     ("service-poll-rtt", "busy-poll request/response / queue ping-pong (issue 16)", 1.5, True),
     ("service-wait-rtt", "blocking request/response / queue ping-pong (issue 16)", 1.5, True),
     ("service-iceoryx", "request/response / iceoryx 2.0's, polling (issue 16: 5 x faster)",

@@ -484,11 +484,13 @@ check_reap(round_state *r)
     }
 }
 
+/* Clear the workers' bits of this round: up to each incarnation's count and
+ * what it may have committed uncounted (a killed writer's batch). */
 static void
 clear_board(int incs)
 {
     for (int inc = 0; inc < incs; inc++) {
-        uint64_t upto = atomic_load(&chaos_b->committed[inc]) + 2;
+        uint64_t upto = atomic_load(&chaos_b->committed[inc]) + uncounted(inc) + 2;
         size_t words = (size_t)(upto < CHAOS_BITS ? upto : CHAOS_BITS) / 64 + 1;
         memset((void *)chaos_b->taken[inc], 0,
                sizeof(uint64_t) * (words < CHAOS_BITS / 64 ? words : CHAOS_BITS / 64));

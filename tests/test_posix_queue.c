@@ -531,6 +531,100 @@ TEST(queue_hostile_run_journal)
     }
 }
 
+/* ------------------------------------ a reader that does not consume */
+
+/*
+ * arg: "name noconsume": a read-ahead pair as the NATS bridge's JetStream
+ * export has: "ahead" (with SHMCHAN_NOCONSUME when noconsume is 1) reads 8
+ * messages, "hold" 2; then the process dies with both open.
+ */
+HELPER(queue_read_ahead_and_die)
+{
+    char name[64];
+    unsigned noconsume = 0;
+    if (sscanf(arg, "%63s %u", name, &noconsume) != 2) {
+        return 5;
+    }
+    shmchan_queue *ahead = tq_open(name, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST |
+                                             (noconsume ? SHMCHAN_NOCONSUME : 0));
+    shmchan_queue *hold = tq_open(name, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+    char buf[100];
+    size_t len = 0;
+    for (int i = 0; i < 8; i++) {
+        if (shmchan_queue_recv(ahead, buf, sizeof(buf), 1000, &len, NULL) != SHMCHAN_OK) {
+            return 1;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (shmchan_queue_recv(hold, buf, sizeof(buf), 1000, &len, NULL) != SHMCHAN_OK) {
+            return 2;
+        }
+    }
+    t_die();
+    return 3;
+}
+
+/*
+ * Both readers die. With the read-ahead opened SHMCHAN_NOCONSUME only what
+ * "hold" read counts as consumed, and the read-ahead, while its dead slot is
+ * still registered (writers drop "hold" first, the one that blocks them),
+ * does not let writers past the watermark alone: block-mode writers keep
+ * messages 3 to 8 for the next reader. Without it (the rule for ordinary
+ * subscribers: what a reader read is consumed) they may overwrite them.
+ */
+TEST(queue_noconsume_reader_dies)
+{
+    for (unsigned noconsume = 0; noconsume < 2; noconsume++) {
+        const char *n = t_name();
+        shmchan_queue *w = tq_create(n, 4096, 100, 0);
+        char msg[100] = {0};
+        for (uint32_t i = 1; i <= 10; i++) {
+            memcpy(msg, &i, sizeof(i));
+            T_OK(shmchan_queue_send(w, msg, sizeof(msg), 0));
+        }
+        char arg[96];
+        snprintf(arg, sizeof(arg), "%s %u", n, noconsume);
+        T_EQ_U64(t_wait(t_spawn("queue_read_ahead_and_die", arg)), t_killed_status());
+        /* Fill the ring: the first full look drops the dead slots. */
+        uint32_t sent = 10;
+        int rc;
+        do {
+            uint32_t i = sent + 1;
+            memcpy(msg, &i, sizeof(i));
+            rc = shmchan_queue_send(w, msg, sizeof(msg), 50);
+            sent += rc == SHMCHAN_OK;
+        } while (rc == SHMCHAN_OK && sent < 1000);
+        T_ERR(rc, SHMCHAN_ETIMEDOUT);
+        shmchan_queue *r = tq_open(n, SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST);
+        size_t len = 0;
+        uint32_t first = 0;
+        T_OK(shmchan_queue_recv(r, msg, sizeof(msg), 0, &len, NULL));
+        memcpy(&first, msg, sizeof(first));
+        if (noconsume) {
+            T_EQ_U64(first, 3); /* nothing the read-ahead alone read was given up */
+        } else {
+            T_TRUE(first > 3);
+        }
+        shmchan_queue_close(r);
+        shmchan_queue_close(w);
+    }
+}
+
+/* Only a subscriber can leave its reading unconsumed. */
+TEST(queue_noconsume_flags)
+{
+    const char *n = t_name();
+    shmchan_queue *w = tq_create(n, 4096, 100, 0);
+    shmchan_opts o = t_opts(SHMCHAN_NOCONSUME);
+    shmchan_queue *q = NULL;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    o.flags = SHMCHAN_WORKER | SHMCHAN_NOCONSUME;
+    T_ERR(shmchan_queue_open(n, &o, &q), SHMCHAN_EINVAL);
+    shmchan_latest *l = NULL;
+    T_ERR(shmchan_latest_open(n, &o, &l), SHMCHAN_EINVAL);
+    shmchan_queue_close(w);
+}
+
 /* ------------------------------------------------------- truncation */
 
 TEST(queue_truncated_underneath)
@@ -731,3 +825,4 @@ TEST(queue_hostile_scribbles)
     shmchan_queue_close(s);
     shmchan_queue_close(w);
 }
+

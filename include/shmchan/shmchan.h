@@ -155,6 +155,9 @@ SHMCHAN_API int shmchan_last_error_geometry(const char **field_out, uint64_t *ex
                                      without it a service handle is a client */
 #define SHMCHAN_RESEND 0x1000u    /* service client: shmchan_service_call() sends a request
                                      again when the server holding it dies (at least once) */
+#define SHMCHAN_NOCONSUME 0x2000u /* subscriber: what it reads is not marked consumed when it
+                                     leaves or dies (a read-ahead, a tap); block-mode writers
+                                     still wait for it while it lives */
 
 /* Channel kinds (shmchan_opts.kind, shmchan_info.kind). A channel of a
  * kind this library does not know (a newer library made it) opens and
@@ -179,7 +182,8 @@ SHMCHAN_API const char *shmchan_kind_name(uint32_t kind);
 /* Every flag this version knows; any other bit is SHMCHAN_EINVAL. */
 #define SHMCHAN_FLAGS_KNOWN                                                                  \
     (SHMCHAN_CREATE | SHMCHAN_EXCL | SHMCHAN_FILE | SHMCHAN_RDONLY | SHMCHAN_GLOBAL |        \
-     SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER | SHMCHAN_RESEND)
+     SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER | SHMCHAN_RESEND | \
+     SHMCHAN_NOCONSUME)
 
 /*
  * Options for opening or creating a channel. Zero means "default" when creating

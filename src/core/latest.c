@@ -208,7 +208,7 @@ shmchan_latest_open(const char *name, const shmchan_opts *opts, shmchan_latest *
         return orc;
     }
     if (o.flags & (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER | SHMCHAN_SERVER |
-                   SHMCHAN_RESEND)) {
+                   SHMCHAN_RESEND | SHMCHAN_NOCONSUME)) {
         return SHMCHAN_EINVAL;
     }
     shmchan_latest *ch = calloc(1, sizeof(*ch));

@@ -134,7 +134,7 @@ static int
 check_flags(uint32_t flags)
 {
     bool sub = (flags & SHMCHAN_SUBSCRIBE) != 0, work = (flags & SHMCHAN_WORKER) != 0;
-    if ((sub && work) || ((flags & SHMCHAN_OLDEST) && !sub) ||
+    if ((sub && work) || ((flags & (SHMCHAN_OLDEST | SHMCHAN_NOCONSUME)) && !sub) ||
         (flags & (SHMCHAN_SERVER | SHMCHAN_RESEND)) ||
         ((flags & SHMCHAN_RDONLY) && (sub || work))) {
         return SHMCHAN_EINVAL;
@@ -185,9 +185,10 @@ shmchan_queue_open(const char *name, const shmchan_opts *opts, shmchan_queue **o
     q->rd.stuck_pos = SHMCHAN__QPOS_NONE;
     if (o.flags & SHMCHAN_SUBSCRIBE) {
         rc = shmchan__ring_join(&q->v, &q->rd, SHMCHAN_PEER_SUBSCRIBER,
-                                (o.flags & SHMCHAN_OLDEST) != 0);
+                                (o.flags & SHMCHAN_OLDEST) != 0,
+                                (o.flags & SHMCHAN_NOCONSUME) == 0);
     } else if (o.flags & SHMCHAN_WORKER) {
-        rc = shmchan__ring_join(&q->v, &q->rd, SHMCHAN_PEER_WORKER, false);
+        rc = shmchan__ring_join(&q->v, &q->rd, SHMCHAN_PEER_WORKER, false, true);
     } else if (!(o.flags & SHMCHAN_RDONLY)) {
         /* Readers take theirs at their first send. */
         rc = shmchan__ring_take_writer(&q->v, &q->wr);

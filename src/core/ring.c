@@ -387,7 +387,8 @@ lower_gate(const shmchan__ring *v, uint64_t pos)
  * next claim sees it.
  */
 int
-shmchan__ring_join(const shmchan__ring *v, shmchan__ring_rd *q, uint32_t role, bool from_oldest)
+shmchan__ring_join(const shmchan__ring *v, shmchan__ring_rd *q, uint32_t role, bool from_oldest,
+                   bool consumes)
 {
     shmchan__queue_ctl *c = v->ctl;
     q->stuck_pos = SHMCHAN__QPOS_NONE;
@@ -436,7 +437,7 @@ shmchan__ring_join(const shmchan__ring *v, shmchan__ring_rd *q, uint32_t role, b
         q->pos = from_oldest ? oldest : tail;
         q->seq = seq_at(v, q->pos);
         shmchan__store(&rd->seq, q->seq, SHMCHAN__RELAXED);
-        shmchan__store(&rd->from, q->pos, SHMCHAN__RELAXED);
+        shmchan__store(&rd->from, consumes ? q->pos : SHMCHAN__QPOS_NONE, SHMCHAN__RELAXED);
         shmchan__store(&rd->pos, q->pos, SHMCHAN__RELEASE);
         shmchan__ring_count_sub(v, 1);
         lower_gate(v, q->pos);

@@ -261,9 +261,11 @@ int shmchan__ring_take_writer_at(const shmchan__ring *v, shmchan__ring_wr *w, ui
 /* Give the writer slot back (nothing claimed). */
 void shmchan__ring_leave_writer(const shmchan__ring *v, shmchan__ring_wr *w);
 /* Take a reader slot as role and place the cursor (the tail, or the oldest
- * record with from_oldest; a worker at the workers' position). */
+ * record with from_oldest; a worker at the workers' position). A subscriber
+ * that does not consume records `from` as QPOS_NONE, which no watermark rule
+ * takes as "read from the watermark on" (docs/queue.md, section 6). */
 int shmchan__ring_join(const shmchan__ring *v, shmchan__ring_rd *rd, uint32_t role,
-                       bool from_oldest);
+                       bool from_oldest, bool consumes);
 /* Give the reader slot back: what it read stays read; writers are woken. */
 void shmchan__ring_leave(const shmchan__ring *v, shmchan__ring_rd *rd);
 /* Whether a wait should spin before it sleeps (wait.h's rule, with this

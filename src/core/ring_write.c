@@ -81,7 +81,7 @@ skip_pads(const shmchan__ring *v, shmchan__atomic_u64 *word, uint64_t *pos, uint
  * The smallest position writers must not overwrite (docs/queue.md, "Unread
  * messages"): every live subscriber's cursor and, when workers exist,
  * work_pos and the positions workers announced; with no reader registered,
- * the consumed watermark. work_pos
+ * or only readers that do not consume, the consumed watermark. work_pos
  * is read before the slots (seq_cst): a worker announces (seq_cst) before its
  * CAS on work_pos, so if we saw the CAS we see the announcement. Stale values
  * are smaller, hence safe. The watermark is raised on the way (a CAS to a
@@ -102,7 +102,7 @@ shmchan__qgate_scan(const shmchan__ring *v, uint64_t need, bool drop_dead, bool 
     uint32_t n = shmchan__load(&c->readers_used, SHMCHAN__ACQUIRE);
     n = n < v->nreaders ? n : v->nreaders;
     uint64_t min = UINT64_MAX, wmin = work;
-    bool workers = false, wcover = false, live = false;
+    bool workers = false, wcover = false, live = false, consumer = false;
     for (uint32_t i = 0; i < n; i++) {
         shmchan__qreader *rd = &v->readers[i];
         uint32_t role = (uint32_t)shmchan__load(&rd->state, SHMCHAN__ACQUIRE);
@@ -119,6 +119,7 @@ shmchan__qgate_scan(const shmchan__ring *v, uint64_t need, bool drop_dead, bool 
             continue;
         }
         live = true;
+        consumer |= from != SHMCHAN__QPOS_NONE; /* not SHMCHAN_NOCONSUME */
         min = pos < min ? pos : min;
         if (role == SHMCHAN_PEER_WORKER) {
             workers = true;
@@ -147,6 +148,12 @@ shmchan__qgate_scan(const shmchan__ring *v, uint64_t need, bool drop_dead, bool 
      * newest, with no worker, must not leave writers waiting for ever on a
      * backlog nobody registered will read. */
     min = workers && work < min ? work : min;
+    /* Readers that do not consume (SHMCHAN_NOCONSUME) hold writers back
+     * where they stand, but alone they do not give up what only they read:
+     * then the watermark holds too. */
+    if (live && !consumer) {
+        return min < k ? min : k;
+    }
     return live ? min : k;
 }
 

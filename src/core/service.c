@@ -285,7 +285,8 @@ shmchan__svc_client_alive(shmchan_service *s, uint32_t c, uint32_t gen, bool for
 static int
 check_flags(uint32_t flags)
 {
-    uint32_t bad = SHMCHAN_RDONLY | SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER;
+    uint32_t bad = SHMCHAN_RDONLY | SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_WORKER |
+                   SHMCHAN_NOCONSUME;
     if ((flags & SHMCHAN_SERVER) && (flags & SHMCHAN_RESEND)) {
         return SHMCHAN_EINVAL; /* a client's option */
     }
@@ -305,13 +306,13 @@ open_client(shmchan_service *s)
     /* From the oldest record: what a previous owner of the slot left unread
      * is read and dropped (another generation), so that it never holds the
      * servers' writes back. */
-    return shmchan__ring_join(&s->reply, &s->rd, SHMCHAN_PEER_SUBSCRIBER, true);
+    return shmchan__ring_join(&s->reply, &s->rd, SHMCHAN_PEER_SUBSCRIBER, true, true);
 }
 
 static int
 open_server(shmchan_service *s)
 {
-    int rc = shmchan__ring_join(&s->req, &s->wk, SHMCHAN_PEER_WORKER, false);
+    int rc = shmchan__ring_join(&s->req, &s->wk, SHMCHAN_PEER_WORKER, false, true);
     if (rc != SHMCHAN_OK) {
         return rc;
     }

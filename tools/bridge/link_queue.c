@@ -93,9 +93,13 @@ static int open_queue(br_link *l, queue_state *st)
 {
     shmchan_opts o;
     shmchan_opts_init(&o);
-    o.flags = l->dir == BR_EXPORT ? (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST) : SHMCHAN_CREATE;
+    /* "ahead" reads what is in flight to JetStream; only "hold" consumes, so
+     * that if the bridge dies, writers keep what JetStream has not acked. */
+    o.flags = l->dir == BR_EXPORT ? (SHMCHAN_SUBSCRIBE | SHMCHAN_OLDEST | SHMCHAN_NOCONSUME)
+                                  : SHMCHAN_CREATE;
     int rc = shmchan_queue_open(l->channel, &o, &st->q);
     if (rc == SHMCHAN_OK && l->dir == BR_EXPORT) { /* after "ahead": never before it */
+        o.flags &= ~(uint32_t)SHMCHAN_NOCONSUME;
         rc = shmchan_queue_open(l->channel, &o, &st->hold);
         if (rc != SHMCHAN_OK) {
             shmchan_queue_close(st->q);
